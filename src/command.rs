@@ -1,0 +1,339 @@
+//! `Command`: the plain-data description of one run. No I/O happens here, so a
+//! runner can inspect, record, replay or script a command before anything spawns.
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::stdin::Stdin;
+
+/// A callback run on the read pump for every line of output.
+pub(crate) type LineHandler = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How the child's environment is built from ours.
+#[derive(Clone, Default)]
+pub(crate) struct EnvPlan {
+    /// Start from an empty environment.
+    pub(crate) clear: bool,
+    /// Copy only these of our variables (implies `clear`).
+    pub(crate) inherit: Option<Vec<OsString>>,
+    /// Explicit overrides applied on top, in order: `None` removes.
+    pub(crate) overrides: Vec<(OsString, Option<OsString>)>,
+}
+
+impl EnvPlan {
+    /// The complete environment the child will see.
+    pub(crate) fn resolve(&self) -> BTreeMap<OsString, OsString> {
+        let mut env: BTreeMap<OsString, OsString> = match (&self.inherit, self.clear) {
+            (Some(names), _) => names
+                .iter()
+                .filter_map(|n| std::env::var_os(n).map(|v| (n.clone(), v)))
+                .collect(),
+            (None, true) => BTreeMap::new(),
+            (None, false) => std::env::vars_os().collect(),
+        };
+        for (name, value) in &self.overrides {
+            match value {
+                Some(v) => env.insert(name.clone(), v.clone()),
+                None => env.remove(name),
+            };
+        }
+        env
+    }
+
+    /// Whether the child's environment differs from ours only by `overrides`.
+    pub(crate) fn starts_from_parent(&self) -> bool {
+        !self.clear && self.inherit.is_none()
+    }
+}
+
+/// Spawn-time OS controls: privileges, sessions, window and parent-death flags.
+#[derive(Clone, Default, Debug)]
+pub(crate) struct OsOptions {
+    pub(crate) uid: Option<u32>,
+    pub(crate) gid: Option<u32>,
+    pub(crate) groups: Option<Vec<u32>>,
+    pub(crate) setsid: bool,
+    pub(crate) create_no_window: bool,
+    pub(crate) kill_on_parent_death: bool,
+}
+
+/// A description of a program to run: its arguments, environment, working
+/// directory, stdin, timeout and spawn flags.
+///
+/// `Command` is plain data and `Clone`. Nothing happens until a verb
+/// ([`run`](Command::run), [`output_string`](Command::output_string),
+/// [`start`](Command::start), …) is awaited.
+///
+/// ```no_run
+/// # async fn demo() -> processkit::Result<()> {
+/// use processkit::Command;
+/// use std::time::Duration;
+/// let out = Command::new("ls").arg("-l").timeout(Duration::from_secs(5)).run().await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Command {
+    pub(crate) program: OsString,
+    pub(crate) args: Vec<OsString>,
+    pub(crate) env: EnvPlan,
+    pub(crate) cwd: Option<PathBuf>,
+    pub(crate) stdin: Stdin,
+    pub(crate) keep_stdin_open: bool,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) timeout_grace: Option<Duration>,
+    pub(crate) unchecked: bool,
+    pub(crate) stdout_handler: Option<LineHandler>,
+    pub(crate) stderr_handler: Option<LineHandler>,
+    pub(crate) os: OsOptions,
+    #[cfg(feature = "cancellation")]
+    pub(crate) cancel: Option<tokio_util::sync::CancellationToken>,
+}
+
+impl Command {
+    /// A command that runs `program`, looked up on `PATH` unless it contains a
+    /// path separator.
+    pub fn new(program: impl AsRef<OsStr>) -> Command {
+        Command {
+            program: program.as_ref().to_owned(),
+            args: Vec::new(),
+            env: EnvPlan::default(),
+            cwd: None,
+            stdin: Stdin::null(),
+            keep_stdin_open: false,
+            timeout: None,
+            timeout_grace: None,
+            unchecked: false,
+            stdout_handler: None,
+            stderr_handler: None,
+            os: OsOptions::default(),
+            #[cfg(feature = "cancellation")]
+            cancel: None,
+        }
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl AsRef<OsStr>) -> Command {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    /// Appends several arguments.
+    pub fn args<I, S>(mut self, args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.args
+            .extend(args.into_iter().map(|a| a.as_ref().to_owned()));
+        self
+    }
+
+    /// Sets one environment variable for the child.
+    pub fn env(mut self, key: impl AsRef<OsStr>, value: impl AsRef<OsStr>) -> Command {
+        let entry = (key.as_ref().to_owned(), Some(value.as_ref().to_owned()));
+        self.env.overrides.push(entry);
+        self
+    }
+
+    /// Sets several environment variables for the child.
+    pub fn envs<I, K, V>(mut self, vars: I) -> Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        for (k, v) in vars {
+            self = self.env(k, v);
+        }
+        self
+    }
+
+    /// Removes one variable from the child's environment.
+    pub fn env_remove(mut self, key: impl AsRef<OsStr>) -> Command {
+        self.env.overrides.push((key.as_ref().to_owned(), None));
+        self
+    }
+
+    /// Starts the child from an empty environment; later `env` calls still apply.
+    pub fn env_clear(mut self) -> Command {
+        self.env.clear = true;
+        self.env.inherit = None;
+        self.env.overrides.clear();
+        self
+    }
+
+    /// Clears the environment and copies only the named variables from ours.
+    /// Explicit [`env`](Command::env) and [`env_remove`](Command::env_remove)
+    /// calls apply on top, whatever their order.
+    pub fn inherit_env<I, S>(mut self, names: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let names = names.into_iter().map(|n| n.as_ref().to_owned());
+        self.env.inherit.get_or_insert_with(Vec::new).extend(names);
+        self
+    }
+
+    /// Runs the child in `dir`. A missing directory is reported as
+    /// [`Error::WorkingDirectory`](crate::Error::WorkingDirectory).
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Command {
+        self.cwd = Some(dir.as_ref().to_owned());
+        self
+    }
+
+    /// Sets where stdin comes from (default: [`Stdin::null`]).
+    pub fn stdin(mut self, stdin: Stdin) -> Command {
+        self.stdin = stdin;
+        self
+    }
+
+    /// Keeps a pipe to the child's stdin open so it can be written to through
+    /// [`RunningProcess::standard_input`](crate::RunningProcess::standard_input).
+    pub fn keep_stdin_open(mut self) -> Command {
+        self.keep_stdin_open = true;
+        self
+    }
+
+    /// Bounds the run: at the deadline the whole tree is killed. The expiry is
+    /// captured in the result ([`ProcessResult::timed_out`](crate::ProcessResult::timed_out));
+    /// verbs that require success report [`Error::Timeout`](crate::Error::Timeout).
+    pub fn timeout(mut self, timeout: Duration) -> Command {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// Makes the timeout graceful: at the deadline the tree gets SIGTERM, and
+    /// SIGKILL only after `grace` (Unix; on Windows the tree is terminated at once).
+    pub fn timeout_grace(mut self, grace: Duration) -> Command {
+        self.timeout_grace = Some(grace);
+        self
+    }
+
+    /// Marks this pipeline stage as allowed to fail (e.g. a producer killed by
+    /// SIGPIPE when `head` stops reading). Pipefail skips it.
+    pub fn unchecked(mut self) -> Command {
+        self.unchecked = true;
+        self
+    }
+
+    /// Calls `handler` for every stdout line as it is read, in addition to capture.
+    pub fn on_stdout_line(mut self, handler: impl Fn(&str) + Send + Sync + 'static) -> Command {
+        self.stdout_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Calls `handler` for every stderr line as it is read, in addition to capture.
+    pub fn on_stderr_line(mut self, handler: impl Fn(&str) + Send + Sync + 'static) -> Command {
+        self.stderr_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Runs the child as user `uid` (Unix). The child joins its container first,
+    /// then drops privileges, then execs. Elsewhere the run fails with
+    /// [`Error::Unsupported`](crate::Error::Unsupported).
+    pub fn uid(mut self, uid: u32) -> Command {
+        self.os.uid = Some(uid);
+        self
+    }
+
+    /// Runs the child with group `gid` (Unix), set before the user id.
+    /// Supplementary groups are cleared unless [`groups`](Command::groups) sets them.
+    pub fn gid(mut self, gid: u32) -> Command {
+        self.os.gid = Some(gid);
+        self
+    }
+
+    /// Sets the child's supplementary groups (Unix) when dropping privileges.
+    pub fn groups(mut self, groups: impl IntoIterator<Item = u32>) -> Command {
+        self.os.groups = Some(groups.into_iter().collect());
+        self
+    }
+
+    /// Makes the child the leader of a new session (Unix). It stays contained.
+    pub fn setsid(mut self) -> Command {
+        self.os.setsid = true;
+        self
+    }
+
+    /// Windows: starts console programs without a console window. A no-op elsewhere.
+    pub fn create_no_window(mut self) -> Command {
+        self.os.create_no_window = true;
+        self
+    }
+
+    /// Kills the child if this process dies abruptly (Linux `PR_SET_PDEATHSIG`;
+    /// Windows' Job Object already does this; a documented no-op on macOS/BSD).
+    pub fn kill_on_parent_death(mut self) -> Command {
+        self.os.kill_on_parent_death = true;
+        self
+    }
+
+    /// The program as given to [`Command::new`].
+    pub fn get_program(&self) -> &OsStr {
+        &self.program
+    }
+
+    /// The arguments, in order.
+    pub fn get_args(&self) -> impl ExactSizeIterator<Item = &OsStr> {
+        self.args.iter().map(OsString::as_os_str)
+    }
+
+    /// The working directory, if one was set.
+    pub fn get_current_dir(&self) -> Option<&Path> {
+        self.cwd.as_deref()
+    }
+
+    /// The names of the variables this command sets or removes explicitly,
+    /// sorted and without values.
+    pub fn get_env_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .env
+            .overrides
+            .iter()
+            .map(|(n, _)| n.to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names.dedup();
+        names
+    }
+
+    /// Whether stdin is fed from data or a stream (not null or inherited).
+    pub fn has_stdin(&self) -> bool {
+        self.stdin.is_piped() || self.keep_stdin_open
+    }
+
+    /// The timeout, if one was set.
+    pub fn get_timeout(&self) -> Option<Duration> {
+        self.timeout
+    }
+
+    /// Whether the command was marked [`unchecked`](Command::unchecked).
+    pub fn is_unchecked(&self) -> bool {
+        self.unchecked
+    }
+
+    /// The program name as text, for messages.
+    pub(crate) fn display_name(&self) -> String {
+        self.program.to_string_lossy().into_owned()
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Command");
+        d.field("program", &self.program).field("args", &self.args);
+        d.field("env_names", &self.get_env_names());
+        if self.env.clear || self.env.inherit.is_some() {
+            d.field("env_inherit", &self.env.inherit);
+        }
+        d.field("cwd", &self.cwd)
+            .field("stdin", &self.stdin)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,65 @@
+//! The finishers: every verb is `start()` followed by one of these, so all
+//! verbs share one spawn path and one set of error semantics.
+
+use crate::error::{Error, Result};
+use crate::result::ProcessResult;
+use crate::running::RunningProcess;
+
+/// Full outcome with raw bytes; a non-zero exit or timeout is data.
+pub(crate) async fn output_bytes(run: RunningProcess) -> Result<ProcessResult<Vec<u8>>> {
+    run.finish_output().await
+}
+
+/// Full outcome with stdout/stderr decoded lossily as UTF-8.
+pub(crate) async fn output_string(run: RunningProcess) -> Result<ProcessResult<String>> {
+    Ok(output_bytes(run).await?.into_lossy_string())
+}
+
+/// Trimmed stdout; anything but a clean exit 0 is an error.
+pub(crate) fn require_success(result: ProcessResult<String>) -> Result<String> {
+    let result = result.into_success()?;
+    Ok(result.stdout.trim().to_owned())
+}
+
+/// The exit code; a timed-out or killed run is an error, never an invented code.
+pub(crate) fn exit_code<T: AsRef<[u8]>>(result: &ProcessResult<T>) -> Result<i32> {
+    match result.code {
+        Some(code) if !result.timed_out => Ok(code),
+        _ => Err(result.failure().unwrap_or(Error::Signalled {
+            program: result.program.clone(),
+            signal: result.signal.unwrap_or(0),
+        })),
+    }
+}
+
+/// Exit 0 → true, 1 → false, anything else is an error.
+pub(crate) fn probe<T: AsRef<[u8]>>(result: &ProcessResult<T>) -> Result<bool> {
+    match exit_code(result)? {
+        0 => Ok(true),
+        1 => Ok(false),
+        _ => Err(result.failure().expect("a code other than 0 is a failure")),
+    }
+}
+
+/// The first stdout line matching `pred`; the run's tree is torn down as
+/// soon as the answer is known. `None` when stdout closes without a match.
+pub(crate) async fn first_line(
+    mut run: RunningProcess,
+    mut pred: impl FnMut(&str) -> bool,
+) -> Result<Option<String>> {
+    let program = run.program.clone();
+    if let Some(reader) = run.stdout_reader() {
+        let read_error = |e| Error::io(&program, "read stdout", e);
+        while let Some(line) = reader.next_line().await.map_err(read_error)? {
+            if pred(&line) {
+                let _ = run.kill();
+                return Ok(Some(line));
+            }
+        }
+    }
+    let result = run.finish_output().await?;
+    if result.timed_out {
+        return Err(result.failure().expect("a timeout is a failure"));
+    }
+    Ok(None)
+}

@@ -1,0 +1,131 @@
+//! `ProcessGroup`: a caller-owned container shared by several runs. Dropping
+//! it kills the whole tree; `shutdown` asks politely first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::command::Command;
+use crate::error::{Error, Result};
+use crate::mechanism::Mechanism;
+use crate::running::{Placement, RunningProcess, spawn};
+use crate::sys::Container;
+
+/// How long `shutdown` waits after SIGTERM before it kills.
+const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Options for [`ProcessGroup::with_options`]: the mechanism, the shutdown
+/// grace and (with the `limits` feature) whole-tree resource caps.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessGroupOptions {
+    pub(crate) mechanism: Option<Mechanism>,
+    pub(crate) shutdown_grace: Option<Duration>,
+    #[cfg(feature = "limits")]
+    pub(crate) limits: crate::limits::Limits,
+}
+
+impl ProcessGroupOptions {
+    /// Requests a specific mechanism instead of the best available one, e.g.
+    /// `Mechanism::ProcessGroup` to use the POSIX fallback on a cgroup host.
+    /// A mechanism this host lacks is an [`Error::Unsupported`].
+    ///
+    /// The `PROCESSKIT_MECHANISM` environment variable (`process-group` or
+    /// `cgroup-v2`) sets the same preference for every container.
+    pub fn mechanism(mut self, mechanism: Mechanism) -> Self {
+        self.mechanism = Some(mechanism);
+        self
+    }
+
+    /// How long [`ProcessGroup::shutdown`] waits between SIGTERM and SIGKILL (default 5 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = Some(grace);
+        self
+    }
+}
+
+/// A kill-on-drop container for several children and all their descendants.
+///
+/// ```no_run
+/// # async fn demo() -> processkit::Result<()> {
+/// use processkit::{Command, ProcessGroup};
+/// let group = ProcessGroup::new()?;
+/// let _server = group.start(&Command::new("my-server")).await?;
+/// println!("contained by {}", group.mechanism());
+/// group.shutdown().await?; // SIGTERM, a grace period, then SIGKILL
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct ProcessGroup {
+    pub(crate) container: Arc<Container>,
+    pub(crate) shutdown_grace: Duration,
+}
+
+impl ProcessGroup {
+    /// A group on the best mechanism this host offers.
+    pub fn new() -> Result<ProcessGroup> {
+        ProcessGroup::with_options(ProcessGroupOptions::default())
+    }
+
+    /// A group with explicit options (mechanism, grace, limits).
+    pub fn with_options(options: ProcessGroupOptions) -> Result<ProcessGroup> {
+        let container = Container::new(options.mechanism, false)?;
+        #[cfg(feature = "limits")]
+        crate::limits::apply(&container, &options.limits)?;
+        Ok(ProcessGroup {
+            container: Arc::new(container),
+            shutdown_grace: options.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
+        })
+    }
+
+    /// Starts `cmd` inside this group. Dropping the returned handle does not
+    /// kill the child; the group does when it is dropped or shut down. The
+    /// command's timeout and cancellation kill only this child's own tree.
+    pub async fn start(&self, cmd: &Command) -> Result<RunningProcess> {
+        spawn(cmd, Placement::Shared(Arc::clone(&self.container))).await
+    }
+
+    /// The mechanism that contains this group.
+    pub fn mechanism(&self) -> Mechanism {
+        self.container.mechanism()
+    }
+
+    /// Hard-kills every process in the group, now.
+    pub fn terminate_all(&self) -> Result<()> {
+        self.container
+            .kill_all()
+            .map_err(|e| Error::io("process group", "terminate", e))
+    }
+
+    /// Graceful teardown: SIGTERM to the whole tree, up to the shutdown grace
+    /// for it to exit, then SIGKILL; returns once the group is empty. On
+    /// Windows the job is terminated at once.
+    pub async fn shutdown(&self) -> Result<()> {
+        // A frozen tree cannot act on SIGTERM; thaw it first.
+        let _ = self.container.set_frozen(false);
+        if self.container.signal_all(crate::Signal::Term).is_ok() {
+            self.wait_empty(self.shutdown_grace).await;
+        }
+        self.terminate_all()?;
+        self.wait_empty(Duration::from_secs(5)).await;
+        Ok(())
+    }
+
+    /// Waits (bounded) until no process is left in the group.
+    async fn wait_empty(&self, limit: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut pause = Duration::from_micros(500);
+        while tokio::time::Instant::now() < deadline {
+            if !self.container.is_populated().unwrap_or(false) {
+                return true;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        false
+    }
+}
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        let _ = self.container.kill_all();
+    }
+}

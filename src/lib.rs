@@ -1,0 +1,48 @@
+//! Async child-process management for tokio in which every child, and
+//! everything it starts, lives in a kill-on-drop container: a cgroup v2 or a
+//! process group on Linux, a process group on macOS and the BSDs, a Job
+//! Object on Windows. No descendant outlives the handle, group or program
+//! that started it.
+//!
+//! ```no_run
+//! # async fn demo() -> processkit::Result<()> {
+//! use processkit::Command;
+//! let version = Command::new("cargo").arg("--version").run().await?;
+//! println!("{version}");
+//! # Ok(()) }
+//! ```
+//!
+//! See the guides in `docs/` for every capability.
+#![deny(missing_docs)]
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+mod command;
+mod error;
+mod finish;
+mod group;
+#[cfg(feature = "limits")]
+mod limits;
+mod mechanism;
+mod result;
+mod runner;
+mod running;
+mod signal;
+mod stdin;
+mod sys;
+mod verbs;
+
+pub use command::Command;
+pub use error::{Error, NotReadyReason, Result};
+pub use group::{ProcessGroup, ProcessGroupOptions};
+pub use mechanism::Mechanism;
+pub use result::ProcessResult;
+pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
+pub use running::{MAX_LINE, RunningProcess, StdinWriter};
+#[cfg(feature = "process-control")]
+pub use signal::Signal;
+pub use stdin::Stdin;
+pub use tokio_stream::{Stream, StreamExt};
+pub use verbs::{output, run};
+
+#[cfg(feature = "cancellation")]
+pub use tokio_util::sync::CancellationToken;

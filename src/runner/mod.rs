@@ -1,0 +1,122 @@
+//! The `ProcessRunner` seam: one trait that real spawners and test doubles
+//! implement, and `ProcessRunnerExt`, which gives every runner all the verbs.
+
+mod job;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+pub use job::JobRunner;
+
+use crate::command::Command;
+use crate::error::Result;
+use crate::finish;
+use crate::group::ProcessGroup;
+use crate::result::ProcessResult;
+use crate::running::RunningProcess;
+
+/// A boxed, `Send` future: what [`ProcessRunner`] methods return, so the
+/// trait can be used as `dyn ProcessRunner`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Something that can run a [`Command`]: the real spawners ([`JobRunner`],
+/// [`ProcessGroup`]) and the test doubles.
+///
+/// Implement [`start`](ProcessRunner::start); override
+/// [`output_bytes`](ProcessRunner::output_bytes) when results can be produced
+/// without a live process. Every other verb comes from [`ProcessRunnerExt`].
+pub trait ProcessRunner: Send + Sync {
+    /// Starts `cmd` and returns the live handle.
+    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>>;
+
+    /// Runs `cmd` to completion and returns the full outcome as bytes.
+    fn output_bytes<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
+        Box::pin(async move { finish::output_bytes(self.start(cmd).await?).await })
+    }
+}
+
+/// The verbs, for every [`ProcessRunner`] (including `dyn ProcessRunner`).
+pub trait ProcessRunnerExt: ProcessRunner {
+    /// Trimmed stdout; a non-zero exit, timeout or signal is an error.
+    fn run<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<String>> + Send + 'a {
+        async move { finish::require_success(self.output_string(cmd).await?) }
+    }
+
+    /// The full outcome with lossily decoded text.
+    fn output_string<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> impl Future<Output = Result<ProcessResult<String>>> + Send + 'a {
+        async move { Ok(self.output_bytes(cmd).await?.into_lossy_string()) }
+    }
+
+    /// The exit code; a timed-out or killed run is an error.
+    fn exit_code<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<i32>> + Send + 'a {
+        async move { finish::exit_code(&self.output_bytes(cmd).await?) }
+    }
+
+    /// Exit 0 → `true`, 1 → `false`, anything else is an error.
+    fn probe<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<bool>> + Send + 'a {
+        async move { finish::probe(&self.output_bytes(cmd).await?) }
+    }
+
+    /// The first stdout line matching `pred`, or `None` when stdout closes first.
+    fn first_line<'a, P>(
+        &'a self,
+        cmd: &'a Command,
+        pred: P,
+    ) -> impl Future<Output = Result<Option<String>>> + Send + 'a
+    where
+        P: FnMut(&str) -> bool + Send + 'a,
+    {
+        async move { finish::first_line(self.start(cmd).await?, pred).await }
+    }
+}
+
+impl<R: ProcessRunner + ?Sized> ProcessRunnerExt for R {}
+
+impl ProcessRunner for ProcessGroup {
+    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
+        Box::pin(ProcessGroup::start(self, cmd))
+    }
+}
+
+impl<R: ProcessRunner + ?Sized> ProcessRunner for &R {
+    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
+        (**self).start(cmd)
+    }
+    fn output_bytes<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
+        (**self).output_bytes(cmd)
+    }
+}
+
+impl<R: ProcessRunner + ?Sized> ProcessRunner for Box<R> {
+    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
+        (**self).start(cmd)
+    }
+    fn output_bytes<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
+        (**self).output_bytes(cmd)
+    }
+}
+
+impl<R: ProcessRunner + ?Sized> ProcessRunner for Arc<R> {
+    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
+        (**self).start(cmd)
+    }
+    fn output_bytes<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
+        (**self).output_bytes(cmd)
+    }
+}

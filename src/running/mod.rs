@@ -1,0 +1,227 @@
+//! `RunningProcess`: the live handle on one started child. It owns the read
+//! pumps, the stdin pipe and the deadline watchdog; dropping a handle whose
+//! run owns its container kills the whole tree.
+
+mod arbiter;
+mod lines;
+mod pump;
+mod spawn;
+mod stdin;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::sync::oneshot;
+
+pub(crate) use arbiter::{Arbiter, Verdict};
+pub(crate) use lines::LineReader;
+pub use lines::MAX_LINE;
+pub(crate) use pump::Capture;
+pub(crate) use spawn::{Placement, spawn};
+pub use stdin::StdinWriter;
+
+use crate::error::{Error, Result};
+use crate::result::ProcessResult;
+use crate::sys::{self, Container, Slot};
+
+/// How long pumps may take to reach end-of-file once the run's tree is dead,
+/// before what was read so far is returned (an escaped process may hold a pipe).
+pub(crate) const PIPE_GRACE: Duration = Duration::from_millis(500);
+
+/// What happened to stdout so far.
+#[derive(Debug)]
+pub(crate) enum StdoutState {
+    /// Nobody has read it yet.
+    Pipe(ChildStdout),
+    /// Drained in the background into a buffer.
+    Capturing(Capture),
+    /// Being read line by line by the caller; unread bytes stay buffered.
+    Lines(LineReader<ChildStdout>),
+    /// Handed to a consumer (a line stream) or finished.
+    Taken,
+}
+
+/// How the child exited.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Exit {
+    pub(crate) code: Option<i32>,
+    pub(crate) signal: Option<i32>,
+    pub(crate) at: Instant,
+}
+
+/// A started child. Obtain one from [`Command::start`](crate::Command::start)
+/// or [`ProcessGroup::start`](crate::ProcessGroup::start).
+///
+/// When the run owns its container (the `Command::start` path), dropping the
+/// handle kills the child and every descendant. A run started in a shared
+/// [`ProcessGroup`](crate::ProcessGroup) lives until the group is torn down.
+#[derive(Debug)]
+pub struct RunningProcess {
+    pub(crate) program: String,
+    pub(crate) child: Option<Child>,
+    pub(crate) pid: Option<u32>,
+    pub(crate) slot: Arc<Slot>,
+    /// Present when this run owns its container.
+    pub(crate) container: Option<Arc<Container>>,
+    pub(crate) started: Instant,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) arbiter: Arc<Arbiter>,
+    pub(crate) watchdog: Option<oneshot::Sender<()>>,
+    pub(crate) stdout: StdoutState,
+    pub(crate) stderr: Option<Capture>,
+    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) exit: Option<Exit>,
+}
+
+impl RunningProcess {
+    /// The child's pid, or `None` once it has been reaped.
+    pub fn id(&self) -> Option<u32> {
+        if self.exit.is_some() { None } else { self.pid }
+    }
+
+    /// The program this handle runs.
+    pub fn program(&self) -> &str {
+        &self.program
+    }
+
+    /// The containment mechanism of this run's own container, if it owns one.
+    pub fn mechanism(&self) -> Option<crate::Mechanism> {
+        self.container.as_ref().map(|c| c.mechanism())
+    }
+
+    /// Takes the writer for the child's stdin; `Some` once, and only when the
+    /// command used [`keep_stdin_open`](crate::Command::keep_stdin_open).
+    pub fn standard_input(&mut self) -> Option<StdinWriter> {
+        let program = self.program.clone();
+        self.stdin
+            .take()
+            .map(|pipe| StdinWriter::new(program, pipe))
+    }
+
+    /// Waits for the child to exit and returns its exit code (`None` when it
+    /// was killed by a signal or its timeout). Output keeps being drained
+    /// meanwhile. A cancelled run reports [`Error::Cancelled`].
+    pub async fn wait(&mut self) -> Result<Option<i32>> {
+        let exit = self.wait_exit().await?;
+        self.check_cancelled()?;
+        Ok(exit.code)
+    }
+
+    /// Kills the child and everything it started (not its siblings in a
+    /// shared group). Harmless after the child exited.
+    pub fn kill(&mut self) -> Result<()> {
+        self.slot
+            .kill()
+            .map_err(|e| Error::io(&self.program, "kill", e))
+    }
+
+    /// Whether the run's timeout expired (the tree was killed at the deadline).
+    pub fn timed_out(&self) -> bool {
+        self.arbiter.verdict() == Verdict::TimedOut
+    }
+
+    /// Waits for the direct child's exit (at most once; later calls return the
+    /// recorded exit). stdout is drained in the background if nobody reads it.
+    pub(crate) async fn wait_exit(&mut self) -> Result<Exit> {
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
+        self.start_stdout_capture();
+        let Some(child) = self.child.as_mut() else {
+            return Err(Error::io(
+                &self.program,
+                "wait",
+                std::io::ErrorKind::NotFound.into(),
+            ));
+        };
+        let status = child
+            .wait()
+            .await
+            .map_err(|e| Error::io(&self.program, "wait", e))?;
+        let exit = Exit {
+            code: status.code(),
+            signal: sys::exit_signal(&status),
+            at: Instant::now(),
+        };
+        self.exit = Some(exit);
+        self.watchdog = None;
+        Ok(exit)
+    }
+
+    /// Moves stdout into a background capture (keeping any bytes a line
+    /// reader had buffered), unless it is already captured or taken.
+    pub(crate) fn start_stdout_capture(&mut self) {
+        self.stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
+            StdoutState::Pipe(pipe) => {
+                StdoutState::Capturing(Capture::start(Vec::new(), pipe, None))
+            }
+            StdoutState::Lines(reader) => {
+                let (unread, pipe) = reader.into_parts();
+                StdoutState::Capturing(Capture::start(unread, pipe, None))
+            }
+            other => other,
+        };
+    }
+
+    /// stdout as a line reader, unless it is being captured or was taken.
+    pub(crate) fn stdout_reader(&mut self) -> Option<&mut LineReader<ChildStdout>> {
+        if let StdoutState::Pipe(_) = self.stdout {
+            let StdoutState::Pipe(pipe) = std::mem::replace(&mut self.stdout, StdoutState::Taken)
+            else {
+                unreachable!("checked above")
+            };
+            self.stdout = StdoutState::Lines(LineReader::new(pipe));
+        }
+        match &mut self.stdout {
+            StdoutState::Lines(reader) => Some(reader),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn check_cancelled(&self) -> Result<()> {
+        if self.arbiter.verdict() == Verdict::Cancelled {
+            return Err(Error::Cancelled {
+                program: self.program.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Ends the run: waits for exit, kills whatever the run left behind, and
+    /// collects both streams. The core of every output verb.
+    pub(crate) async fn finish_output(mut self) -> Result<ProcessResult<Vec<u8>>> {
+        let exit = self.wait_exit().await?;
+        let _ = self.slot.kill();
+        let stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
+            StdoutState::Capturing(c) => c.finish(PIPE_GRACE).await,
+            StdoutState::Pipe(_) | StdoutState::Lines(_) | StdoutState::Taken => Vec::new(),
+        };
+        let stderr = match self.stderr.take() {
+            Some(c) => c.finish(PIPE_GRACE).await,
+            None => Vec::new(),
+        };
+        self.check_cancelled()?;
+        let timed_out = self.timed_out();
+        Ok(ProcessResult {
+            program: self.program.clone(),
+            code: if timed_out { None } else { exit.code },
+            signal: exit.signal,
+            stdout,
+            stderr,
+            timed_out,
+            duration: exit.at.saturating_duration_since(self.started),
+            timeout: self.timeout,
+        })
+    }
+}
+
+impl Drop for RunningProcess {
+    fn drop(&mut self) {
+        // A run that owns its container dies with its handle; the container's
+        // own Drop kills the tree. Reaping the direct child is left to tokio.
+        if self.container.is_some() {
+            let _ = self.slot.kill();
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! The one spawn path: validate the command, place the child in a container
+//! slot, start the pumps and the deadline watchdog.
+
+use std::ffi::{OsStr, OsString};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::Instant;
+
+use super::arbiter::{self, Arbiter, Watch};
+use super::pump::Capture;
+use super::stdin::feed;
+use super::{RunningProcess, StdoutState};
+use crate::command::Command;
+use crate::error::{Error, Result};
+use crate::mechanism::Mechanism;
+use crate::stdin::StdinSource;
+use crate::sys::Container;
+
+/// Where a new run goes.
+#[derive(Debug, Clone)]
+pub(crate) enum Placement {
+    /// Its own container (kill-on-drop with the handle), with an optional
+    /// mechanism request.
+    Own(Option<Mechanism>),
+    /// A slot in an existing, shared container.
+    Shared(Arc<Container>),
+}
+
+/// Starts `cmd` according to `placement`.
+pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<RunningProcess> {
+    let program = cmd.display_name();
+    validate(cmd, &program)?;
+    #[cfg(feature = "cancellation")]
+    if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
+        return Err(Error::Cancelled { program });
+    }
+    let (container, owned) = match placement {
+        Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
+        Placement::Shared(container) => (container, false),
+    };
+    let mut slot = container
+        .slot()
+        .map_err(|e| Error::io(&program, "prepare container", e))?;
+
+    let mut tc = tokio::process::Command::new(&cmd.program);
+    tc.args(&cmd.args);
+    if cmd.env.starts_from_parent() {
+        for (name, value) in &cmd.env.overrides {
+            match value {
+                Some(v) => tc.env(name, v),
+                None => tc.env_remove(name),
+            };
+        }
+    } else {
+        tc.env_clear().envs(cmd.env.resolve());
+    }
+    if let Some(dir) = &cmd.cwd {
+        tc.current_dir(dir);
+    }
+    tc.stdin(match (&cmd.stdin.0, cmd.keep_stdin_open) {
+        (_, true) | (StdinSource::Bytes(_) | StdinSource::Lines(_), _) => Stdio::piped(),
+        (StdinSource::Inherit, false) => Stdio::inherit(),
+        (StdinSource::Null, false) => Stdio::null(),
+    });
+    tc.stdout(Stdio::piped()).stderr(Stdio::piped());
+    slot.prepare(&mut tc, &cmd.os)?;
+
+    let started = Instant::now();
+    let mut child = tc.spawn().map_err(|e| spawn_error(cmd, &program, e))?;
+    slot.attach(&child)
+        .map_err(|e| Error::io(&program, "place child in container", e))?;
+    let slot = Arc::new(slot);
+
+    let mut stdin = child.stdin.take();
+    if !cmd.keep_stdin_open
+        && let Some(pipe) = stdin.take()
+    {
+        feed(&cmd.stdin.0, pipe);
+    }
+    let stdout = child
+        .stdout
+        .take()
+        .map_or(StdoutState::Taken, |pipe| match &cmd.stdout_handler {
+            Some(handler) => {
+                StdoutState::Capturing(Capture::start(Vec::new(), pipe, Some(handler.clone())))
+            }
+            None => StdoutState::Pipe(pipe),
+        });
+    let stderr = child
+        .stderr
+        .take()
+        .map(|pipe| Capture::start(Vec::new(), pipe, cmd.stderr_handler.clone()));
+
+    let arbiter = Arc::new(Arbiter::default());
+    let watch = Watch {
+        deadline: cmd
+            .timeout
+            .map(|t| tokio::time::Instant::from_std(started) + t),
+        grace: cmd.timeout_grace,
+        #[cfg(feature = "cancellation")]
+        cancel: cmd.cancel.clone(),
+    };
+    let watchdog = arbiter::start(watch, Arc::clone(&slot), Arc::clone(&arbiter));
+    Ok(RunningProcess {
+        program,
+        pid: child.id(),
+        child: Some(child),
+        slot,
+        container: owned.then_some(container),
+        started,
+        timeout: cmd.timeout,
+        arbiter,
+        watchdog,
+        stdout,
+        stderr,
+        stdin,
+        exit: None,
+    })
+}
+
+/// Rejects what the OS would reject less clearly: NUL bytes, a missing
+/// working directory, a program that cannot be found.
+fn validate(cmd: &Command, program: &str) -> Result<()> {
+    let has_nul = |s: &OsStr| s.as_encoded_bytes().contains(&0);
+    let invalid = |reason: &str| Error::InvalidCommand {
+        program: program.to_owned(),
+        reason: reason.to_owned(),
+    };
+    if cmd.program.is_empty() {
+        return Err(invalid("the program name is empty"));
+    }
+    if has_nul(&cmd.program) {
+        return Err(invalid("the program name contains a NUL byte"));
+    }
+    if let Some(i) = cmd.args.iter().position(|a| has_nul(a)) {
+        return Err(invalid(&format!("argument {i} contains a NUL byte")));
+    }
+    let env_nul = cmd.env.overrides.iter().any(|(k, v)| {
+        has_nul(k)
+            || k.is_empty()
+            || k.as_encoded_bytes().contains(&b'=')
+            || v.as_deref().is_some_and(has_nul)
+    });
+    if env_nul {
+        return Err(invalid(
+            "an environment variable name or value contains a NUL byte or '='",
+        ));
+    }
+    if let Some(dir) = &cmd.cwd
+        && !dir.is_dir()
+    {
+        return Err(Error::WorkingDirectory {
+            program: program.to_owned(),
+            dir: dir.clone(),
+        });
+    }
+    if find_program(cmd).is_none() {
+        return Err(Error::NotFound {
+            program: program.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Resolves the program the way the OS will: a path is taken as is (relative
+/// to the working directory), a bare name is searched on the child's `PATH`.
+fn find_program(cmd: &Command) -> Option<PathBuf> {
+    let program = Path::new(&cmd.program);
+    if program.components().count() > 1 || program.is_absolute() {
+        let full = match &cmd.cwd {
+            Some(dir) if program.is_relative() => dir.join(program),
+            _ => program.to_owned(),
+        };
+        return is_executable_file(&full).then_some(full);
+    }
+    let path: Option<OsString> = match cmd.env.overrides.iter().rev().find(|(k, _)| k == "PATH") {
+        Some((_, value)) => value.clone(),
+        None if cmd.env.starts_from_parent() => std::env::var_os("PATH"),
+        None => cmd.env.resolve().remove(OsStr::new("PATH")),
+    };
+    // Without PATH the OS falls back to a default search list.
+    let path = path.unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(program))
+        .chain(windows_candidates(program, &path))
+        .find(|p| is_executable_file(p))
+}
+
+/// On Windows a bare name may omit `.exe`.
+fn windows_candidates(program: &Path, path: &OsStr) -> Vec<PathBuf> {
+    if !cfg!(windows) || program.extension().is_some() {
+        return Vec::new();
+    }
+    let mut with_ext = program.as_os_str().to_owned();
+    with_ext.push(".exe");
+    let mut out: Vec<PathBuf> = std::env::split_paths(path)
+        .map(|dir| dir.join(&with_ext))
+        .collect();
+    if let Some(system) = std::env::var_os("SystemRoot") {
+        out.push(Path::new(&system).join("System32").join(&with_ext));
+    }
+    out
+}
+
+fn is_executable_file(path: &Path) -> bool {
+    path.metadata().is_ok_and(|m| m.is_file())
+}
+
+fn spawn_error(cmd: &Command, program: &str, source: std::io::Error) -> Error {
+    if source.kind() == std::io::ErrorKind::NotFound && find_program(cmd).is_none() {
+        return Error::NotFound {
+            program: program.to_owned(),
+        };
+    }
+    Error::Spawn {
+        program: program.to_owned(),
+        source,
+    }
+}

@@ -1,0 +1,111 @@
+//! The child's stdin: background feeders for data and line streams, and the
+//! interactive writer handed out by `RunningProcess::standard_input`.
+
+use std::io;
+
+use tokio::io::AsyncWriteExt;
+use tokio::process::ChildStdin;
+use tokio_stream::StreamExt;
+
+use crate::error::{Error, Result};
+use crate::stdin::StdinSource;
+
+/// Writes `source` to the child's stdin in the background, then closes it.
+/// A child that stops reading early (EPIPE) simply ends the feed.
+pub(crate) fn feed(source: &StdinSource, mut pipe: ChildStdin) {
+    match source {
+        StdinSource::Bytes(bytes) => {
+            let bytes = bytes.clone();
+            tokio::spawn(async move {
+                let _ = pipe.write_all(&bytes).await;
+                let _ = pipe.shutdown().await;
+            });
+        }
+        StdinSource::Lines(shared) => {
+            let stream = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+            tokio::spawn(async move {
+                if let Some(mut lines) = stream {
+                    while let Some(line) = lines.next().await {
+                        let mut bytes = line.into_bytes();
+                        bytes.push(b'\n');
+                        if pipe.write_all(&bytes).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                let _ = pipe.shutdown().await;
+            });
+        }
+        StdinSource::Null | StdinSource::Inherit => {}
+    }
+}
+
+/// An open pipe to a running child's stdin (see
+/// [`Command::keep_stdin_open`](crate::Command::keep_stdin_open)).
+/// Dropping it closes the pipe, as [`finish`](StdinWriter::finish) does.
+#[derive(Debug)]
+pub struct StdinWriter {
+    program: String,
+    pipe: Option<ChildStdin>,
+}
+
+impl StdinWriter {
+    pub(crate) fn new(program: String, pipe: ChildStdin) -> StdinWriter {
+        StdinWriter {
+            program,
+            pipe: Some(pipe),
+        }
+    }
+
+    /// Writes all of `bytes`.
+    pub async fn write(&mut self, bytes: impl AsRef<[u8]>) -> Result<()> {
+        let pipe = self.pipe()?;
+        let result = pipe.write_all(bytes.as_ref()).await;
+        self.check(result)
+    }
+
+    /// Writes `line` followed by `\n`, and flushes.
+    pub async fn write_line(&mut self, line: &str) -> Result<()> {
+        let mut bytes = Vec::with_capacity(line.len() + 1);
+        bytes.extend_from_slice(line.as_bytes());
+        bytes.push(b'\n');
+        self.write(bytes).await?;
+        self.flush().await
+    }
+
+    /// Flushes anything buffered.
+    pub async fn flush(&mut self) -> Result<()> {
+        let pipe = self.pipe()?;
+        let result = pipe.flush().await;
+        self.check(result)
+    }
+
+    /// Closes stdin: the child sees end-of-file.
+    pub async fn finish(mut self) -> Result<()> {
+        if let Some(mut pipe) = self.pipe.take() {
+            let result = pipe.shutdown().await;
+            return self.check(result);
+        }
+        Ok(())
+    }
+
+    fn pipe(&mut self) -> Result<&mut ChildStdin> {
+        let program = &self.program;
+        self.pipe.as_mut().ok_or_else(|| Error::StdinClosed {
+            program: program.clone(),
+        })
+    }
+
+    fn check(&mut self, result: io::Result<()>) -> Result<()> {
+        match result {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::BrokenPipe => {
+                self.pipe = None;
+                Err(Error::StdinClosed {
+                    program: self.program.clone(),
+                })
+            }
+            Err(e) => Err(Error::io(&self.program, "write to stdin", e)),
+        }
+    }
+}

@@ -1,0 +1,349 @@
+//! cgroup v2 directories: finding the cgroup2 mount, the per-process root
+//! `processkit-<pid>-<starttime>`, and the kill / freeze / membership operations
+//! on the cgroups created below it.
+
+use std::fs;
+use std::io::{self, ErrorKind, Write};
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// The cgroup this process owns; everything it starts lives below it.
+#[derive(Debug)]
+pub(crate) struct CgroupRoot {
+    pub(crate) path: PathBuf,
+    next_id: AtomicU64,
+}
+
+static ROOT: OnceLock<Result<CgroupRoot, String>> = OnceLock::new();
+
+/// The per-process root, created on first use, or why none can exist here.
+pub(crate) fn root() -> Result<&'static CgroupRoot, &'static str> {
+    ROOT.get_or_init(create_root)
+        .as_ref()
+        .map_err(String::as_str)
+}
+
+/// The per-process root only if it was already created (never creates it).
+pub(crate) fn existing_root() -> Option<&'static CgroupRoot> {
+    ROOT.get().and_then(|r| r.as_ref().ok())
+}
+
+fn create_root() -> Result<CgroupRoot, String> {
+    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
+    let mount = find_cgroup2_mount(&mountinfo).ok_or("no cgroup2 filesystem is mounted")?;
+    let membership = fs::read_to_string("/proc/self/cgroup")
+        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
+    let own = own_cgroup(&membership).ok_or("this process has no cgroup v2 membership")?;
+    let parent = mount.join(own.trim_start_matches('/'));
+    let name = root_name(
+        std::process::id(),
+        self_start_time().map_err(|e| e.to_string())?,
+    );
+    let path = parent.join(name);
+    super::sweep::remove_stale_roots(&parent);
+    match fs::create_dir(&path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(format!(
+                "cannot create a cgroup in {}: {e}",
+                parent.display()
+            ));
+        }
+    }
+    // A cgroup we cannot join is no container: prove cgroup.procs is writable.
+    let probe =
+        open_procs(&path).map_err(|e| format!("cgroup {} is not joinable: {e}", path.display()));
+    if let Err(e) = probe {
+        let _ = fs::remove_dir(&path);
+        return Err(e);
+    }
+    Ok(CgroupRoot {
+        path,
+        next_id: AtomicU64::new(1),
+    })
+}
+
+/// `processkit-<pid>-<starttime>`: the start time tells a recycled pid apart.
+pub(crate) fn root_name(pid: u32, start_time: u64) -> String {
+    format!("processkit-{pid}-{start_time}")
+}
+
+/// Mount point of the cgroup2 filesystem from a `/proc/self/mountinfo` text.
+pub(crate) fn find_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
+    mountinfo.lines().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split_whitespace().next()? != "cgroup2" {
+            return None;
+        }
+        left.split_whitespace()
+            .nth(4)
+            .map(|p| PathBuf::from(unescape_mount_path(p)))
+    })
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mount_path(raw: &str) -> String {
+    raw.replace("\\040", " ")
+        .replace("\\011", "\t")
+        .replace("\\012", "\n")
+        .replace("\\134", "\\")
+}
+
+/// The `0::<path>` entry of a `/proc/<pid>/cgroup` text.
+pub(crate) fn own_cgroup(proc_cgroup: &str) -> Option<String> {
+    proc_cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .map(str::to_owned)
+}
+
+/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot.
+pub(crate) fn start_time(pid: u32) -> io::Result<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    parse_start_time(&stat).ok_or_else(|| io::Error::other("malformed /proc/<pid>/stat"))
+}
+
+fn self_start_time() -> io::Result<u64> {
+    start_time(std::process::id())
+}
+
+fn parse_start_time(stat: &str) -> Option<u64> {
+    // The command name may hold spaces and parentheses; fields resume after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+fn open_procs(dir: &Path) -> io::Result<OwnedFd> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_CLOEXEC)
+        .open(dir.join("cgroup.procs"))?;
+    Ok(OwnedFd::from(file))
+}
+
+impl CgroupRoot {
+    /// Creates a fresh child cgroup of the root (`g<N>` for groups, `r<N>` for runs).
+    pub(crate) fn create_child(&self, prefix: char) -> io::Result<Cgroup> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        Cgroup::create(self.path.join(format!("{prefix}{id}")))
+    }
+
+    /// A fresh unique name for a nested cgroup.
+    pub(crate) fn next_name(&self, prefix: char) -> String {
+        format!("{prefix}{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// One cgroup directory created by this process, strictly below its root.
+#[derive(Debug, Clone)]
+pub(crate) struct Cgroup {
+    path: PathBuf,
+}
+
+impl Cgroup {
+    pub(crate) fn create(path: PathBuf) -> io::Result<Cgroup> {
+        fs::create_dir(&path)?;
+        Ok(Cgroup { path })
+    }
+
+    /// A handle on an existing cgroup directory (does not create it).
+    pub(crate) fn at(path: PathBuf) -> Cgroup {
+        Cgroup { path }
+    }
+
+    pub(crate) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A nested cgroup (one per run in a shared group).
+    pub(crate) fn create_nested(&self, name: &str) -> io::Result<Cgroup> {
+        Cgroup::create(self.path.join(name))
+    }
+
+    /// `cgroup.procs`, opened close-on-exec, for a child to join before exec.
+    pub(crate) fn procs_fd(&self) -> io::Result<OwnedFd> {
+        open_procs(&self.path)
+    }
+
+    /// Moves an existing process into this cgroup.
+    pub(crate) fn add_pid(&self, pid: u32) -> io::Result<()> {
+        write_file(&self.path.join("cgroup.procs"), &pid.to_string())
+    }
+
+    /// Kills every process in this cgroup and below, in one kernel operation
+    /// where `cgroup.kill` exists (5.14+), else freeze, SIGKILL each, thaw.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        self.assert_owned()?;
+        match write_file(&self.path.join("cgroup.kill"), "1") {
+            Err(e) if e.kind() == ErrorKind::NotFound && self.path.exists() => self.kill_each(),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn kill_each(&self) -> io::Result<()> {
+        let _ = self.set_frozen(true);
+        for pid in self.pids()? {
+            crate::sys::unix::signal::kill_pid(pid, libc::SIGKILL);
+        }
+        self.set_frozen(false)
+    }
+
+    /// Sends `signal` to every member, pinning each with a pidfd so a pid
+    /// recycled between listing and signalling is never hit.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        self.assert_owned()?;
+        for pid in self.pids()? {
+            super::pidfd::signal_pid(pid, signal);
+        }
+        Ok(())
+    }
+
+    /// Writes `cgroup.freeze` and waits (bounded) until the kernel reports the
+    /// new state in `cgroup.events`.
+    pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        self.assert_owned()?;
+        write_file(
+            &self.path.join("cgroup.freeze"),
+            if frozen { "1" } else { "0" },
+        )?;
+        let want = if frozen { "frozen 1" } else { "frozen 0" };
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while Instant::now() < deadline {
+            if self.events()?.lines().any(|l| l == want) || !self.is_populated()? {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_micros(200));
+        }
+        Err(io::Error::new(
+            ErrorKind::TimedOut,
+            "cgroup did not reach the requested freeze state",
+        ))
+    }
+
+    fn events(&self) -> io::Result<String> {
+        fs::read_to_string(self.path.join("cgroup.events"))
+    }
+
+    /// Whether any process is still in this cgroup or below.
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        match self.events() {
+            Ok(text) => Ok(text.lines().any(|l| l == "populated 1")),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Every live pid in this cgroup and its descendants.
+    pub(crate) fn pids(&self) -> io::Result<Vec<u32>> {
+        let mut out = Vec::new();
+        collect_pids(&self.path, &mut out)?;
+        Ok(out)
+    }
+
+    /// Reads one interface file of this cgroup (e.g. `memory.current`).
+    pub(crate) fn read(&self, file: &str) -> io::Result<String> {
+        fs::read_to_string(self.path.join(file))
+    }
+
+    /// Writes one interface file of this cgroup (e.g. `memory.max`).
+    pub(crate) fn write(&self, file: &str, value: &str) -> io::Result<()> {
+        write_file(&self.path.join(file), value)
+    }
+
+    /// Refuses to act on any cgroup that is not strictly below our own root:
+    /// teardown must never reach the cgroup this process lives in.
+    fn assert_owned(&self) -> io::Result<()> {
+        match existing_root() {
+            Some(root) if self.path.starts_with(&root.path) => Ok(()),
+            _ => Err(io::Error::new(
+                ErrorKind::PermissionDenied,
+                "refusing to act on a foreign cgroup",
+            )),
+        }
+    }
+}
+
+fn collect_pids(dir: &Path, out: &mut Vec<u32>) -> io::Result<()> {
+    let procs = match fs::read_to_string(dir.join("cgroup.procs")) {
+        Ok(p) => p,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    out.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            collect_pids(&entry.path(), out)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes `dir` and every cgroup below it, deepest first. Fails with `EBUSY`
+/// while any of them still holds a process.
+pub(crate) fn remove_tree(dir: &Path) -> io::Result<()> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        if entry.file_type()?.is_dir() {
+            remove_tree(&entry.path())?;
+        }
+    }
+    match fs::remove_dir(dir) {
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}
+
+fn write_file(path: &Path, value: &str) -> io::Result<()> {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)?
+        .write_all(value.as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_hybrid_and_pure_mounts() {
+        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
+                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
+        assert_eq!(
+            find_cgroup2_mount(hybrid),
+            Some(PathBuf::from("/sys/fs/cgroup/unified"))
+        );
+        let pure =
+            "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
+        assert_eq!(
+            find_cgroup2_mount(pure),
+            Some(PathBuf::from("/sys/fs/cgroup"))
+        );
+        assert_eq!(
+            find_cgroup2_mount("32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"),
+            None
+        );
+    }
+
+    #[test]
+    fn reads_own_cgroup_and_start_time() {
+        assert_eq!(
+            own_cgroup("1:cpu:/\n0::/user.slice/a.scope\n").as_deref(),
+            Some("/user.slice/a.scope")
+        );
+        let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
+        assert_eq!(parse_start_time(stat), Some(98765));
+    }
+}

@@ -1,0 +1,350 @@
+//! The platform layer: the only place with `unsafe`, raw syscalls and
+//! `cfg(target_os)`. Everything above sees one `Container` (a group's tree)
+//! and one `Slot` (one run inside it), whatever the mechanism.
+
+#[cfg(target_os = "linux")]
+pub(crate) mod linux;
+#[cfg(unix)]
+pub(crate) mod unix;
+#[cfg(windows)]
+pub(crate) mod windows;
+
+use std::io;
+#[cfg(unix)]
+use std::sync::Arc;
+
+use crate::command::OsOptions;
+use crate::error::Error;
+use crate::mechanism::Mechanism;
+use crate::signal::Signal;
+
+/// Environment variable that forces a mechanism for every container
+/// (`process-group` or `cgroup-v2`), e.g. to run a test suite under the fallback.
+pub(crate) const MECHANISM_ENV: &str = "PROCESSKIT_MECHANISM";
+
+/// One kill-on-drop container holding a group's (or a single run's) tree.
+#[derive(Debug)]
+pub(crate) struct Container {
+    kind: ContainerKind,
+}
+
+#[derive(Debug)]
+enum ContainerKind {
+    #[cfg(target_os = "linux")]
+    Cgroup(linux::CgroupContainer),
+    #[cfg(unix)]
+    Pgroup(Arc<unix::pgroup::PgroupContainer>),
+    #[cfg(windows)]
+    Job(windows::JobContainer),
+}
+
+/// Where one run lives inside a container.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    kind: SlotKind,
+}
+
+#[derive(Debug)]
+enum SlotKind {
+    #[cfg(target_os = "linux")]
+    Cgroup(linux::CgroupSlot),
+    #[cfg(unix)]
+    Pgroup(unix::pgroup::PgroupSlot),
+    #[cfg(windows)]
+    Job(windows::JobSlot),
+}
+
+/// The mechanism requested through `PROCESSKIT_MECHANISM`, if any.
+fn requested_by_env() -> Option<Mechanism> {
+    std::env::var(MECHANISM_ENV)
+        .ok()
+        .and_then(|v| Mechanism::from_name(v.trim()))
+}
+
+fn unsupported(mechanism: Mechanism, reason: impl Into<String>) -> Error {
+    Error::Unsupported {
+        operation: mechanism.name(),
+        reason: reason.into(),
+    }
+}
+
+/// Why the best mechanism of this platform is unavailable, if it is.
+pub(crate) fn degraded_reason() -> Option<&'static str> {
+    #[cfg(target_os = "linux")]
+    return linux::CgroupContainer::available().err();
+    #[cfg(not(target_os = "linux"))]
+    None
+}
+
+impl Container {
+    /// A new container. `request` picks a mechanism (else `PROCESSKIT_MECHANISM`,
+    /// else the best available); a `single_run` container holds exactly one run.
+    pub(crate) fn new(request: Option<Mechanism>, single_run: bool) -> Result<Container, Error> {
+        let request = request.or_else(requested_by_env);
+        let kind = new_kind(request, single_run)?;
+        Ok(Container { kind })
+    }
+
+    pub(crate) fn mechanism(&self) -> Mechanism {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(_) => Mechanism::CgroupV2,
+            #[cfg(unix)]
+            ContainerKind::Pgroup(_) => Mechanism::ProcessGroup,
+            #[cfg(windows)]
+            ContainerKind::Job(_) => Mechanism::JobObject,
+        }
+    }
+
+    /// A place for one more run in this container.
+    pub(crate) fn slot(&self) -> io::Result<Slot> {
+        let kind = match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot()?),
+            #[cfg(unix)]
+            ContainerKind::Pgroup(c) => SlotKind::Pgroup(c.slot()),
+            #[cfg(windows)]
+            ContainerKind::Job(c) => SlotKind::Job(c.slot()?),
+        };
+        Ok(Slot { kind })
+    }
+
+    /// Hard-kills every process in the container, now.
+    pub(crate) fn kill_all(&self) -> io::Result<()> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(c) => c.cgroup().kill(),
+            #[cfg(unix)]
+            ContainerKind::Pgroup(c) => {
+                c.signal_all(libc::SIGKILL);
+                Ok(())
+            }
+            #[cfg(windows)]
+            ContainerKind::Job(c) => c.terminate(),
+        }
+    }
+
+    /// Delivers `signal` to every member. `Signal::Kill` is `kill_all`.
+    pub(crate) fn signal_all(&self, signal: Signal) -> Result<(), Error> {
+        if signal == Signal::Kill {
+            return self
+                .kill_all()
+                .map_err(|e| Error::io("process group", "kill", e));
+        }
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(c) => c
+                .cgroup()
+                .signal(unix::signal::number(signal))
+                .map_err(|e| Error::io("process group", "signal", e)),
+            #[cfg(unix)]
+            ContainerKind::Pgroup(c) => {
+                c.signal_all(unix::signal::number(signal));
+                Ok(())
+            }
+            #[cfg(windows)]
+            ContainerKind::Job(_) => Err(Error::Unsupported {
+                operation: "signal",
+                reason: "Windows delivers only Signal::Kill (job terminate)".into(),
+            }),
+        }
+    }
+
+    /// Freezes (or thaws) the whole tree.
+    pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(c) => c.cgroup().set_frozen(frozen),
+            #[cfg(unix)]
+            ContainerKind::Pgroup(c) => {
+                c.signal_all(if frozen { libc::SIGSTOP } else { libc::SIGCONT });
+                Ok(())
+            }
+            #[cfg(windows)]
+            ContainerKind::Job(c) => c.set_frozen(frozen),
+        }
+    }
+
+    /// Live member pids: the whole tree, or the tracked leaders for process groups.
+    pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(c) => c.cgroup().pids(),
+            #[cfg(unix)]
+            ContainerKind::Pgroup(c) => Ok(c.members()),
+            #[cfg(windows)]
+            ContainerKind::Job(c) => c.members(),
+        }
+    }
+
+    /// Whether any process is still contained.
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(c) => c.cgroup().is_populated(),
+            #[cfg(unix)]
+            ContainerKind::Pgroup(c) => Ok(c.is_populated()),
+            #[cfg(windows)]
+            ContainerKind::Job(c) => c.members().map(|m| !m.is_empty()),
+        }
+    }
+
+    /// Moves an existing process into this container.
+    pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            ContainerKind::Cgroup(c) => c.adopt(pid),
+            #[cfg(unix)]
+            ContainerKind::Pgroup(c) => {
+                c.adopt(pid);
+                Ok(())
+            }
+            #[cfg(windows)]
+            ContainerKind::Job(c) => c.adopt(pid),
+        }
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        // cgroups and jobs tear themselves down in their own Drop.
+        #[cfg(unix)]
+        if let ContainerKind::Pgroup(c) = &self.kind {
+            c.signal_all(libc::SIGKILL);
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKind, Error> {
+    let cgroup = |reason_if_missing: bool| match linux::CgroupContainer::available() {
+        Ok(()) => linux::CgroupContainer::new(single_run)
+            .map(ContainerKind::Cgroup)
+            .map_err(|e| Error::io("process group", "create cgroup", e)),
+        Err(why) if reason_if_missing => Err(unsupported(Mechanism::CgroupV2, why)),
+        Err(_) => Ok(ContainerKind::Pgroup(unix::pgroup::new_container())),
+    };
+    match request {
+        None => cgroup(false),
+        Some(Mechanism::CgroupV2) => cgroup(true),
+        Some(Mechanism::ProcessGroup) => Ok(ContainerKind::Pgroup(unix::pgroup::new_container())),
+        Some(other) => Err(unsupported(other, "not available on Linux")),
+    }
+}
+
+#[cfg(all(unix, not(target_os = "linux")))]
+fn new_kind(request: Option<Mechanism>, _single_run: bool) -> Result<ContainerKind, Error> {
+    match request {
+        None | Some(Mechanism::ProcessGroup) => {
+            Ok(ContainerKind::Pgroup(unix::pgroup::new_container()))
+        }
+        Some(other) => Err(unsupported(
+            other,
+            "only process groups exist on this platform",
+        )),
+    }
+}
+
+#[cfg(windows)]
+fn new_kind(request: Option<Mechanism>, _single_run: bool) -> Result<ContainerKind, Error> {
+    match request {
+        None | Some(Mechanism::JobObject) => windows::JobContainer::new()
+            .map(ContainerKind::Job)
+            .map_err(|e| Error::io("process group", "create job object", e)),
+        Some(other) => Err(unsupported(other, "only Job Objects exist on Windows")),
+    }
+}
+
+impl Slot {
+    /// Configures `cmd` so the child starts inside this slot.
+    pub(crate) fn prepare(
+        &self,
+        cmd: &mut tokio::process::Command,
+        os: &OsOptions,
+    ) -> Result<(), Error> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            SlotKind::Cgroup(s) => s.prepare(cmd, os),
+            #[cfg(unix)]
+            SlotKind::Pgroup(s) => s.prepare(cmd, os),
+            #[cfg(windows)]
+            SlotKind::Job(s) => return s.prepare(cmd, os),
+        }
+        Ok(())
+    }
+
+    /// Called right after a successful spawn with the child's pid.
+    pub(crate) fn attach(&mut self, child: &tokio::process::Child) -> io::Result<()> {
+        match &mut self.kind {
+            #[cfg(target_os = "linux")]
+            SlotKind::Cgroup(s) => s.attach(),
+            #[cfg(unix)]
+            SlotKind::Pgroup(s) => {
+                if let Some(pid) = child.id() {
+                    s.attach(pid);
+                }
+            }
+            #[cfg(windows)]
+            SlotKind::Job(s) => return s.attach(child),
+        }
+        let _ = child;
+        Ok(())
+    }
+
+    /// Hard-kills this run and everything it started (not its siblings).
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            SlotKind::Cgroup(s) => s.cgroup().kill(),
+            #[cfg(unix)]
+            SlotKind::Pgroup(s) => {
+                s.signal(libc::SIGKILL);
+                Ok(())
+            }
+            #[cfg(windows)]
+            SlotKind::Job(s) => s.kill(),
+        }
+    }
+
+    /// Sends SIGTERM to this run's tree (Unix); on Windows terminates it.
+    pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            SlotKind::Cgroup(s) => s.cgroup().signal(libc::SIGTERM),
+            #[cfg(unix)]
+            SlotKind::Pgroup(s) => {
+                s.signal(libc::SIGTERM);
+                Ok(())
+            }
+            #[cfg(windows)]
+            SlotKind::Job(s) => s.kill(),
+        }
+    }
+
+    /// Whether any process of this run is still alive.
+    pub(crate) fn is_populated(&self) -> bool {
+        match &self.kind {
+            #[cfg(target_os = "linux")]
+            SlotKind::Cgroup(s) => s.cgroup().is_populated().unwrap_or(false),
+            #[cfg(unix)]
+            SlotKind::Pgroup(s) => s.is_populated(),
+            #[cfg(windows)]
+            SlotKind::Job(s) => s.is_populated(),
+        }
+    }
+}
+
+/// The signal that ended a child (Unix), if any.
+pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    return unix::exit_signal(status);
+    #[cfg(not(unix))]
+    {
+        let _ = status;
+        None
+    }
+}
+
+/// Tells the guardian about a new process group to kill if we die.
+#[cfg(unix)]
+pub(crate) fn guardian_track_pgid(_pgid: i32) {}

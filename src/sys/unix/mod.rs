@@ -1,0 +1,12 @@
+//! POSIX pieces shared by Linux, macOS and the BSDs: the process-group
+//! container, guarded signal delivery and the pre-exec step.
+
+pub(crate) mod pgroup;
+pub(crate) mod signal;
+pub(crate) mod spawn;
+
+/// The signal that ended a child, if any.
+pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}

@@ -1,0 +1,67 @@
+//! Guarded signal delivery: never pid/pgid 0 or 1, never our own process group.
+
+use crate::signal::Signal;
+
+/// The raw number of `signal` on this platform.
+pub(crate) fn number(signal: Signal) -> i32 {
+    match signal {
+        Signal::Hup => libc::SIGHUP,
+        Signal::Int => libc::SIGINT,
+        Signal::Quit => libc::SIGQUIT,
+        Signal::Kill => libc::SIGKILL,
+        Signal::Term => libc::SIGTERM,
+        Signal::Usr1 => libc::SIGUSR1,
+        Signal::Usr2 => libc::SIGUSR2,
+        Signal::Other(n) => n,
+    }
+}
+
+/// Sends `sig` to one process we started. Refuses pids that would broadcast
+/// (0, -1) or hit init, and our own pid.
+pub(crate) fn kill_pid(pid: u32, sig: i32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    if pid <= 1 || pid == own_pid() {
+        return false;
+    }
+    // SAFETY: kill(2) with a positive pid only affects that process; no memory is passed.
+    unsafe { libc::kill(pid, sig) == 0 }
+}
+
+/// Sends `sig` to a process group we created. Refuses pgid 0 and 1 and the
+/// group this process belongs to, so teardown never reaches the caller.
+pub(crate) fn kill_group(pgid: i32, sig: i32) -> bool {
+    if pgid <= 1 || pgid == own_pgid() {
+        return false;
+    }
+    // SAFETY: killpg(2) with a positive pgid only signals that group; no memory is passed.
+    unsafe { libc::killpg(pgid, sig) == 0 }
+}
+
+/// Whether any process is still in group `pgid`.
+pub(crate) fn group_alive(pgid: i32) -> bool {
+    if pgid <= 1 {
+        return false;
+    }
+    // SAFETY: signal 0 only checks for existence and permission.
+    unsafe { libc::killpg(pgid, 0) == 0 }
+}
+
+/// Whether process `pid` still exists (a zombie counts).
+pub(crate) fn pid_alive(pid: u32) -> bool {
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks for existence and permission.
+    pid > 0 && unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn own_pid() -> i32 {
+    std::process::id() as i32
+}
+
+fn own_pgid() -> i32 {
+    // SAFETY: getpgrp(2) takes no arguments and cannot fail.
+    unsafe { libc::getpgrp() }
+}
