@@ -11,7 +11,8 @@ mod stdin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use tokio::io::AsyncRead;
+use tokio::process::{Child, ChildStdin};
 use tokio::sync::oneshot;
 
 pub(crate) use arbiter::{Arbiter, Verdict};
@@ -29,17 +30,47 @@ use crate::sys::{self, Container, Slot};
 /// before what was read so far is returned (an escaped process may hold a pipe).
 pub(crate) const PIPE_GRACE: Duration = Duration::from_millis(500);
 
+/// A readable output stream: a child's pipe, or canned bytes from a double.
+pub(crate) type OutputPipe = Box<dyn AsyncRead + Send + Unpin>;
+
+/// What the handle waits on for the exit: an OS child, or a double's script.
+pub(crate) enum Waiter {
+    /// A real child process.
+    Os(Child),
+    /// A test double's scripted exit: `(code, signal)`.
+    Scripted(crate::runner::BoxFuture<'static, (Option<i32>, Option<i32>)>),
+}
+
+impl std::fmt::Debug for Waiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Waiter::Os(child) => child.fmt(f),
+            Waiter::Scripted(_) => f.write_str("Scripted"),
+        }
+    }
+}
+
 /// What happened to stdout so far.
-#[derive(Debug)]
 pub(crate) enum StdoutState {
     /// Nobody has read it yet.
-    Pipe(ChildStdout),
+    Pipe(OutputPipe),
     /// Drained in the background into a buffer.
     Capturing(Capture),
     /// Being read line by line by the caller; unread bytes stay buffered.
-    Lines(LineReader<ChildStdout>),
+    Lines(LineReader<OutputPipe>),
     /// Handed to a consumer (a line stream) or finished.
     Taken,
+}
+
+impl std::fmt::Debug for StdoutState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            StdoutState::Pipe(_) => "Pipe",
+            StdoutState::Capturing(_) => "Capturing",
+            StdoutState::Lines(_) => "Lines",
+            StdoutState::Taken => "Taken",
+        })
+    }
 }
 
 /// How the child exited.
@@ -59,9 +90,10 @@ pub(crate) struct Exit {
 #[derive(Debug)]
 pub struct RunningProcess {
     pub(crate) program: String,
-    pub(crate) child: Option<Child>,
+    pub(crate) child: Waiter,
     pub(crate) pid: Option<u32>,
-    pub(crate) slot: Arc<Slot>,
+    /// Where the run lives; `None` for a test double's scripted run.
+    pub(crate) slot: Option<Arc<Slot>>,
     /// Present when this run owns its container.
     pub(crate) container: Option<Arc<Container>>,
     pub(crate) started: Instant,
@@ -111,9 +143,10 @@ impl RunningProcess {
     /// Kills the child and everything it started (not its siblings in a
     /// shared group). Harmless after the child exited.
     pub fn kill(&mut self) -> Result<()> {
-        self.slot
-            .kill()
-            .map_err(|e| Error::io(&self.program, "kill", e))
+        match &self.slot {
+            Some(slot) => slot.kill().map_err(|e| Error::io(&self.program, "kill", e)),
+            None => Ok(()),
+        }
     }
 
     /// Whether the run's timeout expired (the tree was killed at the deadline).
@@ -128,22 +161,14 @@ impl RunningProcess {
             return Ok(exit);
         }
         self.start_stdout_capture();
-        let Some(child) = self.child.as_mut() else {
-            return Err(Error::io(
-                &self.program,
-                "wait",
-                std::io::ErrorKind::NotFound.into(),
-            ));
+        let (code, signal) = match &mut self.child {
+            Waiter::Os(child) => {
+                let status = child.wait().await.map_err(|e| Error::io(&self.program, "wait", e))?;
+                (status.code(), sys::exit_signal(&status))
+            }
+            Waiter::Scripted(exit) => exit.await,
         };
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| Error::io(&self.program, "wait", e))?;
-        let exit = Exit {
-            code: status.code(),
-            signal: sys::exit_signal(&status),
-            at: Instant::now(),
-        };
+        let exit = Exit { code, signal, at: Instant::now() };
         self.exit = Some(exit);
         self.watchdog = None;
         Ok(exit)
@@ -165,7 +190,7 @@ impl RunningProcess {
     }
 
     /// stdout as a line reader, unless it is being captured or was taken.
-    pub(crate) fn stdout_reader(&mut self) -> Option<&mut LineReader<ChildStdout>> {
+    pub(crate) fn stdout_reader(&mut self) -> Option<&mut LineReader<OutputPipe>> {
         if let StdoutState::Pipe(_) = self.stdout {
             let StdoutState::Pipe(pipe) = std::mem::replace(&mut self.stdout, StdoutState::Taken)
             else {
@@ -192,7 +217,7 @@ impl RunningProcess {
     /// collects both streams. The core of every output verb.
     pub(crate) async fn finish_output(mut self) -> Result<ProcessResult<Vec<u8>>> {
         let exit = self.wait_exit().await?;
-        let _ = self.slot.kill();
+        let _ = self.kill();
         let stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
             StdoutState::Capturing(c) => c.finish(PIPE_GRACE).await,
             StdoutState::Pipe(_) | StdoutState::Lines(_) | StdoutState::Taken => Vec::new(),
@@ -221,7 +246,7 @@ impl Drop for RunningProcess {
         // A run that owns its container dies with its handle; the container's
         // own Drop kills the tree. Reaping the direct child is left to tokio.
         if self.container.is_some() {
-            let _ = self.slot.kill();
+            let _ = self.kill();
         }
     }
 }

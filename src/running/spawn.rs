@@ -10,7 +10,7 @@ use std::time::Instant;
 use super::arbiter::{self, Arbiter, Watch};
 use super::pump::Capture;
 use super::stdin::feed;
-use super::{RunningProcess, StdoutState};
+use super::{RunningProcess, StdoutState, Waiter};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
@@ -85,7 +85,7 @@ pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<Running
             Some(handler) => {
                 StdoutState::Capturing(Capture::start(Vec::new(), pipe, Some(handler.clone())))
             }
-            None => StdoutState::Pipe(pipe),
+            None => StdoutState::Pipe(Box::new(pipe)),
         });
     let stderr = child
         .stderr
@@ -105,8 +105,8 @@ pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<Running
     Ok(RunningProcess {
         program,
         pid: child.id(),
-        child: Some(child),
-        slot,
+        child: Waiter::Os(child),
+        slot: Some(slot),
         container: owned.then_some(container),
         started,
         timeout: cmd.timeout,
