@@ -246,9 +246,9 @@ fn new_kind(request: Option<Mechanism>, _single_run: bool) -> Result<ContainerKi
 }
 
 #[cfg(windows)]
-fn new_kind(request: Option<Mechanism>, _single_run: bool) -> Result<ContainerKind, Error> {
+fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKind, Error> {
     match request {
-        None | Some(Mechanism::JobObject) => windows::JobContainer::new()
+        None | Some(Mechanism::JobObject) => windows::JobContainer::new(single_run)
             .map(ContainerKind::Job)
             .map_err(|e| Error::io("process group", "create job object", e)),
         Some(other) => Err(unsupported(other, "only Job Objects exist on Windows")),

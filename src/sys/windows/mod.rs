@@ -1,65 +1,178 @@
-//! Windows containment: one Job Object per group (placeholder until the Job
-//! Object backend lands; every operation reports `Unsupported`).
+//! Windows containment: one kill-on-close Job Object per group, and a job
+//! nested below it per run of a shared group. Children start suspended, join
+//! their jobs, and only then run, so no descendant ever runs outside the job.
+
+pub(crate) mod job;
+pub(crate) mod process;
+pub(crate) mod threads;
+
+#[cfg(test)]
+mod tests;
 
 use std::io;
+use std::os::windows::io::{AsHandle, BorrowedHandle};
+use std::sync::Arc;
 
+use windows_sys::Win32::System::Threading::{CREATE_NO_WINDOW, CREATE_SUSPENDED};
+
+use self::job::Job;
+use self::threads::ThreadAction;
 use crate::command::OsOptions;
 use crate::error::Error;
 
-fn not_yet() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::Unsupported,
-        "Job Object backend not built yet",
-    )
-}
-
-/// A Job Object with kill-on-close.
+/// A group's (or a single run's) Job Object, with kill-on-close.
 #[derive(Debug)]
-pub(crate) struct JobContainer;
+pub(crate) struct JobContainer {
+    job: Arc<Job>,
+    single_run: bool,
+}
 
 impl JobContainer {
-    pub(crate) fn new() -> io::Result<JobContainer> {
-        Err(not_yet())
+    /// A new, empty job. A `single_run` container's one run lives directly in
+    /// it; a group gives each run a job of its own nested below.
+    pub(crate) fn new(single_run: bool) -> io::Result<JobContainer> {
+        Ok(JobContainer {
+            job: Arc::new(Job::new(true)?),
+            single_run,
+        })
     }
+
     pub(crate) fn slot(&self) -> io::Result<JobSlot> {
-        Err(not_yet())
+        // The per-run job is not kill-on-close: dropping a run's handle in a
+        // shared group must not kill it. The group's job still holds it.
+        let run = if self.single_run {
+            None
+        } else {
+            Some(Job::new(false)?)
+        };
+        Ok(JobSlot {
+            group: Arc::clone(&self.job),
+            run,
+        })
     }
+
+    /// Terminates every process in the job, nested runs included.
     pub(crate) fn terminate(&self) -> io::Result<()> {
-        Err(not_yet())
+        self.job.terminate()
     }
-    pub(crate) fn set_frozen(&self, _frozen: bool) -> io::Result<()> {
-        Err(not_yet())
+
+    /// Best-effort freeze: suspends (or resumes) every thread of every member.
+    /// Suspends stack per thread, so each `true` needs a matching `false`.
+    pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        let action = if frozen {
+            ThreadAction::Suspend
+        } else {
+            ThreadAction::Resume
+        };
+        threads::apply(&self.job.pids()?, action).map(|_| ())
     }
+
+    /// Every live process in the job: the whole tree, not only the children.
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
-        Err(not_yet())
+        self.job.pids()
     }
-    pub(crate) fn adopt(&self, _pid: u32) -> io::Result<()> {
-        Err(not_yet())
+
+    /// Moves a running process (and everything it starts from now on) into the job.
+    pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
+        let process = process::open_for_job(pid)?;
+        self.job.assign(process.as_handle())
     }
 }
 
-/// One run inside a job.
+impl Drop for JobContainer {
+    fn drop(&mut self) {
+        // Slots may still hold the job handle, so kill-on-close alone could
+        // come late: terminate now.
+        let _ = self.job.terminate();
+    }
+}
+
+/// Where one run lives: the container's job, or its own job nested below it.
 #[derive(Debug)]
-pub(crate) struct JobSlot;
+pub(crate) struct JobSlot {
+    group: Arc<Job>,
+    run: Option<Job>,
+}
 
 impl JobSlot {
+    /// Asks for a suspended start (OR'd with the caller's flags) and rejects
+    /// the POSIX-only options.
     pub(crate) fn prepare(
         &self,
-        _cmd: &mut tokio::process::Command,
-        _os: &OsOptions,
+        cmd: &mut tokio::process::Command,
+        os: &OsOptions,
     ) -> Result<(), Error> {
-        Err(Error::Unsupported {
-            operation: "spawn",
-            reason: "Job Object backend not built yet".into(),
-        })
+        let posix_only = [
+            ("uid", os.uid.is_some()),
+            ("gid", os.gid.is_some()),
+            ("groups", os.groups.is_some()),
+            ("setsid", os.setsid),
+        ];
+        if let Some((operation, _)) = posix_only.iter().find(|(_, asked)| *asked) {
+            return Err(Error::Unsupported {
+                operation,
+                reason: "POSIX-only: Windows has no user/group ids or sessions to set at spawn"
+                    .into(),
+            });
+        }
+        cmd.creation_flags(creation_flags(os));
+        Ok(())
     }
-    pub(crate) fn attach(&mut self, _child: &tokio::process::Child) -> io::Result<()> {
-        Err(not_yet())
+
+    /// Places the suspended child in its job(s), then lets it run. If it cannot
+    /// be contained it is terminated, never left running outside.
+    pub(crate) fn attach(&mut self, child: &tokio::process::Child) -> io::Result<()> {
+        let Some(raw) = child.raw_handle() else {
+            return Err(io::Error::other(
+                "the child was reaped before it was contained",
+            ));
+        };
+        // SAFETY: `child` owns this process handle and outlives the borrow.
+        let process = unsafe { BorrowedHandle::borrow_raw(raw) };
+        let placed = self.place(process).and_then(|()| {
+            let pid = child
+                .id()
+                .ok_or_else(|| io::Error::other("the child has no pid"))?;
+            match threads::apply(&[pid], ThreadAction::Resume)? {
+                0 => Err(io::Error::other("found no thread to resume in the child")),
+                _ => Ok(()),
+            }
+        });
+        if placed.is_err() {
+            process::terminate(process);
+        }
+        placed
     }
+
+    fn place(&self, process: BorrowedHandle<'_>) -> io::Result<()> {
+        self.group.assign(process)?;
+        // Assigning a process that is in the group's job to an empty job nests
+        // that job below the group's, so the run can be killed on its own.
+        match &self.run {
+            Some(run) => run.assign(process),
+            None => Ok(()),
+        }
+    }
+
+    fn job(&self) -> &Job {
+        self.run.as_ref().unwrap_or(&self.group)
+    }
+
+    /// Terminates this run's tree (its siblings in a group live on).
     pub(crate) fn kill(&self) -> io::Result<()> {
-        Err(not_yet())
+        self.job().terminate()
     }
+
     pub(crate) fn is_populated(&self) -> bool {
-        false
+        self.job().pids().is_ok_and(|p| !p.is_empty())
     }
+}
+
+/// Our flags OR'd with the caller's: never overwrite what they asked for.
+fn creation_flags(os: &OsOptions) -> u32 {
+    let mut flags = CREATE_SUSPENDED;
+    if os.create_no_window {
+        flags |= CREATE_NO_WINDOW;
+    }
+    flags
 }

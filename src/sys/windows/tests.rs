@@ -1,0 +1,165 @@
+//! Job containers below the public API: the member list covers the whole
+//! tree, freezing suspends every thread, and adoption pulls a process in.
+
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use windows_sys::Win32::System::Threading::{
+    OpenThread, ResumeThread, SuspendThread, THREAD_SUSPEND_RESUME,
+};
+
+use crate::command::Command;
+use crate::running::{Placement, spawn};
+use crate::sys::Container;
+
+const GENEROUS: Duration = Duration::from_secs(30);
+
+/// `cmd.exe` running `ping.exe` for two minutes: a child and a grandchild.
+fn sleeper_tree() -> Command {
+    Command::new("cmd").args(["/c", "ping -n 120 127.0.0.1 > nul"])
+}
+
+fn group() -> Arc<Container> {
+    Arc::new(Container::new(None, false).expect("a job container"))
+}
+
+/// Polls (bounded) until `check` passes.
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + GENEROUS;
+    while !check() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The suspend count of every thread of `pid`, read by suspending and
+/// immediately resuming each one.
+fn suspend_counts(pid: u32) -> Vec<u32> {
+    let mut counts = Vec::new();
+    for tid in super::threads::thread_ids(|owner| owner == pid).unwrap() {
+        // SAFETY: OpenThread takes plain integers; a null result is checked.
+        let raw = unsafe { OpenThread(THREAD_SUSPEND_RESUME, 0, tid) };
+        if raw.is_null() {
+            continue;
+        }
+        // SAFETY: `raw` is a fresh handle that nothing else owns.
+        let thread = unsafe { OwnedHandle::from_raw_handle(raw) };
+        // SAFETY: the handle is valid and has THREAD_SUSPEND_RESUME access.
+        let previous = unsafe { SuspendThread(thread.as_raw_handle()) };
+        // SAFETY: as above; this undoes the probe's own suspend.
+        unsafe { ResumeThread(thread.as_raw_handle()) };
+        counts.push(previous);
+    }
+    counts
+}
+
+#[tokio::test]
+async fn members_list_the_whole_tree_until_it_is_killed() {
+    let container = group();
+    let run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
+        .await
+        .unwrap();
+    let child = run.id().unwrap();
+    eventually("cmd.exe and ping.exe are both members", || {
+        let members = container.members().unwrap();
+        members.contains(&child) && members.len() >= 2
+    })
+    .await;
+    assert!(container.is_populated().unwrap());
+    container.kill_all().unwrap();
+    eventually("the job is empty", || {
+        container.members().unwrap().is_empty()
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn freezing_suspends_every_thread_and_thawing_undoes_it() {
+    let container = group();
+    let _run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
+        .await
+        .unwrap();
+    eventually("two members", || container.members().unwrap().len() >= 2).await;
+    let members = container.members().unwrap();
+    container.set_frozen(true).unwrap();
+    for &pid in &members {
+        let counts = suspend_counts(pid);
+        assert!(
+            !counts.is_empty() && counts.iter().all(|&c| c >= 1),
+            "{pid}: {counts:?}"
+        );
+    }
+    container.set_frozen(false).unwrap();
+    for &pid in &members {
+        let counts = suspend_counts(pid);
+        assert!(counts.iter().all(|&c| c == 0), "{pid}: {counts:?}");
+    }
+    container.kill_all().unwrap();
+}
+
+/// Kills a process we started outside any job, if a test failed before the job did.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn an_adopted_process_dies_with_the_job() {
+    let mut outsider = KillOnDrop(
+        std::process::Command::new("ping")
+            .args(["-n", "120", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let container = group();
+    container.adopt(outsider.0.id()).unwrap();
+    assert!(container.members().unwrap().contains(&outsider.0.id()));
+    container.kill_all().unwrap();
+    eventually("the adopted process exited", || {
+        outsider.0.try_wait().unwrap().is_some()
+    })
+    .await;
+}
+
+#[test]
+fn a_process_cannot_adopt_itself() {
+    let container = group();
+    let err = container.adopt(std::process::id()).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+}
+
+#[tokio::test]
+async fn a_single_run_container_kills_its_tree_on_drop() {
+    let container = Arc::new(Container::new(None, true).unwrap());
+    let run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
+        .await
+        .unwrap();
+    eventually("two members", || container.members().unwrap().len() >= 2).await;
+    let members = container.members().unwrap();
+    let watched: Vec<OwnedHandle> = members.iter().map(|&p| open(p)).collect();
+    drop(run);
+    drop(container);
+    eventually("every member exited", || watched.iter().all(exited)).await;
+}
+
+fn open(pid: u32) -> OwnedHandle {
+    use windows_sys::Win32::System::Threading::{OpenProcess, PROCESS_SYNCHRONIZE};
+    // SAFETY: OpenProcess takes plain integers; a null result is checked.
+    let raw = unsafe { OpenProcess(PROCESS_SYNCHRONIZE, 0, pid) };
+    assert!(!raw.is_null(), "pid {pid} is gone already");
+    // SAFETY: `raw` is a fresh handle that nothing else owns.
+    unsafe { OwnedHandle::from_raw_handle(raw) }
+}
+
+fn exited(process: &OwnedHandle) -> bool {
+    use windows_sys::Win32::Foundation::WAIT_OBJECT_0;
+    use windows_sys::Win32::System::Threading::WaitForSingleObject;
+    // SAFETY: the handle is valid and has SYNCHRONIZE access.
+    unsafe { WaitForSingleObject(process.as_raw_handle(), 0) == WAIT_OBJECT_0 }
+}

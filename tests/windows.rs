@@ -1,0 +1,339 @@
+//! Windows Job Object containment, run for real (under Wine in CI): the
+//! no-orphan matrix over a child (`cmd.exe`) and a grandchild it starts,
+//! capture, stdin, `create_no_window`, and the POSIX-only options.
+#![cfg(windows)]
+
+use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use processkit::{Command, Error, Mechanism, ProcessGroup, Stdin};
+use windows_sys::Win32::Foundation::WAIT_TIMEOUT;
+use windows_sys::Win32::System::Threading::{
+    OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
+    TerminateProcess, WaitForSingleObject,
+};
+
+/// Set in a child's environment: the helper writes its pid there and sleeps.
+const HELPER_ENV: &str = "PROCESSKIT_WINDOWS_TEST_PIDFILE";
+const GENEROUS: Duration = Duration::from_secs(30);
+
+/// Not a test of its own: when this binary is started as a grandchild with
+/// `HELPER_ENV` set, it records its pid and sleeps until it is killed.
+#[test]
+fn helper_grandchild_entry_point() {
+    let Some(path) = std::env::var_os(HELPER_ENV) else {
+        return;
+    };
+    let tmp = PathBuf::from(&path).with_extension("tmp");
+    std::fs::write(&tmp, std::process::id().to_string()).expect("write pid");
+    std::fs::rename(&tmp, &path).expect("publish pid");
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+/// A process we watch through a handle opened while it is alive (so a
+/// recycled pid cannot fool us). Terminated on drop if a test failed.
+struct Watched {
+    handle: OwnedHandle,
+    pid: u32,
+}
+
+impl Watched {
+    fn open(pid: u32) -> Watched {
+        let access = PROCESS_SYNCHRONIZE | PROCESS_TERMINATE | PROCESS_QUERY_LIMITED_INFORMATION;
+        // SAFETY: OpenProcess takes plain integers; the result is checked.
+        let raw = unsafe { OpenProcess(access, 0, pid) };
+        assert!(
+            !raw.is_null(),
+            "could not open pid {pid}: it is already gone"
+        );
+        // SAFETY: `raw` is a fresh handle that nothing else owns.
+        let handle = unsafe { OwnedHandle::from_raw_handle(raw) };
+        Watched { handle, pid }
+    }
+
+    fn is_alive(&self) -> bool {
+        // SAFETY: the handle is valid and has SYNCHRONIZE access.
+        unsafe { WaitForSingleObject(self.handle.as_raw_handle(), 0) == WAIT_TIMEOUT }
+    }
+
+    /// Polls (bounded) until the process has exited.
+    async fn assert_gone(&self, what: &str) {
+        let deadline = Instant::now() + GENEROUS;
+        while self.is_alive() {
+            assert!(
+                Instant::now() < deadline,
+                "{what} (pid {}) is still running",
+                self.pid
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        if self.is_alive() {
+            // SAFETY: the handle is valid and has PROCESS_TERMINATE access.
+            unsafe { TerminateProcess(self.handle.as_raw_handle(), 99) };
+        }
+    }
+}
+
+/// A unique pidfile path in the temp directory, removed on drop.
+struct PidFile(PathBuf);
+
+impl PidFile {
+    fn new(tag: &str) -> PidFile {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let name = format!("processkit-{tag}-{}-{n}.pid", std::process::id());
+        let path = std::env::temp_dir().join(name);
+        let _ = std::fs::remove_file(&path);
+        PidFile(path)
+    }
+
+    /// Waits (bounded) for the grandchild to publish its pid, then watches it.
+    async fn grandchild(&self) -> Watched {
+        let deadline = Instant::now() + GENEROUS;
+        loop {
+            if let Ok(text) = std::fs::read_to_string(&self.0)
+                && let Ok(pid) = text.trim().parse()
+            {
+                return Watched::open(pid);
+            }
+            assert!(Instant::now() < deadline, "the grandchild never started");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// Awaits `fut`, failing the test if it does not finish within a generous
+/// bound (a run whose tree was not killed would wait for the helper's sleep).
+async fn bounded<F: std::future::Future>(fut: F) -> F::Output {
+    tokio::time::timeout(GENEROUS, fut)
+        .await
+        .expect("the run did not end: its tree was not killed")
+}
+
+/// `cmd /c <this test binary>`: cmd.exe is the child, the helper the grandchild.
+fn cmd_with_grandchild(pidfile: &PidFile) -> Command {
+    let exe = std::env::current_exe().expect("test binary path");
+    Command::new("cmd")
+        .arg("/c")
+        .arg(exe)
+        .args([
+            "helper_grandchild_entry_point",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_ENV, &pidfile.0)
+}
+
+#[tokio::test]
+async fn dropping_the_handle_kills_child_and_grandchild() {
+    let pidfile = PidFile::new("drop");
+    let run = cmd_with_grandchild(&pidfile).start().await.unwrap();
+    assert_eq!(run.mechanism(), Some(Mechanism::JobObject));
+    let child = Watched::open(run.id().expect("pid"));
+    let grandchild = pidfile.grandchild().await;
+    drop(run);
+    child.assert_gone("the child").await;
+    grandchild.assert_gone("the grandchild").await;
+}
+
+#[tokio::test]
+async fn a_timeout_kills_child_and_grandchild() {
+    let pidfile = PidFile::new("timeout");
+    let cmd = cmd_with_grandchild(&pidfile).timeout(Duration::from_secs(5));
+    let run = tokio::spawn(async move { cmd.output_string().await });
+    let grandchild = pidfile.grandchild().await;
+    let result = bounded(run).await.unwrap().unwrap();
+    assert!(result.timed_out());
+    assert_eq!(result.code(), None);
+    grandchild.assert_gone("the grandchild").await;
+}
+
+#[tokio::test]
+async fn dropping_the_future_kills_child_and_grandchild() {
+    let pidfile = PidFile::new("future");
+    let cmd = cmd_with_grandchild(&pidfile);
+    let run = tokio::spawn(async move { cmd.output_string().await });
+    let grandchild = pidfile.grandchild().await;
+    run.abort();
+    assert!(run.await.unwrap_err().is_cancelled());
+    grandchild.assert_gone("the grandchild").await;
+}
+
+#[tokio::test]
+async fn dropping_a_group_kills_every_run_and_grandchild() {
+    let (first, second) = (PidFile::new("group-a"), PidFile::new("group-b"));
+    let group = ProcessGroup::new().unwrap();
+    assert_eq!(group.mechanism(), Mechanism::JobObject);
+    let a = group.start(&cmd_with_grandchild(&first)).await.unwrap();
+    let b = group.start(&cmd_with_grandchild(&second)).await.unwrap();
+    let children = [
+        Watched::open(a.id().unwrap()),
+        Watched::open(b.id().unwrap()),
+    ];
+    let grandchildren = [first.grandchild().await, second.grandchild().await];
+    // The handles do not own the group: dropping them kills nothing.
+    drop((a, b));
+    assert!(grandchildren.iter().all(Watched::is_alive));
+    drop(group);
+    for w in children.iter().chain(&grandchildren) {
+        w.assert_gone("a group member").await;
+    }
+}
+
+#[tokio::test]
+async fn shutdown_kills_every_run_and_grandchild() {
+    let pidfile = PidFile::new("shutdown");
+    let group = ProcessGroup::new().unwrap();
+    let run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
+    let child = Watched::open(run.id().unwrap());
+    let grandchild = pidfile.grandchild().await;
+    group.shutdown().await.unwrap();
+    child.assert_gone("the child").await;
+    grandchild.assert_gone("the grandchild").await;
+}
+
+#[tokio::test]
+async fn killing_one_run_of_a_group_spares_its_sibling() {
+    let (first, second) = (PidFile::new("kill-a"), PidFile::new("kill-b"));
+    let group = ProcessGroup::new().unwrap();
+    let mut a = group.start(&cmd_with_grandchild(&first)).await.unwrap();
+    let _b = group.start(&cmd_with_grandchild(&second)).await.unwrap();
+    let (ga, gb) = (first.grandchild().await, second.grandchild().await);
+    a.kill().unwrap();
+    ga.assert_gone("the killed run's grandchild").await;
+    assert!(
+        gb.is_alive(),
+        "the sibling's grandchild died with the other run"
+    );
+    group.terminate_all().unwrap();
+    gb.assert_gone("the sibling's grandchild").await;
+}
+
+#[tokio::test]
+async fn terminated_runs_report_no_success() {
+    let pidfile = PidFile::new("terminate");
+    let group = ProcessGroup::new().unwrap();
+    let mut run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
+    let _grandchild = pidfile.grandchild().await;
+    group.terminate_all().unwrap();
+    // Wine reports 0 for a job-killed process; real Windows reports 1.
+    let code = bounded(run.wait()).await.unwrap();
+    assert!(code.is_some());
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_are_captured() {
+    let out = Command::new("cmd")
+        .args(["/c", "echo to-out& echo to-err 1>&2"])
+        .output_string()
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Some(0));
+    assert_eq!(out.stdout().trim(), "to-out");
+    assert_eq!(out.stderr().trim(), "to-err");
+    let exit = Command::new("cmd").args(["/c", "exit 3"]).exit_code().await;
+    assert_eq!(exit.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn run_returns_trimmed_stdout() {
+    let text = Command::new("cmd")
+        .args(["/c", "echo hello"])
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(text, "hello");
+}
+
+#[tokio::test]
+async fn stdin_is_fed_to_the_child() {
+    let out = Command::new("find")
+        .arg("an")
+        .stdin(Stdin::from_string("banana\napple\nmango\n"))
+        .output_string()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = out.stdout().lines().map(str::trim).collect();
+    assert_eq!(lines, ["banana", "mango"]);
+}
+
+/// `find` exits 0 when a line matched and 1 when none did, so the exit code
+/// shows which lines reached it through the interactive writer.
+async fn find_an_in(lines: &[&str]) -> Option<i32> {
+    let mut run = Command::new("find")
+        .arg("an")
+        .keep_stdin_open()
+        .start()
+        .await
+        .unwrap();
+    let mut stdin = run.standard_input().expect("stdin kept open");
+    for line in lines {
+        stdin.write_line(line).await.unwrap();
+    }
+    stdin.finish().await.unwrap();
+    run.wait().await.unwrap()
+}
+
+#[tokio::test]
+async fn interactive_stdin_reaches_the_child() {
+    assert_eq!(find_an_in(&["apple", "banana"]).await, Some(0));
+    assert_eq!(find_an_in(&["apple", "cherry"]).await, Some(1));
+}
+
+#[tokio::test]
+async fn create_no_window_composes_with_the_job() {
+    let pidfile = PidFile::new("no-window");
+    let run = cmd_with_grandchild(&pidfile)
+        .create_no_window()
+        .start()
+        .await
+        .unwrap();
+    let child = Watched::open(run.id().unwrap());
+    let grandchild = pidfile.grandchild().await;
+    drop(run);
+    child.assert_gone("the child").await;
+    grandchild.assert_gone("the grandchild").await;
+    let text = Command::new("cmd")
+        .args(["/c", "echo windowless"])
+        .create_no_window()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(text, "windowless");
+}
+
+#[tokio::test]
+async fn posix_only_options_are_unsupported_and_spawn_nothing() {
+    for cmd in [
+        Command::new("cmd").args(["/c", "echo x"]).uid(1000),
+        Command::new("cmd").args(["/c", "echo x"]).gid(1000),
+        Command::new("cmd").args(["/c", "echo x"]).setsid(),
+    ] {
+        let err = cmd.output_string().await.unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+}
+
+#[tokio::test]
+async fn other_mechanisms_are_unsupported_on_windows() {
+    use processkit::ProcessGroupOptions;
+    let err = ProcessGroup::with_options(
+        ProcessGroupOptions::default().mechanism(Mechanism::ProcessGroup),
+    )
+    .unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+}
