@@ -98,9 +98,8 @@ impl PidFile {
     async fn grandchild(&self) -> Watched {
         let deadline = Instant::now() + GENEROUS;
         loop {
-            if let Ok(text) = std::fs::read_to_string(&self.0)
-                && let Ok(pid) = text.trim().parse()
-            {
+            let text = std::fs::read_to_string(&self.0).unwrap_or_default();
+            if let Ok(pid) = text.trim().parse() {
                 return Watched::open(pid);
             }
             assert!(Instant::now() < deadline, "the grandchild never started");
