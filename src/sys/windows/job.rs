@@ -4,16 +4,18 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::mem::{offset_of, size_of};
+use std::mem::{MaybeUninit, offset_of, size_of};
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
 use std::ptr;
 
 use windows_sys::Win32::Foundation::ERROR_MORE_DATA;
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
-    JOBOBJECT_BASIC_PROCESS_ID_LIST, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
-    JobObjectBasicProcessIdList, JobObjectExtendedLimitInformation, QueryInformationJobObject,
-    SetInformationJobObject, TerminateJobObject,
+    JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
+    JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    JOBOBJECTINFOCLASS, JobObjectBasicAccountingInformation, JobObjectBasicProcessIdList,
+    JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
+    QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
 };
 
 /// The exit code every process gets when its job is terminated.
@@ -23,6 +25,7 @@ pub(crate) const TERMINATED_EXIT_CODE: u32 = 1;
 #[derive(Debug)]
 pub(crate) struct Job {
     handle: OwnedHandle,
+    kill_on_close: bool,
 }
 
 impl Job {
@@ -37,24 +40,57 @@ impl Job {
         }
         // SAFETY: `raw` is a fresh, valid handle that nothing else owns.
         let handle = unsafe { OwnedHandle::from_raw_handle(raw) };
-        let job = Job { handle };
+        let job = Job {
+            handle,
+            kill_on_close,
+        };
         if kill_on_close {
-            job.set_kill_on_close()?;
+            job.set(&job.base_limits())?;
         }
         Ok(job)
     }
 
-    fn set_kill_on_close(&self) -> io::Result<()> {
+    /// The limits every write starts from: kill-on-close when asked for.
+    /// Built rather than read back, since a read can drop flags (Wine
+    /// reports none) and a write replaces them all.
+    pub(crate) fn base_limits(&self) -> JOBOBJECT_EXTENDED_LIMIT_INFORMATION {
         // SAFETY: the struct is plain data for which all-zero is a valid value.
         let mut info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = unsafe { std::mem::zeroed() };
-        info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
-        // SAFETY: the pointer and length describe `info`, which outlives the call.
+        if self.kill_on_close {
+            info.BasicLimitInformation.LimitFlags = JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE;
+        }
+        info
+    }
+
+    /// Reads one fixed-size information class.
+    pub(crate) fn query<T: JobInfo>(&self) -> io::Result<T> {
+        let mut value = MaybeUninit::<T>::zeroed();
+        // SAFETY: the pointer and length describe `value`, which is writable,
+        // aligned for `T` and outlives the call; a null return-length is allowed.
+        let ok = unsafe {
+            QueryInformationJobObject(
+                self.raw(),
+                T::CLASS,
+                value.as_mut_ptr().cast::<c_void>(),
+                size_of::<T>() as u32,
+                ptr::null_mut(),
+            )
+        };
+        check(ok)?;
+        // SAFETY: `T` is plain data (JobInfo's contract), so the zeroed value
+        // the call filled in is a valid `T`.
+        Ok(unsafe { value.assume_init() })
+    }
+
+    /// Writes one fixed-size information class.
+    pub(crate) fn set<T: JobInfo>(&self, value: &T) -> io::Result<()> {
+        // SAFETY: the pointer and length describe `value`, which outlives the call.
         let ok = unsafe {
             SetInformationJobObject(
                 self.raw(),
-                JobObjectExtendedLimitInformation,
-                ptr::from_ref(&info).cast::<c_void>(),
-                size_of::<JOBOBJECT_EXTENDED_LIMIT_INFORMATION>() as u32,
+                T::CLASS,
+                ptr::from_ref(value).cast::<c_void>(),
+                size_of::<T>() as u32,
             )
         };
         check(ok)
@@ -131,6 +167,30 @@ impl Job {
             return Ok(ids.iter().map(|&id| id as u32).collect());
         }
     }
+}
+
+/// A fixed-size job information struct and the class that reads or writes it.
+///
+/// # Safety
+/// Implementors are `repr(C)` plain data for which all-zero bytes are a valid
+/// value, and `CLASS` is the information class with exactly that layout.
+pub(crate) unsafe trait JobInfo: Copy {
+    const CLASS: JOBOBJECTINFOCLASS;
+}
+
+// SAFETY: plain-data windows-sys structs matching their information classes.
+unsafe impl JobInfo for JOBOBJECT_EXTENDED_LIMIT_INFORMATION {
+    const CLASS: JOBOBJECTINFOCLASS = JobObjectExtendedLimitInformation;
+}
+
+// SAFETY: as above.
+unsafe impl JobInfo for JOBOBJECT_BASIC_ACCOUNTING_INFORMATION {
+    const CLASS: JOBOBJECTINFOCLASS = JobObjectBasicAccountingInformation;
+}
+
+// SAFETY: as above.
+unsafe impl JobInfo for JOBOBJECT_CPU_RATE_CONTROL_INFORMATION {
+    const CLASS: JOBOBJECTINFOCLASS = JobObjectCpuRateControlInformation;
 }
 
 fn check(ok: i32) -> io::Result<()> {

@@ -2,6 +2,7 @@
 //! nested below it per run of a shared group. Children start suspended, join
 //! their jobs, and only then run, so no descendant ever runs outside the job.
 
+pub(crate) mod accounting;
 pub(crate) mod job;
 pub(crate) mod process;
 pub(crate) mod threads;
@@ -70,6 +71,18 @@ impl JobContainer {
     /// Every live process in the job: the whole tree, not only the children.
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
         self.job.pids()
+    }
+
+    /// The whole job's CPU time, process counts and peak memory.
+    #[cfg_attr(not(test), allow(dead_code))] // read by the group stats facade
+    pub(crate) fn accounting(&self) -> io::Result<accounting::JobAccounting> {
+        self.job.accounting()
+    }
+
+    /// Caps the whole job's memory, process count and CPU rate.
+    #[cfg_attr(not(test), allow(dead_code))] // applied by the group limits facade
+    pub(crate) fn set_limits(&self, limits: &accounting::JobLimits) -> io::Result<()> {
+        self.job.set_limits(limits)
     }
 
     /// Moves a running process (and everything it starts from now on) into the job.

@@ -163,3 +163,102 @@ fn exited(process: &OwnedHandle) -> bool {
     // SAFETY: the handle is valid and has SYNCHRONIZE access.
     unsafe { WaitForSingleObject(process.as_raw_handle(), 0) == WAIT_OBJECT_0 }
 }
+
+fn job_of(container: &Container) -> &super::JobContainer {
+    let crate::sys::ContainerKind::Job(job) = &container.kind;
+    job
+}
+
+#[tokio::test]
+async fn accounting_counts_the_whole_tree() {
+    let container = group();
+    let _run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
+        .await
+        .unwrap();
+    let job = job_of(&container);
+    eventually("two active processes", || {
+        job.accounting().unwrap().active_processes >= 2
+    })
+    .await;
+    assert!(job.accounting().unwrap().total_processes >= 2);
+    container.kill_all().unwrap();
+    eventually("no active process", || {
+        job.accounting().unwrap().active_processes == 0
+    })
+    .await;
+}
+
+#[test]
+#[ignore = "Wine 8 reports no limit flags back when queried; real Windows only"]
+fn limits_are_written_to_the_job_without_losing_kill_on_close() {
+    use windows_sys::Win32::System::JobObjects::{
+        JOB_OBJECT_LIMIT_ACTIVE_PROCESS, JOB_OBJECT_LIMIT_JOB_MEMORY,
+        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
+    };
+    let container = group();
+    let job = job_of(&container);
+    let limits = super::accounting::JobLimits {
+        memory_max: Some(256 << 20),
+        max_processes: Some(8),
+        cpu_quota: None,
+    };
+    job.set_limits(&limits).unwrap();
+    let info: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = job.job.query().unwrap();
+    let flags = info.BasicLimitInformation.LimitFlags;
+    for flag in [
+        JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+        JOB_OBJECT_LIMIT_JOB_MEMORY,
+        JOB_OBJECT_LIMIT_ACTIVE_PROCESS,
+    ] {
+        assert_eq!(flags & flag, flag, "flags {flags:#x} lack {flag:#x}");
+    }
+    assert_eq!(info.JobMemoryLimit, 256 << 20);
+    assert_eq!(info.BasicLimitInformation.ActiveProcessLimit, 8);
+}
+
+#[tokio::test]
+async fn a_job_with_limits_still_kills_its_processes_on_close() {
+    let job = super::job::Job::new(true).unwrap();
+    let limits = super::accounting::JobLimits {
+        memory_max: Some(256 << 20),
+        max_processes: Some(8),
+        cpu_quota: None,
+    };
+    job.set_limits(&limits).unwrap();
+    let mut outsider = KillOnDrop(
+        std::process::Command::new("ping")
+            .args(["-n", "120", "127.0.0.1"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let process = super::process::open_for_job(outsider.0.id()).unwrap();
+    job.assign(std::os::windows::io::AsHandle::as_handle(&process))
+        .unwrap();
+    drop(job);
+    eventually("closing the job killed its process", || {
+        outsider.0.try_wait().unwrap().is_some()
+    })
+    .await;
+}
+
+#[test]
+#[ignore = "Wine 8 does not implement job CPU rate control; real Windows only"]
+fn a_cpu_quota_is_accepted_by_the_job() {
+    let container = group();
+    let limits = super::accounting::JobLimits {
+        cpu_quota: Some(0.5),
+        ..Default::default()
+    };
+    job_of(&container).set_limits(&limits).unwrap();
+}
+
+#[test]
+fn cpu_quota_converts_against_the_host_cpu_count() {
+    use super::accounting::cpu_rate;
+    assert_eq!(cpu_rate(0.5, 4), 1250);
+    assert_eq!(cpu_rate(2.0, 4), 5000);
+    assert_eq!(cpu_rate(8.0, 4), 10_000);
+    assert_eq!(cpu_rate(0.0, 4), 1);
+    assert_eq!(cpu_rate(1.0, 0), 10_000);
+}
