@@ -8,6 +8,7 @@ use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
 use crate::running::{Placement, RunningProcess, spawn};
+use crate::signal::Signal;
 use crate::sys::Container;
 
 /// How long `shutdown` waits after SIGTERM before it kills.
@@ -101,7 +102,7 @@ impl ProcessGroup {
     pub async fn shutdown(&self) -> Result<()> {
         // A frozen tree cannot act on SIGTERM; thaw it first.
         let _ = self.container.set_frozen(false);
-        if self.container.signal_all(crate::Signal::Term).is_ok() {
+        if self.container.signal_all(Signal::Term).is_ok() {
             self.wait_empty(self.shutdown_grace).await;
         }
         self.terminate_all()?;

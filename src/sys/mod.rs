@@ -268,7 +268,7 @@ impl Slot {
             #[cfg(unix)]
             SlotKind::Pgroup(s) => s.prepare(cmd, os),
             #[cfg(windows)]
-            SlotKind::Job(s) => return s.prepare(cmd, os),
+            SlotKind::Job(s) => s.prepare(cmd, os)?,
         }
         Ok(())
     }
@@ -285,7 +285,7 @@ impl Slot {
                 }
             }
             #[cfg(windows)]
-            SlotKind::Job(s) => return s.attach(child),
+            SlotKind::Job(s) => s.attach(child)?,
         }
         let _ = child;
         Ok(())
