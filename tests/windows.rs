@@ -32,6 +32,27 @@ fn helper_grandchild_entry_point() {
     std::thread::sleep(Duration::from_secs(600));
 }
 
+/// Set in an owner's environment: the owner starts a grandchild through
+/// processkit (pid to the given file) and waits to be killed.
+const OWNER_ENV: &str = "PROCESSKIT_WINDOWS_TEST_OWNER_PIDFILE";
+
+/// Not a test of its own: the owner process for
+/// `an_owner_killed_abruptly_takes_its_tree_along`.
+#[test]
+fn helper_owner_entry_point() {
+    let Some(path) = std::env::var_os(OWNER_ENV) else {
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let pidfile = PidFile(PathBuf::from(path));
+        let run = cmd_with_grandchild(&pidfile).start().await.expect("start");
+        std::mem::forget(pidfile); // the test reads and removes it
+        tokio::time::sleep(Duration::from_secs(600)).await;
+        drop(run);
+    });
+}
+
 /// A process we watch through a handle opened while it is alive (so a
 /// recycled pid cannot fool us). Terminated on drop if a test failed.
 struct Watched {
@@ -147,6 +168,30 @@ async fn dropping_the_handle_kills_child_and_grandchild() {
     drop(run);
     child.assert_gone("the child").await;
     grandchild.assert_gone("the grandchild").await;
+}
+
+#[tokio::test]
+async fn an_owner_killed_abruptly_takes_its_tree_along() {
+    let pidfile = PidFile::new("owner");
+    let exe = std::env::current_exe().expect("test binary path");
+    // Started without processkit, so only the owner's own job holds the tree.
+    let owner = std::process::Command::new(exe)
+        .args([
+            "helper_owner_entry_point",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(OWNER_ENV, &pidfile.0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the owner");
+    let owner = Watched::open(owner.id());
+    let grandchild = pidfile.grandchild().await;
+    // TerminateProcess runs no destructors: only the kernel closing the
+    // owner's job handle (kill-on-close) can end the grandchild now.
+    drop(owner);
+    grandchild.assert_gone("the dead owner's grandchild").await;
 }
 
 #[tokio::test]
