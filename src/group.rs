@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
 use crate::running::{Placement, RunningProcess, spawn};
 use crate::sys::Container;
+use crate::trace::trace_event;
 
 /// How long `shutdown` waits after SIGTERM before it kills.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -99,6 +100,7 @@ impl ProcessGroup {
     /// for it to exit, then SIGKILL; returns once the group is empty. On
     /// Windows the job is terminated at once.
     pub async fn shutdown(&self) -> Result<()> {
+        trace_event!(debug, "teardown", group = %"shutdown", mechanism = %self.container.mechanism());
         // A frozen tree cannot act on SIGTERM; thaw it first.
         let _ = self.container.set_frozen(false);
         if self.container.signal_all(crate::Signal::Term).is_ok() {
@@ -126,6 +128,7 @@ impl ProcessGroup {
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
+        trace_event!(debug, "teardown", group = %"dropped", mechanism = %self.container.mechanism());
         let _ = self.container.kill_all();
     }
 }

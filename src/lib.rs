@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod backoff;
 mod command;
 mod error;
 mod finish;
@@ -24,11 +25,14 @@ mod group;
 mod limits;
 mod mechanism;
 mod result;
+mod retry;
 mod runner;
 mod running;
 mod signal;
 mod stdin;
+mod supervisor;
 mod sys;
+mod trace;
 mod verbs;
 
 pub use command::Command;
@@ -36,11 +40,13 @@ pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use mechanism::Mechanism;
 pub use result::ProcessResult;
+pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
 pub use running::{MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
 pub use stdin::Stdin;
+pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{output, run};
 

@@ -25,6 +25,7 @@ pub use stdin::StdinWriter;
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
 use crate::sys::{self, Container, Slot};
+use crate::trace::trace_event;
 
 /// How long pumps may take to reach end-of-file once the run's tree is dead,
 /// before what was read so far is returned (an escaped process may hold a pipe).
@@ -176,6 +177,15 @@ impl RunningProcess {
             signal,
             at: Instant::now(),
         };
+        trace_event!(
+            debug,
+            "exit",
+            program = %self.program,
+            pid = ?self.pid,
+            code = ?exit.code,
+            signal = ?exit.signal,
+            duration = ?exit.at.saturating_duration_since(self.started),
+        );
         self.exit = Some(exit);
         self.watchdog = None;
         Ok(exit)
@@ -252,7 +262,14 @@ impl Drop for RunningProcess {
     fn drop(&mut self) {
         // A run that owns its container dies with its handle; the container's
         // own Drop kills the tree. Reaping the direct child is left to tokio.
-        if self.container.is_some() {
+        if let Some(container) = &self.container {
+            trace_event!(
+                debug,
+                "teardown",
+                program = %self.program,
+                pid = ?self.pid,
+                mechanism = %container.mechanism(),
+            );
             let _ = self.kill();
         }
     }

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
 use crate::stdin::StdinSource;
 use crate::sys::Container;
+use crate::trace::trace_event;
 
 /// Where a new run goes.
 #[derive(Debug, Clone)]
@@ -30,11 +31,12 @@ pub(crate) enum Placement {
 /// Starts `cmd` according to `placement`.
 pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<RunningProcess> {
     let program = cmd.display_name();
-    validate(cmd, &program)?;
+    // A token cancelled before the run starts wins over any other outcome.
     #[cfg(feature = "cancellation")]
     if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
         return Err(Error::Cancelled { program });
     }
+    validate(cmd, &program)?;
     let (container, owned) = match placement {
         Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
         Placement::Shared(container) => (container, false),
@@ -100,8 +102,18 @@ pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<Running
         grace: cmd.timeout_grace,
         #[cfg(feature = "cancellation")]
         cancel: cmd.cancel.clone(),
+        program: program.clone(),
+        pid: child.id(),
     };
     let watchdog = arbiter::start(watch, Arc::clone(&slot), Arc::clone(&arbiter));
+    trace_event!(
+        debug,
+        "spawn",
+        program = %program,
+        pid = ?child.id(),
+        mechanism = %container.mechanism(),
+        shared_group = %!owned,
+    );
     Ok(RunningProcess {
         program,
         pid: child.id(),

@@ -348,3 +348,16 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
 /// Tells the guardian about a new process group to kill if we die.
 #[cfg(unix)]
 pub(crate) fn guardian_track_pgid(_pgid: i32) {}
+
+/// Whether `error` says the process or the system ran out of file descriptors.
+pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    return matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+    #[cfg(windows)]
+    return error.raw_os_error() == Some(4); // ERROR_TOO_MANY_OPEN_FILES
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = error;
+        false
+    }
+}
