@@ -52,3 +52,13 @@ pub use verbs::{output, run};
 
 #[cfg(feature = "cancellation")]
 pub use tokio_util::sync::CancellationToken;
+
+/// Compiles the examples of the timeouts, retries and cancellation guide.
+#[cfg(all(doctest, feature = "cancellation"))]
+#[doc = include_str!("../docs/timeouts-and-cancellation.md")]
+pub struct TimeoutsAndCancellationGuide;
+
+/// Compiles the examples of the supervision guide.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/supervision.md")]
+pub struct SupervisionGuide;

@@ -33,7 +33,7 @@ impl Subscriber for CapturingSubscriber {
     fn record(&self, _: &Id, _: &Record<'_>) {}
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
-        let mut line = format!("{}", event.metadata().target());
+        let mut line = event.metadata().target().to_string();
         event.record(&mut LineVisitor(&mut line));
         let mut all = self.0.lock().unwrap();
         all.push_str(&line);
