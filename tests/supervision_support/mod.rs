@@ -66,6 +66,19 @@ pub async fn wait_for_count(token: &str, count: usize) -> Vec<u32> {
     panic!("never saw {count} processes carrying {token}");
 }
 
+/// Polls (bounded, generous) until exactly `count` processes carry `token`
+/// (a shell's fork carries its argv until it execs, so counts can overshoot briefly).
+pub async fn wait_for_exact(token: &str, count: usize) -> Vec<u32> {
+    for _ in 0..1000 {
+        let pids = pids_with(token);
+        if pids.len() == count {
+            return pids;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("never saw exactly {count} processes carrying {token}");
+}
+
 /// Polls (bounded, generous) until no process carries `token`; true if so.
 pub async fn wait_gone(token: &str) -> bool {
     for _ in 0..1000 {
