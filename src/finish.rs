@@ -54,6 +54,8 @@ pub(crate) async fn first_line(
         while let Some(line) = reader.next_line().await.map_err(read_error)? {
             if pred(&line) {
                 let _ = run.kill();
+                // A line read after a cancel killed the tree is not an answer.
+                run.check_cancelled()?;
                 return Ok(Some(line));
             }
         }

@@ -153,7 +153,7 @@ async fn cancel_during_the_timeout_grace_wins_and_kills_at_once() {
     }
     assert!(run.timed_out(), "the deadline never fired");
     // SIGTERM was ignored: both token carriers are still there.
-    wait_for_exact(&token, 2).await;
+    wait_for_settled(&token, 2).await;
     cancel.cancel();
     let waited = tokio::time::timeout(Duration::from_secs(60), run.wait()).await;
     let outcome = waited.expect("cancel did not end the grace period");
@@ -180,8 +180,8 @@ async fn cancel_spares_siblings(group: ProcessGroup) {
         .unwrap();
     // Each tree settles at two token carriers: the script's shell and the
     // background shell (the sleeps carry no token).
-    let siblings_before = wait_for_exact(&sibling_token, 2).await;
-    wait_for_exact(&victim_token, 2).await;
+    let siblings_before = wait_for_settled(&sibling_token, 2).await;
+    wait_for_settled(&victim_token, 2).await;
     cancel.cancel();
     let outcome = victim.wait().await;
     assert!(
@@ -189,11 +189,10 @@ async fn cancel_spares_siblings(group: ProcessGroup) {
         "{outcome:?}"
     );
     assert!(wait_gone(&victim_token).await, "victim's tree survived");
-    let mut siblings_after = pids_with(&sibling_token);
-    siblings_after.sort();
-    let mut siblings_before = siblings_before;
-    siblings_before.sort();
-    assert_eq!(siblings_after, siblings_before, "a sibling was hit");
+    let siblings_after = pids_with(&sibling_token);
+    for pid in &siblings_before {
+        assert!(siblings_after.contains(pid), "sibling {pid} was hit");
+    }
     assert!(sibling.id().is_some());
     drop(group);
     assert!(

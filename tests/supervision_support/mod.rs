@@ -67,16 +67,26 @@ pub async fn wait_for_count(token: &str, count: usize) -> Vec<u32> {
 }
 
 /// Polls (bounded, generous) until exactly `count` processes carry `token`
-/// (a shell's fork carries its argv until it execs, so counts can overshoot briefly).
-pub async fn wait_for_exact(token: &str, count: usize) -> Vec<u32> {
-    for _ in 0..1000 {
-        let pids = pids_with(token);
-        if pids.len() == count {
-            return pids;
+/// and the set stays the same for a while: a shell's fork carries its argv
+/// until it execs, so counts overshoot briefly while a tree is forming.
+pub async fn wait_for_settled(token: &str, count: usize) -> Vec<u32> {
+    let mut last = Vec::new();
+    let mut stable = 0;
+    for _ in 0..2000 {
+        let mut pids = pids_with(token);
+        pids.sort();
+        if pids.len() == count && pids == last {
+            stable += 1;
+            if stable >= 10 {
+                return pids;
+            }
+        } else {
+            stable = 0;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        last = pids;
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    panic!("never saw exactly {count} processes carrying {token}");
+    panic!("never saw {count} settled processes carrying {token}");
 }
 
 /// Polls (bounded, generous) until no process carries `token`; true if so.
