@@ -1,0 +1,182 @@
+//! Line streaming on a running child: lines arrive while it runs, line
+//! endings, bounded long lines, stderr streaming, and that the run's timeout,
+//! cancellation and a dropped handle all end the stream and the whole tree.
+
+mod streaming_support;
+
+use std::time::Duration;
+
+use processkit::{Command, JobRunner, MAX_LINE, Mechanism, StreamExt};
+use streaming_support::{KillOnDrop, Scratch, appeared, gone, is_alive, pids_with, token};
+
+fn sh(script: &str) -> Command {
+    Command::new("sh").arg("-c").arg(script)
+}
+
+#[tokio::test]
+async fn first_line_arrives_while_the_child_still_runs() {
+    let scratch = Scratch::new("first-line");
+    let flag = scratch.path("go");
+    // The child cannot exit (or write its second line) before we create the flag.
+    let script = format!(
+        "echo first; echo warn >&2; while [ ! -e '{flag}' ]; do sleep 0.02; done; echo second"
+    );
+    let mut run = sh(&script).start().await.unwrap();
+    let pid = run.id().expect("running child has a pid");
+    let _guard = streaming_support::KillPidOnDrop(Some(pid));
+
+    let mut lines = run.stdout_lines();
+    assert_eq!(lines.next().await.as_deref(), Some("first"));
+    assert!(
+        is_alive(pid),
+        "the first line must arrive before the child exits"
+    );
+
+    std::fs::write(&flag, b"").unwrap();
+    assert_eq!(lines.next().await.as_deref(), Some("second"));
+    assert_eq!(lines.next().await, None);
+    let (code, stderr) = run.finish_streamed().await.unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(stderr, "warn\n");
+}
+
+#[tokio::test]
+async fn crlf_and_an_unterminated_last_line() {
+    let mut run = sh(r"printf 'a\r\nb\n\r\nlast'").start().await.unwrap();
+    let lines: Vec<String> = run.stdout_lines().collect().await;
+    assert_eq!(lines, ["a", "b", "", "last"]);
+    assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
+}
+
+#[tokio::test]
+async fn an_enormous_line_arrives_in_bounded_pieces() {
+    let len = 2 * MAX_LINE + MAX_LINE / 2;
+    let script = format!("head -c {len} /dev/zero | tr '\\0' x; echo; echo tail");
+    let mut run = sh(&script).start().await.unwrap();
+    let lines: Vec<String> = run.stdout_lines().collect().await;
+    let sizes: Vec<usize> = lines.iter().map(String::len).collect();
+    assert_eq!(sizes, [MAX_LINE, MAX_LINE, MAX_LINE / 2, 4]);
+    assert_eq!(lines[3], "tail");
+    assert!(lines[..3].iter().all(|l| l.bytes().all(|b| b == b'x')));
+}
+
+#[tokio::test]
+async fn the_command_timeout_ends_the_stream_and_the_tree() {
+    let tok = token("timeout");
+    let _guard = KillOnDrop(tok.clone());
+    let script = "while :; do echo tick; sleep 0.05; done";
+    let mut run = sh(script)
+        .arg(&tok)
+        .timeout(Duration::from_secs(1))
+        .start()
+        .await
+        .unwrap();
+    let mut lines = run.stdout_lines();
+    let mut ticks = 0;
+    while let Some(line) = lines.next().await {
+        assert_eq!(line, "tick");
+        ticks += 1;
+    }
+    assert!(ticks > 0, "the child wrote before its deadline");
+    assert!(run.timed_out());
+    let (code, _stderr) = run.finish_streamed().await.unwrap();
+    assert_eq!(code, None, "a timed-out run has no exit code");
+    assert!(gone(&tok).await, "timeout left {:?}", pids_with(&tok));
+}
+
+/// A shell that starts a looping grandchild (carrying the token too) and
+/// then prints ticks forever.
+fn tree_with_grandchild(tok: &str) -> Command {
+    let script = format!(
+        "sh -c 'while :; do sleep 0.1; done' gc-{tok} & while :; do echo tick; sleep 0.05; done"
+    );
+    sh(&script).arg(tok)
+}
+
+async fn drop_mid_stream_leaves_nothing(runner: JobRunner, tok: &str) {
+    let _guard = KillOnDrop(tok.to_owned());
+    let mut run = runner.start(&tree_with_grandchild(tok)).await.unwrap();
+    assert!(
+        appeared(tok, 2).await,
+        "child and grandchild should both run"
+    );
+    let mut lines = run.stdout_lines();
+    assert_eq!(lines.next().await.as_deref(), Some("tick"));
+    assert_eq!(lines.next().await.as_deref(), Some("tick"));
+    drop(run);
+    assert!(
+        gone(tok).await,
+        "dropping the handle left {:?}",
+        pids_with(tok)
+    );
+}
+
+#[tokio::test]
+async fn dropping_the_handle_mid_stream_kills_the_tree() {
+    drop_mid_stream_leaves_nothing(JobRunner::new(), &token("drop")).await;
+}
+
+#[tokio::test]
+async fn dropping_the_handle_mid_stream_kills_the_tree_under_process_groups() {
+    let runner = JobRunner::with_mechanism(Mechanism::ProcessGroup);
+    drop_mid_stream_leaves_nothing(runner, &token("drop-pg")).await;
+}
+
+#[tokio::test]
+async fn stderr_streams_while_a_large_stdout_is_drained() {
+    // 1 MB of stdout first: if nobody drained stdout, the child would block
+    // before ever writing to stderr.
+    let script = "yes x | head -c 1000000; echo e1 >&2; echo e2 >&2; echo out-tail";
+    let mut run = sh(script).start().await.unwrap();
+    let errors: Vec<String> = run.stderr_lines().collect().await;
+    assert_eq!(errors, ["e1", "e2"]);
+    let out: Vec<String> = run.stdout_lines().collect().await;
+    assert_eq!(out.len(), 500_001, "all of stdout is still there");
+    assert!(out[..500_000].iter().all(|l| l == "x"));
+    assert_eq!(out[500_000], "out-tail");
+    let (code, stderr) = run.finish_streamed().await.unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(stderr, "", "streamed stderr is not repeated");
+}
+
+#[tokio::test]
+async fn stderr_stream_starts_with_what_was_captured_before() {
+    let scratch = Scratch::new("stderr-early");
+    let flag = scratch.path("go");
+    let script = format!(
+        "echo early >&2; echo ready; while [ ! -e '{flag}' ]; do sleep 0.02; done; echo late >&2"
+    );
+    let mut run = sh(&script).start().await.unwrap();
+    let _guard = streaming_support::KillPidOnDrop(run.id());
+    run.wait_for_line(|l| l == "ready", Duration::from_secs(30))
+        .await
+        .unwrap();
+    let mut errors = run.stderr_lines();
+    assert_eq!(errors.next().await.as_deref(), Some("early"));
+    std::fs::write(&flag, b"").unwrap();
+    assert_eq!(errors.next().await.as_deref(), Some("late"));
+    assert_eq!(errors.next().await, None);
+    assert_eq!(
+        run.finish_streamed().await.unwrap(),
+        (Some(0), String::new())
+    );
+}
+
+#[tokio::test]
+async fn finish_streamed_reports_no_code_for_a_killed_run() {
+    let mut run = Command::new("sleep").arg("30").start().await.unwrap();
+    run.kill().unwrap();
+    assert_eq!(run.stdout_lines().next().await, None);
+    assert_eq!(run.finish_streamed().await.unwrap().0, None);
+}
+
+#[tokio::test]
+async fn finish_streamed_reports_a_non_zero_exit_as_data() {
+    let mut run = sh("echo out; echo bad >&2; exit 3").start().await.unwrap();
+    let lines: Vec<String> = run.stdout_lines().collect().await;
+    assert_eq!(lines, ["out"]);
+    assert_eq!(
+        run.finish_streamed().await.unwrap(),
+        (Some(3), "bad\n".to_owned())
+    );
+}
