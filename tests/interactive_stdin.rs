@@ -14,7 +14,10 @@ async fn a_bc_conversation_interleaves_requests_and_answers() {
     let mut run = Command::new("bc").keep_stdin_open().start().await.unwrap();
     let _guard = streaming_support::KillPidOnDrop(run.id());
     let mut stdin = run.standard_input().expect("stdin was kept open");
-    assert!(run.standard_input().is_none(), "the writer is handed out once");
+    assert!(
+        run.standard_input().is_none(),
+        "the writer is handed out once"
+    );
 
     let mut answers = run.stdout_lines();
     stdin.write_line("2 + 2").await.unwrap();
@@ -28,7 +31,10 @@ async fn a_bc_conversation_interleaves_requests_and_answers() {
     assert_eq!(answers.next().await.as_deref(), Some("2.50"));
     stdin.finish().await.unwrap();
     assert_eq!(answers.next().await, None, "EOF on stdin ends bc");
-    assert_eq!(run.finish_streamed().await.unwrap(), (Some(0), String::new()));
+    assert_eq!(
+        run.finish_streamed().await.unwrap(),
+        (Some(0), String::new())
+    );
 }
 
 #[tokio::test]
@@ -74,13 +80,19 @@ async fn on_stderr_line_runs_in_addition_to_capture() {
 
 #[tokio::test]
 async fn writing_to_an_exited_child_is_stdin_closed_not_a_hang() {
-    let mut run = Command::new("true").keep_stdin_open().start().await.unwrap();
+    let mut run = Command::new("true")
+        .keep_stdin_open()
+        .start()
+        .await
+        .unwrap();
     let mut stdin = run.standard_input().unwrap();
     assert_eq!(run.wait().await.unwrap(), Some(0));
     // Larger than any pipe buffer, so a write cannot just vanish into it.
     let big = vec![b'x'; 4 * 1024 * 1024];
     let write = tokio::time::timeout(Duration::from_secs(30), stdin.write(&big)).await;
-    let err = write.expect("writing to an exited child must not hang").unwrap_err();
+    let err = write
+        .expect("writing to an exited child must not hang")
+        .unwrap_err();
     assert!(matches!(err, Error::StdinClosed { .. }), "{err:?}");
     // Once closed, it stays closed.
     let again = stdin.write_line("more").await.unwrap_err();
@@ -91,7 +103,12 @@ async fn writing_to_an_exited_child_is_stdin_closed_not_a_hang() {
 #[tokio::test]
 async fn a_child_that_stops_reading_closes_stdin() {
     // `head -n 1` exits after one line; later writes must fail, not block.
-    let mut run = Command::new("head").args(["-n", "1"]).keep_stdin_open().start().await.unwrap();
+    let mut run = Command::new("head")
+        .args(["-n", "1"])
+        .keep_stdin_open()
+        .start()
+        .await
+        .unwrap();
     let mut stdin = run.standard_input().unwrap();
     stdin.write_line("only").await.unwrap();
     let mut lines = run.stdout_lines();
@@ -105,5 +122,8 @@ async fn a_child_that_stops_reading_closes_stdin() {
             break;
         }
     }
-    assert!(matches!(outcome, Err(Error::StdinClosed { .. })), "{outcome:?}");
+    assert!(
+        matches!(outcome, Err(Error::StdinClosed { .. })),
+        "{outcome:?}"
+    );
 }

@@ -39,8 +39,10 @@ fn assert_survived(run: &RunningProcess) {
 
 #[tokio::test]
 async fn wait_for_line_returns_the_match_and_leaves_the_rest() {
-    let (mut run, _guard) =
-        start(sh("echo booting; echo 'listening on 1234'; echo after; echo more")).await;
+    let (mut run, _guard) = start(sh(
+        "echo booting; echo 'listening on 1234'; echo after; echo more",
+    ))
+    .await;
     let banner = run
         .wait_for_line(|l| l.contains("listening on"), PATIENT)
         .await
@@ -54,8 +56,14 @@ async fn wait_for_line_returns_the_match_and_leaves_the_rest() {
 #[tokio::test]
 async fn wait_for_line_deadline_is_not_ready_and_the_child_survives() {
     let (mut run, _guard) = start(sh("echo nope; exec sleep 30")).await;
-    let err = run.wait_for_line(|l| l == "ready", SHORT).await.unwrap_err();
-    assert!(matches!(&err, Error::NotReady { waited, .. } if *waited >= SHORT), "{err:?}");
+    let err = run
+        .wait_for_line(|l| l == "ready", SHORT)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::NotReady { waited, .. } if *waited >= SHORT),
+        "{err:?}"
+    );
     assert_eq!(reason(err), NotReadyReason::DeadlineExpired);
     assert_survived(&run);
     // The line read while probing was consumed; the handle still works.
@@ -66,7 +74,10 @@ async fn wait_for_line_deadline_is_not_ready_and_the_child_survives() {
 #[tokio::test]
 async fn wait_for_line_fails_fast_when_the_child_exits() {
     let (mut run, _guard) = start(sh("echo nope; exit 3")).await;
-    let err = run.wait_for_line(|l| l == "ready", PATIENT).await.unwrap_err();
+    let err = run
+        .wait_for_line(|l| l == "ready", PATIENT)
+        .await
+        .unwrap_err();
     assert_eq!(reason(err), NotReadyReason::StdoutClosed);
     assert_eq!(run.finish_streamed().await.unwrap().0, Some(3));
 }
@@ -74,7 +85,10 @@ async fn wait_for_line_fails_fast_when_the_child_exits() {
 #[tokio::test]
 async fn wait_for_line_fails_fast_when_stdout_closes_and_the_child_survives() {
     let (mut run, _guard) = start(sh("echo nope; exec >&-; exec sleep 30")).await;
-    let err = run.wait_for_line(|l| l == "ready", PATIENT).await.unwrap_err();
+    let err = run
+        .wait_for_line(|l| l == "ready", PATIENT)
+        .await
+        .unwrap_err();
     assert_eq!(reason(err), NotReadyReason::StdoutClosed);
     assert_survived(&run);
 }
@@ -180,5 +194,8 @@ async fn not_ready_is_distinct_from_timeout_in_messages() {
     let (mut run, _guard) = start(Command::new("sleep").arg("30")).await;
     let err = run.wait_for(|| async { false }, SHORT).await.unwrap_err();
     let text = err.to_string();
-    assert!(text.contains("sleep") && text.contains("not ready"), "{text}");
+    assert!(
+        text.contains("sleep") && text.contains("not ready"),
+        "{text}"
+    );
 }

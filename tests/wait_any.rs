@@ -29,13 +29,19 @@ async fn reports_children_in_the_order_they_exit() {
     let (mut c, _gc) = start(&exits_on(&flags[2], 12)).await;
 
     std::fs::write(&flags[2], b"").unwrap();
-    assert_eq!(wait_any(&mut [&mut a, &mut b, &mut c]).await.unwrap(), (2, Some(12)));
+    assert_eq!(
+        wait_any(&mut [&mut a, &mut b, &mut c]).await.unwrap(),
+        (2, Some(12))
+    );
     // The losers were only borrowed: still running, still usable.
     let (pa, pb) = (a.id().unwrap(), b.id().unwrap());
     assert!(is_alive(pa) && is_alive(pb));
 
     std::fs::write(&flags[1], b"").unwrap();
-    assert_eq!(wait_any(&mut [&mut a, &mut b]).await.unwrap(), (1, Some(11)));
+    assert_eq!(
+        wait_any(&mut [&mut a, &mut b]).await.unwrap(),
+        (1, Some(11))
+    );
     assert!(is_alive(pa));
 
     std::fs::write(&flags[0], b"").unwrap();
@@ -48,16 +54,24 @@ async fn an_already_exited_child_wins_at_once() {
     let (mut sleeper, _g) = start(&Command::new("sleep").arg("30")).await;
     let (mut done, _gd) = start(&Command::new("true")).await;
     assert_eq!(done.wait().await.unwrap(), Some(0));
-    assert_eq!(wait_any(&mut [&mut sleeper, &mut done]).await.unwrap(), (1, Some(0)));
+    assert_eq!(
+        wait_any(&mut [&mut sleeper, &mut done]).await.unwrap(),
+        (1, Some(0))
+    );
     assert!(sleeper.id().is_some_and(is_alive));
 }
 
 #[tokio::test]
 async fn a_killed_or_timed_out_child_has_no_code() {
     let (mut sleeper, _g) = start(&Command::new("sleep").arg("30")).await;
-    let timed = Command::new("sleep").arg("30").timeout(Duration::from_millis(200));
+    let timed = Command::new("sleep")
+        .arg("30")
+        .timeout(Duration::from_millis(200));
     let (mut timed, _gt) = start(&timed).await;
-    assert_eq!(wait_any(&mut [&mut sleeper, &mut timed]).await.unwrap(), (1, None));
+    assert_eq!(
+        wait_any(&mut [&mut sleeper, &mut timed]).await.unwrap(),
+        (1, None)
+    );
     assert!(timed.timed_out());
     sleeper.kill().unwrap();
     assert_eq!(wait_any(&mut [&mut sleeper]).await.unwrap(), (0, None));
@@ -80,7 +94,10 @@ async fn the_race_can_be_bounded_and_retried() {
 async fn works_on_children_of_a_shared_group() {
     let group = ProcessGroup::new().unwrap();
     let mut a = group.start(&Command::new("sleep").arg("30")).await.unwrap();
-    let mut b = group.start(&Command::new("sh").args(["-c", "exit 7"])).await.unwrap();
+    let mut b = group
+        .start(&Command::new("sh").args(["-c", "exit 7"]))
+        .await
+        .unwrap();
     assert_eq!(wait_any(&mut [&mut a, &mut b]).await.unwrap(), (1, Some(7)));
     assert!(a.id().is_some_and(is_alive));
     group.terminate_all().unwrap();
