@@ -2,6 +2,7 @@
 //! from a line stream, per-line output handlers, and writing to a child that
 //! has already exited.
 
+mod common;
 mod streaming_support;
 
 use std::sync::{Arc, Mutex};

@@ -4,6 +4,7 @@
 //! programs exist here run (some with a substitute program) and are checked.
 #![allow(dead_code)]
 
+mod common;
 mod streaming_support;
 
 use std::sync::{Arc, Mutex};
@@ -156,7 +157,7 @@ async fn wait_for_a_child_to_be_ready_runs_with_a_substitute() -> processkit::Re
     run.wait_for_port(addr, Duration::from_secs(10)).await?;
     run.wait_for(|| async { health_check().await }, Duration::from_secs(10))
         .await?;
-    assert!(run.id().is_some_and(streaming_support::is_alive));
+    assert!(run.id().is_some_and(common::is_alive));
     Ok(())
 }
 
@@ -184,7 +185,7 @@ async fn race_two_servers_runs_with_substitutes() -> processkit::Result<()> {
     let (idx, code) = wait_any(&mut [&mut a, &mut b]).await?;
     assert_eq!((idx, code), (1, Some(3)));
     // The loser is still usable.
-    assert!(a.id().is_some_and(streaming_support::is_alive));
+    assert!(a.id().is_some_and(common::is_alive));
     a.kill()?;
     assert_eq!(a.wait().await?, None);
     Ok(())

@@ -2,12 +2,14 @@
 //! endings, bounded long lines, stderr streaming, and that the run's timeout,
 //! cancellation and a dropped handle all end the stream and the whole tree.
 
+mod common;
 mod streaming_support;
 
 use std::time::Duration;
 
+use common::{Cleanup, TempDir, Tree, is_alive, pids_with_token, token};
 use processkit::{Command, JobRunner, MAX_LINE, Mechanism, StreamExt};
-use streaming_support::{KillOnDrop, Scratch, appeared, gone, is_alive, pids_with, token};
+use streaming_support::{KillPidOnDrop, file_in, gone};
 
 fn sh(script: &str) -> Command {
     Command::new("sh").arg("-c").arg(script)
@@ -15,15 +17,15 @@ fn sh(script: &str) -> Command {
 
 #[tokio::test]
 async fn first_line_arrives_while_the_child_still_runs() {
-    let scratch = Scratch::new("first-line");
-    let flag = scratch.path("go");
+    let scratch = TempDir::new("first-line");
+    let flag = file_in(&scratch, "go");
     // The child cannot exit (or write its second line) before we create the flag.
     let script = format!(
         "echo first; echo warn >&2; while [ ! -e '{flag}' ]; do sleep 0.02; done; echo second"
     );
     let mut run = sh(&script).start().await.unwrap();
     let pid = run.id().expect("running child has a pid");
-    let _guard = streaming_support::KillPidOnDrop(Some(pid));
+    let _guard = KillPidOnDrop(Some(pid));
 
     let mut lines = run.stdout_lines();
     assert_eq!(lines.next().await.as_deref(), Some("first"));
@@ -62,8 +64,11 @@ async fn an_enormous_line_arrives_in_bounded_pieces() {
 
 #[tokio::test]
 async fn the_command_timeout_ends_the_stream_and_the_tree() {
-    let tok = token("timeout");
-    let _guard = KillOnDrop(tok.clone());
+    let tok = token("stream-timeout");
+    let _cleanup = Cleanup {
+        token: tok.clone(),
+        pidfile: None,
+    };
     let script = "while :; do echo tick; sleep 0.05; done";
     let mut run = sh(script)
         .arg(&tok)
@@ -81,45 +86,46 @@ async fn the_command_timeout_ends_the_stream_and_the_tree() {
     assert!(run.timed_out());
     let (code, _stderr) = run.finish_streamed().await.unwrap();
     assert_eq!(code, None, "a timed-out run has no exit code");
-    assert!(gone(&tok).await, "timeout left {:?}", pids_with(&tok));
+    assert!(gone(&tok).await, "timeout left {:?}", pids_with_token(&tok));
 }
 
-/// A shell that starts a looping grandchild (carrying the token too) and
-/// then prints ticks forever.
-fn tree_with_grandchild(tok: &str) -> Command {
-    let script = format!(
-        "sh -c 'while :; do sleep 0.1; done' gc-{tok} & while :; do echo tick; sleep 0.05; done"
-    );
-    sh(&script).arg(tok)
+#[tokio::test]
+async fn the_command_timeout_ends_a_stream_held_open_by_grandchildren() {
+    // Every level of the tree shares stdout, so the stream can only end once
+    // the whole tree is dead.
+    let tree = Tree::new("stream-timeout-tree", 3);
+    let cmd = tree.command().timeout(Duration::from_secs(1));
+    let mut run = cmd.start().await.unwrap();
+    let mut lines: Vec<String> = run.stdout_lines().collect().await;
+    lines.sort();
+    assert_eq!(lines, ["ready 1", "ready 2", "ready 3"]);
+    assert!(run.timed_out());
+    tree.assert_gone();
 }
 
-async fn drop_mid_stream_leaves_nothing(runner: JobRunner, tok: &str) {
-    let _guard = KillOnDrop(tok.to_owned());
-    let mut run = runner.start(&tree_with_grandchild(tok)).await.unwrap();
-    assert!(
-        appeared(tok, 2).await,
-        "child and grandchild should both run"
-    );
+async fn drop_mid_stream_leaves_nothing(runner: JobRunner, label: &str) {
+    let tree = Tree::new(label, 3);
+    let mut run = runner.start(&tree.command()).await.unwrap();
     let mut lines = run.stdout_lines();
-    assert_eq!(lines.next().await.as_deref(), Some("tick"));
-    assert_eq!(lines.next().await.as_deref(), Some("tick"));
+    for _ in 0..3 {
+        let line = lines.next().await.expect("a ready line from each level");
+        assert!(line.starts_with("ready "), "{line}");
+    }
+    let pids = tree.started().await;
+    assert!(pids.iter().all(|&p| is_alive(p)));
     drop(run);
-    assert!(
-        gone(tok).await,
-        "dropping the handle left {:?}",
-        pids_with(tok)
-    );
+    tree.assert_gone();
 }
 
 #[tokio::test]
 async fn dropping_the_handle_mid_stream_kills_the_tree() {
-    drop_mid_stream_leaves_nothing(JobRunner::new(), &token("drop")).await;
+    drop_mid_stream_leaves_nothing(JobRunner::new(), "stream-drop").await;
 }
 
 #[tokio::test]
 async fn dropping_the_handle_mid_stream_kills_the_tree_under_process_groups() {
     let runner = JobRunner::with_mechanism(Mechanism::ProcessGroup);
-    drop_mid_stream_leaves_nothing(runner, &token("drop-pg")).await;
+    drop_mid_stream_leaves_nothing(runner, "stream-drop-pg").await;
 }
 
 #[tokio::test]
@@ -141,13 +147,13 @@ async fn stderr_streams_while_a_large_stdout_is_drained() {
 
 #[tokio::test]
 async fn stderr_stream_starts_with_what_was_captured_before() {
-    let scratch = Scratch::new("stderr-early");
-    let flag = scratch.path("go");
+    let scratch = TempDir::new("stderr-early");
+    let flag = file_in(&scratch, "go");
     let script = format!(
         "echo early >&2; echo ready; while [ ! -e '{flag}' ]; do sleep 0.02; done; echo late >&2"
     );
     let mut run = sh(&script).start().await.unwrap();
-    let _guard = streaming_support::KillPidOnDrop(run.id());
+    let _guard = KillPidOnDrop(run.id());
     run.wait_for_line(|l| l == "ready", Duration::from_secs(30))
         .await
         .unwrap();
