@@ -196,3 +196,40 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod throughput {
+    use super::*;
+    use std::time::Instant;
+    use tokio::io::AsyncBufReadExt;
+
+    #[tokio::test]
+    #[ignore = "a measurement; run in release mode"]
+    async fn in_memory_against_tokio_lines() {
+        for width in [8usize, 71] {
+            let line = "x".repeat(width - 1) + "\n";
+            let text = line.repeat((200 << 20) / width);
+            let begun = Instant::now();
+            let mut reader = LineReader::new(text.as_bytes());
+            let mut n = 0u64;
+            while let Some(l) = reader.next_line().await.unwrap() {
+                n += 1;
+                std::hint::black_box(l);
+            }
+            let ours = begun.elapsed();
+            let begun = Instant::now();
+            let mut lines = tokio::io::BufReader::new(text.as_bytes()).lines();
+            let mut m = 0u64;
+            while let Some(l) = lines.next_line().await.unwrap() {
+                m += 1;
+                std::hint::black_box(l);
+            }
+            let theirs = begun.elapsed();
+            assert_eq!(n, m);
+            eprintln!(
+                "{width}-byte lines: ours {ours:?}, tokio {theirs:?}, ratio {:.2}",
+                theirs.as_secs_f64() / ours.as_secs_f64()
+            );
+        }
+    }
+}

@@ -223,7 +223,11 @@ fn emit_lines(pending: &mut Vec<u8>, handler: &LineHandler, at_eof: bool) {
 /// One line's text: a trailing `\r` removed, invalid UTF-8 replaced.
 pub(crate) fn decode_line(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    String::from_utf8_lossy(bytes).into_owned()
+    // `from_utf8` validates a word at a time; the lossy path is byte by byte.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
