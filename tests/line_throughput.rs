@@ -73,9 +73,22 @@ async fn compare_with_tokio_lines() {
         "1234567",
         "0123456789012345678901234567890123456789012345678901234567890123456789",
     ] {
-        let raw = raw_pipe(line).await;
-        let (n_pk, t_pk) = processkit_lines(line).await;
-        let (n_tk, t_tk) = tokio_lines(line).await;
+        // Alternate the order over a few rounds and keep each side's best,
+        // since the host is shared and noisy.
+        let (mut raw, mut t_pk, mut t_tk) = (Duration::MAX, Duration::MAX, Duration::MAX);
+        let (mut n_pk, mut n_tk) = (0, 0);
+        for round in 0..3 {
+            raw = raw.min(raw_pipe(line).await);
+            let (pk, tk) = if round % 2 == 0 {
+                let pk = processkit_lines(line).await;
+                (pk, tokio_lines(line).await)
+            } else {
+                let tk = tokio_lines(line).await;
+                (processkit_lines(line).await, tk)
+            };
+            (n_pk, t_pk) = (pk.0, t_pk.min(pk.1));
+            (n_tk, t_tk) = (tk.0, t_tk.min(tk.1));
+        }
         assert_eq!(n_pk, n_tk);
         let mib = TOTAL as f64 / (1024.0 * 1024.0);
         eprintln!(
