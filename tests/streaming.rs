@@ -11,6 +11,9 @@ use common::{Cleanup, TempDir, Tree, is_alive, pids_with_token, token};
 use processkit::{Command, JobRunner, MAX_LINE, Mechanism, StreamExt};
 use streaming_support::{KillPidOnDrop, file_in, gone};
 
+/// Far longer than any of these runs needs; only reached if a pipe deadlocks.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
 fn sh(script: &str) -> Command {
     Command::new("sh").arg("-c").arg(script)
 }
@@ -185,4 +188,53 @@ async fn finish_streamed_reports_a_non_zero_exit_as_data() {
         run.finish_streamed().await.unwrap(),
         (Some(3), "bad\n".to_owned())
     );
+}
+
+#[tokio::test]
+async fn waiting_after_a_partial_stderr_stream_keeps_stderr_drained() {
+    // After the first stderr line nobody streams stderr any more; 1 MB more
+    // of it must not block the child while we wait for its exit.
+    let script = "echo first >&2; yes e | head -c 1000000 >&2; echo out";
+    let mut run = sh(script).start().await.unwrap();
+    let _guard = KillPidOnDrop(run.id());
+    assert_eq!(run.stderr_lines().next().await.as_deref(), Some("first"));
+    let exit = tokio::time::timeout(HANG_GUARD, run.wait()).await;
+    assert_eq!(
+        exit.expect("a full stderr pipe blocked the child").unwrap(),
+        Some(0)
+    );
+    let (code, stderr) = run.finish_streamed().await.unwrap();
+    assert_eq!(code, Some(0));
+    assert_eq!(stderr.len(), 1_000_000);
+}
+
+#[tokio::test]
+async fn waiting_after_a_partial_stdout_stream_with_a_handler_keeps_stdout_drained() {
+    let handled = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&handled);
+    let script = "echo first; yes o | head -c 1000000";
+    let mut run = sh(script)
+        .on_stdout_line(move |_| {
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        })
+        .start()
+        .await
+        .unwrap();
+    let _guard = KillPidOnDrop(run.id());
+    assert_eq!(run.stdout_lines().next().await.as_deref(), Some("first"));
+    let exit = tokio::time::timeout(HANG_GUARD, run.wait()).await;
+    assert_eq!(
+        exit.expect("a full stdout pipe blocked the child").unwrap(),
+        Some(0)
+    );
+}
+
+#[tokio::test]
+async fn probing_stdout_after_a_partial_stderr_stream_keeps_stderr_drained() {
+    let script = "echo first >&2; yes e | head -c 1000000 >&2; echo ready; exec sleep 30";
+    let mut run = sh(script).start().await.unwrap();
+    let _guard = KillPidOnDrop(run.id());
+    assert_eq!(run.stderr_lines().next().await.as_deref(), Some("first"));
+    let line = run.wait_for_line(|l| l == "ready", HANG_GUARD).await;
+    assert_eq!(line.expect("a full stderr pipe blocked the child"), "ready");
 }

@@ -170,6 +170,7 @@ impl RunningProcess {
     /// Waits for the direct child's exit like `wait_exit`, but leaves stdout
     /// alone (probes and `wait_any` must not consume output). Cancel-safe.
     pub(crate) async fn reap(&mut self) -> Result<Exit> {
+        self.resume_stderr_capture();
         if let Some(exit) = self.exit {
             return Ok(exit);
         }
@@ -203,6 +204,11 @@ impl RunningProcess {
             StdoutState::Lines(reader) => {
                 let (unread, pipe) = reader.into_parts();
                 StdoutState::Capturing(Capture::start(unread, pipe, None))
+            }
+            // A line reader that took the pipe back stops reading it now.
+            StdoutState::Capturing(mut capture) => {
+                capture.resume();
+                StdoutState::Capturing(capture)
             }
             other => other,
         };

@@ -58,7 +58,9 @@ impl RunningProcess {
     /// Lines already consumed by [`wait_for_line`](RunningProcess::wait_for_line)
     /// are not repeated; everything after them is. The stream reads the
     /// pipe only while it is polled, so a child writing faster than the
-    /// caller reads waits for the caller: memory stays bounded.
+    /// caller reads waits for the caller: memory stays bounded. With an
+    /// [`on_stdout_line`](crate::Command::on_stdout_line) handler, lines
+    /// the stream delivers bypass the handler.
     ///
     /// ```no_run
     /// # async fn demo() -> processkit::Result<()> {
@@ -72,10 +74,6 @@ impl RunningProcess {
     /// # let _ = (code, stderr); Ok(()) }
     /// ```
     pub fn stdout_lines(&mut self) -> LineStream<'_> {
-        if let Some(stderr) = self.stderr.as_mut() {
-            // Whoever streamed stderr before no longer reads it.
-            stderr.resume();
-        }
         LineStream {
             run: self,
             source: Source::Stdout,
@@ -86,7 +84,9 @@ impl RunningProcess {
     /// whatever stderr was captured before the call. Unread stdout is
     /// drained into a buffer in the background meanwhile, so the child
     /// never blocks on it; a later [`stdout_lines`](RunningProcess::stdout_lines)
-    /// still sees all of it. Lines delivered here do not reach an
+    /// still sees all of it. Once you stop streaming stderr (and wait,
+    /// probe or stream stdout instead) it is drained in the background
+    /// again. Lines delivered here do not reach an
     /// [`on_stderr_line`](crate::Command::on_stderr_line) handler and are not
     /// part of `finish_streamed`'s stderr.
     pub fn stderr_lines(&mut self) -> LineStream<'_> {
@@ -113,12 +113,21 @@ impl RunningProcess {
 
     /// The next stdout line; `None` once stdout is closed or was taken.
     pub(crate) fn poll_stdout_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        self.resume_stderr_capture();
         if let StdoutState::Capturing(capture) = &mut self.stdout {
             return capture.poll_next_line(cx);
         }
         match self.stdout_reader() {
             Some(reader) => reader.poll_next_line(cx).map(|r| r.ok().flatten()),
             None => Poll::Ready(None),
+        }
+    }
+
+    /// Drains stderr in the background again if a stderr stream had taken
+    /// it over: whoever streamed it is not reading it any more.
+    pub(crate) fn resume_stderr_capture(&mut self) {
+        if let Some(stderr) = self.stderr.as_mut() {
+            stderr.resume();
         }
     }
 
