@@ -201,3 +201,11 @@ async fn not_ready_is_distinct_from_timeout_in_messages() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_check_that_passes_wins_even_after_the_child_exited() {
+    // E.g. a launcher that started a daemon and exited: the service is up.
+    let (mut run, _guard) = start(sh("exit 0")).await;
+    assert_eq!(run.wait().await.unwrap(), Some(0));
+    run.wait_for(|| async { true }, PATIENT).await.unwrap();
+}

@@ -238,3 +238,22 @@ async fn probing_stdout_after_a_partial_stderr_stream_keeps_stderr_drained() {
     let line = run.wait_for_line(|l| l == "ready", HANG_GUARD).await;
     assert_eq!(line.expect("a full stderr pipe blocked the child"), "ready");
 }
+
+#[tokio::test]
+async fn streams_probes_and_races_run_inside_spawned_tasks() {
+    // Everything here must be `Send` to move into `tokio::spawn`.
+    let task = tokio::spawn(async {
+        let mut run = sh("echo ready; echo a; echo b").start().await?;
+        run.wait_for_line(|l| l == "ready", HANG_GUARD).await?;
+        run.wait_for(|| async { true }, HANG_GUARD).await?;
+        let lines: Vec<String> = run.stdout_lines().collect().await;
+        let mut other = Command::new("true").start().await?;
+        let raced = processkit::wait_any(&mut [&mut run, &mut other]).await?;
+        let finished = run.finish_streamed().await?;
+        Ok::<_, processkit::Error>((lines, raced.1, finished))
+    });
+    let (lines, code, finished) = task.await.unwrap().unwrap();
+    assert_eq!(lines, ["a", "b"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(finished, (Some(0), String::new()));
+}

@@ -78,8 +78,9 @@ impl RunningProcess {
     ///
     /// Fails with [`Error::NotReady`] when `deadline` passes
     /// ([`NotReadyReason::DeadlineExpired`]), even in the middle of a slow
-    /// check, or the child exits first ([`NotReadyReason::Exited`]). The
-    /// child is never killed here.
+    /// check, or the child exits before the check passes
+    /// ([`NotReadyReason::Exited`]). A check that passes after the child
+    /// exited still counts. The child is never killed here.
     ///
     /// ```no_run
     /// # async fn demo() -> processkit::Result<()> {
@@ -104,10 +105,12 @@ impl RunningProcess {
             }
         };
         let raced = async {
+            // The check goes first: one that passes wins over an exit
+            // noticed in the same poll (e.g. a server that daemonized).
             tokio::select! {
                 biased;
-                exit = self.reap() => Err(exit),
                 () = passes => Ok(()),
+                exit = self.reap() => Err(exit),
             }
         };
         match tokio::time::timeout(deadline, raced).await {
