@@ -30,6 +30,7 @@ mod signal;
 mod stdin;
 mod sys;
 mod verbs;
+mod wait_any;
 
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
@@ -37,12 +38,13 @@ pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use mechanism::Mechanism;
 pub use result::ProcessResult;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
-pub use running::{MAX_LINE, RunningProcess, StdinWriter};
+pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
 pub use stdin::Stdin;
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{output, run};
+pub use wait_any::wait_any;
 
 #[cfg(feature = "cancellation")]
 pub use tokio_util::sync::CancellationToken;
