@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod client;
 mod command;
 mod error;
 mod finish;
@@ -31,18 +32,25 @@ mod stdin;
 mod sys;
 mod verbs;
 
+pub use client::CliClient;
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use mechanism::Mechanism;
 pub use result::ProcessResult;
-pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
+pub use runner::{
+    BoxFuture, Invocation, JobRunner, Match, ProcessRunner, ProcessRunnerExt, RecordingRunner,
+    Reply, ScriptedRunner,
+};
 pub use running::{MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
 pub use stdin::Stdin;
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{output, run};
+
+#[cfg(feature = "mock")]
+pub use runner::MockRunner;
 
 #[cfg(feature = "cancellation")]
 pub use tokio_util::sync::CancellationToken;

@@ -2,12 +2,20 @@
 //! implement, and `ProcessRunnerExt`, which gives every runner all the verbs.
 
 mod job;
+#[cfg(feature = "mock")]
+mod mock;
+mod recording;
+mod scripted;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 pub use job::JobRunner;
+#[cfg(feature = "mock")]
+pub use mock::MockRunner;
+pub use recording::{Invocation, RecordingRunner};
+pub use scripted::{Match, Reply, ScriptedRunner};
 
 use crate::command::Command;
 use crate::error::Result;

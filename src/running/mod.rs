@@ -5,6 +5,7 @@
 mod arbiter;
 mod lines;
 mod pump;
+mod scripted;
 mod spawn;
 mod stdin;
 
@@ -19,6 +20,7 @@ pub(crate) use arbiter::{Arbiter, Verdict};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
 pub(crate) use pump::Capture;
+pub(crate) use scripted::{Script, ScriptedEnd, start_scripted};
 pub(crate) use spawn::{Placement, spawn};
 pub use stdin::StdinWriter;
 
@@ -163,12 +165,19 @@ impl RunningProcess {
         self.start_stdout_capture();
         let (code, signal) = match &mut self.child {
             Waiter::Os(child) => {
-                let status = child.wait().await.map_err(|e| Error::io(&self.program, "wait", e))?;
+                let status = child
+                    .wait()
+                    .await
+                    .map_err(|e| Error::io(&self.program, "wait", e))?;
                 (status.code(), sys::exit_signal(&status))
             }
             Waiter::Scripted(exit) => exit.await,
         };
-        let exit = Exit { code, signal, at: Instant::now() };
+        let exit = Exit {
+            code,
+            signal,
+            at: Instant::now(),
+        };
         self.exit = Some(exit);
         self.watchdog = None;
         Ok(exit)
