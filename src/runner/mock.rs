@@ -8,8 +8,14 @@ use crate::result::ProcessResult;
 use crate::running::RunningProcess;
 
 // mockall cannot mock methods whose boxed future borrows `self`, so the mock
-// answers synchronously and the trait impl below wraps each answer in a
-// ready future.
+// answers through this private synchronous twin of the trait, and the
+// `ProcessRunner` impl below wraps each answer in a ready future. Being
+// private, the twin never shadows the real trait's methods for callers.
+trait Answers {
+    fn start(&self, cmd: &Command) -> Result<RunningProcess>;
+    fn output_bytes(&self, cmd: &Command) -> Result<ProcessResult<Vec<u8>>>;
+}
+
 mockall::mock! {
     /// A `mockall` mock of [`ProcessRunner`] (feature `mock`).
     ///
@@ -31,7 +37,9 @@ mockall::mock! {
     /// assert_eq!(mock.run(&Command::new("git").arg("branch")).await?, "main");
     /// # Ok(()) }
     /// ```
-    pub Runner {
+    pub Runner {}
+
+    impl Answers for Runner {
         fn start(&self, cmd: &Command) -> Result<RunningProcess>;
         fn output_bytes(&self, cmd: &Command) -> Result<ProcessResult<Vec<u8>>>;
     }
@@ -39,7 +47,7 @@ mockall::mock! {
 
 impl ProcessRunner for MockRunner {
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
-        let answer = MockRunner::start(self, cmd);
+        let answer = Answers::start(self, cmd);
         Box::pin(std::future::ready(answer))
     }
 
@@ -47,7 +55,7 @@ impl ProcessRunner for MockRunner {
         &'a self,
         cmd: &'a Command,
     ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
-        let answer = MockRunner::output_bytes(self, cmd);
+        let answer = Answers::output_bytes(self, cmd);
         Box::pin(std::future::ready(answer))
     }
 }
