@@ -4,7 +4,12 @@
 use processkit::{Command, Error, MockRunner, ProcessResult, ProcessRunner, ProcessRunnerExt};
 
 fn ok(stdout: &str) -> processkit::Result<ProcessResult<Vec<u8>>> {
-    Ok(ProcessResult::new("git", Some(0), stdout.as_bytes().to_vec(), Vec::new()))
+    Ok(ProcessResult::new(
+        "git",
+        Some(0),
+        stdout.as_bytes().to_vec(),
+        Vec::new(),
+    ))
 }
 
 #[tokio::test]
@@ -24,7 +29,12 @@ async fn expectation_answers_the_verbs_and_counts_calls() {
 async fn mock_is_usable_as_a_trait_object() {
     let mut mock = MockRunner::new();
     mock.expect_output_bytes().returning(|_| {
-        Ok(ProcessResult::new("git", Some(1), Vec::new(), b"nope".to_vec()))
+        Ok(ProcessResult::new(
+            "git",
+            Some(1),
+            Vec::new(),
+            b"nope".to_vec(),
+        ))
     });
     let runner: Box<dyn ProcessRunner> = Box::new(mock);
     assert!(!runner.probe(&Command::new("git")).await.unwrap());
@@ -35,16 +45,27 @@ async fn mock_is_usable_as_a_trait_object() {
 #[tokio::test]
 async fn start_expectation_can_return_an_error() {
     let mut mock = MockRunner::new();
-    mock.expect_start()
-        .returning(|cmd| Err(Error::NotFound { program: cmd.get_program().to_string_lossy().into() }));
-    let err = mock.first_line(&Command::new("nope"), |_| true).await.unwrap_err();
-    assert!(matches!(err, Error::NotFound { ref program } if program == "nope"), "{err}");
+    mock.expect_start().returning(|cmd| {
+        Err(Error::NotFound {
+            program: cmd.get_program().to_string_lossy().into(),
+        })
+    });
+    let err = mock
+        .first_line(&Command::new("nope"), |_| true)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { ref program } if program == "nope"),
+        "{err}"
+    );
 }
 
 #[test]
 #[should_panic]
 fn unexpected_call_fails_the_test() {
     let mock = MockRunner::new();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let _ = rt.block_on(mock.output_string(&Command::new("git")));
 }

@@ -15,10 +15,19 @@ fn git(args: &[&str]) -> Command {
 #[tokio::test]
 async fn exact_match_needs_every_argument() {
     let runner = ScriptedRunner::new().exact("git", ["rev-parse", "HEAD"], Reply::success("abc\n"));
-    assert_eq!(runner.run(&git(&["rev-parse", "HEAD"])).await.unwrap(), "abc");
-    let err = runner.run(&git(&["rev-parse", "HEAD", "--short"])).await.unwrap_err();
+    assert_eq!(
+        runner.run(&git(&["rev-parse", "HEAD"])).await.unwrap(),
+        "abc"
+    );
+    let err = runner
+        .run(&git(&["rev-parse", "HEAD", "--short"]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NoReply { .. }), "{err}");
-    let err = runner.run(&Command::new("jj").args(["rev-parse", "HEAD"])).await.unwrap_err();
+    let err = runner
+        .run(&Command::new("jj").args(["rev-parse", "HEAD"]))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NoReply { .. }), "{err}");
 }
 
@@ -31,7 +40,10 @@ async fn prefix_and_program_matches() {
     assert_eq!(runner.run(&git(&["log"])).await.unwrap(), "log");
     assert!(runner.run(&git(&["show"])).await.is_err());
     assert_eq!(runner.run(&Command::new("jj")).await.unwrap(), "jj");
-    assert_eq!(runner.run(&Command::new("jj").args(["st"])).await.unwrap(), "jj");
+    assert_eq!(
+        runner.run(&Command::new("jj").args(["st"])).await.unwrap(),
+        "jj"
+    );
 }
 
 #[tokio::test]
@@ -40,9 +52,14 @@ async fn predicate_sees_the_whole_command() {
         |cmd| cmd.get_current_dir() == Some("/repo".as_ref()) && cmd.has_stdin(),
         Reply::success("matched"),
     );
-    let cmd = Command::new("tool").current_dir("/repo").stdin(Stdin::from_string("x"));
+    let cmd = Command::new("tool")
+        .current_dir("/repo")
+        .stdin(Stdin::from_string("x"));
     assert_eq!(runner.run(&cmd).await.unwrap(), "matched");
-    let err = runner.run(&Command::new("tool").current_dir("/repo")).await.unwrap_err();
+    let err = runner
+        .run(&Command::new("tool").current_dir("/repo"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NoReply { .. }), "{err}");
 }
 
@@ -63,7 +80,9 @@ async fn miss_names_program_and_argument_count_but_no_values() {
         .args(["--token", "argsecret-1234"])
         .env("API_KEY", "envsecret-5678");
     let err = runner.output_string(&cmd).await.unwrap_err();
-    let Error::NoReply { program, detail } = &err else { panic!("expected NoReply, got {err}") };
+    let Error::NoReply { program, detail } = &err else {
+        panic!("expected NoReply, got {err}")
+    };
     assert_eq!(program, "deploy");
     assert!(detail.contains("2 arguments"), "{detail}");
     let text = format!("{err} {err:?}");
@@ -76,7 +95,11 @@ async fn miss_names_program_and_argument_count_but_no_values() {
 async fn sequence_serves_in_order_then_repeats_the_last() {
     let runner = ScriptedRunner::new().on_sequence(
         Match::exact("curl", ["localhost"]),
-        [Reply::failure(7, "refused"), Reply::failure(7, "refused"), Reply::success("up")],
+        [
+            Reply::failure(7, "refused"),
+            Reply::failure(7, "refused"),
+            Reply::success("up"),
+        ],
     );
     let cmd = Command::new("curl").arg("localhost");
     let codes = [
@@ -110,14 +133,21 @@ async fn failure_is_data_until_success_is_required() {
     assert!(!result.is_success());
     let err = runner.run(&cmd).await.unwrap_err();
     match err {
-        Error::NonZeroExit { program, code, stderr_tail } => {
+        Error::NonZeroExit {
+            program,
+            code,
+            stderr_tail,
+        } => {
             assert_eq!((program.as_str(), code), ("make", 2));
             assert!(stderr_tail.contains("No rule"));
         }
         other => panic!("expected NonZeroExit, got {other}"),
     }
     assert_eq!(runner.exit_code(&cmd).await.unwrap(), 2);
-    assert!(runner.probe(&cmd).await.is_err(), "exit 2 is neither yes nor no");
+    assert!(
+        runner.probe(&cmd).await.is_err(),
+        "exit 2 is neither yes nor no"
+    );
 }
 
 #[tokio::test]
@@ -125,16 +155,32 @@ async fn probe_maps_zero_and_one() {
     let runner = ScriptedRunner::new()
         .exact("test", ["-e", "/yes"], Reply::success(""))
         .exact("test", ["-e", "/no"], Reply::failure(1, ""));
-    assert!(runner.probe(&Command::new("test").args(["-e", "/yes"])).await.unwrap());
-    assert!(!runner.probe(&Command::new("test").args(["-e", "/no"])).await.unwrap());
+    assert!(
+        runner
+            .probe(&Command::new("test").args(["-e", "/yes"]))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !runner
+            .probe(&Command::new("test").args(["-e", "/no"]))
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
 async fn not_found_fails_to_start() {
     let runner = ScriptedRunner::new().on(Match::program("ghost"), Reply::not_found());
     let err = runner.start(&Command::new("ghost")).await.unwrap_err();
-    assert!(matches!(err, Error::NotFound { ref program } if program == "ghost"), "{err}");
-    let err = runner.output_bytes(&Command::new("ghost")).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NotFound { ref program } if program == "ghost"),
+        "{err}"
+    );
+    let err = runner
+        .output_bytes(&Command::new("ghost"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NotFound { .. }), "{err}");
 }
 
@@ -151,7 +197,10 @@ async fn timeout_reply_is_captured_then_raised() {
         matches!(err, Error::Timeout { timeout, .. } if timeout == Duration::from_secs(3)),
         "{err}"
     );
-    assert!(matches!(runner.exit_code(&cmd).await.unwrap_err(), Error::Timeout { .. }));
+    assert!(matches!(
+        runner.exit_code(&cmd).await.unwrap_err(),
+        Error::Timeout { .. }
+    ));
 }
 
 #[tokio::test]
@@ -187,9 +236,15 @@ async fn first_line_streams_delayed_lines() {
             .line_after(Duration::from_secs(5), "shutting down"),
     );
     let cmd = Command::new("server");
-    let line = runner.first_line(&cmd, |l| l.starts_with("listening")).await.unwrap();
+    let line = runner
+        .first_line(&cmd, |l| l.starts_with("listening"))
+        .await
+        .unwrap();
     assert_eq!(line.as_deref(), Some("listening on 127.0.0.1:8080"));
-    let none = runner.first_line(&cmd, |l| l.contains("error")).await.unwrap();
+    let none = runner
+        .first_line(&cmd, |l| l.contains("error"))
+        .await
+        .unwrap();
     assert_eq!(none, None, "stdout closed without a match");
 }
 
@@ -226,7 +281,10 @@ async fn stdout_lines_reach_line_handlers_through_the_pumps() {
         .on_stdout_line(move |l| seen_out.lock().unwrap().push(l.to_owned()))
         .on_stderr_line(move |l| errs_out.lock().unwrap().push(l.to_owned()));
     let result = runner.output_string(&cmd).await.unwrap();
-    assert_eq!(result.stdout(), "compiling a\ncompiling b\ncrlf line\r\nno newline");
+    assert_eq!(
+        result.stdout(),
+        "compiling a\ncompiling b\ncrlf line\r\nno newline"
+    );
     assert_eq!(
         *seen.lock().unwrap(),
         ["compiling a", "compiling b", "crlf line", "no newline"]
@@ -253,7 +311,10 @@ async fn large_output_is_not_lost_or_deadlocked() {
     let runner = ScriptedRunner::new().on(Match::program("seq"), Reply::success(big.clone()));
     let result = runner.output_string(&Command::new("seq")).await.unwrap();
     assert_eq!(result.stdout().len(), big.len());
-    let last = runner.first_line(&Command::new("seq"), |l| l == "line 49999").await.unwrap();
+    let last = runner
+        .first_line(&Command::new("seq"), |l| l == "line 49999")
+        .await
+        .unwrap();
     assert_eq!(last.as_deref(), Some("line 49999"));
 }
 
@@ -264,12 +325,17 @@ async fn works_behind_every_pointer_and_as_a_trait_object() {
     assert_eq!(dynamic.run(&Command::new("echo")).await.unwrap(), "hi");
     let boxed: Box<dyn ProcessRunner> = Box::new(Arc::clone(&runner));
     assert_eq!(boxed.run(&Command::new("echo")).await.unwrap(), "hi");
-    assert_eq!((&*runner).run(&Command::new("echo")).await.unwrap(), "hi");
+    assert_eq!(echo_through(&*runner).await, "hi");
     assert_eq!(runner.calls(), 3);
     // Spawnable: the verbs' futures are Send.
     let shared = Arc::clone(&runner);
     let task = tokio::spawn(async move { shared.run(&Command::new("echo")).await });
     assert_eq!(task.await.unwrap().unwrap(), "hi");
+}
+
+/// Uses the runner by value, so `&R` is exercised as a runner of its own.
+async fn echo_through(runner: impl ProcessRunner) -> String {
+    runner.run(&Command::new("echo")).await.unwrap()
 }
 
 #[cfg(feature = "cancellation")]
@@ -291,7 +357,10 @@ async fn cancellation_ends_a_scripted_run() {
     assert!(matches!(err, Error::Cancelled { .. }), "{err}");
     canceller.await.unwrap();
     let err = runner.run(&cmd).await.unwrap_err();
-    assert!(matches!(err, Error::Cancelled { .. }), "a cancelled token spawns nothing: {err}");
+    assert!(
+        matches!(err, Error::Cancelled { .. }),
+        "a cancelled token spawns nothing: {err}"
+    );
 }
 
 /// Attaches a token through a `CliClient` default, the public way available here.
