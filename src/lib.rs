@@ -51,6 +51,8 @@ pub use verbs::{output, run};
 
 #[cfg(feature = "mock")]
 pub use runner::MockRunner;
+#[cfg(feature = "record")]
+pub use runner::RecordReplayRunner;
 
 #[cfg(feature = "cancellation")]
 pub use tokio_util::sync::CancellationToken;

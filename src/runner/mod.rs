@@ -1,9 +1,13 @@
 //! The `ProcessRunner` seam: one trait that real spawners and test doubles
 //! implement, and `ProcessRunnerExt`, which gives every runner all the verbs.
 
+#[cfg(feature = "record")]
+mod cassette;
 mod job;
 #[cfg(feature = "mock")]
 mod mock;
+#[cfg(feature = "record")]
+mod record_replay;
 mod recording;
 mod scripted;
 
@@ -14,6 +18,8 @@ use std::sync::Arc;
 pub use job::JobRunner;
 #[cfg(feature = "mock")]
 pub use mock::MockRunner;
+#[cfg(feature = "record")]
+pub use record_replay::RecordReplayRunner;
 pub use recording::{Invocation, RecordingRunner};
 pub use scripted::{Match, Reply, ScriptedRunner};
 
