@@ -235,3 +235,76 @@ async fn client_cancel_token_reaches_every_command() {
         .unwrap_err();
     assert!(matches!(err, Error::Cancelled { .. }), "{err}");
 }
+
+/// Whether `pid` is a live (not zombie) `sleep` we started.
+fn our_sleep_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    state != Some('Z') && String::from_utf8_lossy(&cmdline).contains("sleep")
+}
+
+/// Kills the grandchild by pid if the test fails before the handle does.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if our_sleep_alive(self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_start_keeps_the_whole_tree_contained() {
+    let dir = TempDir::new("tree");
+    let pidfile = dir.0.join("grandchild.pid");
+    let sh = Shell::new();
+    let script = r#"sleep 300 & echo $! > "$1"; wait"#;
+    let cmd = sh.core.command(["-c", script, "sh"]).arg(&pidfile);
+    let run = sh.core.start(cmd).await.unwrap();
+
+    let mut pid = None;
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        if let Ok(p) = text.trim().parse::<u32>() {
+            pid = Some(p);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let pid = pid.expect("the grandchild never wrote its pid");
+    let _guard = KillOnDrop(pid);
+    assert!(our_sleep_alive(pid));
+
+    drop(run);
+    for _ in 0..400 {
+        if !our_sleep_alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("grandchild {pid} outlived the client's handle");
+}
+
+#[tokio::test]
+async fn wrapper_runs_inside_a_shared_group() {
+    let group = processkit::ProcessGroup::new().unwrap();
+    let recorded = RecordingRunner::new(&group);
+    let sh = Shell::with_runner(&recorded);
+    assert_eq!(
+        sh.core
+            .run(sh.core.command(["-c", "echo in-group"]))
+            .await
+            .unwrap(),
+        "in-group"
+    );
+    assert_eq!(recorded.count_of("sh"), 1);
+    group.shutdown().await.unwrap();
+}

@@ -69,3 +69,17 @@ fn unexpected_call_fails_the_test() {
         .unwrap();
     let _ = rt.block_on(mock.output_string(&Command::new("git")));
 }
+
+#[tokio::test]
+async fn start_expectation_can_stream_a_scripted_reply() {
+    use processkit::Reply;
+    let mut mock = MockRunner::new();
+    mock.expect_start()
+        .times(1)
+        .returning(|cmd| Reply::lines(["warming up", "ready on :9000"]).start(cmd));
+    let line = mock
+        .first_line(&Command::new("svc"), |l| l.starts_with("ready"))
+        .await
+        .unwrap();
+    assert_eq!(line.as_deref(), Some("ready on :9000"));
+}

@@ -370,3 +370,11 @@ fn with_cancel(cmd: Command, token: processkit::CancellationToken) -> Command {
     let args: Vec<_> = cmd.get_args().map(|a| a.to_owned()).collect();
     client.command(args)
 }
+
+#[test]
+fn a_scripted_start_outside_a_runtime_is_a_typed_error() {
+    let err = Reply::success("x").start(&Command::new("x")).unwrap_err();
+    assert!(matches!(err, Error::Unsupported { .. }), "{err}");
+    let err = Reply::not_found().start(&Command::new("x")).unwrap_err();
+    assert!(matches!(err, Error::NotFound { .. }), "{err}");
+}

@@ -35,7 +35,25 @@ use crate::running::RunningProcess;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Something that can run a [`Command`]: the real spawners ([`JobRunner`],
-/// [`ProcessGroup`]) and the test doubles.
+/// [`ProcessGroup`]) and the test doubles ([`ScriptedRunner`],
+/// [`RecordingRunner`], and with their features `RecordReplayRunner` and
+/// `MockRunner`).
+///
+/// Write code that runs processes against this trait, generically or as
+/// `&dyn ProcessRunner`, and tests can swap the spawner for a double:
+///
+/// ```
+/// use processkit::{Command, ProcessRunner, ProcessRunnerExt, Reply, Result, ScriptedRunner};
+///
+/// async fn kernel(runner: &dyn ProcessRunner) -> Result<String> {
+///     runner.run(&Command::new("uname").arg("-s")).await
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// let fake = ScriptedRunner::new().exact("uname", ["-s"], Reply::success("Plan9\n"));
+/// assert_eq!(kernel(&fake).await?, "Plan9");
+/// # Ok(()) }
+/// ```
 ///
 /// Implement [`start`](ProcessRunner::start); override
 /// [`output_bytes`](ProcessRunner::output_bytes) when results can be produced

@@ -115,6 +115,19 @@ impl Reply {
         self
     }
 
+    /// Starts a scripted run of `cmd` that plays this reply, as
+    /// [`ScriptedRunner`] does; handy in a `MockRunner`'s `expect_start`
+    /// (feature `mock`). Must be called inside a tokio
+    /// runtime; outside one it fails with [`Error::Unsupported`].
+    pub fn start(&self, cmd: &Command) -> Result<RunningProcess> {
+        if self.not_found {
+            return Err(Error::NotFound {
+                program: cmd.display_name(),
+            });
+        }
+        start_scripted(cmd, self.script.clone())
+    }
+
     fn chunk_after(mut self, delay: Duration, bytes: Vec<u8>) -> Reply {
         if !bytes.is_empty() || !delay.is_zero() {
             self.script.stdout.push((delay, bytes));
@@ -358,14 +371,6 @@ pub(crate) fn no_reply(cmd: &Command, why: &str) -> Error {
 
 impl ProcessRunner for ScriptedRunner {
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
-        Box::pin(async move {
-            let reply = self.reply_for(cmd)?;
-            if reply.not_found {
-                return Err(Error::NotFound {
-                    program: cmd.display_name(),
-                });
-            }
-            start_scripted(cmd, reply.script)
-        })
+        Box::pin(async move { self.reply_for(cmd)?.start(cmd) })
     }
 }

@@ -49,6 +49,12 @@ pub(crate) struct Script {
 /// closes and the run reports the verdict.
 pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<RunningProcess> {
     let program = cmd.display_name();
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::Unsupported {
+            operation: "scripted run",
+            reason: "it must be started inside a tokio runtime".to_owned(),
+        });
+    }
     #[cfg(feature = "cancellation")]
     if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
         return Err(Error::Cancelled { program });
