@@ -32,16 +32,12 @@ mod stdin;
 mod sys;
 mod verbs;
 
-pub use client::CliClient;
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use mechanism::Mechanism;
 pub use result::ProcessResult;
-pub use runner::{
-    BoxFuture, Invocation, JobRunner, Match, ProcessRunner, ProcessRunnerExt, RecordingRunner,
-    Reply, ScriptedRunner,
-};
+pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
 pub use running::{MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
@@ -49,10 +45,13 @@ pub use stdin::Stdin;
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{output, run};
 
+#[cfg(feature = "cancellation")]
+pub use tokio_util::sync::CancellationToken;
+
+// The testing seam's doubles and the CLI-client core.
+pub use client::CliClient;
 #[cfg(feature = "mock")]
 pub use runner::MockRunner;
 #[cfg(feature = "record")]
 pub use runner::RecordReplayRunner;
-
-#[cfg(feature = "cancellation")]
-pub use tokio_util::sync::CancellationToken;
+pub use runner::{Invocation, Match, RecordingRunner, Reply, ScriptedRunner};

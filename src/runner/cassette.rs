@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
-use crate::running::{Script, ScriptedEnd};
+use crate::running::scripted::{Script, ScriptedEnd};
 
 /// The format version this build writes and reads.
 pub(crate) const VERSION: u32 = 1;

@@ -11,7 +11,8 @@ use super::{BoxFuture, ProcessRunner};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
-use crate::running::{RunningProcess, start_scripted};
+use crate::running::RunningProcess;
+use crate::running::scripted::start_scripted;
 
 enum Mode {
     Record(Box<dyn ProcessRunner>),

@@ -5,7 +5,7 @@
 mod arbiter;
 mod lines;
 mod pump;
-mod scripted;
+pub(crate) mod scripted;
 mod spawn;
 mod stdin;
 
@@ -20,7 +20,6 @@ pub(crate) use arbiter::{Arbiter, Verdict};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
 pub(crate) use pump::Capture;
-pub(crate) use scripted::{Script, ScriptedEnd, start_scripted};
 pub(crate) use spawn::{Placement, spawn};
 pub use stdin::StdinWriter;
 
