@@ -16,6 +16,7 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod client;
 mod command;
 mod error;
 mod finish;
@@ -48,3 +49,11 @@ pub use wait_any::wait_any;
 
 #[cfg(feature = "cancellation")]
 pub use tokio_util::sync::CancellationToken;
+
+// The testing seam's doubles and the CLI-client core.
+pub use client::CliClient;
+#[cfg(feature = "mock")]
+pub use runner::MockRunner;
+#[cfg(feature = "record")]
+pub use runner::RecordReplayRunner;
+pub use runner::{Invocation, Match, RecordingRunner, Reply, ScriptedRunner};

@@ -6,6 +6,7 @@ mod arbiter;
 mod lines;
 mod probe;
 mod pump;
+pub(crate) mod scripted;
 mod spawn;
 mod stdin;
 mod stream;
