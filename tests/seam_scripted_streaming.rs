@@ -1,10 +1,5 @@
 //! Scripted runs through the streaming API: `wait_for_line`, `stdout_lines`,
 //! `finish_streamed`, with no process behind them.
-//!
-//! Off until `RunningProcess::{wait_for_line, stdout_lines, finish_streamed}`
-//! are merged (they are built on another branch); delete the `cfg(any())`
-//! line below then. These tests pass against the merged tree.
-#![cfg(any())]
 
 use std::time::Duration;
 
