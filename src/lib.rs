@@ -18,6 +18,8 @@
 
 mod client;
 mod command;
+#[cfg(doctest)]
+mod doctests;
 mod error;
 mod finish;
 mod group;

@@ -1,0 +1,8 @@
+//! Compiles every Rust snippet of the README and the guides in `docs/` as a
+//! doctest, so the documentation cannot drift from the API.
+
+#[doc = include_str!("../README.md")]
+pub struct Readme;
+
+#[doc = include_str!("../docs/architecture.md")]
+pub struct Architecture;
