@@ -6,3 +6,6 @@ pub struct Readme;
 
 #[doc = include_str!("../docs/architecture.md")]
 pub struct Architecture;
+
+#[doc = include_str!("../docs/commands.md")]
+pub struct Commands;
