@@ -17,7 +17,10 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod backoff;
+mod client;
 mod command;
+#[cfg(doctest)]
+mod doctests;
 mod error;
 mod finish;
 mod group;
@@ -34,6 +37,7 @@ mod supervisor;
 mod sys;
 mod trace;
 mod verbs;
+mod wait_any;
 
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
@@ -42,23 +46,22 @@ pub use mechanism::Mechanism;
 pub use result::ProcessResult;
 pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
-pub use running::{MAX_LINE, RunningProcess, StdinWriter};
+pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
 pub use stdin::Stdin;
 pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{output, run};
+pub use wait_any::wait_any;
 
 #[cfg(feature = "cancellation")]
 pub use tokio_util::sync::CancellationToken;
 
-/// Compiles the examples of the timeouts, retries and cancellation guide.
-#[cfg(all(doctest, feature = "cancellation"))]
-#[doc = include_str!("../docs/timeouts-and-cancellation.md")]
-pub struct TimeoutsAndCancellationGuide;
-
-/// Compiles the examples of the supervision guide.
-#[cfg(doctest)]
-#[doc = include_str!("../docs/supervision.md")]
-pub struct SupervisionGuide;
+// The testing seam's doubles and the CLI-client core.
+pub use client::CliClient;
+#[cfg(feature = "mock")]
+pub use runner::MockRunner;
+#[cfg(feature = "record")]
+pub use runner::RecordReplayRunner;
+pub use runner::{Invocation, Match, RecordingRunner, Reply, ScriptedRunner};

@@ -4,9 +4,12 @@
 
 mod arbiter;
 mod lines;
+mod probe;
 mod pump;
+pub(crate) mod scripted;
 mod spawn;
 mod stdin;
+mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +24,7 @@ pub use lines::MAX_LINE;
 pub(crate) use pump::Capture;
 pub(crate) use spawn::{Placement, spawn};
 pub use stdin::StdinWriter;
+pub use stream::LineStream;
 
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
@@ -162,6 +166,16 @@ impl RunningProcess {
             return Ok(exit);
         }
         self.start_stdout_capture();
+        self.reap().await
+    }
+
+    /// Waits for the direct child's exit like `wait_exit`, but leaves stdout
+    /// alone (probes and `wait_any` must not consume output). Cancel-safe.
+    pub(crate) async fn reap(&mut self) -> Result<Exit> {
+        self.resume_stderr_capture();
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
         let (code, signal) = match &mut self.child {
             Waiter::Os(child) => {
                 let status = child
@@ -201,6 +215,11 @@ impl RunningProcess {
             StdoutState::Lines(reader) => {
                 let (unread, pipe) = reader.into_parts();
                 StdoutState::Capturing(Capture::start(unread, pipe, None))
+            }
+            // A line reader that took the pipe back stops reading it now.
+            StdoutState::Capturing(mut capture) => {
+                capture.resume();
+                StdoutState::Capturing(capture)
             }
             other => other,
         };
