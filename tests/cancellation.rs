@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use processkit::{
     CancellationToken, Command, Error, Mechanism, ProcessGroup, ProcessGroupOptions, RetryPolicy,
+    StreamExt,
 };
 use supervision_support::*;
 
@@ -25,6 +26,7 @@ enum Verb {
     Probe,
     FirstLine,
     StartWait,
+    Streamed,
 }
 
 async fn consume(verb: Verb, cmd: Command) -> processkit::Result<()> {
@@ -36,6 +38,13 @@ async fn consume(verb: Verb, cmd: Command) -> processkit::Result<()> {
         Verb::Probe => cmd.probe().await.map(drop),
         Verb::FirstLine => cmd.first_line(|_| false).await.map(drop),
         Verb::StartWait => cmd.start().await?.wait().await.map(drop),
+        Verb::Streamed => {
+            let mut run = cmd.start().await?;
+            let mut lines = run.stdout_lines();
+            // The stream ends when the cancel kills the tree and the pipe closes.
+            while lines.next().await.is_some() {}
+            run.finish_streamed().await.map(drop)
+        }
     }
 }
 
@@ -49,6 +58,7 @@ async fn every_verb_reports_cancelled_and_the_tree_dies() {
         Verb::Probe,
         Verb::FirstLine,
         Verb::StartWait,
+        Verb::Streamed,
     ] {
         let token = unique_token("cancel-verb");
         let _reaper = Reaper::new(&[&token]);

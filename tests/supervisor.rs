@@ -284,6 +284,28 @@ async fn a_bad_multiplier_is_a_typed_error_and_runs_nothing() {
     assert_eq!(runner.calls(), 0);
 }
 
+#[tokio::test(start_paused = true)]
+async fn supervises_through_a_scripted_runner() {
+    use processkit::{Match, Reply, ScriptedRunner};
+    let runner = ScriptedRunner::new().on_sequence(
+        Match::program("worker"),
+        [
+            Reply::failure(1, "boom"),
+            Reply::signalled(9),
+            Reply::success("ok"),
+        ],
+    );
+    let outcome = Supervisor::new(Command::new("worker"))
+        .with_runner(&runner)
+        .restart(RestartPolicy::OnCrash)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.restarts, 2);
+    assert_eq!(outcome.result.stdout(), "ok");
+    assert_eq!(runner.calls(), 3);
+}
+
 #[tokio::test]
 async fn a_missing_program_ends_supervision_with_not_found() {
     let err = Supervisor::new(Command::new("processkit-no-such-program"))
