@@ -1,7 +1,7 @@
 //! Cancellation through `Command::cancel_on`: every consuming path reports
 //! `Error::Cancelled`, the run's tree dies (and only its tree in a shared
 //! group), a pre-cancelled token spawns nothing, and cancel beats timeout.
-#![cfg(feature = "cancellation")]
+#![cfg(all(feature = "cancellation", target_os = "linux"))]
 
 mod supervision_support;
 

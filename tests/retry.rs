@@ -1,5 +1,6 @@
 //! `Command::retry`: attempt counts, the classifier's defaults and opt-ins,
 //! backoff growth under a paused clock, and a real transient spawn failure.
+#![cfg(unix)]
 
 mod supervision_support;
 

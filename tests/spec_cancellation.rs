@@ -1,6 +1,6 @@
 //! The spec's "Cancelling a run" example, verbatim in shape, plus a runnable
 //! variant with a real long-running child.
-#![cfg(feature = "cancellation")]
+#![cfg(all(feature = "cancellation", unix))]
 
 use processkit::{CancellationToken, Command};
 

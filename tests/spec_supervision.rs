@@ -1,5 +1,6 @@
 //! The spec's "Supervising a long-lived child" example, verbatim in shape,
 //! plus a runnable variant with a substitute program.
+#![cfg(unix)]
 
 use processkit::{Command, RestartPolicy, StopReason, Supervisor};
 use std::time::Duration;

@@ -1,16 +1,20 @@
 //! Supervisor logic under a paused clock with a canned runner, and real
 //! incarnations sharing one `ProcessGroup`.
 
+#[cfg(target_os = "linux")]
 mod supervision_support;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
+#[cfg(target_os = "linux")]
+use processkit::ProcessGroup;
 use processkit::{
-    BoxFuture, Command, Error, ProcessGroup, ProcessResult, ProcessRunner, RestartPolicy,
-    RunningProcess, StopReason, Supervisor,
+    BoxFuture, Command, Error, ProcessResult, ProcessRunner, RestartPolicy, RunningProcess,
+    StopReason, Supervisor,
 };
+#[cfg(target_os = "linux")]
 use supervision_support::*;
 use tokio::time::Instant;
 
@@ -306,6 +310,7 @@ async fn supervises_through_a_scripted_runner() {
     assert_eq!(runner.calls(), 3);
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn a_missing_program_ends_supervision_with_not_found() {
     let err = Supervisor::new(Command::new("processkit-no-such-program"))
@@ -316,6 +321,7 @@ async fn a_missing_program_ends_supervision_with_not_found() {
     assert!(matches!(err, Error::NotFound { .. }), "{err:?}");
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn real_runs_restart_on_crash_until_one_succeeds() {
     let dir = scratch_dir("sv-real");
@@ -335,6 +341,7 @@ async fn real_runs_restart_on_crash_until_one_succeeds() {
 
 /// Every incarnation runs in the caller's group: the last one outlives the
 /// supervisor future (the group owns it) and dies with the group.
+#[cfg(target_os = "linux")]
 async fn incarnations_share_the_group(group: ProcessGroup) {
     let token = unique_token("sv-group");
     let _reaper = Reaper::new(&[&token]);
@@ -376,11 +383,13 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn incarnations_sharing_a_cgroup_group_die_with_it() {
     incarnations_share_the_group(ProcessGroup::new().unwrap()).await;
 }
 
+#[cfg(target_os = "linux")]
 #[tokio::test]
 async fn incarnations_sharing_a_process_group_die_with_it() {
     let options =
@@ -430,6 +439,7 @@ mod cancellation {
         assert_eq!(runner.calls(), 0);
     }
 
+    #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn cancelling_a_real_incarnation_ends_supervision_and_its_tree() {
         let token_str = unique_token("sv-cancel");

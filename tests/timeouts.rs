@@ -1,5 +1,6 @@
 //! The deadline arbiter's timeout tiers: a plain timeout kills at once, a
 //! graceful one sends SIGTERM first and SIGKILL only after the grace.
+#![cfg(target_os = "linux")]
 
 mod supervision_support;
 

@@ -1,6 +1,6 @@
 //! The `tracing` feature: lifecycle events are emitted with program names,
 //! pids and mechanisms, and never carry argument or environment values.
-#![cfg(feature = "tracing")]
+#![cfg(all(feature = "tracing", unix))]
 
 use std::fmt::{self, Write as _};
 use std::sync::{Arc, Mutex};
