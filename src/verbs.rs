@@ -8,7 +8,7 @@ use crate::error::Result;
 use crate::finish;
 use crate::result::ProcessResult;
 use crate::retry;
-use crate::runner::JobRunner;
+use crate::runner::{JobRunner, ProcessRunner};
 use crate::running::RunningProcess;
 
 impl Command {
@@ -36,9 +36,7 @@ impl Command {
     /// Runs to completion and returns the full outcome as raw bytes. With a
     /// [`retry`](Command::retry) policy, every attempt is a complete run.
     pub async fn output_bytes(&self) -> Result<ProcessResult<Vec<u8>>> {
-        let runner = JobRunner::new();
-        let attempt = || async { finish::output_bytes(runner.start(self).await?).await };
-        retry::with_retries(self, attempt, ProcessResult::failure).await
+        ProcessRunner::output_bytes(&JobRunner::new(), self).await
     }
 
     /// Runs to completion and returns the exit code. A timed-out or killed

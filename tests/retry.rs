@@ -273,3 +273,36 @@ async fn cancelling_during_backoff_ends_the_retries() {
     assert!(matches!(err, Error::Cancelled { .. }), "{err:?}");
     assert_eq!(start.elapsed(), Duration::from_secs(5));
 }
+
+#[tokio::test(start_paused = true)]
+async fn any_runner_honours_the_policy_through_its_verbs() {
+    use processkit::{Match, ProcessRunnerExt, Reply, ScriptedRunner};
+    let flaky = || {
+        ScriptedRunner::new().on_sequence(
+            Match::program("flaky"),
+            [
+                Reply::failure(1, "busy"),
+                Reply::failure(1, "busy"),
+                Reply::success("ok\n"),
+            ],
+        )
+    };
+    let policy = RetryPolicy::new(5)
+        .backoff(Duration::from_secs(1), 2.0)
+        .jitter(false);
+    // Without the opt-in a failed exit is final.
+    let runner = flaky();
+    let once = Command::new("flaky").retry(policy.clone());
+    assert!(matches!(
+        runner.run(&once).await,
+        Err(Error::NonZeroExit { .. })
+    ));
+    assert_eq!(runner.calls(), 1);
+    // With it, the third scripted reply succeeds after 1 s + 2 s of backoff.
+    let runner = flaky();
+    let retried = Command::new("flaky").retry(policy.retry_on_failed_exit());
+    let start = tokio::time::Instant::now();
+    assert_eq!(runner.run(&retried).await.unwrap(), "ok");
+    assert_eq!(runner.calls(), 3);
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}

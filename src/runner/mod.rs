@@ -62,12 +62,19 @@ pub trait ProcessRunner: Send + Sync {
     /// Starts `cmd` and returns the live handle.
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>>;
 
-    /// Runs `cmd` to completion and returns the full outcome as bytes.
+    /// Runs `cmd` to completion and returns the full outcome as bytes. The
+    /// default honours the command's [`retry`](Command::retry) policy, each
+    /// attempt a fresh [`start`](ProcessRunner::start).
     fn output_bytes<'a>(
         &'a self,
         cmd: &'a Command,
     ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
-        Box::pin(async move { finish::output_bytes(self.start(cmd).await?).await })
+        let attempt = move || async move { finish::output_bytes(self.start(cmd).await?).await };
+        Box::pin(crate::retry::with_retries(
+            cmd,
+            attempt,
+            ProcessResult::failure,
+        ))
     }
 }
 
@@ -105,7 +112,10 @@ pub trait ProcessRunnerExt: ProcessRunner {
     where
         P: FnMut(&str) -> bool + Send + 'a,
     {
-        async move { finish::first_line(self.start(cmd).await?, pred).await }
+        async move {
+            let run = crate::retry::with_retries(cmd, || self.start(cmd), |_| None).await?;
+            finish::first_line(run, pred).await
+        }
     }
 }
 

@@ -15,7 +15,6 @@ use crate::backoff::{self, Backoff};
 use crate::command::Command;
 use crate::error::Result;
 use crate::result::ProcessResult;
-use crate::retry;
 use crate::runner::{JobRunner, ProcessRunner};
 use crate::trace::trace_event;
 
@@ -32,8 +31,8 @@ type StopCondition = Box<dyn FnMut(&ProcessResult) -> bool + Send>;
 /// A run that cannot start, or whose [`cancel_on`](Command::cancel_on)
 /// token is cancelled, ends supervision with that error: restarting into a
 /// cancelled token could only fail again. The command's
-/// [`retry`](Command::retry) policy, if any, applies to spawn failures of
-/// each run.
+/// [`retry`](Command::retry) policy, if any, applies within each run (the
+/// runners' default `output_bytes` honours it).
 ///
 /// ```no_run
 /// # async fn demo() -> processkit::Result<()> {
@@ -178,9 +177,7 @@ impl<R: ProcessRunner> Supervisor<R> {
             if backoff::is_cancelled(cmd) {
                 return Err(backoff::cancelled(cmd));
             }
-            let result = retry::with_retries(cmd, || self.runner.output_bytes(cmd), |_| None)
-                .await?
-                .into_lossy_string();
+            let result = self.runner.output_bytes(cmd).await?.into_lossy_string();
             let stop = |stopped| SupervisionOutcome {
                 result: result.clone(),
                 restarts,
