@@ -46,7 +46,7 @@ impl Arbiter {
         self.verdict.store(CANCELLED, Ordering::Release);
     }
 
-    fn mark_timed_out(&self) {
+    pub(crate) fn mark_timed_out(&self) {
         let _ =
             self.verdict
                 .compare_exchange(RUNNING, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire);

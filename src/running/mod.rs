@@ -19,7 +19,7 @@ pub(crate) use arbiter::{Arbiter, Verdict};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
 pub(crate) use pump::Capture;
-pub(crate) use spawn::{Placement, spawn};
+pub(crate) use spawn::{Placement, StageIo, spawn, spawn_with};
 pub use stdin::StdinWriter;
 
 use crate::error::{Error, Result};
@@ -39,6 +39,8 @@ pub(crate) enum Waiter {
     Os(Child),
     /// A test double's scripted exit: `(code, signal)`.
     Scripted(crate::runner::BoxFuture<'static, (Option<i32>, Option<i32>)>),
+    /// Every stage of a pipeline; the exit is the pipefail attribution.
+    Pipeline(Box<crate::pipeline::Stages>),
 }
 
 impl std::fmt::Debug for Waiter {
@@ -46,6 +48,7 @@ impl std::fmt::Debug for Waiter {
         match self {
             Waiter::Os(child) => child.fmt(f),
             Waiter::Scripted(_) => f.write_str("Scripted"),
+            Waiter::Pipeline(stages) => stages.fmt(f),
         }
     }
 }
@@ -143,6 +146,9 @@ impl RunningProcess {
     /// Kills the child and everything it started (not its siblings in a
     /// shared group). Harmless after the child exited.
     pub fn kill(&mut self) -> Result<()> {
+        if let Waiter::Pipeline(stages) = &self.child {
+            return stages.kill_all();
+        }
         match &self.slot {
             Some(slot) => slot.kill().map_err(|e| Error::io(&self.program, "kill", e)),
             None => Ok(()),
@@ -163,12 +169,28 @@ impl RunningProcess {
         self.start_stdout_capture();
         let (code, signal) = match &mut self.child {
             Waiter::Os(child) => {
-                let status = child.wait().await.map_err(|e| Error::io(&self.program, "wait", e))?;
+                let status = child
+                    .wait()
+                    .await
+                    .map_err(|e| Error::io(&self.program, "wait", e))?;
                 (status.code(), sys::exit_signal(&status))
             }
             Waiter::Scripted(exit) => exit.await,
+            Waiter::Pipeline(stages) => {
+                let blame = stages.wait_all().await?;
+                blame.record(
+                    &mut self.program,
+                    &mut self.stderr,
+                    &mut self.timeout,
+                    &self.arbiter,
+                )
+            }
         };
-        let exit = Exit { code, signal, at: Instant::now() };
+        let exit = Exit {
+            code,
+            signal,
+            at: Instant::now(),
+        };
         self.exit = Some(exit);
         self.watchdog = None;
         Ok(exit)
