@@ -343,3 +343,18 @@ async fn first_line_and_probe_work_on_pipelines() {
     let absent = Command::new("printf").arg("a\\n") | Command::new("grep").args(["-q", "z"]);
     assert!(!absent.probe().await.unwrap());
 }
+
+#[tokio::test]
+async fn a_stage_timeout_ends_that_stage_and_is_reported() {
+    let chain = sh("sleep 30").timeout(Duration::from_millis(300)) | Command::new("cat");
+    let result = chain.output_string().await.unwrap();
+    assert!(result.timed_out());
+    assert_eq!(result.program(), "sh");
+    match chain.run().await {
+        Err(Error::Timeout { program, timeout }) => {
+            assert_eq!(program, "sh");
+            assert_eq!(timeout, Duration::from_millis(300));
+        }
+        other => panic!("expected the stage's Timeout, got {other:?}"),
+    }
+}

@@ -3,6 +3,7 @@
 
 mod outcome;
 mod start;
+mod watch;
 
 use std::ops::BitOr;
 use std::time::Duration;

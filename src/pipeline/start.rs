@@ -4,10 +4,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
-
-use super::Pipeline;
 use super::outcome::Stages;
+use super::{Pipeline, watch};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::running::{
@@ -97,10 +95,15 @@ fn assemble(
     let stdout = std::mem::replace(&mut last.stdout, StdoutState::Taken);
     let (program, pid, slot) = (last.program.clone(), last.pid, last.slot.clone());
     let arbiter = Arc::new(Arbiter::default());
-    let watchdog = pipeline.timeout.map(|timeout| {
-        let deadline = tokio::time::Instant::from_std(started) + timeout;
-        watch_chain(deadline, Arc::clone(&container), Arc::clone(&arbiter))
-    });
+    let deadline = pipeline
+        .timeout
+        .map(|timeout| tokio::time::Instant::from_std(started) + timeout);
+    let watchdog = watch::start(
+        deadline,
+        &pipeline.stages,
+        Arc::clone(&container),
+        Arc::clone(&arbiter),
+    );
     let checked = pipeline.stages.iter().map(|c| !c.unchecked).collect();
     let stages = Stages::new(runs, checked, Arc::clone(&container));
     RunningProcess {
@@ -118,25 +121,4 @@ fn assemble(
         stdin,
         exit: None,
     }
-}
-
-/// Kills the whole container at `deadline` unless the returned sender is
-/// dropped first (the chain ended).
-fn watch_chain(
-    deadline: tokio::time::Instant,
-    container: Arc<Container>,
-    arbiter: Arc<Arbiter>,
-) -> oneshot::Sender<()> {
-    let (done_tx, done_rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        tokio::select! {
-            biased;
-            _ = done_rx => {}
-            () = tokio::time::sleep_until(deadline) => {
-                arbiter.mark_timed_out();
-                let _ = container.kill_all();
-            }
-        }
-    });
-    done_tx
 }
