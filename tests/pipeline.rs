@@ -358,3 +358,14 @@ async fn a_stage_timeout_ends_that_stage_and_is_reported() {
         other => panic!("expected the stage's Timeout, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_started_chain_reports_the_attributed_stage_after_wait() {
+    let mut run = (Command::new("false") | Command::new("cat"))
+        .start()
+        .await
+        .unwrap();
+    assert_eq!(run.program(), "cat", "before the wait: the last stage");
+    assert_eq!(run.wait().await.unwrap(), Some(1));
+    assert_eq!(run.program(), "false");
+}

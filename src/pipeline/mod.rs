@@ -91,7 +91,10 @@ impl Pipeline {
     /// Starts every stage and returns one handle on the chain: its stdin is
     /// the first stage's (with [`Command::keep_stdin_open`] on that stage), its
     /// stdout the last stage's, and waiting on it waits for every stage and
-    /// reports the pipefail outcome. Dropping the handle kills every stage.
+    /// reports the pipefail outcome. [`kill`](RunningProcess::kill) and
+    /// dropping the handle end every stage. Until the chain has been waited
+    /// for, [`id`](RunningProcess::id) and [`program`](RunningProcess::program)
+    /// describe the last stage; afterwards `program` names the attributed one.
     ///
     /// A stage that cannot start (e.g. [`Error::NotFound`](crate::Error::NotFound))
     /// fails the call, and the stages already started are killed.
