@@ -369,3 +369,48 @@ async fn a_started_chain_reports_the_attributed_stage_after_wait() {
     assert_eq!(run.wait().await.unwrap(), Some(1));
     assert_eq!(run.program(), "false");
 }
+
+#[tokio::test]
+async fn every_stage_lives_in_the_pipeline_container() {
+    let token = unique_token();
+    let _guard = KillGuard(token.clone());
+    let chain = Command::new("sleep").arg(format!("3012.{token}"))
+        | Command::new("sleep").arg(format!("3013.{token}"))
+        | Command::new("sleep").arg(format!("3014.{token}"));
+    let run = chain.start().await.unwrap();
+    let pids = poll_until(&token, |p| p.len() >= 3);
+    assert_eq!(pids.len(), 3, "saw {pids:?}");
+    match run.mechanism() {
+        Some(processkit::Mechanism::CgroupV2) => {
+            // One cgroup per stage, all below the pipeline's own cgroup.
+            let parents: Vec<String> = pids
+                .iter()
+                .map(|pid| {
+                    let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+                    let own = text.lines().find_map(|l| l.strip_prefix("0::")).unwrap();
+                    own.rsplit_once('/').unwrap().0.to_owned()
+                })
+                .collect();
+            assert!(parents.iter().all(|p| p == &parents[0]), "{parents:?}");
+            assert!(parents[0].contains("processkit-"), "{parents:?}");
+        }
+        Some(processkit::Mechanism::ProcessGroup) => {
+            // Each stage leads its own process group, tracked by the container.
+            for pid in &pids {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+                let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+                let pgrp: i32 = after_comm
+                    .split_whitespace()
+                    .nth(2)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert_eq!(pgrp, *pid, "stage {pid} leads its own group");
+            }
+        }
+        other => panic!("unexpected mechanism {other:?}"),
+    }
+    drop(run);
+    let after = poll_until(&token, |p| p.is_empty());
+    assert!(after.is_empty(), "survivors after drop: {after:?}");
+}
