@@ -80,14 +80,12 @@ pub(crate) async fn spawn_with(
     if let Some(dir) = &cmd.cwd {
         tc.current_dir(dir);
     }
-    tc.stdin(
-        io.stdin
-            .unwrap_or_else(|| match (&cmd.stdin.0, cmd.keep_stdin_open) {
-                (_, true) | (StdinSource::Bytes(_) | StdinSource::Lines(_), _) => Stdio::piped(),
-                (StdinSource::Inherit, false) => Stdio::inherit(),
-                (StdinSource::Null, false) => Stdio::null(),
-            }),
-    );
+    let own_stdin = match (&cmd.stdin.0, cmd.keep_stdin_open) {
+        (_, true) | (StdinSource::Bytes(_) | StdinSource::Lines(_), _) => Stdio::piped(),
+        (StdinSource::Inherit, false) => Stdio::inherit(),
+        (StdinSource::Null, false) => Stdio::null(),
+    };
+    tc.stdin(io.stdin.unwrap_or(own_stdin));
     tc.stdout(Stdio::piped()).stderr(Stdio::piped());
     slot.prepare(&mut tc, &cmd.os)?;
 
@@ -103,11 +101,7 @@ pub(crate) async fn spawn_with(
     {
         feed(&cmd.stdin.0, pipe);
     }
-    let raw_stdout = if io.raw_stdout {
-        child.stdout.take()
-    } else {
-        None
-    };
+    let raw_stdout = child.stdout.take_if(|_| io.raw_stdout);
     let stdout = child
         .stdout
         .take()
