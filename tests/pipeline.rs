@@ -414,3 +414,19 @@ async fn every_stage_lives_in_the_pipeline_container() {
     let after = poll_until(&token, |p| p.is_empty());
     assert!(after.is_empty(), "survivors after drop: {after:?}");
 }
+
+#[tokio::test]
+async fn stdout_line_handlers_belong_on_the_last_stage() {
+    let inner = Command::new("seq").arg("3").on_stdout_line(|_| {}) | Command::new("cat");
+    match inner.run().await {
+        Err(Error::InvalidCommand { program, .. }) => assert_eq!(program, "seq"),
+        other => panic!("expected InvalidCommand, got {other:?}"),
+    }
+
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&seen);
+    let last = Command::new("seq").arg("3")
+        | Command::new("cat").on_stdout_line(move |l| sink.lock().unwrap().push(l.to_owned()));
+    assert_eq!(last.run().await.unwrap(), "1\n2\n3");
+    assert_eq!(*seen.lock().unwrap(), ["1", "2", "3"]);
+}
