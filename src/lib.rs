@@ -26,6 +26,7 @@ mod group;
 #[cfg(feature = "limits")]
 mod limits;
 mod mechanism;
+mod pipeline;
 mod result;
 mod runner;
 mod running;
@@ -39,6 +40,7 @@ pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use mechanism::Mechanism;
+pub use pipeline::Pipeline;
 pub use result::ProcessResult;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
 pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};

@@ -4,6 +4,7 @@
 
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod stdio;
 #[cfg(unix)]
 pub(crate) mod unix;
 #[cfg(windows)]
