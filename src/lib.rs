@@ -20,6 +20,7 @@ mod command;
 mod error;
 mod finish;
 mod group;
+mod guardian;
 #[cfg(feature = "limits")]
 mod limits;
 mod mechanism;
@@ -34,6 +35,7 @@ mod verbs;
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
+pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::Mechanism;
 pub use result::ProcessResult;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};

@@ -29,7 +29,13 @@ impl PgroupContainer {
             kill_group(pgid, sig);
         }
         // Forget groups that have fully exited, so a recycled pgid is not hit later.
-        leaders.retain(|&pgid| group_alive(pgid));
+        leaders.retain(|&pgid| {
+            let alive = group_alive(pgid);
+            if !alive {
+                super::super::guardian_forget_pgid(pgid);
+            }
+            alive
+        });
         for &pid in lock(&self.adopted).iter() {
             kill_pid(pid, sig);
         }
@@ -66,6 +72,16 @@ impl PgroupContainer {
     /// Every tracked pgid (for the guardian).
     pub(crate) fn pgids(&self) -> Vec<i32> {
         lock(&self.leaders).clone()
+    }
+}
+
+impl Drop for PgroupContainer {
+    fn drop(&mut self) {
+        // The owning `Container` has already sent SIGKILL to every group, so
+        // the guardian no longer needs them (and must not hit a reused pgid).
+        for &pgid in lock(&self.leaders).iter() {
+            super::super::guardian_forget_pgid(pgid);
+        }
     }
 }
 
