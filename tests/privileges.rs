@@ -8,7 +8,9 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 
 use privileges_support::{KillOnDrop, Proc, Scratch, acting_as, eventually, is_root, park, report};
-use processkit::{Command, JobRunner, Mechanism, ProcessGroup, ProcessGroupOptions, ProcessRunnerExt};
+use processkit::{
+    Command, JobRunner, Mechanism, ProcessGroup, ProcessGroupOptions, ProcessRunnerExt,
+};
 
 fn group(mechanism: Mechanism) -> ProcessGroup {
     ProcessGroup::with_options(ProcessGroupOptions::default().mechanism(mechanism))
@@ -49,7 +51,11 @@ async fn uid_and_gid_drop_inside_the_groups_cgroup() {
     let (_run, mut lines) = start_with_lines(&group, cmd).await;
     assert_eq!(next(&mut lines).await, "65534", "id -u");
     assert_eq!(next(&mut lines).await, "65534", "id -g");
-    assert_eq!(next(&mut lines).await, "65534", "supplementary groups are cleared");
+    assert_eq!(
+        next(&mut lines).await,
+        "65534",
+        "supplementary groups are cleared"
+    );
     let pid: u32 = next(&mut lines).await.parse().expect("pid");
     let mut guard = KillOnDrop::default();
     let child = guard.add(Proc::of(pid).expect("child alive"));
@@ -59,9 +65,15 @@ async fn uid_and_gid_drop_inside_the_groups_cgroup() {
     assert!(uids.split_whitespace().all(|u| u == "65534"), "{uids}");
     let cgroup = child.cgroup().expect("cgroup");
     let root = format!("/processkit-{}-", std::process::id());
-    assert!(cgroup.contains(&root), "child cgroup {cgroup} is not below {root}");
+    assert!(
+        cgroup.contains(&root),
+        "child cgroup {cgroup} is not below {root}"
+    );
     drop(group);
-    assert!(eventually(|| !child.is_alive()), "the dropped group killed the child");
+    assert!(
+        eventually(|| !child.is_alive()),
+        "the dropped group killed the child"
+    );
 }
 
 #[tokio::test]
@@ -87,7 +99,10 @@ async fn uid_drop_also_works_under_process_groups() {
         eprintln!("skipped: dropping privileges needs root");
         return;
     }
-    let cmd = Command::new("sh").args(["-c", "id -u; id -g"]).uid(65534).gid(65534);
+    let cmd = Command::new("sh")
+        .args(["-c", "id -u; id -g"])
+        .uid(65534)
+        .gid(65534);
     let result = JobRunner::with_mechanism(Mechanism::ProcessGroup)
         .run(&cmd)
         .await
@@ -103,9 +118,14 @@ async fn setsid_tree_dies_with_group(mechanism: Mechanism) {
     let (_run, mut lines) = start_with_lines(&group, cmd).await;
     let mut guard = KillOnDrop::default();
     let child = guard.add(Proc::of(next(&mut lines).await.parse().unwrap()).expect("child"));
-    let grandchild = guard.add(Proc::of(next(&mut lines).await.parse().unwrap()).expect("grandchild"));
+    let grandchild =
+        guard.add(Proc::of(next(&mut lines).await.parse().unwrap()).expect("grandchild"));
 
-    assert_eq!(child.session(), Some(child.pid as i32), "the child leads a new session");
+    assert_eq!(
+        child.session(),
+        Some(child.pid as i32),
+        "the child leads a new session"
+    );
     assert_eq!(grandchild.session(), Some(child.pid as i32));
     assert_ne!(
         child.session(),
@@ -131,7 +151,11 @@ async fn setsid_child_and_grandchild_die_with_a_process_group() {
 
 #[tokio::test]
 async fn create_no_window_is_a_no_op_here() {
-    let out = Command::new("echo").arg("hi").create_no_window().run().await;
+    let out = Command::new("echo")
+        .arg("hi")
+        .create_no_window()
+        .run()
+        .await;
     assert_eq!(out.expect("runs"), "hi");
 }
 
@@ -183,7 +207,10 @@ fn parent_death(arm: bool) -> (Proc, KillOnDrop) {
     helper.value("THREAD_EXITED");
     // Give a wrongly armed signal time to land after the thread's exit.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(child.is_alive(), "the child died with the thread that spawned it");
+    assert!(
+        child.is_alive(),
+        "the child died with the thread that spawned it"
+    );
     let helper_pid = helper.proc.pid;
     helper.kill();
     // A leaked root (no guardian): cleaned up once the test is done with it.

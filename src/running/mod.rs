@@ -163,12 +163,19 @@ impl RunningProcess {
         self.start_stdout_capture();
         let (code, signal) = match &mut self.child {
             Waiter::Os(child) => {
-                let status = child.wait().await.map_err(|e| Error::io(&self.program, "wait", e))?;
+                let status = child
+                    .wait()
+                    .await
+                    .map_err(|e| Error::io(&self.program, "wait", e))?;
                 (status.code(), sys::exit_signal(&status))
             }
             Waiter::Scripted(exit) => exit.await,
         };
-        let exit = Exit { code, signal, at: Instant::now() };
+        let exit = Exit {
+            code,
+            signal,
+            at: Instant::now(),
+        };
         self.exit = Some(exit);
         self.watchdog = None;
         Ok(exit)

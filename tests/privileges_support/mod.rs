@@ -84,7 +84,10 @@ fn stat(pid: u32) -> Option<(char, u64)> {
     let text = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 2..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    Some((fields.first()?.chars().next()?, fields.get(19)?.parse().ok()?))
+    Some((
+        fields.first()?.chars().next()?,
+        fields.get(19)?.parse().ok()?,
+    ))
 }
 
 /// Kills every recorded process on drop, so a failing test leaves nothing behind.
@@ -214,11 +217,17 @@ impl Helper {
     pub fn start(name: &str, env: &[(&str, &str)]) -> Helper {
         let exe = std::env::current_exe().expect("current_exe");
         let mut cmd = std::process::Command::new(exe);
-        cmd.args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
-            .env(HELPER_ENV, name)
-            .env_remove("PROCESSKIT_GUARDIAN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped());
+        cmd.args([
+            "--exact",
+            name,
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_ENV, name)
+        .env_remove("PROCESSKIT_GUARDIAN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped());
         for (k, v) in env {
             cmd.env(k, v);
         }

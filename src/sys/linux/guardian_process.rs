@@ -170,7 +170,9 @@ fn kill_members(dir: RawFd) {
         }
         for &byte in &chunk[..n as usize] {
             if byte.is_ascii_digit() {
-                pid = pid.saturating_mul(10).saturating_add(libc::pid_t::from(byte - b'0'));
+                pid = pid
+                    .saturating_mul(10)
+                    .saturating_add(libc::pid_t::from(byte - b'0'));
             } else {
                 kill_pid(pid);
                 pid = 0;
@@ -193,7 +195,9 @@ fn kill_pid(pid: libc::pid_t) {
 fn for_each_cgroup(dir: RawFd, depth: u32, visit: &mut impl FnMut(RawFd)) {
     visit(dir);
     if depth < MAX_DEPTH {
-        for_each_subdir(dir, &mut |sub, _name| for_each_cgroup(sub, depth + 1, visit));
+        for_each_subdir(dir, &mut |sub, _name| {
+            for_each_cgroup(sub, depth + 1, visit)
+        });
     }
 }
 
@@ -231,7 +235,11 @@ fn for_each_subdir(dir: RawFd, visit: &mut dyn FnMut(RawFd, &CStr)) {
             let (reclen, kind, name) = unsafe {
                 let reclen = std::ptr::read_unaligned(bytes.add(at + 16).cast::<u16>());
                 let kind = *bytes.add(at + 18);
-                (reclen as usize, kind, CStr::from_ptr(bytes.add(at + 19).cast()))
+                (
+                    reclen as usize,
+                    kind,
+                    CStr::from_ptr(bytes.add(at + 19).cast()),
+                )
             };
             if reclen == 0 {
                 return;
