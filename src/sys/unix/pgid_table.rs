@@ -100,7 +100,7 @@ mod tests {
         t.apply(forget(100), |_| true);
         assert_eq!(t.as_slice(), &[200]);
         // pgid 0, 1 and their negations are never tracked: they would broadcast.
-        for bad in [0, 1, -1] {
+        for bad in [0i32, 1, -1] {
             t.apply(bad.to_ne_bytes(), |_| true);
         }
         assert_eq!(t.as_slice(), &[200]);
