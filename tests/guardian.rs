@@ -168,8 +168,14 @@ fn sigkilled_owner_leaves_no_descendant(mechanism: Mechanism) {
     assert!(tree.iter().all(Proc::is_alive), "tree is up");
 
     helper.kill();
+    let killed_at = std::time::Instant::now();
+    let tree_gone = eventually(|| tree.iter().all(|p| !p.is_alive()));
+    eprintln!(
+        "{mechanism}: tree gone {:?} after the owner's SIGKILL",
+        killed_at.elapsed()
+    );
     assert!(
-        eventually(|| tree.iter().all(|p| !p.is_alive())),
+        tree_gone,
         "descendants outlived their SIGKILLed owner under {mechanism}: {:?}",
         tree.iter().filter(|p| p.is_alive()).collect::<Vec<_>>()
     );

@@ -247,3 +247,38 @@ fn without_kill_on_parent_death_the_child_survives_its_parent() {
     remove_leaked_roots();
     assert!(survived, "the unarmed child died with its parent");
 }
+
+/// Helper: runs as an unprivileged user and asks for uid 0; reports the error.
+#[test]
+#[ignore = "helper process for the refused-drop test"]
+fn helper_unprivileged_drop() {
+    if !acting_as("helper_unprivileged_drop") {
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let outcome = rt.block_on(Command::new("true").uid(0).gid(0).run());
+    match outcome {
+        Err(processkit::Error::Spawn { source, .. }) => report("ERROR", format!("Spawn {source}")),
+        other => report("ERROR", format!("{other:?}")),
+    }
+    park();
+}
+
+#[test]
+fn a_refused_privilege_change_is_a_typed_spawn_error() {
+    if !is_root() {
+        eprintln!("skipped: needs root to start the unprivileged helper");
+        return;
+    }
+    let helper = privileges_support::Helper::start_as(
+        "helper_unprivileged_drop",
+        &[("PROCESSKIT_GUARDIAN", "0")],
+        65534,
+    );
+    let error = helper.value("ERROR");
+    assert!(error.starts_with("Spawn "), "{error}");
+    assert!(error.contains("not permitted"), "{error}");
+}

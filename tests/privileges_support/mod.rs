@@ -215,8 +215,21 @@ pub struct Helper {
 impl Helper {
     /// Starts the ignored test `name` in a new process with `env` set.
     pub fn start(name: &str, env: &[(&str, &str)]) -> Helper {
+        Helper::spawn(name, env, None)
+    }
+
+    /// Like [`Helper::start`], running as user and group `id`.
+    pub fn start_as(name: &str, env: &[(&str, &str)], id: u32) -> Helper {
+        Helper::spawn(name, env, Some(id))
+    }
+
+    fn spawn(name: &str, env: &[(&str, &str)], id: Option<u32>) -> Helper {
+        use std::os::unix::process::CommandExt;
         let exe = std::env::current_exe().expect("current_exe");
         let mut cmd = std::process::Command::new(exe);
+        if let Some(id) = id {
+            cmd.uid(id).gid(id).current_dir("/");
+        }
         cmd.args([
             "--exact",
             name,

@@ -3,6 +3,7 @@
 //! *thread* that forked the child exits, not when the whole process does.
 
 use std::io;
+use std::panic::AssertUnwindSafe;
 use std::sync::OnceLock;
 use std::sync::mpsc::{self, Sender};
 
@@ -20,8 +21,13 @@ pub(crate) async fn spawn(mut cmd: Command) -> io::Result<Child> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
         // The child registers with this runtime's reaper, as if spawned on it.
-        let _context = runtime.enter();
-        let _ = reply.send(cmd.spawn());
+        // A runtime shutting down may panic here; that must not end the thread.
+        let spawned = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _context = runtime.enter();
+            cmd.spawn()
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("the tokio runtime is shutting down")));
+        let _ = reply.send(spawned);
     });
     sender()?
         .send(job)
