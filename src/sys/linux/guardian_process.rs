@@ -123,12 +123,24 @@ fn group_alive(pgid: i32) -> bool {
 /// remove it depth-first. Kernels without `cgroup.kill` (before 5.14) get a
 /// freeze, a SIGKILL per member, and a thaw.
 fn tear_down_root(root: &CStr) {
+    tear_down(root, KillBy::KillFile);
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum KillBy {
+    /// One `cgroup.kill` write, falling back to `Members` where it is missing.
+    KillFile,
+    /// Freeze, SIGKILL every pid in every `cgroup.procs`, thaw.
+    Members,
+}
+
+fn tear_down(root: &CStr, kill_by: KillBy) {
     // SAFETY: opening a directory by a NUL-terminated path.
     let dir = unsafe { libc::open(root.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
     if dir < 0 {
         return; // never created, or already removed
     }
-    if !write_at(dir, c"cgroup.kill", b"1") {
+    if kill_by == KillBy::Members || !write_at(dir, c"cgroup.kill", b"1") {
         write_at(dir, c"cgroup.freeze", b"1");
         for_each_cgroup(dir, 0, &mut kill_members);
         write_at(dir, c"cgroup.freeze", b"0");
@@ -303,4 +315,51 @@ fn nap() {
 fn errno() -> i32 {
     // SAFETY: __errno_location returns this thread's errno slot.
     unsafe { *libc::__errno_location() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::linux::cgroup;
+    use std::os::unix::ffi::OsStrExt;
+
+    /// The path kernels before 5.14 take: no `cgroup.kill`, so every member of
+    /// every nested cgroup is killed one by one before the tree is removed.
+    #[test]
+    fn teardown_without_cgroup_kill_kills_every_member_and_removes_the_tree() {
+        let Ok(root) = cgroup::root() else {
+            eprintln!("skipped: no writable cgroup2 here");
+            return;
+        };
+        let top = root.create_child('t').expect("cgroup");
+        let nested = top.create_nested("inner").expect("nested cgroup");
+        let mut sleepers: Vec<std::process::Child> = (0..2)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("1000")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        top.add_pid(sleepers[0].id()).unwrap();
+        nested.add_pid(sleepers[1].id()).unwrap();
+
+        let path = CString::new(top.path().as_os_str().as_bytes()).unwrap();
+        tear_down(&path, KillBy::Members);
+
+        for sleeper in &mut sleepers {
+            let mut status = None;
+            for _ in 0..500 {
+                status = sleeper.try_wait().unwrap();
+                if status.is_some() {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            let _ = sleeper.kill();
+            let signal = status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s));
+            assert_eq!(signal, Some(libc::SIGKILL), "{status:?}");
+        }
+        assert!(!top.path().exists(), "the tree was removed");
+    }
 }
