@@ -368,6 +368,10 @@ pub(crate) fn guardian_forget_pgid(pgid: i32) {
 pub(crate) fn guardian_status() -> crate::GuardianStatus {
     #[cfg(target_os = "linux")]
     return linux::guardian::status();
+    #[cfg(not(target_os = "linux"))]
+    if crate::guardian::disabled_by_env() {
+        return crate::GuardianStatus::Disabled;
+    }
     #[cfg(windows)]
     return crate::GuardianStatus::NotNeeded;
     #[cfg(not(any(target_os = "linux", windows)))]
