@@ -276,3 +276,51 @@ fn the_stale_sweep_removes_a_dead_owners_cgroup_but_not_a_live_ones() {
     );
     assert!(live_kept, "the sweep touched a live owner's cgroup");
 }
+
+/// Helper: starts a group, reports its guardian, then reports the status it
+/// sees once the test has killed that guardian.
+#[test]
+#[ignore = "helper process for guardian tests"]
+fn helper_watch_guardian() {
+    if !acting_as("helper_watch_guardian") {
+        return;
+    }
+    in_runtime(async {
+        let group = ProcessGroup::new().expect("group");
+        report("GUARDIAN", status_word(&guardian_status()));
+        let gone = eventually(|| !matches!(guardian_status(), GuardianStatus::Running { .. }));
+        report("GONE", gone);
+        report("AFTER", format!("{:?}", guardian_status()));
+        // Groups keep working without a guardian.
+        let out = group.start(&Command::new("true")).await.map(|_| "started");
+        report("GROUP", format!("{out:?}"));
+    });
+    park();
+}
+
+#[test]
+fn a_guardian_that_died_is_reported_with_a_reason() {
+    let _serial = serial();
+    let mut helper = Helper::start("helper_watch_guardian", &[]);
+    let status = helper.value("GUARDIAN");
+    let pid: u32 = status
+        .strip_prefix("Running ")
+        .expect(&status)
+        .parse()
+        .unwrap();
+    let guardian = Proc::of(pid).expect("guardian alive");
+    guardian.kill();
+    assert_eq!(helper.value("GONE"), "true");
+    let after = helper.value("AFTER");
+    assert!(
+        after.starts_with("Unavailable") && after.contains("killed by signal 9"),
+        "{after}"
+    );
+    let group = helper.value("GROUP");
+    // Without its guardian the helper's root outlives it: remove it here.
+    helper.kill();
+    for root in roots_of(helper.proc.pid) {
+        privileges_support::remove_cgroup_tree(&root);
+    }
+    assert_eq!(group, r#"Ok("started")"#);
+}
