@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 
-use privileges_support::{KillOnDrop, Proc, Scratch, acting_as, eventually, is_root, park, report};
+use privileges_support::{
+    KillOnDrop, LeakedRoots, Proc, Scratch, acting_as, eventually, is_root, park, report,
+};
 use processkit::{
     Command, JobRunner, Mechanism, ProcessGroup, ProcessGroupOptions, ProcessRunnerExt,
 };
@@ -201,7 +203,9 @@ fn helper_parent_death() {
     park();
 }
 
-fn parent_death(arm: bool) -> (Proc, KillOnDrop) {
+/// Starts the parent-death helper, checks the child outlived the spawning
+/// thread, then SIGKILLs the helper. Returns the child and what cleans up after it.
+fn parent_death(arm: bool) -> (Proc, KillOnDrop, LeakedRoots) {
     let scratch = Scratch::new("pdeath");
     let dir = scratch.0.to_string_lossy().into_owned();
     let mut helper = privileges_support::Helper::start(
@@ -215,6 +219,7 @@ fn parent_death(arm: bool) -> (Proc, KillOnDrop) {
     );
     let mut guard = KillOnDrop::default();
     let child = guard.add(scratch.pid("child"));
+    let leaked = LeakedRoots(privileges_support::roots_of(helper.proc.pid));
     helper.value("THREAD_EXITED");
     // Give a wrongly armed signal time to land after the thread's exit.
     std::thread::sleep(Duration::from_millis(300));
@@ -222,41 +227,25 @@ fn parent_death(arm: bool) -> (Proc, KillOnDrop) {
         child.is_alive(),
         "the child died with the thread that spawned it"
     );
-    let helper_pid = helper.proc.pid;
     helper.kill();
-    // A leaked root (no guardian): cleaned up once the test is done with it.
-    CLEANUP
-        .lock()
-        .unwrap()
-        .extend(privileges_support::roots_of(helper_pid));
-    (child, guard)
-}
-
-static CLEANUP: std::sync::Mutex<Vec<std::path::PathBuf>> = std::sync::Mutex::new(Vec::new());
-
-fn remove_leaked_roots() {
-    for root in CLEANUP.lock().unwrap().drain(..) {
-        privileges_support::remove_cgroup_tree(&root);
-    }
+    (child, guard, leaked)
 }
 
 #[test]
 fn kill_on_parent_death_child_dies_with_a_sigkilled_parent() {
-    let (child, _guard) = parent_death(true);
-    let gone = eventually(|| !child.is_alive());
-    remove_leaked_roots();
-    assert!(gone, "the armed child outlived its SIGKILLed parent");
+    let (child, _guard, _leaked) = parent_death(true);
+    assert!(
+        eventually(|| !child.is_alive()),
+        "the armed child outlived its SIGKILLed parent"
+    );
 }
 
 #[test]
 fn without_kill_on_parent_death_the_child_survives_its_parent() {
-    let (child, guard) = parent_death(false);
+    let (child, _guard, _leaked) = parent_death(false);
     // By the time the parent is reaped a parent-death signal would have been sent.
     std::thread::sleep(Duration::from_millis(300));
-    let survived = child.is_alive();
-    drop(guard);
-    remove_leaked_roots();
-    assert!(survived, "the unarmed child died with its parent");
+    assert!(child.is_alive(), "the unarmed child died with its parent");
 }
 
 /// Helper: runs as an unprivileged user and asks for uid 0; reports the error.

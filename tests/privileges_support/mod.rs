@@ -188,6 +188,18 @@ pub fn roots_of(pid: u32) -> Vec<PathBuf> {
         .collect()
 }
 
+/// Cgroup roots left by an owner that ran without a guardian; removed on drop.
+#[derive(Default)]
+pub struct LeakedRoots(pub Vec<PathBuf>);
+
+impl Drop for LeakedRoots {
+    fn drop(&mut self) {
+        for root in &self.0 {
+            remove_cgroup_tree(root);
+        }
+    }
+}
+
 /// Kills whatever is left in a leaked cgroup tree and removes it.
 pub fn remove_cgroup_tree(dir: &Path) {
     let _ = fs::write(dir.join("cgroup.kill"), "1");
