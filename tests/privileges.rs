@@ -213,8 +213,10 @@ fn parent_death(arm: bool) -> (Proc, KillOnDrop, LeakedRoots) {
         &[
             ("PK_DIR", &dir),
             ("PK_ARM", if arm { "1" } else { "0" }),
-            // The guardian would kill the child too; this tests PDEATHSIG alone.
+            // Neither the guardian nor another owner's sweep of a stale cgroup
+            // may kill the child: this tests PDEATHSIG alone.
             ("PROCESSKIT_GUARDIAN", "0"),
+            ("PROCESSKIT_MECHANISM", "process-group"),
         ],
     );
     let mut guard = KillOnDrop::default();
