@@ -117,6 +117,17 @@ impl PgroupSlot {
     }
 }
 
+impl Drop for PgroupSlot {
+    fn drop(&mut self) {
+        // A finished run whose group is empty: its pgid may be reused from now
+        // on, so neither the container nor the guardian may keep it.
+        if self.pgid > 1 && !group_alive(self.pgid) {
+            lock(&self.container.leaders).retain(|&p| p != self.pgid);
+            super::super::guardian_forget_pgid(self.pgid);
+        }
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
