@@ -101,7 +101,11 @@ impl ProcessGroup {
     pub async fn shutdown(&self) -> Result<()> {
         // A frozen tree cannot act on SIGTERM; thaw it first.
         let _ = self.container.set_frozen(false);
-        if self.container.signal_all(crate::signal::Signal::Term).is_ok() {
+        if self
+            .container
+            .signal_all(crate::signal::Signal::Term)
+            .is_ok()
+        {
             self.wait_empty(self.shutdown_grace).await;
         }
         self.terminate_all()?;

@@ -1,6 +1,8 @@
 //! The guardian: a SIGKILLed owner leaves no descendant behind under either
 //! mechanism, the guardian itself is detached and gone afterwards, and the
 //! stale sweep removes a dead owner's cgroup but never a live owner's.
+// These tests read /proc and cgroup v2 and exercise PR_SET_PDEATHSIG: Linux only.
+#![cfg(target_os = "linux")]
 
 mod privileges_support;
 

@@ -1,5 +1,7 @@
 //! Privilege drop, new sessions and parent-death signals, checked against the
 //! real processes: their ids, sessions and cgroups as /proc reports them.
+// These tests read /proc and cgroup v2 and exercise PR_SET_PDEATHSIG: Linux only.
+#![cfg(target_os = "linux")]
 
 mod privileges_support;
 

@@ -24,6 +24,7 @@ async fn spec_environment_and_privileges() -> processkit::Result<()> {
     Ok(())
 }
 
+#[cfg(unix)]
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -36,6 +37,7 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn the_worker_runs_as_the_dropped_user_in_a_new_session_with_an_allow_listed_env() {
     if !is_root() {
@@ -65,6 +67,7 @@ async fn the_worker_runs_as_the_dropped_user_in_a_new_session_with_an_allow_list
     assert!(names.contains(&"PATH"));
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn create_no_window_changes_nothing_outside_windows() {
     let out = Command::new("echo")
@@ -76,6 +79,7 @@ async fn create_no_window_changes_nothing_outside_windows() {
     assert_eq!(out, "helper");
 }
 
+#[cfg(unix)]
 #[tokio::test]
 async fn a_kill_on_parent_death_child_starts_and_dies_with_its_handle() {
     let run = Command::new("sleep")
