@@ -17,7 +17,7 @@ use processkit::{
 };
 
 /// A group on `mechanism`, or `None` (the test is skipped) on a host without it.
-fn group(mechanism: Mechanism) -> Option<ProcessGroup> {
+fn group_on(mechanism: Mechanism) -> Option<ProcessGroup> {
     match ProcessGroup::with_options(ProcessGroupOptions::default().mechanism(mechanism)) {
         Ok(group) => Some(group),
         Err(processkit::Error::Unsupported { reason, .. }) => {
@@ -54,7 +54,7 @@ async fn uid_and_gid_drop_inside_the_groups_cgroup() {
         eprintln!("skipped: dropping privileges needs root");
         return;
     }
-    let Some(group) = group(Mechanism::CgroupV2) else {
+    let Some(group) = group_on(Mechanism::CgroupV2) else {
         return;
     };
     let cmd = Command::new("sh")
@@ -81,6 +81,26 @@ async fn uid_and_gid_drop_inside_the_groups_cgroup() {
     assert!(
         cgroup.contains(&root),
         "child cgroup {cgroup} is not below {root}"
+    );
+    // The group's cgroup is the parent of each run's cgroup: a privileged
+    // sibling in the same group shares it, a run in another group does not.
+    let group_cgroup = |c: &str| c.rsplit_once('/').map(|(parent, _)| parent.to_owned());
+    let sibling = Command::new("sh").args(["-c", "echo $$; exec sleep 1000"]);
+    let (_sibling_run, mut sibling_lines) = start_with_lines(&group, sibling).await;
+    let sibling = guard.add(Proc::of(next(&mut sibling_lines).await.parse().unwrap()).unwrap());
+    let Some(other_group) = group_on(Mechanism::CgroupV2) else {
+        return;
+    };
+    let stranger = Command::new("sh").args(["-c", "echo $$; exec sleep 1000"]);
+    let (_stranger_run, mut stranger_lines) = start_with_lines(&other_group, stranger).await;
+    let stranger = guard.add(Proc::of(next(&mut stranger_lines).await.parse().unwrap()).unwrap());
+    assert_eq!(
+        group_cgroup(&cgroup),
+        group_cgroup(&sibling.cgroup().unwrap())
+    );
+    assert_ne!(
+        group_cgroup(&cgroup),
+        group_cgroup(&stranger.cgroup().unwrap())
     );
     drop(group);
     assert!(
@@ -124,7 +144,7 @@ async fn uid_drop_also_works_under_process_groups() {
 }
 
 async fn setsid_tree_dies_with_group(mechanism: Mechanism) {
-    let Some(group) = group(mechanism) else {
+    let Some(group) = group_on(mechanism) else {
         return;
     };
     let cmd = Command::new("sh")
