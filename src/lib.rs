@@ -23,6 +23,7 @@ mod doctests;
 mod error;
 mod finish;
 mod group;
+mod guardian;
 #[cfg(feature = "limits")]
 mod limits;
 mod mechanism;
@@ -39,6 +40,7 @@ mod wait_any;
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
+pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::Mechanism;
 pub use pipeline::Pipeline;
 pub use result::ProcessResult;

@@ -90,7 +90,9 @@ pub(crate) async fn spawn_with(
     slot.prepare(&mut tc, &cmd.os)?;
 
     let started = Instant::now();
-    let mut child = tc.spawn().map_err(|e| spawn_error(cmd, &program, e))?;
+    let mut child = crate::sys::spawn_child(tc, &cmd.os)
+        .await
+        .map_err(|e| spawn_error(cmd, &program, e))?;
     slot.attach(&child)
         .map_err(|e| Error::io(&program, "place child in container", e))?;
     let slot = Arc::new(slot);
