@@ -22,7 +22,7 @@ pub(crate) use arbiter::{Arbiter, Verdict};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
 pub(crate) use pump::Capture;
-pub(crate) use spawn::{Placement, spawn};
+pub(crate) use spawn::{Placement, StageIo, spawn, spawn_with};
 pub use stdin::StdinWriter;
 pub use stream::LineStream;
 
@@ -44,6 +44,8 @@ pub(crate) enum Waiter {
     Os(Child),
     /// A test double's scripted exit: `(code, signal)`.
     Scripted(crate::runner::BoxFuture<'static, (Option<i32>, Option<i32>)>),
+    /// Every stage of a pipeline; the exit is the pipefail attribution.
+    Pipeline(Box<crate::pipeline::Stages>),
 }
 
 impl std::fmt::Debug for Waiter {
@@ -51,6 +53,7 @@ impl std::fmt::Debug for Waiter {
         match self {
             Waiter::Os(child) => child.fmt(f),
             Waiter::Scripted(_) => f.write_str("Scripted"),
+            Waiter::Pipeline(stages) => stages.fmt(f),
         }
     }
 }
@@ -148,6 +151,9 @@ impl RunningProcess {
     /// Kills the child and everything it started (not its siblings in a
     /// shared group). Harmless after the child exited.
     pub fn kill(&mut self) -> Result<()> {
+        if let Waiter::Pipeline(stages) = &self.child {
+            return stages.kill_all();
+        }
         match &self.slot {
             Some(slot) => slot.kill().map_err(|e| Error::io(&self.program, "kill", e)),
             None => Ok(()),
@@ -185,6 +191,15 @@ impl RunningProcess {
                 (status.code(), sys::exit_signal(&status))
             }
             Waiter::Scripted(exit) => exit.await,
+            Waiter::Pipeline(stages) => {
+                let blame = stages.wait_all().await?;
+                blame.record(
+                    &mut self.program,
+                    &mut self.stderr,
+                    &mut self.timeout,
+                    &self.arbiter,
+                )
+            }
         };
         let exit = Exit {
             code,
