@@ -91,6 +91,7 @@ pub struct Command {
     pub(crate) os: OsOptions,
     #[cfg(feature = "cancellation")]
     pub(crate) cancel: Option<tokio_util::sync::CancellationToken>,
+    pub(crate) retry: Option<crate::retry::RetryPolicy>,
 }
 
 impl Command {
@@ -112,6 +113,7 @@ impl Command {
             os: OsOptions::default(),
             #[cfg(feature = "cancellation")]
             cancel: None,
+            retry: None,
         }
     }
 
@@ -270,6 +272,24 @@ impl Command {
     /// Windows' Job Object already does this; a documented no-op on macOS/BSD).
     pub fn kill_on_parent_death(mut self) -> Command {
         self.os.kill_on_parent_death = true;
+        self
+    }
+
+    /// Ties the run to `token`: cancelling it kills the run's whole tree (in a
+    /// shared group, only this run's), ends its output streams, and makes
+    /// every verb and finisher report [`Error::Cancelled`](crate::Error::Cancelled).
+    /// A token cancelled before the run starts means nothing is spawned.
+    #[cfg(feature = "cancellation")]
+    pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Command {
+        self.cancel = Some(token);
+        self
+    }
+
+    /// Replays the run under `policy` until it succeeds or the policy gives
+    /// up; applies to the verbs on `Command` (`start` retries spawn failures
+    /// only). See [`RetryPolicy`](crate::RetryPolicy).
+    pub fn retry(mut self, policy: crate::retry::RetryPolicy) -> Command {
+        self.retry = Some(policy);
         self
     }
 

@@ -11,6 +11,7 @@ pub(crate) async fn output_bytes(run: RunningProcess) -> Result<ProcessResult<Ve
 }
 
 /// Full outcome with stdout/stderr decoded lossily as UTF-8.
+#[allow(dead_code)] // the `Command` verbs decode after retrying; other callers hold one run
 pub(crate) async fn output_string(run: RunningProcess) -> Result<ProcessResult<String>> {
     Ok(output_bytes(run).await?.into_lossy_string())
 }
@@ -53,6 +54,8 @@ pub(crate) async fn first_line(
         while let Some(line) = reader.next_line().await.map_err(read_error)? {
             if pred(&line) {
                 let _ = run.kill();
+                // A line read after a cancel killed the tree is not an answer.
+                run.check_cancelled()?;
                 return Ok(Some(line));
             }
         }

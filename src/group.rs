@@ -8,8 +8,8 @@ use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
 use crate::running::{Placement, RunningProcess, spawn};
-use crate::signal::Signal;
 use crate::sys::Container;
+use crate::trace::trace_event;
 
 /// How long `shutdown` waits after SIGTERM before it kills.
 const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -100,9 +100,14 @@ impl ProcessGroup {
     /// for it to exit, then SIGKILL; returns once the group is empty. On
     /// Windows the job is terminated at once.
     pub async fn shutdown(&self) -> Result<()> {
+        trace_event!(debug, "teardown", group = %"shutdown", mechanism = %self.container.mechanism());
         // A frozen tree cannot act on SIGTERM; thaw it first.
         let _ = self.container.set_frozen(false);
-        if self.container.signal_all(Signal::Term).is_ok() {
+        if self
+            .container
+            .signal_all(crate::signal::Signal::Term)
+            .is_ok()
+        {
             self.wait_empty(self.shutdown_grace).await;
         }
         self.terminate_all()?;
@@ -127,6 +132,7 @@ impl ProcessGroup {
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
+        trace_event!(debug, "teardown", group = %"dropped", mechanism = %self.container.mechanism());
         let _ = self.container.kill_all();
     }
 }

@@ -16,33 +16,56 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod backoff;
+mod client;
 mod command;
+#[cfg(doctest)]
+mod doctests;
 mod error;
 mod finish;
 mod group;
+mod guardian;
 #[cfg(feature = "limits")]
 mod limits;
 mod mechanism;
+mod pipeline;
 mod result;
+mod retry;
 mod runner;
 mod running;
 mod signal;
 mod stdin;
+mod supervisor;
 mod sys;
+mod trace;
 mod verbs;
+mod wait_any;
 
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
+pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::Mechanism;
+pub use pipeline::Pipeline;
 pub use result::ProcessResult;
+pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
-pub use running::{MAX_LINE, RunningProcess, StdinWriter};
+pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
 pub use stdin::Stdin;
+pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{output, run};
+pub use wait_any::wait_any;
 
 #[cfg(feature = "cancellation")]
 pub use tokio_util::sync::CancellationToken;
+
+// The testing seam's doubles and the CLI-client core.
+pub use client::CliClient;
+#[cfg(feature = "mock")]
+pub use runner::MockRunner;
+#[cfg(feature = "record")]
+pub use runner::RecordReplayRunner;
+pub use runner::{Invocation, Match, RecordingRunner, Reply, ScriptedRunner};

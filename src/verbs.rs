@@ -7,14 +7,17 @@ use crate::command::Command;
 use crate::error::Result;
 use crate::finish;
 use crate::result::ProcessResult;
-use crate::runner::JobRunner;
+use crate::retry;
+use crate::runner::{JobRunner, ProcessRunner};
 use crate::running::RunningProcess;
 
 impl Command {
     /// Starts the command in its own container and returns the live handle.
-    /// Dropping the handle kills the whole tree.
+    /// Dropping the handle kills the whole tree. A [`retry`](Command::retry)
+    /// policy applies to spawn failures only here.
     pub async fn start(&self) -> Result<RunningProcess> {
-        JobRunner::new().start(self).await
+        let runner = JobRunner::new();
+        retry::with_retries(self, || runner.start(self), |_| None).await
     }
 
     /// Runs to completion and returns trimmed stdout. A non-zero exit
@@ -27,12 +30,13 @@ impl Command {
     /// Runs to completion and returns the full outcome, stdout and stderr
     /// decoded lossily as UTF-8. A non-zero exit or a timeout is data here.
     pub async fn output_string(&self) -> Result<ProcessResult<String>> {
-        finish::output_string(self.start().await?).await
+        Ok(self.output_bytes().await?.into_lossy_string())
     }
 
-    /// Runs to completion and returns the full outcome as raw bytes.
+    /// Runs to completion and returns the full outcome as raw bytes. With a
+    /// [`retry`](Command::retry) policy, every attempt is a complete run.
     pub async fn output_bytes(&self) -> Result<ProcessResult<Vec<u8>>> {
-        finish::output_bytes(self.start().await?).await
+        ProcessRunner::output_bytes(&JobRunner::new(), self).await
     }
 
     /// Runs to completion and returns the exit code. A timed-out or killed

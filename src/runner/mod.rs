@@ -1,13 +1,27 @@
 //! The `ProcessRunner` seam: one trait that real spawners and test doubles
 //! implement, and `ProcessRunnerExt`, which gives every runner all the verbs.
 
+#[cfg(feature = "record")]
+mod cassette;
 mod job;
+#[cfg(feature = "mock")]
+mod mock;
+#[cfg(feature = "record")]
+mod record_replay;
+mod recording;
+mod scripted;
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 pub use job::JobRunner;
+#[cfg(feature = "mock")]
+pub use mock::MockRunner;
+#[cfg(feature = "record")]
+pub use record_replay::RecordReplayRunner;
+pub use recording::{Invocation, RecordingRunner};
+pub use scripted::{Match, Reply, ScriptedRunner};
 
 use crate::command::Command;
 use crate::error::Result;
@@ -21,7 +35,25 @@ use crate::running::RunningProcess;
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Something that can run a [`Command`]: the real spawners ([`JobRunner`],
-/// [`ProcessGroup`]) and the test doubles.
+/// [`ProcessGroup`]) and the test doubles ([`ScriptedRunner`],
+/// [`RecordingRunner`], and with their features `RecordReplayRunner` and
+/// `MockRunner`).
+///
+/// Write code that runs processes against this trait, generically or as
+/// `&dyn ProcessRunner`, and tests can swap the spawner for a double:
+///
+/// ```
+/// use processkit::{Command, ProcessRunner, ProcessRunnerExt, Reply, Result, ScriptedRunner};
+///
+/// async fn kernel(runner: &dyn ProcessRunner) -> Result<String> {
+///     runner.run(&Command::new("uname").arg("-s")).await
+/// }
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<()> {
+/// let fake = ScriptedRunner::new().exact("uname", ["-s"], Reply::success("Plan9\n"));
+/// assert_eq!(kernel(&fake).await?, "Plan9");
+/// # Ok(()) }
+/// ```
 ///
 /// Implement [`start`](ProcessRunner::start); override
 /// [`output_bytes`](ProcessRunner::output_bytes) when results can be produced
@@ -30,12 +62,19 @@ pub trait ProcessRunner: Send + Sync {
     /// Starts `cmd` and returns the live handle.
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>>;
 
-    /// Runs `cmd` to completion and returns the full outcome as bytes.
+    /// Runs `cmd` to completion and returns the full outcome as bytes. The
+    /// default honours the command's [`retry`](Command::retry) policy, each
+    /// attempt a fresh [`start`](ProcessRunner::start).
     fn output_bytes<'a>(
         &'a self,
         cmd: &'a Command,
     ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
-        Box::pin(async move { finish::output_bytes(self.start(cmd).await?).await })
+        let attempt = move || async move { finish::output_bytes(self.start(cmd).await?).await };
+        Box::pin(crate::retry::with_retries(
+            cmd,
+            attempt,
+            ProcessResult::failure,
+        ))
     }
 }
 
@@ -73,7 +112,10 @@ pub trait ProcessRunnerExt: ProcessRunner {
     where
         P: FnMut(&str) -> bool + Send + 'a,
     {
-        async move { finish::first_line(self.start(cmd).await?, pred).await }
+        async move {
+            let run = crate::retry::with_retries(cmd, || self.start(cmd), |_| None).await?;
+            finish::first_line(run, pred).await
+        }
     }
 }
 
@@ -120,3 +162,8 @@ impl<R: ProcessRunner + ?Sized> ProcessRunner for Arc<R> {
         (**self).output_bytes(cmd)
     }
 }
+
+/// The testing guide's examples, compiled and run with the doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/testing.md")]
+struct TestingGuide;

@@ -1,6 +1,6 @@
 //! The deadline arbiter: one watchdog task per run that kills the run's tree
 //! when its timeout expires (or its token is cancelled), and records which
-//! happened. Cancellation wins when both land together.
+//! happened. Cancellation wins when both land together, even during the grace.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -10,6 +10,7 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::sys::Slot;
+use crate::trace::trace_event;
 
 const RUNNING: u8 = 0;
 const TIMED_OUT: u8 = 1;
@@ -46,19 +47,23 @@ impl Arbiter {
         self.verdict.store(CANCELLED, Ordering::Release);
     }
 
-    fn mark_timed_out(&self) {
+    pub(crate) fn mark_timed_out(&self) {
         let _ =
             self.verdict
                 .compare_exchange(RUNNING, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
-/// What the watchdog enforces.
+/// What the watchdog enforces, and what its events name.
 pub(crate) struct Watch {
     pub(crate) deadline: Option<Instant>,
     pub(crate) grace: Option<Duration>,
     #[cfg(feature = "cancellation")]
     pub(crate) cancel: Option<tokio_util::sync::CancellationToken>,
+    /// The program, for events.
+    pub(crate) program: String,
+    /// The child's pid, for events.
+    pub(crate) pid: Option<u32>,
 }
 
 impl Watch {
@@ -68,6 +73,15 @@ impl Watch {
             return false;
         }
         self.deadline.is_none()
+    }
+
+    /// Resolves when the token is cancelled; never without one.
+    async fn cancelled(&self) {
+        #[cfg(feature = "cancellation")]
+        if let Some(token) = &self.cancel {
+            return token.cancelled().await;
+        }
+        std::future::pending().await
     }
 }
 
@@ -89,41 +103,54 @@ async fn watchdog(
     watch: Watch,
     slot: Arc<Slot>,
     arbiter: Arc<Arbiter>,
-    done: oneshot::Receiver<()>,
+    mut done: oneshot::Receiver<()>,
 ) {
+    let started = Instant::now();
     let deadline = async {
         match watch.deadline {
             Some(at) => tokio::time::sleep_until(at).await,
             None => std::future::pending().await,
         }
     };
-    #[cfg(feature = "cancellation")]
-    let cancelled = async {
-        match &watch.cancel {
-            Some(token) => token.cancelled().await,
-            None => std::future::pending().await,
-        }
-    };
-    #[cfg(not(feature = "cancellation"))]
-    let cancelled = std::future::pending::<()>();
+    // `biased`: when the token and the deadline are both ready, cancel wins.
     tokio::select! {
         biased;
-        _ = done => return,
-        () = cancelled => {
-            arbiter.mark_cancelled();
-            let _ = slot.kill();
-            return;
-        }
+        _ = &mut done => return,
+        () = watch.cancelled() => return cancel(&watch, &slot, &arbiter, started),
         () = deadline => arbiter.mark_timed_out(),
     }
-    match watch.grace {
-        Some(grace) => {
-            let _ = slot.terminate_gracefully();
-            tokio::time::sleep(grace).await;
-            let _ = slot.kill();
-        }
-        None => {
-            let _ = slot.kill();
-        }
+    trace_event!(
+        info,
+        "timeout",
+        program = %watch.program,
+        pid = ?watch.pid,
+        after = ?started.elapsed(),
+        graceful = %watch.grace.is_some(),
+    );
+    let Some(grace) = watch.grace else {
+        let _ = slot.kill();
+        return;
+    };
+    let _ = slot.terminate_gracefully();
+    // A cancel during the grace still wins: it kills at once and is what the
+    // run reports.
+    tokio::select! {
+        biased;
+        _ = &mut done => {}
+        () = watch.cancelled() => return cancel(&watch, &slot, &arbiter, started),
+        () = tokio::time::sleep(grace) => {}
     }
+    let _ = slot.kill();
+}
+
+fn cancel(watch: &Watch, slot: &Slot, arbiter: &Arbiter, started: Instant) {
+    arbiter.mark_cancelled();
+    let _ = slot.kill();
+    trace_event!(
+        info,
+        "cancel",
+        program = %watch.program,
+        pid = ?watch.pid,
+        after = ?started.elapsed(),
+    );
 }

@@ -4,9 +4,12 @@
 
 mod arbiter;
 mod lines;
+mod probe;
 mod pump;
+pub(crate) mod scripted;
 mod spawn;
 mod stdin;
+mod stream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,12 +22,14 @@ pub(crate) use arbiter::{Arbiter, Verdict};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
 pub(crate) use pump::Capture;
-pub(crate) use spawn::{Placement, spawn};
+pub(crate) use spawn::{Placement, StageIo, spawn, spawn_with};
 pub use stdin::StdinWriter;
+pub use stream::LineStream;
 
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
 use crate::sys::{self, Container, Slot};
+use crate::trace::trace_event;
 
 /// How long pumps may take to reach end-of-file once the run's tree is dead,
 /// before what was read so far is returned (an escaped process may hold a pipe).
@@ -39,6 +44,8 @@ pub(crate) enum Waiter {
     Os(Child),
     /// A test double's scripted exit: `(code, signal)`.
     Scripted(crate::runner::BoxFuture<'static, (Option<i32>, Option<i32>)>),
+    /// Every stage of a pipeline; the exit is the pipefail attribution.
+    Pipeline(Box<crate::pipeline::Stages>),
 }
 
 impl std::fmt::Debug for Waiter {
@@ -46,6 +53,7 @@ impl std::fmt::Debug for Waiter {
         match self {
             Waiter::Os(child) => child.fmt(f),
             Waiter::Scripted(_) => f.write_str("Scripted"),
+            Waiter::Pipeline(stages) => stages.fmt(f),
         }
     }
 }
@@ -143,6 +151,9 @@ impl RunningProcess {
     /// Kills the child and everything it started (not its siblings in a
     /// shared group). Harmless after the child exited.
     pub fn kill(&mut self) -> Result<()> {
+        if let Waiter::Pipeline(stages) = &self.child {
+            return stages.kill_all();
+        }
         match &self.slot {
             Some(slot) => slot.kill().map_err(|e| Error::io(&self.program, "kill", e)),
             None => Ok(()),
@@ -161,6 +172,16 @@ impl RunningProcess {
             return Ok(exit);
         }
         self.start_stdout_capture();
+        self.reap().await
+    }
+
+    /// Waits for the direct child's exit like `wait_exit`, but leaves stdout
+    /// alone (probes and `wait_any` must not consume output). Cancel-safe.
+    pub(crate) async fn reap(&mut self) -> Result<Exit> {
+        self.resume_stderr_capture();
+        if let Some(exit) = self.exit {
+            return Ok(exit);
+        }
         let (code, signal) = match &mut self.child {
             Waiter::Os(child) => {
                 let status = child
@@ -170,12 +191,30 @@ impl RunningProcess {
                 (status.code(), sys::exit_signal(&status))
             }
             Waiter::Scripted(exit) => exit.await,
+            Waiter::Pipeline(stages) => {
+                let blame = stages.wait_all().await?;
+                blame.record(
+                    &mut self.program,
+                    &mut self.stderr,
+                    &mut self.timeout,
+                    &self.arbiter,
+                )
+            }
         };
         let exit = Exit {
             code,
             signal,
             at: Instant::now(),
         };
+        trace_event!(
+            debug,
+            "exit",
+            program = %self.program,
+            pid = ?self.pid,
+            code = ?exit.code,
+            signal = ?exit.signal,
+            duration = ?exit.at.saturating_duration_since(self.started),
+        );
         self.exit = Some(exit);
         self.watchdog = None;
         Ok(exit)
@@ -191,6 +230,11 @@ impl RunningProcess {
             StdoutState::Lines(reader) => {
                 let (unread, pipe) = reader.into_parts();
                 StdoutState::Capturing(Capture::start(unread, pipe, None))
+            }
+            // A line reader that took the pipe back stops reading it now.
+            StdoutState::Capturing(mut capture) => {
+                capture.resume();
+                StdoutState::Capturing(capture)
             }
             other => other,
         };
@@ -252,7 +296,14 @@ impl Drop for RunningProcess {
     fn drop(&mut self) {
         // A run that owns its container dies with its handle; the container's
         // own Drop kills the tree. Reaping the direct child is left to tokio.
-        if self.container.is_some() {
+        if let Some(container) = &self.container {
+            trace_event!(
+                debug,
+                "teardown",
+                program = %self.program,
+                pid = ?self.pid,
+                mechanism = %container.mechanism(),
+            );
             let _ = self.kill();
         }
     }

@@ -1,23 +1,59 @@
 //! Read pumps: background tasks that drain a child's stdout or stderr into a
 //! buffer (calling an optional line handler), so no child ever blocks on a
-//! full pipe that nobody reads.
+//! full pipe that nobody reads. A pump can hand its pipe back to be read line by line.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::{LineReader, OutputPipe};
 use crate::command::LineHandler;
 
 /// Size of each read from a pipe.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
 /// A running capture of one output stream.
-#[derive(Debug)]
 pub(crate) struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
-    task: JoinHandle<()>,
+    handler: Option<LineHandler>,
+    mode: Mode,
+}
+
+enum Mode {
+    /// A background task drains the pipe into `buf`; it returns the pipe
+    /// when `stop` fires, or `None` at end-of-file.
+    Draining {
+        task: JoinHandle<Option<OutputPipe>>,
+        stop: Option<oneshot::Sender<()>>,
+    },
+    /// The caller reads the stream line by line; `buf` was moved into the reader.
+    Lines(LineReader<OutputPipe>),
+    /// Nothing left to read.
+    Closed,
+}
+
+impl std::fmt::Debug for Capture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Capture")
+            .field("mode", &self.mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::Draining { .. } => "Draining",
+            Mode::Lines(_) => "Lines",
+            Mode::Closed => "Closed",
+        })
+    }
 }
 
 impl Capture {
@@ -27,24 +63,98 @@ impl Capture {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
-        let buf = Arc::new(Mutex::new(initial));
-        let task = tokio::spawn(drain(reader, Arc::clone(&buf), handler));
-        Capture { buf, task }
+        let mut capture = Capture {
+            buf: Arc::new(Mutex::new(initial)),
+            handler,
+            mode: Mode::Closed,
+        };
+        capture.drain_in_background(Box::new(reader));
+        capture
     }
 
     /// A capture of something already collected (e.g. a scripted reply).
     pub(crate) fn ready(bytes: Vec<u8>) -> Capture {
         Capture {
             buf: Arc::new(Mutex::new(bytes)),
-            task: tokio::spawn(async {}),
+            handler: None,
+            mode: Mode::Closed,
         }
     }
 
-    /// Waits for end-of-file, at most `grace`; then returns what was read.
+    fn drain_in_background(&mut self, pipe: OutputPipe) {
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(drain(
+            pipe,
+            Arc::clone(&self.buf),
+            self.handler.clone(),
+            stopped,
+        ));
+        self.mode = Mode::Draining {
+            task,
+            stop: Some(stop),
+        };
+    }
+
+    /// The next line of the stream, taking the pipe back from the background
+    /// pump on first use: lines start with the bytes captured so far, and
+    /// nothing read so far is lost. `None` at end-of-file (or a read error).
+    /// The line handler does not see lines delivered here.
+    pub(crate) fn poll_next_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        loop {
+            match &mut self.mode {
+                Mode::Lines(reader) => return reader.poll_next_line(cx).map(|r| r.ok().flatten()),
+                Mode::Draining { task, stop } => {
+                    if let Some(stop) = stop.take() {
+                        let _ = stop.send(());
+                    }
+                    let pipe = match ready!(Pin::new(task).poll(cx)) {
+                        Ok(Some(pipe)) => pipe,
+                        Ok(None) | Err(_) => Box::new(tokio::io::empty()),
+                    };
+                    self.read_lines_from(pipe);
+                }
+                Mode::Closed => self.read_lines_from(Box::new(tokio::io::empty())),
+            }
+        }
+    }
+
+    fn read_lines_from(&mut self, pipe: OutputPipe) {
+        let captured = std::mem::take(&mut *lock(&self.buf));
+        self.mode = Mode::Lines(LineReader::with_buffered(captured, pipe));
+    }
+
+    /// Goes back to draining in the background if the caller was reading
+    /// lines, so a stream nobody reads any more cannot block the child.
+    pub(crate) fn resume(&mut self) {
+        if let Mode::Lines(_) = self.mode {
+            let Mode::Lines(reader) = std::mem::replace(&mut self.mode, Mode::Closed) else {
+                unreachable!("checked above")
+            };
+            let (unread, pipe) = reader.into_parts();
+            lock(&self.buf).extend_from_slice(&unread);
+            self.drain_in_background(pipe);
+        }
+    }
+
+    /// Waits for end-of-file, at most `grace`; then returns what was read
+    /// (and not already delivered as lines).
     /// The bound matters when a process that escaped teardown still holds the pipe.
     pub(crate) async fn finish(mut self, grace: Duration) -> Vec<u8> {
-        if tokio::time::timeout(grace, &mut self.task).await.is_err() {
-            self.task.abort();
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            self.resume();
+            let Mode::Draining { task, stop: _stop } = &mut self.mode else {
+                break;
+            };
+            match tokio::time::timeout_at(deadline, &mut *task).await {
+                // A line reader took the pipe back and let go of it: keep draining.
+                Ok(Ok(Some(pipe))) => self.drain_in_background(pipe),
+                Ok(_) => {
+                    self.mode = Mode::Closed;
+                    break;
+                }
+                Err(_) => break,
+            }
         }
         std::mem::take(&mut *lock(&self.buf))
     }
@@ -52,20 +162,36 @@ impl Capture {
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Mode::Draining { task, .. } = &self.mode {
+            task.abort();
+        }
     }
 }
 
-async fn drain<R>(mut reader: R, buf: Arc<Mutex<Vec<u8>>>, handler: Option<LineHandler>)
-where
-    R: AsyncRead + Unpin,
-{
+async fn drain(
+    mut reader: OutputPipe,
+    buf: Arc<Mutex<Vec<u8>>>,
+    handler: Option<LineHandler>,
+    stopped: oneshot::Receiver<()>,
+) -> Option<OutputPipe> {
+    // Completes only when a stop was sent, never when the sender is dropped.
+    let stop = async move {
+        if stopped.await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(stop);
     let mut chunk = vec![0u8; READ_CHUNK];
     let mut splitter = handler.map(|h| (h, Vec::<u8>::new()));
     loop {
-        let n = match reader.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
+        // Reading a pipe is cancel-safe: a stop loses no bytes.
+        let n = tokio::select! {
+            biased;
+            () = &mut stop => return Some(reader),
+            read = reader.read(&mut chunk) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            },
         };
         lock(&buf).extend_from_slice(&chunk[..n]);
         if let Some((handler, pending)) = splitter.as_mut() {
@@ -76,13 +202,14 @@ where
     if let Some((handler, mut pending)) = splitter {
         emit_lines(&mut pending, &handler, true);
     }
+    None
 }
 
 /// Calls `handler` for every complete line in `pending` (and the unterminated
 /// rest when `at_eof`), removing them. `\n` and `\r\n` both end a line.
 fn emit_lines(pending: &mut Vec<u8>, handler: &LineHandler, at_eof: bool) {
     let mut start = 0;
-    while let Some(pos) = pending[start..].iter().position(|&b| b == b'\n') {
+    while let Some(pos) = memchr::memchr(b'\n', &pending[start..]) {
         handler(&decode_line(&pending[start..start + pos]));
         start += pos + 1;
     }
@@ -96,7 +223,11 @@ fn emit_lines(pending: &mut Vec<u8>, handler: &LineHandler, at_eof: bool) {
 /// One line's text: a trailing `\r` removed, invalid UTF-8 replaced.
 pub(crate) fn decode_line(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-    String::from_utf8_lossy(bytes).into_owned()
+    // `from_utf8` validates a word at a time; the lossy path is byte by byte.
+    match std::str::from_utf8(bytes) {
+        Ok(text) => text.to_owned(),
+        Err(_) => String::from_utf8_lossy(bytes).into_owned(),
+    }
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

@@ -7,6 +7,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::process::ChildStdout;
+
 use super::arbiter::{self, Arbiter, Watch};
 use super::pump::Capture;
 use super::stdin::feed;
@@ -16,6 +18,7 @@ use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
 use crate::stdin::StdinSource;
 use crate::sys::Container;
+use crate::trace::trace_event;
 
 /// Where a new run goes.
 #[derive(Debug, Clone)]
@@ -27,14 +30,35 @@ pub(crate) enum Placement {
     Shared(Arc<Container>),
 }
 
+/// Stdio a pipeline wires for one stage in place of the command's own.
+#[derive(Debug, Default)]
+pub(crate) struct StageIo {
+    /// The previous stage's stdout, to read from instead of `cmd.stdin`.
+    pub(crate) stdin: Option<Stdio>,
+    /// Hand stdout back raw (for the next stage) instead of to the handle.
+    pub(crate) raw_stdout: bool,
+}
+
 /// Starts `cmd` according to `placement`.
 pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<RunningProcess> {
+    let (run, _) = spawn_with(cmd, placement, StageIo::default()).await?;
+    Ok(run)
+}
+
+/// Starts `cmd` with its stdio partly wired by a pipeline; also returns the
+/// raw stdout when `io.raw_stdout` asked for it.
+pub(crate) async fn spawn_with(
+    cmd: &Command,
+    placement: Placement,
+    io: StageIo,
+) -> Result<(RunningProcess, Option<ChildStdout>)> {
     let program = cmd.display_name();
-    validate(cmd, &program)?;
+    // A token cancelled before the run starts wins over any other outcome.
     #[cfg(feature = "cancellation")]
     if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
         return Err(Error::Cancelled { program });
     }
+    validate(cmd, &program)?;
     let (container, owned) = match placement {
         Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
         Placement::Shared(container) => (container, false),
@@ -58,16 +82,19 @@ pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<Running
     if let Some(dir) = &cmd.cwd {
         tc.current_dir(dir);
     }
-    tc.stdin(match (&cmd.stdin.0, cmd.keep_stdin_open) {
+    let own_stdin = match (&cmd.stdin.0, cmd.keep_stdin_open) {
         (_, true) | (StdinSource::Bytes(_) | StdinSource::Lines(_), _) => Stdio::piped(),
         (StdinSource::Inherit, false) => Stdio::inherit(),
         (StdinSource::Null, false) => Stdio::null(),
-    });
+    };
+    tc.stdin(io.stdin.unwrap_or(own_stdin));
     tc.stdout(Stdio::piped()).stderr(Stdio::piped());
     slot.prepare(&mut tc, &cmd.os)?;
 
     let started = Instant::now();
-    let mut child = tc.spawn().map_err(|e| spawn_error(cmd, &program, e))?;
+    let mut child = crate::sys::spawn_child(tc, &cmd.os)
+        .await
+        .map_err(|e| spawn_error(cmd, &program, e))?;
     slot.attach(&child)
         .map_err(|e| Error::io(&program, "place child in container", e))?;
     let slot = Arc::new(slot);
@@ -78,6 +105,7 @@ pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<Running
     {
         feed(&cmd.stdin.0, pipe);
     }
+    let raw_stdout = child.stdout.take_if(|_| io.raw_stdout);
     let stdout = child
         .stdout
         .take()
@@ -100,9 +128,19 @@ pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<Running
         grace: cmd.timeout_grace,
         #[cfg(feature = "cancellation")]
         cancel: cmd.cancel.clone(),
+        program: program.clone(),
+        pid: child.id(),
     };
     let watchdog = arbiter::start(watch, Arc::clone(&slot), Arc::clone(&arbiter));
-    Ok(RunningProcess {
+    trace_event!(
+        debug,
+        "spawn",
+        program = %program,
+        pid = ?child.id(),
+        mechanism = %container.mechanism(),
+        shared_group = %!owned,
+    );
+    let run = RunningProcess {
         program,
         pid: child.id(),
         child: Waiter::Os(child),
@@ -116,7 +154,8 @@ pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<Running
         stderr,
         stdin,
         exit: None,
-    })
+    };
+    Ok((run, raw_stdout))
 }
 
 /// Rejects what the OS would reject less clearly: NUL bytes, a missing

@@ -4,6 +4,7 @@
 
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod stdio;
 #[cfg(unix)]
 pub(crate) mod unix;
 #[cfg(windows)]
@@ -82,6 +83,8 @@ impl Container {
     pub(crate) fn new(request: Option<Mechanism>, single_run: bool) -> Result<Container, Error> {
         let request = request.or_else(requested_by_env);
         let kind = new_kind(request, single_run)?;
+        #[cfg(target_os = "linux")]
+        linux::guardian::ensure_started();
         Ok(Container { kind })
     }
 
@@ -347,4 +350,63 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
 
 /// Tells the guardian about a new process group to kill if we die.
 #[cfg(unix)]
-pub(crate) fn guardian_track_pgid(_pgid: i32) {}
+pub(crate) fn guardian_track_pgid(pgid: i32) {
+    #[cfg(target_os = "linux")]
+    linux::guardian::track(pgid);
+    let _ = pgid;
+}
+
+/// Tells the guardian a tracked process group is gone or already killed, so a
+/// later group that reuses its id is never hit.
+#[cfg(unix)]
+pub(crate) fn guardian_forget_pgid(pgid: i32) {
+    #[cfg(target_os = "linux")]
+    linux::guardian::forget(pgid);
+    let _ = pgid;
+}
+
+/// Whether a guardian is watching over this process's containers.
+pub(crate) fn guardian_status() -> crate::GuardianStatus {
+    #[cfg(target_os = "linux")]
+    return linux::guardian::status();
+    #[cfg(not(target_os = "linux"))]
+    if crate::guardian::disabled_by_env() {
+        return crate::GuardianStatus::Disabled;
+    }
+    #[cfg(windows)]
+    return crate::GuardianStatus::NotNeeded;
+    #[cfg(not(any(target_os = "linux", windows)))]
+    crate::GuardianStatus::Unavailable {
+        reason: "no guardian on this platform yet: a SIGKILLed owner leaves its \
+                 process groups running"
+            .into(),
+    }
+}
+
+/// Starts a prepared child. On Linux a child that must die with this process
+/// is forked from one long-lived thread (see `linux::spawner`); every other
+/// child is spawned right here.
+pub(crate) async fn spawn_child(
+    mut cmd: tokio::process::Command,
+    os: &OsOptions,
+) -> io::Result<tokio::process::Child> {
+    #[cfg(target_os = "linux")]
+    if os.kill_on_parent_death {
+        return linux::spawner::spawn(cmd).await;
+    }
+    let _ = os;
+    cmd.spawn()
+}
+
+/// Whether `error` says the process or the system ran out of file descriptors.
+pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
+    #[cfg(unix)]
+    return matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+    #[cfg(windows)]
+    return error.raw_os_error() == Some(4); // ERROR_TOO_MANY_OPEN_FILES
+    #[cfg(not(any(unix, windows)))]
+    {
+        let _ = error;
+        false
+    }
+}

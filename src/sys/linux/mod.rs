@@ -2,8 +2,11 @@
 //! per-process root; the process-group fallback lives in `sys::unix`.
 
 pub(crate) mod cgroup;
+pub(crate) mod guardian;
+mod guardian_process;
 pub(crate) mod pidfd;
 pub(crate) mod reaper;
+pub(crate) mod spawner;
 pub(crate) mod sweep;
 
 use std::io;

@@ -1,6 +1,8 @@
 //! POSIX pieces shared by Linux, macOS and the BSDs: the process-group
 //! container, guarded signal delivery and the pre-exec step.
 
+#[cfg(target_os = "linux")]
+pub(crate) mod pgid_table;
 pub(crate) mod pgroup;
 pub(crate) mod signal;
 pub(crate) mod spawn;

@@ -29,7 +29,13 @@ impl PgroupContainer {
             kill_group(pgid, sig);
         }
         // Forget groups that have fully exited, so a recycled pgid is not hit later.
-        leaders.retain(|&pgid| group_alive(pgid));
+        leaders.retain(|&pgid| {
+            let alive = group_alive(pgid);
+            if !alive {
+                super::super::guardian_forget_pgid(pgid);
+            }
+            alive
+        });
         for &pid in lock(&self.adopted).iter() {
             kill_pid(pid, sig);
         }
@@ -69,6 +75,16 @@ impl PgroupContainer {
     }
 }
 
+impl Drop for PgroupContainer {
+    fn drop(&mut self) {
+        // The owning `Container` has already sent SIGKILL to every group, so
+        // the guardian no longer needs them (and must not hit a reused pgid).
+        for &pgid in lock(&self.leaders).iter() {
+            super::super::guardian_forget_pgid(pgid);
+        }
+    }
+}
+
 /// One run's process group.
 #[derive(Debug)]
 pub(crate) struct PgroupSlot {
@@ -98,6 +114,17 @@ impl PgroupSlot {
 
     pub(crate) fn is_populated(&self) -> bool {
         group_alive(self.pgid)
+    }
+}
+
+impl Drop for PgroupSlot {
+    fn drop(&mut self) {
+        // A finished run whose group is empty: its pgid may be reused from now
+        // on, so neither the container nor the guardian may keep it.
+        if self.pgid > 1 && !group_alive(self.pgid) {
+            lock(&self.container.leaders).retain(|&p| p != self.pgid);
+            super::super::guardian_forget_pgid(self.pgid);
+        }
     }
 }
 

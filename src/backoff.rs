@@ -1,0 +1,141 @@
+//! Exponential backoff with optional jitter, shared by retries and the
+//! supervisor, and the cancellable pause between attempts.
+
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::command::Command;
+use crate::error::{Error, Result};
+
+/// The delay before the n-th repeat: `base * multiplier^(n-1)`, capped at `max`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Backoff {
+    pub(crate) base: Duration,
+    pub(crate) multiplier: f64,
+    pub(crate) max: Duration,
+    pub(crate) jitter: bool,
+}
+
+impl Backoff {
+    /// Why these settings cannot be used, if they cannot.
+    pub(crate) fn check(&self, program: &str) -> Result<()> {
+        if !self.multiplier.is_finite() || self.multiplier < 1.0 {
+            return Err(Error::InvalidCommand {
+                program: program.to_owned(),
+                reason: format!(
+                    "the backoff multiplier must be a finite number >= 1 (got {})",
+                    self.multiplier
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// The un-jittered delay before repeat `n` (1-based).
+    pub(crate) fn delay(&self, n: u32) -> Duration {
+        let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
+        let secs = self.base.as_secs_f64() * self.multiplier.powi(exponent);
+        match Duration::try_from_secs_f64(secs) {
+            Ok(d) => d.min(self.max),
+            Err(_) => self.max,
+        }
+    }
+
+    /// The delay before repeat `n`, jittered into `[delay/2, delay]` when
+    /// jitter is on, so many callers restarting together spread out.
+    pub(crate) fn next_delay(&self, n: u32) -> Duration {
+        let delay = self.delay(n);
+        if !self.jitter {
+            return delay;
+        }
+        delay.mul_f64(0.5 + 0.5 * random_unit())
+    }
+}
+
+/// A uniformly distributed number in `[0, 1)`. Jitter only needs spread, not
+/// unpredictability, so std's randomly keyed hasher is enough.
+fn random_unit() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// Sleeps for `delay` (on tokio's clock), ending early with
+/// [`Error::Cancelled`] when the command's token is cancelled.
+pub(crate) async fn pause(cmd: &Command, delay: Duration) -> Result<()> {
+    #[cfg(feature = "cancellation")]
+    if let Some(token) = &cmd.cancel {
+        return tokio::select! {
+            biased;
+            () = token.cancelled() => Err(cancelled(cmd)),
+            () = tokio::time::sleep(delay) => Ok(()),
+        };
+    }
+    let _ = cmd;
+    tokio::time::sleep(delay).await;
+    Ok(())
+}
+
+/// Whether the command's token has been cancelled.
+pub(crate) fn is_cancelled(cmd: &Command) -> bool {
+    #[cfg(feature = "cancellation")]
+    if let Some(token) = &cmd.cancel {
+        return token.is_cancelled();
+    }
+    let _ = cmd;
+    false
+}
+
+/// The error for a run abandoned through its token.
+pub(crate) fn cancelled(cmd: &Command) -> Error {
+    Error::Cancelled {
+        program: cmd.display_name(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn backoff(jitter: bool) -> Backoff {
+        Backoff {
+            base: Duration::from_millis(100),
+            multiplier: 2.0,
+            max: Duration::from_secs(1),
+            jitter,
+        }
+    }
+
+    #[test]
+    fn grows_exponentially_up_to_the_cap() {
+        let b = backoff(false);
+        let delays: Vec<u64> = (1..=6).map(|n| b.delay(n).as_millis() as u64).collect();
+        assert_eq!(delays, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn jitter_stays_within_half_to_full_delay_and_varies() {
+        let b = backoff(true);
+        let samples: Vec<Duration> = (0..200).map(|_| b.next_delay(3)).collect();
+        for d in &samples {
+            assert!(*d >= Duration::from_millis(200) && *d <= Duration::from_millis(400));
+        }
+        let first = samples[0];
+        assert!(samples.iter().any(|d| *d != first), "jitter never varied");
+    }
+
+    #[test]
+    fn rejects_multipliers_below_one_or_not_finite() {
+        for m in [0.5, -1.0, f64::NAN, f64::INFINITY] {
+            let b = Backoff {
+                multiplier: m,
+                ..backoff(false)
+            };
+            assert!(matches!(b.check("x"), Err(Error::InvalidCommand { .. })));
+        }
+        assert!(backoff(false).check("x").is_ok());
+    }
+}

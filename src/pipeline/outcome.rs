@@ -1,0 +1,169 @@
+//! Pipefail attribution: waiting for every stage of a started pipeline, and
+//! choosing the stage whose exit code, stderr and program the outcome reports.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::runner::BoxFuture;
+use crate::running::{Arbiter, Capture, RunningProcess, Verdict};
+use crate::sys::Container;
+
+/// The started stages of one pipeline, all in one shared container.
+pub(crate) struct Stages {
+    runs: Vec<RunningProcess>,
+    checked: Vec<bool>,
+    container: Arc<Container>,
+}
+
+/// How one stage ended, as far as attribution cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct StageEnd {
+    /// Failures of this stage count (it was not marked `unchecked`).
+    pub(crate) checked: bool,
+    /// Exit code 0, not ended by its own timeout or cancellation.
+    pub(crate) clean: bool,
+}
+
+/// The stage whose outcome the pipeline reports: the first checked stage that
+/// did not end cleanly; else the last checked stage; else the last stage.
+pub(crate) fn blamed_stage(ends: &[StageEnd]) -> usize {
+    ends.iter()
+        .position(|e| e.checked && !e.clean)
+        .or_else(|| ends.iter().rposition(|e| e.checked))
+        .unwrap_or(ends.len().saturating_sub(1))
+}
+
+/// What the attributed stage contributes to the pipeline's outcome.
+pub(crate) struct Blame {
+    program: String,
+    code: Option<i32>,
+    signal: Option<i32>,
+    stderr: Option<Capture>,
+    /// The stage's own timeout, when that is what ended it.
+    stage_timeout: Option<Duration>,
+    /// Some stage's cancellation token fired.
+    cancelled: bool,
+}
+
+impl Stages {
+    pub(crate) fn new(
+        runs: Vec<RunningProcess>,
+        checked: Vec<bool>,
+        container: Arc<Container>,
+    ) -> Stages {
+        Stages {
+            runs,
+            checked,
+            container,
+        }
+    }
+
+    /// Kills every stage and everything the stages started.
+    pub(crate) fn kill_all(&self) -> Result<()> {
+        self.container
+            .kill_all()
+            .map_err(|e| Error::io(self.last_program(), "kill pipeline", e))
+    }
+
+    fn last_program(&self) -> &str {
+        self.runs.last().map_or("pipeline", |r| r.program())
+    }
+
+    /// Waits for every stage to exit, then attributes the outcome. Boxed:
+    /// a stage's own wait is the same `wait_exit` that awaits this.
+    pub(crate) fn wait_all(&mut self) -> BoxFuture<'_, Result<Blame>> {
+        Box::pin(self.wait_all_inner())
+    }
+
+    async fn wait_all_inner(&mut self) -> Result<Blame> {
+        let mut ends = Vec::with_capacity(self.runs.len());
+        let mut cancelled = false;
+        for (run, &checked) in self.runs.iter_mut().zip(&self.checked) {
+            let exit = run.wait_exit().await?;
+            let verdict = run.arbiter.verdict();
+            cancelled |= verdict == Verdict::Cancelled;
+            let clean = exit.code == Some(0) && verdict == Verdict::Running;
+            ends.push(StageEnd { checked, clean });
+        }
+        let run = &mut self.runs[blamed_stage(&ends)];
+        let exit = run.exit.expect("every stage was waited for above");
+        let timed_out = run.arbiter.verdict() == Verdict::TimedOut;
+        Ok(Blame {
+            program: run.program.clone(),
+            code: if timed_out { None } else { exit.code },
+            signal: exit.signal,
+            stderr: run.stderr.take(),
+            stage_timeout: if timed_out { run.timeout } else { None },
+            cancelled,
+        })
+    }
+}
+
+impl Blame {
+    /// Writes the attribution into the pipeline's handle and returns the
+    /// `(code, signal)` it reports.
+    pub(crate) fn record(
+        self,
+        program: &mut String,
+        stderr: &mut Option<Capture>,
+        timeout: &mut Option<Duration>,
+        arbiter: &Arbiter,
+    ) -> (Option<i32>, Option<i32>) {
+        *program = self.program;
+        *stderr = self.stderr;
+        if self.cancelled {
+            arbiter.mark_cancelled();
+        } else if let Some(stage_timeout) = self.stage_timeout
+            && arbiter.verdict() == Verdict::Running
+        {
+            // The blamed stage hit its own deadline: report that deadline.
+            arbiter.mark_timed_out();
+            *timeout = Some(stage_timeout);
+        }
+        (self.code, self.signal)
+    }
+}
+
+impl fmt::Debug for Stages {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let programs: Vec<&str> = self.runs.iter().map(RunningProcess::program).collect();
+        f.debug_struct("Pipeline")
+            .field("stages", &programs)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn end(checked: bool, clean: bool) -> StageEnd {
+        StageEnd { checked, clean }
+    }
+
+    #[test]
+    fn first_checked_failure_wins() {
+        let ends = [end(true, true), end(true, false), end(true, false)];
+        assert_eq!(blamed_stage(&ends), 1);
+    }
+
+    #[test]
+    fn all_clean_reports_the_last_stage() {
+        assert_eq!(blamed_stage(&[end(true, true), end(true, true)]), 1);
+    }
+
+    #[test]
+    fn unchecked_failures_are_skipped() {
+        let ends = [end(false, false), end(true, false), end(true, true)];
+        assert_eq!(blamed_stage(&ends), 1);
+        assert_eq!(blamed_stage(&[end(false, false), end(true, true)]), 1);
+    }
+
+    #[test]
+    fn an_unchecked_last_stage_defers_to_the_last_checked_one() {
+        assert_eq!(blamed_stage(&[end(true, true), end(false, false)]), 0);
+        assert_eq!(blamed_stage(&[end(false, false), end(false, true)]), 1);
+    }
+}

@@ -1,0 +1,146 @@
+//! Line streams over a running child's stdout and stderr, and
+//! `finish_streamed`, which ends a streamed run with its exit code and the
+//! stderr that was drained in the background.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tokio_stream::Stream;
+
+use super::{RunningProcess, StdoutState};
+use crate::error::Result;
+
+/// Which output a [`LineStream`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    Stdout,
+    Stderr,
+}
+
+/// The lines of a running child's stdout or stderr, as they are written.
+///
+/// Returned by [`RunningProcess::stdout_lines`] and
+/// [`RunningProcess::stderr_lines`]. It borrows the handle, so the handle
+/// is usable again (e.g. for [`finish_streamed`](RunningProcess::finish_streamed))
+/// once the stream is no longer used. Lines end at `\n` or `\r\n` (neither is
+/// included); an unterminated last line is delivered too; invalid UTF-8 is
+/// replaced with `U+FFFD`; a line longer than [`MAX_LINE`](crate::MAX_LINE)
+/// bytes arrives in `MAX_LINE`-byte pieces. The stream ends when the pipe
+/// closes: the child and everything holding the pipe exited, or the run's
+/// timeout or cancellation killed the tree.
+///
+/// Dropping the stream loses nothing: bytes already read but not yet
+/// delivered stay buffered for the next stream, probe or finisher.
+#[derive(Debug)]
+#[must_use = "a stream does nothing unless polled"]
+pub struct LineStream<'a> {
+    run: &'a mut RunningProcess,
+    source: Source,
+}
+
+impl Stream for LineStream<'_> {
+    type Item = String;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let this = self.get_mut();
+        match this.source {
+            Source::Stdout => this.run.poll_stdout_line(cx),
+            Source::Stderr => this.run.poll_stderr_line(cx),
+        }
+    }
+}
+
+impl RunningProcess {
+    /// Streams stdout line by line as the child writes it. Meanwhile stderr
+    /// keeps being drained in the background (collect it with
+    /// [`finish_streamed`](RunningProcess::finish_streamed)).
+    ///
+    /// Lines already consumed by [`wait_for_line`](RunningProcess::wait_for_line)
+    /// are not repeated; everything after them is. The stream reads the
+    /// pipe only while it is polled, so a child writing faster than the
+    /// caller reads waits for the caller: memory stays bounded. With an
+    /// [`on_stdout_line`](crate::Command::on_stdout_line) handler, lines
+    /// the stream delivers bypass the handler.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::{Command, StreamExt};
+    /// let mut run = Command::new("seq").arg("3").start().await?;
+    /// let mut lines = run.stdout_lines();
+    /// while let Some(line) = lines.next().await {
+    ///     println!("{line}");
+    /// }
+    /// let (code, stderr) = run.finish_streamed().await?;
+    /// # let _ = (code, stderr); Ok(()) }
+    /// ```
+    pub fn stdout_lines(&mut self) -> LineStream<'_> {
+        LineStream {
+            run: self,
+            source: Source::Stdout,
+        }
+    }
+
+    /// Streams stderr line by line as the child writes it, starting with
+    /// whatever stderr was captured before the call. Unread stdout is
+    /// drained into a buffer in the background meanwhile, so the child
+    /// never blocks on it; a later [`stdout_lines`](RunningProcess::stdout_lines)
+    /// still sees all of it. Once you stop streaming stderr (and wait,
+    /// probe or stream stdout instead) it is drained in the background
+    /// again. Lines delivered here do not reach an
+    /// [`on_stderr_line`](crate::Command::on_stderr_line) handler and are not
+    /// part of `finish_streamed`'s stderr.
+    pub fn stderr_lines(&mut self) -> LineStream<'_> {
+        self.start_stdout_capture();
+        LineStream {
+            run: self,
+            source: Source::Stderr,
+        }
+    }
+
+    /// Ends a streamed run: waits for the child to exit, kills whatever it
+    /// left running, and returns the exit code with the stderr that was
+    /// drained in the background. The code is `None` when the run was
+    /// killed (its timeout, a signal, or [`kill`](RunningProcess::kill)).
+    /// stdout that was never streamed is discarded. A cancelled run reports
+    /// [`Error::Cancelled`](crate::Error::Cancelled).
+    pub async fn finish_streamed(self) -> Result<(Option<i32>, String)> {
+        let result = self.finish_output().await?;
+        Ok((
+            result.code,
+            String::from_utf8_lossy(&result.stderr).into_owned(),
+        ))
+    }
+
+    /// The next stdout line; `None` once stdout is closed or was taken.
+    pub(crate) fn poll_stdout_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        self.resume_stderr_capture();
+        if let StdoutState::Capturing(capture) = &mut self.stdout {
+            return capture.poll_next_line(cx);
+        }
+        match self.stdout_reader() {
+            Some(reader) => reader.poll_next_line(cx).map(|r| r.ok().flatten()),
+            None => Poll::Ready(None),
+        }
+    }
+
+    /// Drains stderr in the background again if a stderr stream had taken
+    /// it over: whoever streamed it is not reading it any more.
+    pub(crate) fn resume_stderr_capture(&mut self) {
+        if let Some(stderr) = self.stderr.as_mut() {
+            stderr.resume();
+        }
+    }
+
+    /// The next stderr line; `None` once stderr is closed.
+    pub(crate) fn poll_stderr_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        match self.stderr.as_mut() {
+            Some(capture) => capture.poll_next_line(cx),
+            None => Poll::Ready(None),
+        }
+    }
+}
+
+/// Compiles (and runs) the examples of the streaming guide as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/streaming.md")]
+struct StreamingGuide;

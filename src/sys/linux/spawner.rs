@@ -1,0 +1,59 @@
+//! The spawner thread: one long-lived thread that forks every child asking for
+//! `kill_on_parent_death`, because Linux delivers `PR_SET_PDEATHSIG` when the
+//! *thread* that forked the child exits, not when the whole process does.
+
+use std::io;
+use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Sender};
+
+use tokio::process::{Child, Command};
+
+/// A unit of work for the spawner thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+static SPAWNER: OnceLock<Result<Sender<Job>, String>> = OnceLock::new();
+
+/// Spawns `cmd` from the spawner thread, which lives as long as the process,
+/// so the child's parent-death signal fires only when this process dies.
+pub(crate) async fn spawn(mut cmd: Command) -> io::Result<Child> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let job: Job = Box::new(move || {
+        // The child registers with this runtime's reaper, as if spawned on it.
+        // A runtime shutting down may panic here; that must not end the thread.
+        let spawned = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            let _context = runtime.enter();
+            cmd.spawn()
+        }))
+        .unwrap_or_else(|_| Err(io::Error::other("the tokio runtime is shutting down")));
+        let _ = reply.send(spawned);
+    });
+    sender()?
+        .send(job)
+        .map_err(|_| io::Error::other("the processkit spawner thread has stopped"))?;
+    answer
+        .await
+        .map_err(|_| io::Error::other("the processkit spawner thread dropped a spawn request"))?
+}
+
+fn sender() -> io::Result<&'static Sender<Job>> {
+    SPAWNER
+        .get_or_init(start)
+        .as_ref()
+        .map_err(|why| io::Error::other(why.clone()))
+}
+
+fn start() -> Result<Sender<Job>, String> {
+    let (tx, rx) = mpsc::channel::<Job>();
+    std::thread::Builder::new()
+        .name("processkit-spawner".into())
+        .spawn(move || {
+            // The sender lives in a static, so this loop (and the thread) never ends.
+            for job in rx {
+                job();
+            }
+        })
+        .map_err(|e| format!("cannot start the processkit spawner thread: {e}"))?;
+    Ok(tx)
+}

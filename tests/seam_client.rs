@@ -1,0 +1,310 @@
+//! `CliClient` and `cli_client!`: a typed wrapper tested hermetically with a
+//! `ScriptedRunner` and run for real with `JobRunner`.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use processkit::{
+    CliClient, Command, Error, JobRunner, Match, ProcessRunner, RecordingRunner, Reply, Result,
+    ScriptedRunner, cli_client,
+};
+
+cli_client!(pub struct Git => "git");
+
+impl<R: ProcessRunner> Git<R> {
+    async fn head(&self, dir: &Path) -> Result<String> {
+        self.core
+            .run(self.core.command_in(dir, ["rev-parse", "HEAD"]))
+            .await
+    }
+
+    async fn is_clean(&self, dir: &Path) -> Result<bool> {
+        let status = self
+            .core
+            .run(self.core.command_in(dir, ["status", "--porcelain"]))
+            .await?;
+        Ok(status.is_empty())
+    }
+}
+
+cli_client!(
+    /// A client for the POSIX shell, declared with docs and a derive.
+    #[derive(Debug)]
+    struct Shell => "sh"
+);
+
+/// A scratch directory removed on drop, even when the test fails.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> TempDir {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let dir =
+            std::env::temp_dir().join(format!("pk-seam-{tag}-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[tokio::test]
+async fn wrapper_is_hermetic_with_a_scripted_runner() {
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    let runner = RecordingRunner::new(
+        ScriptedRunner::new()
+            .exact(
+                "git",
+                ["rev-parse", "HEAD"],
+                Reply::success(format!("{sha}\n")),
+            )
+            .exact(
+                "git",
+                ["status", "--porcelain"],
+                Reply::success(" M src/lib.rs\n"),
+            ),
+    );
+    let git = Git::with_runner(runner);
+    assert_eq!(git.head(Path::new("/work/repo")).await.unwrap(), sha);
+    assert!(!git.is_clean(Path::new("/work/repo")).await.unwrap());
+    let calls = git.core.runner().invocations();
+    assert_eq!(calls.len(), 2);
+    assert_eq!(calls[0].argv(), ["git", "rev-parse", "HEAD"]);
+    assert_eq!(calls[0].cwd.as_deref(), Some(Path::new("/work/repo")));
+}
+
+#[tokio::test]
+async fn wrapper_surfaces_scripted_failures() {
+    let git = Git::with_runner(ScriptedRunner::new().on(
+        Match::prefix("git", ["rev-parse"]),
+        Reply::failure(128, "fatal: not a git repository"),
+    ));
+    let err = git.head(Path::new("/nowhere")).await.unwrap_err();
+    match err {
+        Error::NonZeroExit {
+            code, stderr_tail, ..
+        } => {
+            assert_eq!(code, 128);
+            assert!(stderr_tail.contains("not a git repository"));
+        }
+        other => panic!("expected NonZeroExit, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn wrapper_runs_the_real_program() {
+    let repo = TempDir::new("git");
+    let git_in = |args: &[&str]| Command::new("git").current_dir(&repo.0).args(args);
+    git_in(&["init", "-q"]).run().await.unwrap();
+    git_in(&[
+        "-c",
+        "user.name=pk",
+        "-c",
+        "user.email=pk@example.invalid",
+        "commit",
+        "-q",
+        "--allow-empty",
+        "-m",
+        "first",
+    ])
+    .run()
+    .await
+    .unwrap();
+    let expected = git_in(&["rev-parse", "HEAD"]).run().await.unwrap();
+
+    let git = Git::new();
+    let head = git.head(&repo.0).await.unwrap();
+    assert_eq!(head, expected);
+    assert_eq!(head.len(), 40);
+    assert!(head.chars().all(|c| c.is_ascii_hexdigit()));
+    assert!(git.is_clean(&repo.0).await.unwrap());
+    std::fs::write(repo.0.join("new.txt"), "x").unwrap();
+    assert!(!Git::default().is_clean(&repo.0).await.unwrap());
+    let on_jobs: Git<JobRunner> = Git::with_runner(JobRunner::new());
+    assert_eq!(on_jobs.head(&repo.0).await.unwrap(), expected);
+}
+
+#[tokio::test]
+async fn client_defaults_reach_every_command() {
+    let client = CliClient::new("sh")
+        .default_timeout(Duration::from_secs(7))
+        .default_env("GREETING", "hello")
+        .default_env("OTHER", "x");
+    let cmd = client.command(["-c", "echo \"$GREETING\""]);
+    assert_eq!(cmd.get_program(), "sh");
+    assert_eq!(cmd.get_timeout(), Some(Duration::from_secs(7)));
+    assert_eq!(cmd.get_env_names(), ["GREETING", "OTHER"]);
+    assert_eq!(
+        client.command_in("/tmp", ["x"]).get_current_dir(),
+        Some(Path::new("/tmp"))
+    );
+    assert_eq!(client.run(cmd).await.unwrap(), "hello");
+    assert_eq!(client.program(), "sh");
+}
+
+#[tokio::test]
+async fn client_default_timeout_applies_to_real_runs() {
+    let sh = Shell::new();
+    let sh = Shell {
+        core: sh.core.default_timeout(Duration::from_millis(300)),
+    };
+    let result = sh
+        .core
+        .output_string(sh.core.command(["-c", "sleep 30"]))
+        .await
+        .unwrap();
+    assert!(result.timed_out());
+    let err = sh
+        .core
+        .run(sh.core.command(["-c", "sleep 30"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Timeout { .. }), "{err}");
+    assert!(format!("{sh:?}").contains("sh"));
+}
+
+#[tokio::test]
+async fn client_has_every_verb() {
+    let scripted = ScriptedRunner::new()
+        .exact("tool", ["ok"], Reply::success("out\n"))
+        .exact("tool", ["no"], Reply::failure(1, ""))
+        .exact(
+            "tool",
+            ["bytes"],
+            Reply::success("").stdout(vec![0xff, 0x00]),
+        )
+        .exact("tool", ["lines"], Reply::lines(["one", "two", "three"]));
+    let client = CliClient::new("tool").with_runner(scripted);
+    assert_eq!(client.run(client.command(["ok"])).await.unwrap(), "out");
+    assert_eq!(
+        client
+            .output_string(client.command(["ok"]))
+            .await
+            .unwrap()
+            .stdout(),
+        "out\n"
+    );
+    assert_eq!(
+        client
+            .output_bytes(client.command(["bytes"]))
+            .await
+            .unwrap()
+            .stdout(),
+        &[0xff, 0x00]
+    );
+    assert_eq!(client.exit_code(client.command(["no"])).await.unwrap(), 1);
+    assert!(client.probe(client.command(["ok"])).await.unwrap());
+    assert!(!client.probe(client.command(["no"])).await.unwrap());
+    let two = client
+        .first_line(client.command(["lines"]), |l| l.starts_with('t'))
+        .await
+        .unwrap();
+    assert_eq!(two.as_deref(), Some("two"));
+    let mut run = client.start(client.command(["no"])).await.unwrap();
+    assert_eq!(run.wait().await.unwrap(), Some(1));
+    let err = client.run(client.command(["missing"])).await.unwrap_err();
+    assert!(matches!(err, Error::NoReply { .. }), "{err}");
+}
+
+#[cfg(feature = "cancellation")]
+#[tokio::test]
+async fn client_cancel_token_reaches_every_command() {
+    use processkit::CancellationToken;
+    let token = CancellationToken::new();
+    let client = CliClient::new("sh").default_cancel_on(token.clone());
+    let cmd = client.command(["-c", "sleep 30"]);
+    let run = tokio::spawn(async move { client.output_string(cmd).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    token.cancel();
+    let err = run.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+
+    let scripted = CliClient::new("sh")
+        .default_cancel_on(token)
+        .with_runner(ScriptedRunner::new().on(Match::program("sh"), Reply::success("never")));
+    let err = scripted
+        .run(scripted.command(["-c", "true"]))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+}
+
+/// Whether `pid` is a live (not zombie) `sleep` we started.
+fn our_sleep_alive(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.trim_start().chars().next());
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+    state != Some('Z') && String::from_utf8_lossy(&cmdline).contains("sleep")
+}
+
+/// Kills the grandchild by pid if the test fails before the handle does.
+struct KillOnDrop(u32);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if our_sleep_alive(self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+#[tokio::test]
+async fn client_start_keeps_the_whole_tree_contained() {
+    let dir = TempDir::new("tree");
+    let pidfile = dir.0.join("grandchild.pid");
+    let sh = Shell::new();
+    let script = r#"sleep 300 & echo $! > "$1"; wait"#;
+    let cmd = sh.core.command(["-c", script, "sh"]).arg(&pidfile);
+    let run = sh.core.start(cmd).await.unwrap();
+
+    let mut pid = None;
+    for _ in 0..400 {
+        let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
+        if let Ok(p) = text.trim().parse::<u32>() {
+            pid = Some(p);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let pid = pid.expect("the grandchild never wrote its pid");
+    let _guard = KillOnDrop(pid);
+    assert!(our_sleep_alive(pid));
+
+    drop(run);
+    for _ in 0..400 {
+        if !our_sleep_alive(pid) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("grandchild {pid} outlived the client's handle");
+}
+
+#[tokio::test]
+async fn wrapper_runs_inside_a_shared_group() {
+    let group = processkit::ProcessGroup::new().unwrap();
+    let recorded = RecordingRunner::new(&group);
+    let sh = Shell::with_runner(&recorded);
+    assert_eq!(
+        sh.core
+            .run(sh.core.command(["-c", "echo in-group"]))
+            .await
+            .unwrap(),
+        "in-group"
+    );
+    assert_eq!(recorded.count_of("sh"), 1);
+    group.shutdown().await.unwrap();
+}

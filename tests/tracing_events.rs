@@ -1,0 +1,131 @@
+//! The `tracing` feature: lifecycle events are emitted with program names,
+//! pids and mechanisms, and never carry argument or environment values.
+#![cfg(all(feature = "tracing", unix))]
+
+use std::fmt::{self, Write as _};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use processkit::{Command, RestartPolicy, RetryPolicy, Supervisor};
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Metadata, Subscriber};
+
+/// Records every event as `target message key=value ...`, one per line.
+#[derive(Clone, Default)]
+struct CapturingSubscriber(Arc<Mutex<String>>);
+
+struct LineVisitor<'a>(&'a mut String);
+
+impl Visit for LineVisitor<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        let _ = write!(self.0, " {}={:?}", field.name(), value);
+    }
+}
+
+impl Subscriber for CapturingSubscriber {
+    fn enabled(&self, _: &Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &Attributes<'_>) -> Id {
+        Id::from_u64(1)
+    }
+    fn record(&self, _: &Id, _: &Record<'_>) {}
+    fn record_follows_from(&self, _: &Id, _: &Id) {}
+    fn event(&self, event: &Event<'_>) {
+        let mut line = event.metadata().target().to_string();
+        event.record(&mut LineVisitor(&mut line));
+        let mut all = self.0.lock().unwrap();
+        all.push_str(&line);
+        all.push('\n');
+    }
+    fn enter(&self, _: &Id) {}
+    fn exit(&self, _: &Id) {}
+}
+
+const SECRET_ARG: &str = "hunter2-argument-secret";
+const SECRET_ENV: &str = "hunter2-environment-secret";
+
+fn leaky(script: &str) -> Command {
+    // The script echoes both secrets, so they also reach stdout and stderr.
+    Command::new("sh")
+        .args(["-c", script, SECRET_ARG])
+        .env("PK_SECRET", SECRET_ENV)
+}
+
+#[tokio::test]
+async fn lifecycle_events_name_the_program_but_never_argv_or_env_values() {
+    let capture = CapturingSubscriber::default();
+    let _guard = tracing::subscriber::set_default(capture.clone());
+
+    // spawn, exit, teardown
+    let out = leaky("echo \"$0 $PK_SECRET\"").run().await.unwrap();
+    assert!(
+        out.contains(SECRET_ARG) && out.contains(SECRET_ENV),
+        "the child saw the secrets"
+    );
+    // timeout
+    let timed = leaky("echo \"$0 $PK_SECRET\" >&2; sleep 1000")
+        .timeout(Duration::from_millis(100))
+        .output_string()
+        .await
+        .unwrap();
+    assert!(timed.timed_out());
+    // retry
+    let _ = leaky("echo \"$0 $PK_SECRET\" >&2; exit 3")
+        .retry(
+            RetryPolicy::new(2)
+                .backoff(Duration::from_millis(1), 1.0)
+                .retry_on_failed_exit(),
+        )
+        .run()
+        .await
+        .unwrap_err();
+    // restart and storm
+    let outcome = Supervisor::new(leaky("echo \"$0 $PK_SECRET\" >&2; exit 4"))
+        .restart(RestartPolicy::OnCrash)
+        .backoff(Duration::from_millis(1), 1.0)
+        .failure_threshold(1.5)
+        .storm_pause(Duration::from_millis(1))
+        .max_restarts(2)
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(outcome.storms, 1);
+    // cancel
+    #[cfg(feature = "cancellation")]
+    {
+        let token = processkit::CancellationToken::new();
+        let cmd = leaky("sleep 1000").cancel_on(token.clone());
+        let job = tokio::spawn(async move { cmd.output_string().await });
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        token.cancel();
+        assert!(job.await.unwrap().is_err());
+    }
+
+    let log = capture.0.lock().unwrap().clone();
+    let mut expected = vec![
+        "spawn", "exit", "teardown", "timeout", "retry", "restart", "storm",
+    ];
+    if cfg!(feature = "cancellation") {
+        expected.push("cancel");
+    }
+    for event in expected {
+        let found = log
+            .lines()
+            .any(|l| l.starts_with("processkit") && l.contains(&format!("message={event}")));
+        assert!(found, "no `{event}` event in:\n{log}");
+    }
+    let spawn = log.lines().find(|l| l.contains("message=spawn")).unwrap();
+    assert!(spawn.contains("program=sh"), "{spawn}");
+    assert!(spawn.contains("pid=Some("), "{spawn}");
+    assert!(spawn.contains("mechanism="), "{spawn}");
+    let exit = log.lines().find(|l| l.contains("message=exit")).unwrap();
+    assert!(exit.contains("duration="), "{exit}");
+    for secret in [SECRET_ARG, SECRET_ENV, "hunter2"] {
+        assert!(
+            !log.contains(secret),
+            "`{secret}` leaked into events:\n{log}"
+        );
+    }
+}
