@@ -1,5 +1,8 @@
 //! Shell-free pipelines: wiring, pipefail attribution, stdin, chain timeouts,
 //! throughput-sized streams and teardown when a stage cannot start.
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// covers the same ground with Windows programs.
+#![cfg(unix)]
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,7 +1,7 @@
 //! `RecordReplayRunner` (feature `record`): record for real, replay with no
 //! process spawned, env values never written, sequences, strict misses and
 //! format versions.
-#![cfg(feature = "record")]
+#![cfg(all(unix, feature = "record"))]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -98,6 +98,7 @@ async fn wrapper_surfaces_scripted_failures() {
     }
 }
 
+#[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn wrapper_runs_the_real_program() {
     let repo = TempDir::new("git");
@@ -131,6 +132,7 @@ async fn wrapper_runs_the_real_program() {
     assert_eq!(on_jobs.head(&repo.0).await.unwrap(), expected);
 }
 
+#[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn client_defaults_reach_every_command() {
     let client = CliClient::new("sh")
@@ -149,6 +151,7 @@ async fn client_defaults_reach_every_command() {
     assert_eq!(client.program(), "sh");
 }
 
+#[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn client_default_timeout_applies_to_real_runs() {
     let sh = Shell::new();
@@ -213,6 +216,7 @@ async fn client_has_every_verb() {
     assert!(matches!(err, Error::NoReply { .. }), "{err}");
 }
 
+#[cfg(unix)] // drives Unix programs
 #[cfg(feature = "cancellation")]
 #[tokio::test]
 async fn client_cancel_token_reaches_every_command() {
@@ -237,6 +241,7 @@ async fn client_cancel_token_reaches_every_command() {
 }
 
 /// Whether `pid` is a live (not zombie) `sleep` we started.
+#[cfg(unix)]
 fn our_sleep_alive(pid: u32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
         return false;
@@ -249,8 +254,10 @@ fn our_sleep_alive(pid: u32) -> bool {
 }
 
 /// Kills the grandchild by pid if the test fails before the handle does.
+#[cfg(unix)]
 struct KillOnDrop(u32);
 
+#[cfg(unix)]
 impl Drop for KillOnDrop {
     fn drop(&mut self) {
         if our_sleep_alive(self.0) {
@@ -261,6 +268,7 @@ impl Drop for KillOnDrop {
     }
 }
 
+#[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn client_start_keeps_the_whole_tree_contained() {
     let dir = TempDir::new("tree");
@@ -293,6 +301,7 @@ async fn client_start_keeps_the_whole_tree_contained() {
     panic!("grandchild {pid} outlived the client's handle");
 }
 
+#[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn wrapper_runs_inside_a_shared_group() {
     let group = processkit::ProcessGroup::new().unwrap();

@@ -82,6 +82,7 @@ async fn misses_are_recorded_and_the_inner_error_passes_through() {
     assert_eq!(runner.inner().calls(), 1);
 }
 
+#[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn wraps_a_real_runner() {
     let runner = RecordingRunner::new(JobRunner::new());

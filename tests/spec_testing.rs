@@ -69,6 +69,7 @@ async fn spec_git_wrapper_is_hermetic_with_a_scripted_runner() {
     assert_eq!(seen.cwd.as_deref(), Some(Path::new("/some/repo")));
 }
 
+#[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn spec_git_wrapper_runs_real_git() {
     use processkit::Command;
@@ -92,6 +93,7 @@ async fn spec_git_wrapper_runs_real_git() {
     assert_eq!(head.len(), 40);
 }
 
+#[cfg(unix)] // drives Unix programs
 #[cfg(feature = "record")]
 #[tokio::test]
 async fn spec_record_then_replay_git_version() {

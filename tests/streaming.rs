@@ -1,6 +1,9 @@
 //! Line streaming on a running child: lines arrive while it runs, line
 //! endings, bounded long lines, stderr streaming, and that the run's timeout,
 //! cancellation and a dropped handle all end the stream and the whole tree.
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// covers the same ground with Windows programs.
+#![cfg(unix)]
 
 mod common;
 mod streaming_support;

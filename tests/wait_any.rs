@@ -1,5 +1,8 @@
 //! `wait_any`: reports whichever child exits first, by index, and only
 //! borrows, so the others keep running and stay usable.
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// covers the same ground with Windows programs.
+#![cfg(unix)]
 
 mod common;
 mod streaming_support;

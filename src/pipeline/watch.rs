@@ -72,7 +72,7 @@ fn cancellations(_stages: &[Command]) -> Vec<Cancelled> {
     Vec::new()
 }
 
-#[cfg(all(test, feature = "cancellation"))]
+#[cfg(all(test, unix, feature = "cancellation"))]
 mod tests {
     use std::time::Duration;
 
