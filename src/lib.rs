@@ -25,6 +25,8 @@ mod error;
 mod finish;
 mod group;
 mod guardian;
+#[cfg(feature = "process-control")]
+mod group_control;
 #[cfg(feature = "limits")]
 mod limits;
 mod mechanism;
@@ -34,6 +36,8 @@ mod retry;
 mod runner;
 mod running;
 mod signal;
+#[cfg(feature = "stats")]
+mod stats;
 mod stdin;
 mod supervisor;
 mod sys;
@@ -50,9 +54,13 @@ pub use pipeline::Pipeline;
 pub use result::ProcessResult;
 pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
+#[cfg(feature = "stats")]
+pub use running::RunProfile;
 pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
+#[cfg(feature = "stats")]
+pub use stats::ProcessGroupStats;
 pub use stdin::Stdin;
 pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
 pub use tokio_stream::{Stream, StreamExt};

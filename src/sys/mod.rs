@@ -2,6 +2,8 @@
 //! `cfg(target_os)`. Everything above sees one `Container` (a group's tree)
 //! and one `Slot` (one run inside it), whatever the mechanism.
 
+#[cfg(feature = "stats")]
+mod accounting;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 pub(crate) mod stdio;
@@ -345,6 +347,19 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
     {
         let _ = status;
         None
+    }
+}
+
+/// Whether a process with this pid exists (on Windows the Job Object
+/// backend reports a missing one when it is adopted).
+#[cfg(feature = "process-control")]
+pub(crate) fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    return unix::signal::pid_alive(pid);
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
     }
 }
 

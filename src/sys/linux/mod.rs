@@ -4,10 +4,16 @@
 pub(crate) mod cgroup;
 pub(crate) mod guardian;
 mod guardian_process;
+#[cfg(feature = "limits")]
+pub(crate) mod limits;
 pub(crate) mod pidfd;
+#[cfg(feature = "stats")]
+pub(crate) mod procfs;
 pub(crate) mod reaper;
 pub(crate) mod spawner;
 pub(crate) mod sweep;
+#[cfg(feature = "stats")]
+pub(crate) mod usage;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};

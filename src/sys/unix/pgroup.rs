@@ -73,6 +73,12 @@ impl PgroupContainer {
     pub(crate) fn pgids(&self) -> Vec<i32> {
         lock(&self.leaders).clone()
     }
+
+    /// Every adopted pid, alive or not.
+    #[cfg(feature = "stats")]
+    pub(crate) fn adopted_pids(&self) -> Vec<u32> {
+        lock(&self.adopted).clone()
+    }
 }
 
 impl Drop for PgroupContainer {
@@ -114,6 +120,12 @@ impl PgroupSlot {
 
     pub(crate) fn is_populated(&self) -> bool {
         group_alive(self.pgid)
+    }
+
+    /// This run's process group id (0 before the child started).
+    #[cfg(feature = "stats")]
+    pub(crate) fn pgid(&self) -> i32 {
+        self.pgid
     }
 }
 
