@@ -442,26 +442,6 @@ async fn profile_samples_a_run_in_a_process_group() {
     );
 }
 
-/// Whether our own cgroup v2 offers every controller limits need.
-fn host_delegates_limits() -> bool {
-    let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    let Some(own) = membership.lines().find_map(|l| l.strip_prefix("0::")) else {
-        return false;
-    };
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-    let Some(mount) = mountinfo.lines().find_map(|l| {
-        let (left, right) = l.split_once(" - ")?;
-        (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4))?
-    }) else {
-        return false;
-    };
-    let dir = std::path::Path::new(mount).join(own.trim_start_matches('/'));
-    let controllers = std::fs::read_to_string(dir.join("cgroup.controllers")).unwrap_or_default();
-    ["memory", "pids", "cpu"]
-        .iter()
-        .all(|c| controllers.split_whitespace().any(|x| x == *c))
-}
-
 #[cfg(feature = "limits")]
 #[test]
 fn every_limit_is_refused_with_a_reason_where_controllers_are_not_delegated() {
