@@ -154,3 +154,11 @@ pub fn skip(reason: &str) {
     use std::io::Write;
     let _ = writeln!(std::io::stderr(), "SKIP: {reason}");
 }
+
+/// Prints a measurement straight to stderr, past the harness's capture.
+pub fn note(line: &str) {
+    use std::io::Write;
+    static START: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    let at = START.get_or_init(Instant::now).elapsed();
+    let _ = writeln!(std::io::stderr(), "NOTE [{:.1}s]: {line}", at.as_secs_f64());
+}
