@@ -96,6 +96,7 @@ pub fn kill(pid: u32, signal: &str) {
     if pid > 1 && pid != std::process::id() {
         let _ = std::process::Command::new("kill")
             .args([format!("-{signal}"), pid.to_string()])
+            .stderr(std::process::Stdio::null())
             .status();
     }
 }
