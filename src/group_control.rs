@@ -31,7 +31,9 @@ impl ProcessGroup {
     /// (returns once the kernel reports the tree frozen), SIGSTOP to every
     /// tracked group under the POSIX fallback. Suspending a suspended group is
     /// harmless. A suspended group still tears down at once on drop,
-    /// [`terminate_all`](Self::terminate_all) and [`shutdown`](Self::shutdown).
+    /// [`terminate_all`](Self::terminate_all) and [`shutdown`](Self::shutdown);
+    /// [`start`](Self::start) is refused (an [`Error::Io`] of kind
+    /// `ResourceBusy`) until [`resume`](Self::resume).
     pub fn suspend(&self) -> Result<()> {
         self.container
             .set_frozen(true)

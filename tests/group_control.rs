@@ -510,3 +510,36 @@ fn limits_on_process_groups_and_bad_values_are_refused() {
         }
     }
 }
+
+#[tokio::test]
+async fn starting_into_a_suspended_group_is_refused_until_resume() {
+    for mechanism in BOTH {
+        let Some(group) = group_on(mechanism) else {
+            continue;
+        };
+        let token = token("startfrozen");
+        let _guard = TokenGuard(token.clone());
+        let _first = group.start(&two_level_tree(&token)).await.expect("start");
+        group.suspend().expect("suspend");
+        match group.start(&two_level_tree(&token)).await {
+            Err(Error::Io { source, .. }) => {
+                assert_eq!(
+                    source.kind(),
+                    std::io::ErrorKind::ResourceBusy,
+                    "{mechanism}"
+                )
+            }
+            other => panic!("{mechanism}: expected a refusal, got {other:?}"),
+        }
+        group.resume().expect("resume");
+        let second = group
+            .start(&two_level_tree(&token))
+            .await
+            .expect("start after resume");
+        assert!(second.id().is_some());
+        assert!(
+            eventually(LONG, || pids_with(&token).len() == 4).await,
+            "{mechanism}"
+        );
+    }
+}

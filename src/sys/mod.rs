@@ -15,6 +15,7 @@ pub(crate) mod windows;
 use std::io;
 #[cfg(unix)]
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::command::OsOptions;
 use crate::error::Error;
@@ -29,6 +30,9 @@ pub(crate) const MECHANISM_ENV: &str = "PROCESSKIT_MECHANISM";
 #[derive(Debug)]
 pub(crate) struct Container {
     kind: ContainerKind,
+    /// Set while the tree is suspended: a new run is refused then, because
+    /// a child joining a frozen cgroup would freeze before exec and block spawn.
+    suspended: AtomicBool,
 }
 
 #[derive(Debug)]
@@ -88,7 +92,10 @@ impl Container {
         let kind = new_kind(request, single_run)?;
         #[cfg(target_os = "linux")]
         linux::guardian::ensure_started();
-        Ok(Container { kind })
+        Ok(Container {
+            kind,
+            suspended: AtomicBool::new(false),
+        })
     }
 
     pub(crate) fn mechanism(&self) -> Mechanism {
@@ -104,6 +111,12 @@ impl Container {
 
     /// A place for one more run in this container.
     pub(crate) fn slot(&self) -> io::Result<Slot> {
+        if self.suspended.load(Ordering::Acquire) {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "the group is suspended; resume() it before starting another run",
+            ));
+        }
         let kind = match &self.kind {
             #[cfg(target_os = "linux")]
             ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot()?),
@@ -158,6 +171,7 @@ impl Container {
 
     /// Freezes (or thaws) the whole tree.
     pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        self.suspended.store(frozen, Ordering::Release);
         match &self.kind {
             #[cfg(target_os = "linux")]
             ContainerKind::Cgroup(c) => c.cgroup().set_frozen(frozen),
