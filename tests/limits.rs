@@ -161,3 +161,45 @@ async fn stats_report_memory_and_cpu_from_the_cgroup() {
     );
     group.terminate_all().expect("terminate");
 }
+
+#[tokio::test]
+async fn stats_come_from_the_cgroup_controllers_even_without_limits() {
+    if !host_delegates_limits() || !own_subtree_enables(&["memory", "pids"]) {
+        skip("stats without limits: memory/pids are not enabled below this process's cgroup");
+        return;
+    }
+    let group = ProcessGroup::new().expect("group");
+    assert_eq!(group.mechanism(), Mechanism::CgroupV2);
+    let _run = group
+        .start(&sh("x=$(yes | head -c 2000000); sleep 60; :"))
+        .await
+        .expect("start");
+    assert!(
+        eventually(LONG, || group
+            .stats()
+            .is_ok_and(|s| s.memory_bytes.is_some_and(|m| m >= 2_000_000)))
+        .await,
+        "memory.current never showed the shell's string: {:?}",
+        group.stats()
+    );
+    let s = group.stats().expect("stats");
+    // Only the controllers report these two.
+    assert!(s.peak_process_count.is_some_and(|p| p >= 2), "{s:?}");
+    assert_eq!(s.oom_kills, Some(0), "{s:?}");
+    group.terminate_all().expect("terminate");
+}
+
+/// Whether our own cgroup's `cgroup.subtree_control` enables `controllers`
+/// (so the per-program cgroup below it is offered them).
+fn own_subtree_enables(controllers: &[&str]) -> bool {
+    let membership = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    let own = membership
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))
+        .unwrap_or("/");
+    let dir = std::path::Path::new("/sys/fs/cgroup").join(own.trim_start_matches('/'));
+    let enabled = std::fs::read_to_string(dir.join("cgroup.subtree_control")).unwrap_or_default();
+    controllers
+        .iter()
+        .all(|c| enabled.split_whitespace().any(|e| e == *c))
+}

@@ -42,6 +42,8 @@ impl CgroupContainer {
     /// joined directly by its one run; a group gets one nested cgroup per run.
     pub(crate) fn new(single_run: bool) -> io::Result<CgroupContainer> {
         let root = cgroup::root().map_err(io::Error::other)?;
+        #[cfg(feature = "stats")]
+        usage::enable_accounting(&root.path);
         let cg = root.create_child(if single_run { 'r' } else { 'g' })?;
         Ok(CgroupContainer {
             cg,

@@ -1,7 +1,9 @@
 //! Resource usage of a cgroup: `cpu.stat` (always there), `memory.*` and
 //! `pids.peak` when those controllers are enabled, `/proc` sums otherwise.
 
+use std::fs;
 use std::io;
+use std::path::Path;
 use std::time::Duration;
 
 use super::cgroup::Cgroup;
@@ -35,6 +37,29 @@ pub(crate) fn cgroup_stats(cg: &Cgroup) -> io::Result<ProcessGroupStats> {
         stats.peak_memory_bytes = stats.peak_memory_bytes.or(tree.hwm_bytes);
     }
     Ok(stats)
+}
+
+/// Controllers that only account (no limit is set by enabling them).
+const ACCOUNTING: [&str; 2] = ["memory", "pids"];
+
+/// Best effort: where the per-process root has been delegated the memory and
+/// pids controllers, switch them on for its children, so every new container
+/// reports `memory.current`/`memory.peak`/`pids.peak` from its first process
+/// (charges made before a controller is enabled are never attributed). The
+/// root holds no processes, so the no-internal-process rule cannot object;
+/// `cpu` is left alone because enabling it changes scheduling between groups.
+pub(crate) fn enable_accounting(root: &Path) {
+    let offered = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+    for controller in ACCOUNTING {
+        let has = |list: &str| list.split_whitespace().any(|c| c == controller);
+        if has(&offered) && !has(&enabled) {
+            let _ = fs::write(
+                root.join("cgroup.subtree_control"),
+                format!("+{controller}"),
+            );
+        }
+    }
 }
 
 /// Stats summed from `/proc` over process groups `pgids` and extra pids.
