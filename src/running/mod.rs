@@ -47,7 +47,6 @@ pub(crate) enum Waiter {
     /// A real child process.
     Os(Child),
     /// A test double's scripted exit: `(code, signal)`.
-    #[allow(dead_code)] // built by the scripted runners, not yet on this branch
     Scripted(crate::runner::BoxFuture<'static, (Option<i32>, Option<i32>)>),
     /// Every stage of a pipeline; the exit is the pipefail attribution.
     Pipeline(Box<crate::pipeline::Stages>),

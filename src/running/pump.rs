@@ -73,7 +73,6 @@ impl Capture {
     }
 
     /// A capture of something already collected (e.g. a scripted reply).
-    #[allow(dead_code)] // used by the scripted runners, not yet on this branch
     pub(crate) fn ready(bytes: Vec<u8>) -> Capture {
         Capture {
             buf: Arc::new(Mutex::new(bytes)),

@@ -76,7 +76,7 @@ fn unsupported(mechanism: Mechanism, reason: impl Into<String>) -> Error {
 }
 
 /// Why the best mechanism of this platform is unavailable, if it is.
-#[allow(dead_code)] // for diagnostics that are not on this branch
+#[allow(dead_code)] // kept for diagnostics; nothing reports it yet
 pub(crate) fn degraded_reason() -> Option<&'static str> {
     #[cfg(target_os = "linux")]
     return linux::CgroupContainer::available().err();
@@ -342,7 +342,7 @@ impl Slot {
     }
 
     /// Whether any process of this run is still alive.
-    #[allow(dead_code)] // for probes that are not on this branch
+    #[allow(dead_code)] // nothing asks per run yet
     pub(crate) fn is_populated(&self) -> bool {
         match &self.kind {
             #[cfg(target_os = "linux")]

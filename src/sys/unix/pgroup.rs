@@ -118,7 +118,7 @@ impl PgroupSlot {
         kill_group(self.pgid, sig);
     }
 
-    #[allow(dead_code)] // reached through Slot::is_populated
+    #[allow(dead_code)] // reached only through Slot::is_populated
     pub(crate) fn is_populated(&self) -> bool {
         group_alive(self.pgid)
     }
