@@ -11,7 +11,7 @@ mod groupctl_support;
 use std::time::Duration;
 
 use groupctl_support::*;
-use processkit::{Command, Error, ProcessGroup, Signal, StreamExt};
+use processkit::{Command, Error, ProcessGroup, Signal, StreamExt, wait_any};
 
 // ---- the published examples, verbatim in shape ----
 
@@ -38,13 +38,14 @@ async fn spec_signalling_and_pausing() -> processkit::Result<()> {
     Ok(())
 }
 
-/// The published example also races the two runs with `wait_any`, which
-/// belongs to the streaming work; the `members` half is checked here.
 async fn spec_inspecting_the_tree() -> processkit::Result<()> {
     let group = ProcessGroup::new()?;
-    let _a = group.start(&Command::new("server-a")).await?;
-    let _b = group.start(&Command::new("server-b")).await?;
+    let mut a = group.start(&Command::new("server-a")).await?;
+    let mut b = group.start(&Command::new("server-b")).await?;
     println!("live pids: {:?}", group.members()?);
+    // Borrows only: the loser stays usable after the race.
+    let (idx, code) = wait_any(&mut [&mut a, &mut b]).await?;
+    println!("contender #{idx} exited first with {code:?}");
     Ok(())
 }
 
@@ -150,17 +151,32 @@ async fn signalling_and_pausing_reach_the_server() {
 }
 
 #[tokio::test]
-async fn inspecting_lists_both_servers() {
+async fn inspecting_lists_both_servers_and_races_them() {
     let token = token("specmembers");
     let _guard = TokenGuard(token.clone());
     let group = ProcessGroup::new().expect("group");
-    let server = || Command::new("sh").args(["-c", "sleep 300; :", &token]);
-    let a = group.start(&server()).await.expect("start a");
-    let b = group.start(&server()).await.expect("start b");
+    let mut a = group
+        .start(&Command::new("sh").args(["-c", "sleep 300; :", &token]))
+        .await
+        .expect("start a");
+    let mut b = group
+        .start(&Command::new("sh").args(["-c", "sleep 0.3; exit 7", &token]))
+        .await
+        .expect("start b");
     let members = group.members().expect("members");
-    for pid in [a.id().expect("a"), b.id().expect("b")] {
+    let b_pid = b.id().expect("b");
+    for pid in [a.id().expect("a"), b_pid] {
         assert!(members.contains(&pid), "{pid} missing from {members:?}");
     }
+    let (idx, code) = wait_any(&mut [&mut a, &mut b]).await.expect("race");
+    assert_eq!((idx, code), (1, Some(7)), "the short-lived contender wins");
+    assert!(a.id().is_some(), "the loser is still running and usable");
+    assert!(
+        !group
+            .members()
+            .expect("members")
+            .contains(&b.id().unwrap_or(0))
+    );
 }
 
 #[tokio::test]
