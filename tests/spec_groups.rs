@@ -171,11 +171,10 @@ async fn inspecting_lists_both_servers_and_races_them() {
     let (idx, code) = wait_any(&mut [&mut a, &mut b]).await.expect("race");
     assert_eq!((idx, code), (1, Some(7)), "the short-lived contender wins");
     assert!(a.id().is_some(), "the loser is still running and usable");
+    let after = group.members().expect("members");
     assert!(
-        !group
-            .members()
-            .expect("members")
-            .contains(&b.id().unwrap_or(0))
+        !after.contains(&b_pid),
+        "the winner left the tree: {after:?}"
     );
 }
 
