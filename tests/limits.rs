@@ -203,3 +203,68 @@ fn own_subtree_enables(controllers: &[&str]) -> bool {
         .iter()
         .all(|c| enabled.split_whitespace().any(|e| e == *c))
 }
+
+/// Set in the re-executed test binary that plays "a program living in a
+/// cgroup with processes of its own".
+const INNER_BUSY: &str = "PROCESSKIT_TEST_INNER_BUSY";
+
+#[test]
+fn a_program_in_a_cgroup_with_processes_gets_the_internal_process_rule_explained() {
+    if std::env::var_os(INNER_BUSY).is_some() {
+        inner_busy_cgroup();
+        return;
+    }
+    if !host_delegates_limits() {
+        skip("internal-process rule: no delegated controllers here");
+        return;
+    }
+    // A fresh process, so that its per-program cgroup is created after it moved.
+    let status = std::process::Command::new(std::env::current_exe().expect("own path"))
+        .args([
+            "--exact",
+            "a_program_in_a_cgroup_with_processes_gets_the_internal_process_rule_explained",
+            "--nocapture",
+        ])
+        .env(INNER_BUSY, "1")
+        .status()
+        .expect("re-run this test");
+    assert!(status.success(), "the inner run failed: {status}");
+}
+
+fn inner_busy_cgroup() {
+    let busy = std::path::Path::new("/sys/fs/cgroup").join(format!("busy-{}", std::process::id()));
+    std::fs::create_dir_all(&busy).expect("create a cgroup to live in");
+    std::fs::write(busy.join("cgroup.procs"), std::process::id().to_string())
+        .expect("move this process into it");
+    match ProcessGroup::with_options(ProcessGroupOptions::default().memory_max(64 << 20)) {
+        Err(processkit::Error::ResourceLimit { limit, reason, fix }) => {
+            note(&format!("memory_max from a busy cgroup: {reason}; {fix}"));
+            assert_eq!(limit, "memory_max");
+            assert!(reason.contains("no-internal-process rule"), "{reason}");
+            assert!(fix.contains("leaf"), "{fix}");
+        }
+        other => panic!("expected the internal-process refusal, got {other:?}"),
+    }
+    // pids is a threaded controller: the busy cgroup may switch it on, but
+    // the per-program cgroup below it then refuses to pass it further.
+    match ProcessGroup::with_options(ProcessGroupOptions::default().max_processes(8)) {
+        Err(processkit::Error::ResourceLimit { limit, reason, fix }) => {
+            note(&format!(
+                "max_processes from a busy cgroup: {reason}; {fix}"
+            ));
+            assert_eq!(limit, "max_processes");
+            assert!(reason.contains("no-internal-process rule"), "{reason}");
+        }
+        other => panic!("expected the internal-process refusal, got {other:?}"),
+    }
+    let control = std::fs::read_to_string(busy.join("cgroup.subtree_control")).unwrap_or_default();
+    assert!(
+        !control.contains("pids"),
+        "a failed cap leaves our own cgroup as it was: {control:?}"
+    );
+    // Back to the root cgroup; the busy one is left for the VM to discard.
+    let _ = std::fs::write(
+        "/sys/fs/cgroup/cgroup.procs",
+        std::process::id().to_string(),
+    );
+}

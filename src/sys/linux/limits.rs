@@ -93,10 +93,17 @@ fn enforce(group: &Cgroup, cap: &Cap) -> Result<(), Refusal> {
         fix: "run where a cgroup v2 hierarchy is mounted and writable".into(),
     })?;
     let ours = root.path.parent().unwrap_or(&root.path);
+    let mut enabled_in_ours = false;
     if !lists(&root.path.join("cgroup.controllers"), cap.controller) {
-        enable_in(ours, cap.controller, true)?;
+        enabled_in_ours = enable_in(ours, cap.controller, true)?;
     }
-    enable_in(&root.path, cap.controller, false)?;
+    if let Err(refusal) = enable_in(&root.path, cap.controller, false) {
+        // Leave our own cgroup as we found it when the cap fails anyway.
+        if enabled_in_ours {
+            let _ = write_control(ours, &format!("-{}", cap.controller));
+        }
+        return Err(refusal);
+    }
     group.write(cap.file, &cap.value).map_err(|e| Refusal {
         reason: format!(
             "writing {} in {} failed: {e}",
@@ -107,20 +114,26 @@ fn enforce(group: &Cgroup, cap: &Cap) -> Result<(), Refusal> {
     })
 }
 
-/// Writes `+controller` to `dir`'s `cgroup.subtree_control`. `ours` marks the
-/// cgroup this process itself lives in, where the internal-process rule bites.
-fn enable_in(dir: &Path, controller: &str, ours: bool) -> Result<(), Refusal> {
+/// Writes `+controller` to `dir`'s `cgroup.subtree_control`; true when this
+/// call switched it on. `ours` marks the cgroup this process itself lives in,
+/// where the internal-process rule bites.
+fn enable_in(dir: &Path, controller: &str, ours: bool) -> Result<bool, Refusal> {
     if lists(&dir.join("cgroup.subtree_control"), controller) {
-        return Ok(());
+        return Ok(false);
     }
     if !lists(&dir.join("cgroup.controllers"), controller) {
         return Err(not_offered(dir, controller));
     }
-    let write = fs::OpenOptions::new()
+    write_control(dir, &format!("+{controller}"))
+        .map(|()| true)
+        .map_err(|e| refused(dir, controller, ours, &e))
+}
+
+fn write_control(dir: &Path, change: &str) -> io::Result<()> {
+    fs::OpenOptions::new()
         .write(true)
         .open(dir.join("cgroup.subtree_control"))
-        .and_then(|mut f| f.write_all(format!("+{controller}").as_bytes()));
-    write.map_err(|e| refused(dir, controller, ours, &e))
+        .and_then(|mut f| f.write_all(change.as_bytes()))
 }
 
 /// The controller is not in `dir`'s `cgroup.controllers`: nobody above
@@ -160,6 +173,17 @@ fn refused(dir: &Path, controller: &str, ours: bool, e: &io::Error) -> Refusal {
                 "start this program in a leaf of a delegated subtree, or move it into a child \
                  cgroup (e.g. {path}/leaf) before creating the group"
             ),
+        },
+        // A domain cgroup below one that holds processes and hands down a
+        // threaded controller (pids, cpu) is "domain invalid" and refuses.
+        Some(libc::EOPNOTSUPP) => Refusal {
+            reason: format!(
+                "the no-internal-process rule: the cgroup above {path} holds processes, so \
+                 the kernel will not hand the `{controller}` controller down through {path}"
+            ),
+            fix: "start this program in a leaf of a delegated subtree (a cgroup with no \
+                  other processes and no children), so its own cgroup can delegate"
+                .into(),
         },
         Some(libc::EACCES | libc::EPERM | libc::EROFS) => Refusal {
             reason: format!(
@@ -218,6 +242,55 @@ mod tests {
             Some("/sys/fs/cgroup/cpu,cpuacct")
         );
         assert_eq!(v1_mount_in(info, "pids"), None);
+    }
+
+    #[test]
+    fn explains_each_way_enabling_a_controller_fails() {
+        let dir = Path::new("/sys/fs/cgroup/app.scope");
+        let busy = refused(
+            dir,
+            "memory",
+            true,
+            &io::Error::from_raw_os_error(libc::EBUSY),
+        );
+        assert!(
+            busy.reason.contains("no-internal-process rule"),
+            "{}",
+            busy.reason
+        );
+        assert!(busy.reason.contains("this one among them"));
+        assert!(
+            busy.fix.contains("/sys/fs/cgroup/app.scope/leaf"),
+            "{}",
+            busy.fix
+        );
+        let denied = refused(
+            dir,
+            "pids",
+            false,
+            &io::Error::from_raw_os_error(libc::EACCES),
+        );
+        assert!(denied.reason.contains("no delegation"), "{}", denied.reason);
+        assert!(denied.fix.contains("Delegate=yes"));
+        let invalid = refused(
+            dir,
+            "pids",
+            false,
+            &io::Error::from_raw_os_error(libc::EOPNOTSUPP),
+        );
+        assert!(
+            invalid.reason.contains("no-internal-process rule"),
+            "{}",
+            invalid.reason
+        );
+        assert!(invalid.fix.contains("leaf"));
+        let other = refused(
+            dir,
+            "cpu",
+            false,
+            &io::Error::from_raw_os_error(libc::EINVAL),
+        );
+        assert!(other.reason.contains("`cpu`"), "{}", other.reason);
     }
 
     #[test]
