@@ -6,7 +6,7 @@
 //! Where our own cgroup does not offer those controllers (a hybrid host such
 //! as the development machine) each test prints a SKIP reason past the
 //! harness's capture and returns: nothing here is claimed as proven then.
-#![cfg(all(target_os = "linux", feature = "limits"))]
+#![cfg(all(target_os = "linux", feature = "limits", feature = "process-control"))]
 
 mod groupctl_support;
 

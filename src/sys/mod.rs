@@ -186,6 +186,7 @@ impl Container {
     }
 
     /// Live member pids: the whole tree, or the tracked leaders for process groups.
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
         match &self.kind {
             #[cfg(target_os = "linux")]
@@ -210,6 +211,7 @@ impl Container {
     }
 
     /// Moves an existing process into this container.
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
         match &self.kind {
             #[cfg(target_os = "linux")]

@@ -29,6 +29,7 @@ use crate::command::OsOptions;
 pub(crate) struct CgroupContainer {
     cg: Cgroup,
     single_run: bool,
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     adopted: Mutex<Option<Cgroup>>,
 }
 
@@ -78,6 +79,7 @@ impl CgroupContainer {
 
     /// Moves `pid` into the group (into a nested `adopted` cgroup, so the group
     /// itself keeps no processes of its own).
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
         if self.single_run {
             return self.cg.add_pid(pid);

@@ -42,6 +42,7 @@ impl PgroupContainer {
     }
 
     /// Live tracked leaders and adopted pids.
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn members(&self) -> Vec<u32> {
         let mut out: Vec<u32> = lock(&self.leaders)
             .iter()
@@ -65,11 +66,13 @@ impl PgroupContainer {
 
     /// Tracks an existing process; it is signalled by pid (its own descendants
     /// are not reachable through a process group we do not own).
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) {
         lock(&self.adopted).push(pid);
     }
 
     /// Every tracked pgid (for the guardian).
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn pgids(&self) -> Vec<i32> {
         lock(&self.leaders).clone()
     }
