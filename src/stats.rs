@@ -76,7 +76,8 @@ impl ProcessGroup {
 
     /// A stream of [`stats`](Self::stats) samples: the first at once, then one
     /// every `interval` (at least 1 ms). It ends when the group has no live
-    /// process left or has been dropped, so start the children first.
+    /// process left, has been dropped, or its stats can no longer be read;
+    /// start the children before sampling.
     ///
     /// ```no_run
     /// # async fn demo() -> processkit::Result<()> {
