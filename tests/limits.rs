@@ -214,8 +214,8 @@ fn a_program_in_a_cgroup_with_processes_gets_the_internal_process_rule_explained
         inner_busy_cgroup();
         return;
     }
-    if !host_delegates_limits() {
-        skip("internal-process rule: no delegated controllers here");
+    if !host_delegates_limits() || !own_subtree_enables(&["memory", "pids"]) {
+        skip("internal-process rule: memory/pids are not handed down from this cgroup");
         return;
     }
     // A fresh process, so that its per-program cgroup is created after it moved.
