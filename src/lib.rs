@@ -24,9 +24,9 @@ mod doctests;
 mod error;
 mod finish;
 mod group;
-mod guardian;
 #[cfg(feature = "process-control")]
 mod group_control;
+mod guardian;
 #[cfg(feature = "limits")]
 mod limits;
 mod mechanism;
