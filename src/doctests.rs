@@ -16,3 +16,7 @@ pub struct TimeoutsAndCancellation;
 
 #[doc = include_str!("../docs/supervision.md")]
 pub struct Supervision;
+
+#[cfg(all(feature = "process-control", feature = "limits"))]
+#[doc = include_str!("../docs/process-groups.md")]
+pub struct ProcessGroups;

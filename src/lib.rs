@@ -24,6 +24,8 @@ mod doctests;
 mod error;
 mod finish;
 mod group;
+#[cfg(feature = "process-control")]
+mod group_control;
 mod guardian;
 #[cfg(feature = "limits")]
 mod limits;
@@ -34,6 +36,8 @@ mod retry;
 mod runner;
 mod running;
 mod signal;
+#[cfg(feature = "stats")]
+mod stats;
 mod stdin;
 mod supervisor;
 mod sys;
@@ -50,9 +54,13 @@ pub use pipeline::Pipeline;
 pub use result::ProcessResult;
 pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
+#[cfg(feature = "stats")]
+pub use running::RunProfile;
 pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;
+#[cfg(feature = "stats")]
+pub use stats::ProcessGroupStats;
 pub use stdin::Stdin;
 pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
 pub use tokio_stream::{Stream, StreamExt};

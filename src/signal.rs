@@ -6,6 +6,7 @@
 /// Object); every other signal returns [`Error::Unsupported`](crate::Error::Unsupported).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
+#[cfg_attr(not(feature = "process-control"), allow(dead_code))]
 pub enum Signal {
     /// SIGHUP: often "reload configuration".
     Hup,

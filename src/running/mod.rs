@@ -5,6 +5,8 @@
 mod arbiter;
 mod lines;
 mod probe;
+#[cfg(feature = "stats")]
+mod profile;
 mod pump;
 pub(crate) mod scripted;
 mod spawn;
@@ -21,6 +23,8 @@ use tokio::sync::oneshot;
 pub(crate) use arbiter::{Arbiter, Verdict};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
+#[cfg(feature = "stats")]
+pub use profile::RunProfile;
 pub(crate) use pump::Capture;
 pub(crate) use spawn::{Placement, StageIo, spawn, spawn_with};
 pub use stdin::StdinWriter;

@@ -172,6 +172,7 @@ impl Cgroup {
     }
 
     /// Moves an existing process into this cgroup.
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn add_pid(&self, pid: u32) -> io::Result<()> {
         write_file(&self.path.join("cgroup.procs"), &pid.to_string())
     }
@@ -248,11 +249,13 @@ impl Cgroup {
     }
 
     /// Reads one interface file of this cgroup (e.g. `memory.current`).
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn read(&self, file: &str) -> io::Result<String> {
         fs::read_to_string(self.path.join(file))
     }
 
     /// Writes one interface file of this cgroup (e.g. `memory.max`).
+    #[cfg_attr(not(feature = "limits"), allow(dead_code))]
     pub(crate) fn write(&self, file: &str, value: &str) -> io::Result<()> {
         write_file(&self.path.join(file), value)
     }

@@ -4,10 +4,16 @@
 pub(crate) mod cgroup;
 pub(crate) mod guardian;
 mod guardian_process;
+#[cfg(feature = "limits")]
+pub(crate) mod limits;
 pub(crate) mod pidfd;
+#[cfg(feature = "stats")]
+pub(crate) mod procfs;
 pub(crate) mod reaper;
 pub(crate) mod spawner;
 pub(crate) mod sweep;
+#[cfg(feature = "stats")]
+pub(crate) mod usage;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -23,6 +29,7 @@ use crate::command::OsOptions;
 pub(crate) struct CgroupContainer {
     cg: Cgroup,
     single_run: bool,
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     adopted: Mutex<Option<Cgroup>>,
 }
 
@@ -36,6 +43,8 @@ impl CgroupContainer {
     /// joined directly by its one run; a group gets one nested cgroup per run.
     pub(crate) fn new(single_run: bool) -> io::Result<CgroupContainer> {
         let root = cgroup::root().map_err(io::Error::other)?;
+        #[cfg(feature = "stats")]
+        usage::enable_accounting(&root.path);
         let cg = root.create_child(if single_run { 'r' } else { 'g' })?;
         Ok(CgroupContainer {
             cg,
@@ -70,6 +79,7 @@ impl CgroupContainer {
 
     /// Moves `pid` into the group (into a nested `adopted` cgroup, so the group
     /// itself keeps no processes of its own).
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
         if self.single_run {
             return self.cg.add_pid(pid);

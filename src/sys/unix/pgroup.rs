@@ -42,6 +42,7 @@ impl PgroupContainer {
     }
 
     /// Live tracked leaders and adopted pids.
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn members(&self) -> Vec<u32> {
         let mut out: Vec<u32> = lock(&self.leaders)
             .iter()
@@ -65,13 +66,21 @@ impl PgroupContainer {
 
     /// Tracks an existing process; it is signalled by pid (its own descendants
     /// are not reachable through a process group we do not own).
+    #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) {
         lock(&self.adopted).push(pid);
     }
 
     /// Every tracked pgid (for the guardian).
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn pgids(&self) -> Vec<i32> {
         lock(&self.leaders).clone()
+    }
+
+    /// Every adopted pid, alive or not.
+    #[cfg(feature = "stats")]
+    pub(crate) fn adopted_pids(&self) -> Vec<u32> {
+        lock(&self.adopted).clone()
     }
 }
 
@@ -112,8 +121,15 @@ impl PgroupSlot {
         kill_group(self.pgid, sig);
     }
 
+    #[allow(dead_code)] // reached only through Slot::is_populated
     pub(crate) fn is_populated(&self) -> bool {
         group_alive(self.pgid)
+    }
+
+    /// This run's process group id (0 before the child started).
+    #[cfg(feature = "stats")]
+    pub(crate) fn pgid(&self) -> i32 {
+        self.pgid
     }
 }
 

@@ -1,0 +1,105 @@
+//! Whole-tree control of a `ProcessGroup` (`process-control` feature):
+//! broadcast signals, freeze and thaw, list members, adopt a process.
+
+use std::io;
+
+use crate::error::{Error, Result};
+use crate::group::ProcessGroup;
+use crate::signal::Signal;
+
+const GROUP: &str = "process group";
+
+impl ProcessGroup {
+    /// Delivers `signal` to every member of the tree: every process under a
+    /// cgroup (each pinned by a pidfd, so a recycled pid is never hit), every
+    /// tracked process group under the POSIX fallback. [`Signal::Kill`] is
+    /// [`terminate_all`](Self::terminate_all).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::{Command, ProcessGroup, Signal};
+    /// let group = ProcessGroup::new()?;
+    /// let _server = group.start(&Command::new("my-server")).await?;
+    /// group.signal(Signal::Hup)?; // e.g. reload configuration
+    /// # Ok(()) }
+    /// ```
+    pub fn signal(&self, signal: Signal) -> Result<()> {
+        self.container.signal_all(signal)
+    }
+
+    /// Freezes the whole tree: one `cgroup.freeze` write under cgroups
+    /// (returns once the kernel reports the tree frozen), SIGSTOP to every
+    /// tracked group under the POSIX fallback. Suspending a suspended group is
+    /// harmless. A suspended group still tears down at once on drop,
+    /// [`terminate_all`](Self::terminate_all) and [`shutdown`](Self::shutdown);
+    /// [`start`](Self::start) is refused (an [`Error::Io`] of kind
+    /// `ResourceBusy`) until [`resume`](Self::resume).
+    pub fn suspend(&self) -> Result<()> {
+        self.container
+            .set_frozen(true)
+            .map_err(|e| control_error("suspend", e))
+    }
+
+    /// Lets a suspended tree run again (cgroup thaw, or SIGCONT). Resuming a
+    /// running group is harmless.
+    pub fn resume(&self) -> Result<()> {
+        self.container
+            .set_frozen(false)
+            .map_err(|e| control_error("resume", e))
+    }
+
+    /// The live pids in the group: the whole tree under cgroups (children and
+    /// every descendant); under the POSIX fallback only the tracked group
+    /// leaders (one per run) and adopted processes, because a process group
+    /// cannot be listed without scanning every process on the host.
+    pub fn members(&self) -> Result<Vec<u32>> {
+        let mut pids = self
+            .container
+            .members()
+            .map_err(|e| control_error("list members", e))?;
+        pids.sort_unstable();
+        pids.dedup();
+        Ok(pids)
+    }
+
+    /// Moves an existing process into the group, so it is signalled, frozen
+    /// and killed with it. Under cgroups its later children are contained
+    /// too; under the POSIX fallback it keeps its own process group and only
+    /// the process itself is tracked.
+    ///
+    /// Refuses pid 0, pid 1, this process itself and pids that do not exist,
+    /// with an [`Error::Io`] of kind `InvalidInput` or `NotFound`.
+    pub fn adopt(&self, pid: u32) -> Result<()> {
+        if pid <= 1 || pid == std::process::id() {
+            return Err(control_error(
+                "adopt",
+                io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!("pid {pid} cannot be adopted (0, 1 and this process are refused)"),
+                ),
+            ));
+        }
+        if !crate::sys::process_exists(pid) {
+            return Err(control_error(
+                "adopt",
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!("no process with pid {pid}"),
+                ),
+            ));
+        }
+        self.container
+            .adopt(pid)
+            .map_err(|e| control_error("adopt", e))
+    }
+}
+
+fn control_error(context: &'static str, e: io::Error) -> Error {
+    if e.kind() == io::ErrorKind::Unsupported {
+        return Error::Unsupported {
+            operation: context,
+            reason: e.to_string(),
+        };
+    }
+    Error::io(GROUP, context, e)
+}

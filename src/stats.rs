@@ -1,0 +1,176 @@
+//! Resource measurement of a whole group (`stats` feature): a point-in-time
+//! [`ProcessGroupStats`] and a sampled series of them.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+use tokio_stream::Stream;
+
+use crate::error::{Error, Result};
+use crate::group::ProcessGroup;
+use crate::sys::Container;
+
+/// The shortest interval a sampler accepts; shorter ones are raised to it.
+pub(crate) const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(1);
+
+/// What a group's tree uses right now. Fields a mechanism cannot measure are
+/// `None`; see `docs/process-groups.md` for which mechanism reports what.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ProcessGroupStats {
+    /// Live processes in the group (the whole tree under cgroups; under
+    /// process groups, the members of the tracked groups).
+    pub active_process_count: u64,
+    /// Processes ever started in the group, where the mechanism counts them
+    /// (Job Object accounting); `None` elsewhere.
+    pub total_processes: Option<u64>,
+    /// The most processes alive at once (cgroup `pids.peak`, when the pids
+    /// controller is enabled for the group).
+    pub peak_process_count: Option<u64>,
+    /// CPU time consumed, user plus system. Under cgroups this includes
+    /// processes that already exited; from `/proc` only live members (and the
+    /// children they reaped) count.
+    pub cpu_time: Option<Duration>,
+    /// The user-mode part of [`cpu_time`](Self::cpu_time).
+    pub user_cpu_time: Option<Duration>,
+    /// The kernel-mode part of [`cpu_time`](Self::cpu_time).
+    pub system_cpu_time: Option<Duration>,
+    /// Memory in use now: cgroup `memory.current`, or the summed resident
+    /// set of the live members.
+    pub memory_bytes: Option<u64>,
+    /// Peak memory: cgroup `memory.peak`, or the sum of each live member's
+    /// own resident high-water mark (an upper bound; exited processes drop out).
+    pub peak_memory_bytes: Option<u64>,
+    /// How many processes the kernel's OOM killer ended in this group (cgroup
+    /// `memory.events`, when the memory controller is enabled for it).
+    pub oom_kills: Option<u64>,
+}
+
+impl ProcessGroupStats {
+    /// Average CPU use over `wall` time, in cores (`1.0` = one core busy).
+    pub fn cpu_cores_over(&self, wall: Duration) -> Option<f64> {
+        let cpu = self.cpu_time?;
+        (!wall.is_zero()).then(|| cpu.as_secs_f64() / wall.as_secs_f64())
+    }
+}
+
+impl ProcessGroup {
+    /// What the group's tree uses right now.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::{Command, ProcessGroup};
+    /// let group = ProcessGroup::new()?;
+    /// let _job = group.start(&Command::new("make").arg("-j4")).await?;
+    /// let s = group.stats()?;
+    /// println!("{} processes, cpu {:?}, rss {:?}", s.active_process_count, s.cpu_time, s.memory_bytes);
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> Result<ProcessGroupStats> {
+        self.container.stats()
+    }
+
+    /// A stream of [`stats`](Self::stats) samples: the first at once, then one
+    /// every `interval` (at least 1 ms). It ends when the group has no live
+    /// process left, has been dropped, or its stats can no longer be read;
+    /// start the children before sampling.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::{Command, ProcessGroup, StreamExt};
+    /// use std::time::Duration;
+    /// let group = ProcessGroup::new()?;
+    /// let _worker = group.start(&Command::new("worker")).await?;
+    /// let mut samples = group.sample_stats(Duration::from_millis(250));
+    /// while let Some(s) = samples.next().await {
+    ///     println!("procs={} mem={:?}", s.active_process_count, s.memory_bytes);
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn sample_stats(
+        &self,
+        interval: Duration,
+    ) -> impl Stream<Item = ProcessGroupStats> + Send + Unpin + 'static {
+        StatsSamples {
+            container: Arc::downgrade(&self.container),
+            interval: interval.max(MIN_SAMPLE_INTERVAL),
+            sleep: None,
+            done: false,
+        }
+    }
+}
+
+impl Container {
+    /// Stats of the whole container, as a crate error.
+    pub(crate) fn stats(&self) -> Result<ProcessGroupStats> {
+        self.usage().map_err(|e| match e.kind() {
+            std::io::ErrorKind::Unsupported => Error::Unsupported {
+                operation: "stats",
+                reason: e.to_string(),
+            },
+            _ => Error::io("process group", "read stats", e),
+        })
+    }
+}
+
+/// The stream behind [`ProcessGroup::sample_stats`]. It holds the group
+/// weakly, so it never keeps a dropped group's container alive.
+struct StatsSamples {
+    container: Weak<Container>,
+    interval: Duration,
+    /// `None` before the first sample, which is taken at once.
+    sleep: Option<Pin<Box<Sleep>>>,
+    done: bool,
+}
+
+impl Stream for StatsSamples {
+    type Item = ProcessGroupStats;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        let next = Instant::now() + self.interval;
+        match &mut self.sleep {
+            None => self.sleep = Some(Box::pin(tokio::time::sleep_until(next))),
+            Some(sleep) => {
+                if sleep.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                sleep.as_mut().reset(next);
+            }
+        }
+        let sample = self
+            .container
+            .upgrade()
+            .and_then(|c| c.stats().ok())
+            .filter(|s| s.active_process_count > 0);
+        if sample.is_none() {
+            self.done = true;
+        }
+        Poll::Ready(sample)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_cores_over_wall_time() {
+        let s = ProcessGroupStats {
+            cpu_time: Some(Duration::from_millis(500)),
+            ..ProcessGroupStats::default()
+        };
+        assert_eq!(s.cpu_cores_over(Duration::from_secs(1)), Some(0.5));
+        assert_eq!(s.cpu_cores_over(Duration::ZERO), None);
+        assert_eq!(
+            ProcessGroupStats::default().cpu_cores_over(Duration::from_secs(1)),
+            None
+        );
+    }
+}

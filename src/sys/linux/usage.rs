@@ -1,0 +1,106 @@
+//! Resource usage of a cgroup: `cpu.stat` (always there), `memory.*` and
+//! `pids.peak` when those controllers are enabled, `/proc` sums otherwise.
+
+use std::fs;
+use std::io;
+use std::path::Path;
+use std::time::Duration;
+
+use super::cgroup::Cgroup;
+use super::procfs;
+use crate::stats::ProcessGroupStats;
+
+/// Stats of everything in `cg` and below.
+pub(crate) fn cgroup_stats(cg: &Cgroup) -> io::Result<ProcessGroupStats> {
+    let pids = cg.pids()?;
+    let mut stats = ProcessGroupStats {
+        active_process_count: pids.len() as u64,
+        ..ProcessGroupStats::default()
+    };
+    if let Ok(cpu) = cg.read("cpu.stat") {
+        let usec = |key| keyed(&cpu, key).map(Duration::from_micros);
+        stats.cpu_time = usec("usage_usec");
+        stats.user_cpu_time = usec("user_usec");
+        stats.system_cpu_time = usec("system_usec");
+    }
+    stats.memory_bytes = cg.read("memory.current").ok().and_then(|t| number(&t));
+    stats.peak_memory_bytes = cg.read("memory.peak").ok().and_then(|t| number(&t));
+    stats.oom_kills = cg
+        .read("memory.events")
+        .ok()
+        .and_then(|t| keyed(&t, "oom_kill"));
+    stats.peak_process_count = cg.read("pids.peak").ok().and_then(|t| number(&t));
+    if stats.memory_bytes.is_none() {
+        // No memory controller here: sum what the live members report.
+        let tree = procfs::tree_usage(&pids);
+        stats.memory_bytes = tree.rss_bytes;
+        stats.peak_memory_bytes = stats.peak_memory_bytes.or(tree.hwm_bytes);
+    }
+    Ok(stats)
+}
+
+/// Controllers that only account (no limit is set by enabling them).
+const ACCOUNTING: [&str; 2] = ["memory", "pids"];
+
+/// Best effort: where the per-process root has been delegated the memory and
+/// pids controllers, switch them on for its children, so every new container
+/// reports `memory.current`/`memory.peak`/`pids.peak` from its first process
+/// (charges made before a controller is enabled are never attributed). The
+/// root holds no processes, so the no-internal-process rule cannot object;
+/// `cpu` is left alone because enabling it changes scheduling between groups.
+pub(crate) fn enable_accounting(root: &Path) {
+    let offered = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
+    let enabled = fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
+    for controller in ACCOUNTING {
+        let has = |list: &str| list.split_whitespace().any(|c| c == controller);
+        if has(&offered) && !has(&enabled) {
+            let _ = fs::write(
+                root.join("cgroup.subtree_control"),
+                format!("+{controller}"),
+            );
+        }
+    }
+}
+
+/// Stats summed from `/proc` over process groups `pgids` and extra pids.
+pub(crate) fn pgroup_stats(pgids: &[i32], extra: &[u32]) -> ProcessGroupStats {
+    let tree = procfs::groups_usage(pgids, extra);
+    let any = tree.processes > 0;
+    ProcessGroupStats {
+        active_process_count: tree.processes,
+        cpu_time: any.then(|| tree.user + tree.system),
+        user_cpu_time: any.then_some(tree.user),
+        system_cpu_time: any.then_some(tree.system),
+        memory_bytes: tree.rss_bytes,
+        peak_memory_bytes: tree.hwm_bytes,
+        ..ProcessGroupStats::default()
+    }
+}
+
+/// A single number file such as `memory.current` (`max` is not a number).
+fn number(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file such as `cpu.stat`.
+fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_flat_keyed_and_single_value_files() {
+        let cpu = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n";
+        assert_eq!(keyed(cpu, "user_usec"), Some(1000));
+        assert_eq!(keyed(cpu, "usage"), None);
+        assert_eq!(keyed("low 0\noom_kill 2\n", "oom_kill"), Some(2));
+        assert_eq!(number("4096\n"), Some(4096));
+        assert_eq!(number("max\n"), None);
+    }
+}
