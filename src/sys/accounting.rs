@@ -15,10 +15,7 @@ impl Container {
             #[cfg(unix)]
             ContainerKind::Pgroup(c) => Ok(pgroup_usage(&c.pgids(), &c.adopted_pids())),
             #[cfg(windows)]
-            ContainerKind::Job(_) => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "Job Object accounting is not built yet",
-            )),
+            ContainerKind::Job(c) => c.usage(),
         }
     }
 
@@ -39,11 +36,14 @@ impl Container {
                  where one is writable) or a Windows Job Object",
             )),
             #[cfg(windows)]
-            ContainerKind::Job(_) => Err(crate::limits::unenforceable(
-                limits,
-                "Job Object limits are not built yet",
-                "none in this version",
-            )),
+            ContainerKind::Job(c) => c.set_limits(limits).map_err(|e| {
+                crate::limits::unenforceable(
+                    limits,
+                    &format!("the Job Object refused the limits: {e}"),
+                    "CPU rate control needs Windows 8 or later; run outside a job that \
+                     forbids nesting with limits",
+                )
+            }),
         }
     }
 }
@@ -57,10 +57,7 @@ impl Slot {
             #[cfg(unix)]
             SlotKind::Pgroup(s) => Ok(pgroup_usage(&[s.pgid()], &[])),
             #[cfg(windows)]
-            SlotKind::Job(_) => Err(io::Error::new(
-                io::ErrorKind::Unsupported,
-                "Job Object accounting is not built yet",
-            )),
+            SlotKind::Job(s) => s.usage(),
         }
     }
 }

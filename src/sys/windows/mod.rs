@@ -73,15 +73,14 @@ impl JobContainer {
         self.job.pids()
     }
 
-    /// The whole job's CPU time, process counts and peak memory.
-    #[cfg_attr(not(test), allow(dead_code))] // read by the group stats facade
-    pub(crate) fn accounting(&self) -> io::Result<accounting::JobAccounting> {
-        self.job.accounting()
+    /// What the whole job uses (every run's nested job included).
+    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+        self.job.usage()
     }
 
     /// Caps the whole job's memory, process count and CPU rate.
-    #[cfg_attr(not(test), allow(dead_code))] // applied by the group limits facade
-    pub(crate) fn set_limits(&self, limits: &accounting::JobLimits) -> io::Result<()> {
+    #[cfg(feature = "limits")]
+    pub(crate) fn set_limits(&self, limits: &crate::limits::Limits) -> io::Result<()> {
         self.job.set_limits(limits)
     }
 
@@ -178,6 +177,11 @@ impl JobSlot {
 
     pub(crate) fn is_populated(&self) -> bool {
         self.job().pids().is_ok_and(|p| !p.is_empty())
+    }
+
+    /// What this run's tree uses.
+    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+        self.job().usage()
     }
 }
 

@@ -164,6 +164,7 @@ fn exited(process: &OwnedHandle) -> bool {
     unsafe { WaitForSingleObject(process.as_raw_handle(), 0) == WAIT_OBJECT_0 }
 }
 
+#[cfg(feature = "limits")]
 fn job_of(container: &Container) -> &super::JobContainer {
     let crate::sys::ContainerKind::Job(job) = &container.kind;
     job
@@ -175,19 +176,24 @@ async fn accounting_counts_the_whole_tree() {
     let _run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
         .await
         .unwrap();
-    let job = job_of(&container);
     eventually("two active processes", || {
-        job.accounting().unwrap().active_processes >= 2
+        container.usage().unwrap().active_process_count >= 2
     })
     .await;
-    assert!(job.accounting().unwrap().total_processes >= 2);
+    let usage = container.usage().unwrap();
+    assert!(usage.total_processes.unwrap() >= 2);
+    assert_eq!(
+        usage.cpu_time,
+        Some(usage.user_cpu_time.unwrap() + usage.system_cpu_time.unwrap())
+    );
     container.kill_all().unwrap();
     eventually("no active process", || {
-        job.accounting().unwrap().active_processes == 0
+        container.usage().unwrap().active_process_count == 0
     })
     .await;
 }
 
+#[cfg(feature = "limits")]
 #[test]
 #[ignore = "Wine 8 reports no limit flags back when queried; real Windows only"]
 fn limits_are_written_to_the_job_without_losing_kill_on_close() {
@@ -197,7 +203,7 @@ fn limits_are_written_to_the_job_without_losing_kill_on_close() {
     };
     let container = group();
     let job = job_of(&container);
-    let limits = super::accounting::JobLimits {
+    let limits = crate::limits::Limits {
         memory_max: Some(256 << 20),
         max_processes: Some(8),
         cpu_quota: None,
@@ -216,10 +222,11 @@ fn limits_are_written_to_the_job_without_losing_kill_on_close() {
     assert_eq!(info.BasicLimitInformation.ActiveProcessLimit, 8);
 }
 
+#[cfg(feature = "limits")]
 #[tokio::test]
 async fn a_job_with_limits_still_kills_its_processes_on_close() {
     let job = super::job::Job::new(true).unwrap();
-    let limits = super::accounting::JobLimits {
+    let limits = crate::limits::Limits {
         memory_max: Some(256 << 20),
         max_processes: Some(8),
         cpu_quota: None,
@@ -242,17 +249,19 @@ async fn a_job_with_limits_still_kills_its_processes_on_close() {
     .await;
 }
 
+#[cfg(feature = "limits")]
 #[test]
 #[ignore = "Wine 8 does not implement job CPU rate control; real Windows only"]
 fn a_cpu_quota_is_accepted_by_the_job() {
     let container = group();
-    let limits = super::accounting::JobLimits {
+    let limits = crate::limits::Limits {
         cpu_quota: Some(0.5),
         ..Default::default()
     };
     job_of(&container).set_limits(&limits).unwrap();
 }
 
+#[cfg(feature = "limits")]
 #[test]
 fn cpu_quota_converts_against_the_host_cpu_count() {
     use super::accounting::cpu_rate;
