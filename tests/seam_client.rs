@@ -1,7 +1,7 @@
 //! `CliClient` and `cli_client!`: a typed wrapper tested hermetically with a
 //! `ScriptedRunner` and run for real with `JobRunner`.
-// The tests that run real programs are Unix-only; their imports idle elsewhere.
-#![cfg_attr(not(unix), allow(unused_imports))]
+// The tests that run real programs are Unix-only; their helpers idle elsewhere.
+#![cfg_attr(not(unix), allow(unused_imports, dead_code))]
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

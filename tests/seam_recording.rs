@@ -1,7 +1,7 @@
 //! `RecordingRunner`: every invocation is kept for assertions, whatever the
 //! inner runner answers, and environment values are never kept.
-// The tests that run real programs are Unix-only; their imports idle elsewhere.
-#![cfg_attr(not(unix), allow(unused_imports))]
+// The tests that run real programs are Unix-only; their helpers idle elsewhere.
+#![cfg_attr(not(unix), allow(unused_imports, dead_code))]
 
 use processkit::{
     Command, Error, Invocation, JobRunner, Match, ProcessRunner, ProcessRunnerExt, RecordingRunner,

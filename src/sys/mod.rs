@@ -228,6 +228,8 @@ impl Container {
 }
 
 impl Drop for Container {
+    // On macOS/BSD the process group is the only kind, so the `if let` always matches.
+    #[allow(irrefutable_let_patterns)]
     fn drop(&mut self) {
         // cgroups and jobs tear themselves down in their own Drop.
         #[cfg(unix)]

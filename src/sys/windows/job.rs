@@ -4,7 +4,7 @@
 
 use std::ffi::c_void;
 use std::io;
-use std::mem::{MaybeUninit, offset_of, size_of};
+use std::mem::{offset_of, size_of};
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
 use std::ptr;
 
@@ -63,8 +63,9 @@ impl Job {
     }
 
     /// Reads one fixed-size information class.
+    #[cfg(feature = "stats")]
     pub(crate) fn query<T: JobInfo>(&self) -> io::Result<T> {
-        let mut value = MaybeUninit::<T>::zeroed();
+        let mut value = std::mem::MaybeUninit::<T>::zeroed();
         // SAFETY: the pointer and length describe `value`, which is writable,
         // aligned for `T` and outlives the call; a null return-length is allowed.
         let ok = unsafe {

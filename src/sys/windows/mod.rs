@@ -2,6 +2,7 @@
 //! nested below it per run of a shared group. Children start suspended, join
 //! their jobs, and only then run, so no descendant ever runs outside the job.
 
+#[cfg(feature = "stats")]
 pub(crate) mod accounting;
 pub(crate) mod job;
 pub(crate) mod process;
@@ -74,6 +75,7 @@ impl JobContainer {
     }
 
     /// What the whole job uses (every run's nested job included).
+    #[cfg(feature = "stats")]
     pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
         self.job.usage()
     }
@@ -180,6 +182,7 @@ impl JobSlot {
     }
 
     /// What this run's tree uses.
+    #[cfg(feature = "stats")]
     pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
         self.job().usage()
     }

@@ -170,6 +170,7 @@ fn job_of(container: &Container) -> &super::JobContainer {
     job
 }
 
+#[cfg(feature = "stats")]
 #[tokio::test]
 async fn accounting_counts_the_whole_tree() {
     let container = group();
