@@ -381,3 +381,118 @@ async fn other_mechanisms_are_unsupported_on_windows() {
     .unwrap_err();
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn members_list_the_whole_tree() {
+    let pidfile = PidFile::new("members");
+    let group = ProcessGroup::new().unwrap();
+    let run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
+    let child = Watched::open(run.id().unwrap());
+    let grandchild = pidfile.grandchild().await;
+    let members = group.members().unwrap();
+    assert!(members.contains(&child.pid), "{members:?} lacks cmd.exe");
+    assert!(
+        members.contains(&grandchild.pid),
+        "{members:?} lacks the grandchild"
+    );
+    group.terminate_all().unwrap();
+    grandchild.assert_gone("the grandchild").await;
+    let deadline = Instant::now() + GENEROUS;
+    while !group.members().unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "members never emptied");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn stats_come_from_job_accounting() {
+    let pidfile = PidFile::new("stats");
+    let group = ProcessGroup::new().unwrap();
+    let _run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
+    let _grandchild = pidfile.grandchild().await;
+    let stats = group.stats().unwrap();
+    assert!(stats.active_process_count >= 2, "{stats:?}");
+    assert!(stats.total_processes.unwrap() >= 2, "{stats:?}");
+    assert!(stats.cpu_time.is_some(), "{stats:?}");
+    group.terminate_all().unwrap();
+}
+
+#[tokio::test]
+async fn only_the_kill_signal_is_deliverable() {
+    use processkit::Signal;
+    let pidfile = PidFile::new("signal");
+    let group = ProcessGroup::new().unwrap();
+    let _run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
+    let grandchild = pidfile.grandchild().await;
+    for signal in [Signal::Term, Signal::Hup, Signal::Int] {
+        let err = group.signal(signal).unwrap_err();
+        assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
+    }
+    assert!(grandchild.is_alive(), "an unsupported signal still killed");
+    group.signal(Signal::Kill).unwrap();
+    grandchild.assert_gone("the grandchild").await;
+}
+
+#[tokio::test]
+async fn a_suspended_group_resumes_and_still_tears_down() {
+    let pidfile = PidFile::new("suspend");
+    let group = ProcessGroup::new().unwrap();
+    let _run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
+    let grandchild = pidfile.grandchild().await;
+    group.suspend().unwrap();
+    group.resume().unwrap();
+    group.suspend().unwrap();
+    assert!(grandchild.is_alive());
+    drop(group);
+    grandchild.assert_gone("the suspended grandchild").await;
+}
+
+#[tokio::test]
+async fn an_adopted_process_dies_with_the_group() {
+    let pidfile = PidFile::new("adopt");
+    let exe = std::env::current_exe().expect("test binary path");
+    let outsider = std::process::Command::new(exe)
+        .args([
+            "helper_grandchild_entry_point",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(HELPER_ENV, &pidfile.0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("start the outsider");
+    let outsider = Watched::open(outsider.id());
+    let _published = pidfile.grandchild().await;
+    let group = ProcessGroup::new().unwrap();
+    group.adopt(outsider.pid).unwrap();
+    assert!(group.members().unwrap().contains(&outsider.pid));
+    drop(group);
+    outsider.assert_gone("the adopted process").await;
+}
+
+#[cfg(feature = "limits")]
+#[tokio::test]
+async fn memory_and_process_limits_are_accepted_by_the_job() {
+    use processkit::{ProcessGroupOptions, ProcessRunnerExt};
+    let group = ProcessGroup::with_options(
+        ProcessGroupOptions::default()
+            .memory_max(512 * 1024 * 1024)
+            .max_processes(64),
+    )
+    .unwrap();
+    assert_eq!(group.mechanism(), Mechanism::JobObject);
+    let cmd = Command::new("cmd").args(["/c", "echo capped"]);
+    assert_eq!(group.run(&cmd).await.unwrap(), "capped");
+}
+
+#[tokio::test]
+async fn adopting_a_missing_pid_is_not_found() {
+    let group = ProcessGroup::new().unwrap();
+    // Windows pids are multiples of four, so this one never exists.
+    let err = group.adopt(0xFFFF_FFF1).unwrap_err();
+    let Error::Io { source, .. } = &err else {
+        panic!("{err:?}");
+    };
+    assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{err:?}");
+}

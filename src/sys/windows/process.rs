@@ -4,6 +4,7 @@
 use std::io;
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
 
+use windows_sys::Win32::Foundation::ERROR_INVALID_PARAMETER;
 use windows_sys::Win32::System::Threading::{
     GetCurrentProcessId, OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SET_QUOTA,
     PROCESS_TERMINATE, TerminateProcess,
@@ -24,7 +25,15 @@ pub(crate) fn open_for_job(pid: u32) -> io::Result<OwnedHandle> {
     // SAFETY: OpenProcess takes plain integers; a null result is checked.
     let raw = unsafe { OpenProcess(access, 0, pid) };
     if raw.is_null() {
-        return Err(io::Error::last_os_error());
+        let err = io::Error::last_os_error();
+        // OpenProcess answers "invalid parameter" for a pid that does not exist.
+        if err.raw_os_error() == Some(ERROR_INVALID_PARAMETER as i32) {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("no process with pid {pid}"),
+            ));
+        }
+        return Err(err);
     }
     // SAFETY: `raw` is a fresh, valid handle that nothing else owns.
     Ok(unsafe { OwnedHandle::from_raw_handle(raw) })
