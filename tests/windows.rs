@@ -175,7 +175,7 @@ async fn an_owner_killed_abruptly_takes_its_tree_along() {
     let pidfile = PidFile::new("owner");
     let exe = std::env::current_exe().expect("test binary path");
     // Started without processkit, so only the owner's own job holds the tree.
-    let owner = std::process::Command::new(exe)
+    let mut owner_child = std::process::Command::new(exe)
         .args([
             "helper_owner_entry_point",
             "--exact",
@@ -186,12 +186,13 @@ async fn an_owner_killed_abruptly_takes_its_tree_along() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start the owner");
-    let owner = Watched::open(owner.id());
+    let owner = Watched::open(owner_child.id());
     let grandchild = pidfile.grandchild().await;
     // TerminateProcess runs no destructors: only the kernel closing the
     // owner's job handle (kill-on-close) can end the grandchild now.
     drop(owner);
     grandchild.assert_gone("the dead owner's grandchild").await;
+    let _ = owner_child.wait();
 }
 
 #[tokio::test]
@@ -382,6 +383,7 @@ async fn other_mechanisms_are_unsupported_on_windows() {
     assert!(matches!(err, Error::Unsupported { .. }), "{err:?}");
 }
 
+#[cfg(feature = "process-control")]
 #[tokio::test]
 async fn members_list_the_whole_tree() {
     let pidfile = PidFile::new("members");
@@ -404,6 +406,7 @@ async fn members_list_the_whole_tree() {
     }
 }
 
+#[cfg(feature = "stats")]
 #[tokio::test]
 async fn stats_come_from_job_accounting() {
     let pidfile = PidFile::new("stats");
@@ -417,6 +420,7 @@ async fn stats_come_from_job_accounting() {
     group.terminate_all().unwrap();
 }
 
+#[cfg(feature = "process-control")]
 #[tokio::test]
 async fn only_the_kill_signal_is_deliverable() {
     use processkit::Signal;
@@ -433,6 +437,7 @@ async fn only_the_kill_signal_is_deliverable() {
     grandchild.assert_gone("the grandchild").await;
 }
 
+#[cfg(feature = "process-control")]
 #[tokio::test]
 async fn a_suspended_group_resumes_and_still_tears_down() {
     let pidfile = PidFile::new("suspend");
@@ -447,11 +452,12 @@ async fn a_suspended_group_resumes_and_still_tears_down() {
     grandchild.assert_gone("the suspended grandchild").await;
 }
 
+#[cfg(feature = "process-control")]
 #[tokio::test]
 async fn an_adopted_process_dies_with_the_group() {
     let pidfile = PidFile::new("adopt");
     let exe = std::env::current_exe().expect("test binary path");
-    let outsider = std::process::Command::new(exe)
+    let mut outsider_child = std::process::Command::new(exe)
         .args([
             "helper_grandchild_entry_point",
             "--exact",
@@ -462,13 +468,14 @@ async fn an_adopted_process_dies_with_the_group() {
         .stdout(std::process::Stdio::null())
         .spawn()
         .expect("start the outsider");
-    let outsider = Watched::open(outsider.id());
+    let outsider = Watched::open(outsider_child.id());
     let _published = pidfile.grandchild().await;
     let group = ProcessGroup::new().unwrap();
     group.adopt(outsider.pid).unwrap();
     assert!(group.members().unwrap().contains(&outsider.pid));
     drop(group);
     outsider.assert_gone("the adopted process").await;
+    let _ = outsider_child.wait();
 }
 
 #[cfg(feature = "limits")]
@@ -486,6 +493,7 @@ async fn memory_and_process_limits_are_accepted_by_the_job() {
     assert_eq!(group.run(&cmd).await.unwrap(), "capped");
 }
 
+#[cfg(feature = "process-control")]
 #[tokio::test]
 async fn adopting_a_missing_pid_is_not_found() {
     let group = ProcessGroup::new().unwrap();

@@ -43,6 +43,8 @@ pub(crate) const PIPE_GRACE: Duration = Duration::from_millis(500);
 pub(crate) type OutputPipe = Box<dyn AsyncRead + Send + Unpin>;
 
 /// What the handle waits on for the exit: an OS child, or a double's script.
+// tokio's Windows `Child` is large; there is one `Waiter` per run, not per poll.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Waiter {
     /// A real child process.
     Os(Child),
