@@ -19,10 +19,10 @@ async fn main() -> processkit::Result<()> {
     );
 
     // Two children; the first starts a grandchild of its own.
-    let _a = group
+    let mut a = group
         .start(&Command::new("sh").args(["-c", "trap '' HUP; sleep 30 & wait"]))
         .await?;
-    let _b = group
+    let mut b = group
         .start(&Command::new("sh").args(["-c", "trap '' HUP; exec sleep 30"]))
         .await?;
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -57,8 +57,10 @@ async fn main() -> processkit::Result<()> {
     drop(samples);
 
     group.shutdown().await?;
+    // Reap the two direct children so no zombie is left to list.
+    let codes = (a.wait().await?, b.wait().await?);
     println!(
-        "shutdown:    SIGTERM, then SIGKILL; members now {:?}",
+        "shutdown:    SIGTERM, then SIGKILL; exit codes {codes:?}, members now {:?}",
         group.members()?
     );
     Ok(())
