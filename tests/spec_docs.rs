@@ -206,3 +206,23 @@ fn slugs_follow_githubs_rules() {
         "streaming--interactive-io"
     );
 }
+
+#[test]
+fn the_index_links_every_page() {
+    let index = links(&read(&root().join("docs/README.md")));
+    for entry in fs::read_dir(root().join("docs")).expect("docs/ exists") {
+        let name = entry
+            .expect("dir entry")
+            .file_name()
+            .into_string()
+            .expect("utf-8 name");
+        if name.ends_with(".md") && name != "README.md" {
+            assert!(
+                index
+                    .iter()
+                    .any(|l| l.split('#').next() == Some(name.as_str())),
+                "docs/README.md does not link {name}"
+            );
+        }
+    }
+}
