@@ -1,7 +1,7 @@
 //! The guardian's public face: whether a watchdog process stands ready to
 //! tear down everything this process started if it dies without running `Drop`.
 
-/// Environment variable that turns the guardian off (`0`, `off` or `false`).
+/// Environment variable that turns the guardian off (`0`, `off`, `false` or `no`).
 pub const GUARDIAN_ENV: &str = "PROCESSKIT_GUARDIAN";
 
 /// The state of this process's guardian, as reported by [`guardian_status`].

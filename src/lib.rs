@@ -12,7 +12,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! See the guides in `docs/` for every capability.
+//! The guides in the repository's `docs/` directory cover every capability;
+//! the [cookbook](https://github.com/processkit-rs/processkit/blob/main/docs/cookbook.md)
+//! maps "I want to …" to a working snippet.
 #![deny(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 

@@ -11,7 +11,9 @@ mod groupctl_support;
 use std::time::Duration;
 
 use groupctl_support::*;
-use processkit::{Command, Error, ProcessGroup, Signal, StreamExt, wait_any};
+#[cfg(feature = "limits")]
+use processkit::Error;
+use processkit::{Command, ProcessGroup, Signal, StreamExt, wait_any};
 
 // ---- the published examples, verbatim in shape ----
 
@@ -202,7 +204,9 @@ async fn sampling_yields_a_series_and_a_profile() {
         .start()
         .await
         .expect("start crunch")
-        .profile(Duration::from_millis(100))
+        // Process groups are sampled from /proc while the child lives (a cgroup
+        // keeps its totals after exit), so sample often enough to see the loop.
+        .profile(Duration::from_millis(10))
         .await
         .expect("profile");
     assert_eq!(profile.exit_code, Some(0));

@@ -16,11 +16,6 @@ use crate::finish;
 use crate::result::ProcessResult;
 use crate::running::RunningProcess;
 
-/// The pipelines guide, compiled as doctests so its examples stay true.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/pipelines.md")]
-pub struct PipelinesGuide;
-
 /// Two or more [`Command`]s whose stdout feeds the next one's stdin, like a
 /// shell's `a | b | c` but without a shell: no quoting, no injection surface.
 ///

@@ -162,8 +162,3 @@ impl<R: ProcessRunner + ?Sized> ProcessRunner for Arc<R> {
         (**self).output_bytes(cmd)
     }
 }
-
-/// The testing guide's examples, compiled and run with the doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/testing.md")]
-struct TestingGuide;

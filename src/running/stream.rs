@@ -139,8 +139,3 @@ impl RunningProcess {
         }
     }
 }
-
-/// Compiles (and runs) the examples of the streaming guide as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../docs/streaming.md")]
-struct StreamingGuide;
