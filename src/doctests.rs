@@ -36,3 +36,6 @@ pub struct Testing;
 
 #[doc = include_str!("../docs/privileges.md")]
 pub struct Privileges;
+
+#[doc = include_str!("../docs/platform-support.md")]
+pub struct PlatformSupport;
