@@ -504,3 +504,29 @@ async fn adopting_a_missing_pid_is_not_found() {
     };
     assert_eq!(source.kind(), std::io::ErrorKind::NotFound, "{err:?}");
 }
+
+#[tokio::test]
+async fn a_pipeline_joins_windows_programs_through_native_pipes() {
+    let out = Command::new("cmd")
+        .args(["/c", "echo banana& echo apple& echo mango"])
+        .pipe(Command::new("find").arg("an"))
+        .output_string()
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Some(0));
+    let lines: Vec<&str> = out.stdout().lines().map(str::trim).collect();
+    assert_eq!(lines, ["banana", "mango"]);
+}
+
+#[tokio::test]
+async fn a_pipeline_timeout_kills_every_stage_and_grandchild() {
+    let pidfile = PidFile::new("pipeline");
+    let chain = cmd_with_grandchild(&pidfile)
+        .pipe(Command::new("find").arg("never-printed"))
+        .timeout(Duration::from_secs(5));
+    let run = tokio::spawn(async move { chain.output_string().await });
+    let grandchild = pidfile.grandchild().await;
+    let result = bounded(run).await.unwrap().unwrap();
+    assert!(result.timed_out());
+    grandchild.assert_gone("the first stage's grandchild").await;
+}
