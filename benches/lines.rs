@@ -10,7 +10,11 @@ use processkit::{Command, StreamExt};
 use support::{Contest, size};
 use tokio::io::AsyncBufReadExt;
 
-const NAMES: [&str; 2] = ["tokio BufReader::lines", "processkit stdout_lines"];
+const NAMES: [&str; 3] = [
+    "tokio BufReader::lines",
+    "processkit stdout_lines",
+    "raw pipe read, no splitting (ceiling)",
+];
 
 async fn once(which: usize, count: &str, expected_lines: u64) {
     let script = format!("yes | head -c {count}");
@@ -30,7 +34,7 @@ async fn once(which: usize, count: &str, expected_lines: u64) {
             assert!(child.wait().await.unwrap().success());
             n
         }
-        _ => {
+        1 => {
             let mut run = Command::new("sh")
                 .args(["-c", &script])
                 .start()
@@ -44,6 +48,26 @@ async fn once(which: usize, count: &str, expected_lines: u64) {
             }
             assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
             n
+        }
+        _ => {
+            use tokio::io::AsyncReadExt;
+            let mut child = tokio::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut pipe = child.stdout.take().unwrap();
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut total = 0u64;
+            loop {
+                let n = pipe.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            assert!(child.wait().await.unwrap().success());
+            total / 2
         }
     };
     assert_eq!(lines, expected_lines);

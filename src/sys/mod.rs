@@ -443,3 +443,13 @@ pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
         false
     }
 }
+
+/// Asks for a 1 MiB kernel buffer on a pipe we drain (Linux; best effort).
+#[cfg(target_os = "linux")]
+pub(crate) fn enlarge_pipe(pipe: &impl std::os::fd::AsRawFd) {
+    linux::pipe::enlarge(pipe.as_raw_fd());
+}
+
+/// Pipe sizes are fixed on this platform.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn enlarge_pipe<P>(_pipe: &P) {}

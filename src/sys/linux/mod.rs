@@ -7,6 +7,7 @@ mod guardian_process;
 #[cfg(feature = "limits")]
 pub(crate) mod limits;
 pub(crate) mod pidfd;
+pub(crate) mod pipe;
 #[cfg(feature = "stats")]
 pub(crate) mod procfs;
 pub(crate) mod reaper;
