@@ -2,6 +2,7 @@
 //! per-process root; the process-group fallback lives in `sys::unix`.
 
 pub(crate) mod cgroup;
+pub(crate) mod events;
 pub(crate) mod guardian;
 mod guardian_process;
 #[cfg(feature = "limits")]
