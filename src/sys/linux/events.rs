@@ -41,9 +41,15 @@ impl EventsWatch {
         if wd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(EventsWatch {
-            fd: AsyncFd::new(fd)?,
-        })
+        // `AsyncFd::new` is deprecated in newer tokio for descriptors it does
+        // not own; this one it owns outright (an `OwnedFd`), and its
+        // replacement, `register`, is missing from the oldest tokio we support.
+        // A runtime without I/O makes it panic: fall back to polling then.
+        #[allow(deprecated)]
+        let registered =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| AsyncFd::new(fd)))
+                .map_err(|_| io::Error::other("the tokio runtime has I/O disabled"))?;
+        Ok(EventsWatch { fd: registered? })
     }
 
     /// Waits for the next notification (a wake-up may be spurious: re-check).
