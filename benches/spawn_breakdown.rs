@@ -81,8 +81,8 @@ async fn once(which: usize, tiny: &Path, join: &JoinCgroup, scratch: &Path, roun
 
 fn main() {
     support::header("spawn_breakdown");
-    let Some(parent) = support::own_cgroup_dir() else {
-        println!("no cgroup v2 here: nothing to break down");
+    let Some(parent) = support::writable_cgroup_dir() else {
+        println!("no writable cgroup v2 here: nothing to break down");
         return;
     };
     let tiny = support::tiny_child();

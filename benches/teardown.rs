@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use processkit::{Command, ProcessGroup, ProcessGroupOptions};
+use processkit::{Command, Mechanism, ProcessGroup, ProcessGroupOptions};
 use support::{Contest, size};
 
 const NAMES: [&str; 3] = [
@@ -129,14 +129,18 @@ async fn library_round(n: usize, by_shutdown: bool) -> Duration {
 
 fn main() {
     support::header("teardown");
-    let Some(parent) = support::own_cgroup_dir() else {
-        println!("no cgroup v2 here: nothing to compare");
+    let Some(parent) = support::writable_cgroup_dir() else {
+        println!("no writable cgroup v2 here: nothing to compare");
         return;
     };
     let n = size(500, 50);
     let rounds = size(9, 2);
     let rt = support::runtime();
     rt.block_on(async {
+        if ProcessGroup::new().unwrap().mechanism() != Mechanism::CgroupV2 {
+            println!("processkit does not use cgroup v2 here: nothing to compare");
+            return;
+        }
         let mut contest = Contest::new(format!("teardown of a {n}-process tree"), &NAMES);
         for round in 0..rounds {
             for which in contest.order(round) {

@@ -210,6 +210,16 @@ pub fn own_cgroup_dir() -> Option<PathBuf> {
     Some(mount.join(own.trim_start_matches('/')))
 }
 
+/// This process's cgroup v2 directory, if we may create cgroups below it
+/// (root, or a delegated subtree); benches that need one skip without it.
+pub fn writable_cgroup_dir() -> Option<PathBuf> {
+    let dir = own_cgroup_dir()?;
+    let probe = dir.join(format!("pk-bench-probe-{}", std::process::id()));
+    std::fs::create_dir(&probe).ok()?;
+    std::fs::remove_dir(&probe).ok()?;
+    Some(dir)
+}
+
 /// The cgroup v2 directory `pid` lives in.
 pub fn cgroup_of(pid: u32) -> Option<PathBuf> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).ok()?;
