@@ -1,5 +1,6 @@
 //! The capture path moves every byte, in order, however large the output:
 //! reads land straight in the capture buffer and the pipe is enlarged.
+#![cfg(unix)]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -69,4 +70,23 @@ async fn stderr_is_captured_alongside_a_large_stdout() {
         .unwrap();
     assert_eq!(result.stdout(), &seq_text(500_000));
     assert_eq!(result.stderr(), &seq_text(1000));
+}
+
+/// The child sees a 1 MiB stdout pipe (Linux grows the pipes we drain).
+#[cfg(target_os = "linux")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stdout_pipe_is_a_mebibyte_on_linux() {
+    // F_GETPIPE_SZ is 1032; python3 is the one common tool that can ask.
+    let script = "import fcntl; print(fcntl.fcntl(1, 1032)); print(fcntl.fcntl(2, 1032))";
+    let out = match Command::new("python3").args(["-c", script]).run().await {
+        Err(processkit::Error::NotFound { .. }) => {
+            eprintln!("python3 is not available: skipped");
+            return;
+        }
+        other => other.unwrap(),
+    };
+    let sizes: Vec<&str> = out.lines().collect();
+    assert_eq!(sizes[0], "1048576", "stdout pipe size");
+    // stderr keeps the default: only the stream that carries bulk output grows.
+    assert_ne!(sizes[1], "1048576", "stderr pipe size");
 }
