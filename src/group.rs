@@ -117,16 +117,7 @@ impl ProcessGroup {
 
     /// Waits (bounded) until no process is left in the group.
     async fn wait_empty(&self, limit: Duration) -> bool {
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut pause = Duration::from_micros(500);
-        while tokio::time::Instant::now() < deadline {
-            if !self.container.is_populated().unwrap_or(false) {
-                return true;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
-        false
+        self.container.wait_empty(limit).await
     }
 }
 

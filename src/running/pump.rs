@@ -18,6 +18,14 @@ use crate::command::LineHandler;
 /// Size of each read from a pipe.
 pub(crate) const READ_CHUNK: usize = 64 * 1024;
 
+/// Below this much spare capacity, a capture buffer grows before the next
+/// read, so a read can take a whole (1 MiB) pipe's worth at once.
+const MIN_SPARE: usize = 1024 * 1024;
+
+/// The most a capture buffer grows by at once, so a huge capture does not
+/// double its reservation at the very end.
+const MAX_GROWTH: usize = 256 * 1024 * 1024;
+
 /// A running capture of one output stream.
 pub(crate) struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
@@ -181,21 +189,17 @@ async fn drain(
         }
     };
     tokio::pin!(stop);
-    let mut chunk = vec![0u8; READ_CHUNK];
     let mut splitter = handler.map(|h| (h, Vec::<u8>::new()));
     loop {
         // Reading a pipe is cancel-safe: a stop loses no bytes.
-        let n = tokio::select! {
+        let read = tokio::select! {
             biased;
             () = &mut stop => return Some(reader),
-            read = reader.read(&mut chunk) => match read {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
-            },
+            read = std::future::poll_fn(|cx| poll_append(&mut reader, &buf, cx)) => read,
         };
-        lock(&buf).extend_from_slice(&chunk[..n]);
+        let Some(range) = read else { break };
         if let Some((handler, pending)) = splitter.as_mut() {
-            pending.extend_from_slice(&chunk[..n]);
+            pending.extend_from_slice(&lock(&buf)[range]);
             emit_lines(pending, handler, false);
         }
     }
@@ -203,6 +207,31 @@ async fn drain(
         emit_lines(&mut pending, &handler, true);
     }
     None
+}
+
+/// Reads once from `reader` straight into the spare capacity of `buf`
+/// (no intermediate chunk, no second copy) and returns where the new bytes
+/// landed; `None` at end-of-file or on a read error. The lock is held only
+/// for this one non-blocking read.
+fn poll_append(
+    reader: &mut OutputPipe,
+    buf: &Mutex<Vec<u8>>,
+    cx: &mut Context<'_>,
+) -> Poll<Option<std::ops::Range<usize>>> {
+    let mut buf = lock(buf);
+    if buf.capacity() - buf.len() < MIN_SPARE {
+        // Doubling keeps the number of copies logarithmic in the output size.
+        let more = buf.len().clamp(READ_CHUNK, MAX_GROWTH);
+        buf.reserve(more);
+    }
+    let start = buf.len();
+    // `read_buf` fills the spare capacity in place; polling it once and
+    // dropping it loses nothing, as no bytes are taken before it is ready.
+    let read = std::pin::pin!(reader.read_buf(&mut *buf)).poll(cx);
+    match ready!(read) {
+        Ok(0) | Err(_) => Poll::Ready(None),
+        Ok(n) => Poll::Ready(Some(start..start + n)),
+    }
 }
 
 /// Calls `handler` for every complete line in `pending` (and the unterminated

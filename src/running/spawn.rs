@@ -106,6 +106,10 @@ pub(crate) async fn spawn_with(
         feed(&cmd.stdin.0, pipe);
     }
     let raw_stdout = child.stdout.take_if(|_| io.raw_stdout);
+    // Only pipes we read ourselves: a pipeline's inner pipes stay as they are.
+    if let Some(pipe) = &child.stdout {
+        crate::sys::enlarge_pipe(pipe);
+    }
     let stdout = child
         .stdout
         .take()

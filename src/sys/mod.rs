@@ -210,6 +210,25 @@ impl Container {
         }
     }
 
+    /// Waits until no process is left, at most `limit`; `true` once empty.
+    /// A cgroup is watched through inotify; other mechanisms are polled.
+    pub(crate) async fn wait_empty(&self, limit: std::time::Duration) -> bool {
+        #[cfg(target_os = "linux")]
+        if let ContainerKind::Cgroup(c) = &self.kind {
+            return linux::events::wait_empty(c.cgroup(), limit).await;
+        }
+        let deadline = tokio::time::Instant::now() + limit;
+        let mut pause = std::time::Duration::from_micros(500);
+        while tokio::time::Instant::now() < deadline {
+            if !self.is_populated().unwrap_or(false) {
+                return true;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_millis(20));
+        }
+        false
+    }
+
     /// Moves an existing process into this container.
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
@@ -445,3 +464,13 @@ pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
         false
     }
 }
+
+/// Asks for a 1 MiB kernel buffer on a pipe we drain (Linux; best effort).
+#[cfg(target_os = "linux")]
+pub(crate) fn enlarge_pipe(pipe: &impl std::os::fd::AsRawFd) {
+    linux::pipe::enlarge(pipe.as_raw_fd());
+}
+
+/// Pipe sizes are fixed on this platform.
+#[cfg(not(target_os = "linux"))]
+pub(crate) fn enlarge_pipe<P>(_pipe: &P) {}

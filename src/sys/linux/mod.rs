@@ -2,11 +2,13 @@
 //! per-process root; the process-group fallback lives in `sys::unix`.
 
 pub(crate) mod cgroup;
+pub(crate) mod events;
 pub(crate) mod guardian;
 mod guardian_process;
 #[cfg(feature = "limits")]
 pub(crate) mod limits;
 pub(crate) mod pidfd;
+pub(crate) mod pipe;
 #[cfg(feature = "stats")]
 pub(crate) mod procfs;
 pub(crate) mod reaper;

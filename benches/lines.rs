@@ -1,0 +1,96 @@
+//! Line streaming of `yes` output (`y\n` lines): processkit's `stdout_lines`
+//! against tokio's `BufReader::lines()` on the same child's pipe.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Instant;
+
+use processkit::{Command, StreamExt};
+use support::{Contest, size};
+use tokio::io::AsyncBufReadExt;
+
+const NAMES: [&str; 3] = [
+    "tokio BufReader::lines",
+    "processkit stdout_lines",
+    "raw pipe read, no splitting (ceiling)",
+];
+
+async fn once(which: usize, count: &str, expected_lines: u64) {
+    let script = format!("yes | head -c {count}");
+    let lines = match which {
+        0 => {
+            let mut child = tokio::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+            let mut n = 0u64;
+            while let Some(line) = lines.next_line().await.unwrap() {
+                std::hint::black_box(line);
+                n += 1;
+            }
+            assert!(child.wait().await.unwrap().success());
+            n
+        }
+        1 => {
+            let mut run = Command::new("sh")
+                .args(["-c", &script])
+                .start()
+                .await
+                .unwrap();
+            let mut n = 0u64;
+            let mut lines = run.stdout_lines();
+            while let Some(line) = lines.next().await {
+                std::hint::black_box(line);
+                n += 1;
+            }
+            assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
+            n
+        }
+        _ => {
+            use tokio::io::AsyncReadExt;
+            let mut child = tokio::process::Command::new("sh")
+                .args(["-c", &script])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut pipe = child.stdout.take().unwrap();
+            let mut chunk = vec![0u8; 64 * 1024];
+            let mut total = 0u64;
+            loop {
+                let n = pipe.read(&mut chunk).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                total += n as u64;
+            }
+            assert!(child.wait().await.unwrap().success());
+            total / 2
+        }
+    };
+    assert_eq!(lines, expected_lines);
+}
+
+fn main() {
+    support::header("lines");
+    let bytes = size(1 << 30, 32 << 20);
+    let count = bytes.to_string();
+    let rounds = size(3, 2);
+    let rt = support::runtime();
+    rt.block_on(async {
+        let mut contest = Contest::new(
+            format!("stream {} MiB of `yes` line by line", bytes >> 20),
+            &NAMES,
+        );
+        for round in 0..rounds {
+            for which in contest.order(round) {
+                let begun = Instant::now();
+                once(which, &count, bytes as u64 / 2).await;
+                contest.record(which, begun.elapsed());
+            }
+        }
+        contest.report(0, Some(bytes as u64));
+    });
+}
