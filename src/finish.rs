@@ -11,7 +11,6 @@ pub(crate) async fn output_bytes(run: RunningProcess) -> Result<ProcessResult<Ve
 }
 
 /// Full outcome with stdout/stderr decoded lossily as UTF-8.
-#[allow(dead_code)] // the `Command` verbs decode after retrying; other callers hold one run
 pub(crate) async fn output_string(run: RunningProcess) -> Result<ProcessResult<String>> {
     Ok(output_bytes(run).await?.into_lossy_string())
 }

@@ -51,7 +51,7 @@ pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
-pub use mechanism::Mechanism;
+pub use mechanism::{Mechanism, fallback_reason};
 pub use pipeline::Pipeline;
 pub use result::ProcessResult;
 pub use retry::RetryPolicy;

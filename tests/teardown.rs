@@ -48,16 +48,16 @@ fn child_dirs(dir: &PathBuf) -> Vec<String> {
 #[tokio::test]
 async fn teardown_spares_the_caller_and_its_siblings() {
     // A process the test started by other means, in the test's own process
-    // group and cgroup: no teardown may touch it.
-    let token = common::token("bystander");
-    let _cleanup = common::Cleanup {
-        token: token.clone(),
-        pidfile: None,
-    };
-    let mut bystander = std::process::Command::new("sh")
-        .args(["-c", "sleep 1000; true", &token])
-        .spawn()
-        .unwrap();
+    // group and cgroup: no teardown may touch it. It is a plain `sleep` (no
+    // shell in between), so killing it by pid on drop leaves nothing behind.
+    let mut bystander = Bystander(
+        std::process::Command::new("sleep")
+            .arg("1000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let own_cgroup_before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
     for mechanism in [Mechanism::CgroupV2, Mechanism::ProcessGroup] {
         let options = ProcessGroupOptions::default()
@@ -80,15 +80,23 @@ async fn teardown_spares_the_caller_and_its_siblings() {
     }
     std::thread::sleep(Duration::from_millis(200));
     assert!(
-        bystander.try_wait().unwrap().is_none(),
+        bystander.0.try_wait().unwrap().is_none(),
         "a bystander in our group was killed"
     );
     assert_eq!(
         std::fs::read_to_string("/proc/self/cgroup").unwrap(),
         own_cgroup_before
     );
-    bystander.kill().unwrap();
-    bystander.wait().unwrap();
+}
+
+/// Kills and reaps the bystander by pid, also when an assertion failed.
+struct Bystander(std::process::Child);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[tokio::test]
@@ -109,4 +117,10 @@ async fn twenty_groups_in_a_row_leave_no_cgroups_behind() {
     let root = own_root().expect("the per-process root exists once a cgroup group was made");
     let empty = common::eventually(Duration::from_secs(10), || child_dirs(&root).is_empty());
     assert!(empty, "cgroups left behind: {:?}", child_dirs(&root));
+}
+
+#[test]
+fn this_cgroup_host_reports_no_fallback() {
+    // The CI host has a writable cgroup2 (see docs/platform-support.md).
+    assert_eq!(processkit::fallback_reason(), None);
 }

@@ -76,7 +76,6 @@ fn unsupported(mechanism: Mechanism, reason: impl Into<String>) -> Error {
 }
 
 /// Why the best mechanism of this platform is unavailable, if it is.
-#[allow(dead_code)] // kept for diagnostics; nothing reports it yet
 pub(crate) fn degraded_reason() -> Option<&'static str> {
     #[cfg(target_os = "linux")]
     return linux::CgroupContainer::available().err();
@@ -361,19 +360,6 @@ impl Slot {
             }
             #[cfg(windows)]
             SlotKind::Job(s) => s.kill(),
-        }
-    }
-
-    /// Whether any process of this run is still alive.
-    #[allow(dead_code)] // nothing asks per run yet
-    pub(crate) fn is_populated(&self) -> bool {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s.cgroup().is_populated().unwrap_or(false),
-            #[cfg(unix)]
-            SlotKind::Pgroup(s) => s.is_populated(),
-            #[cfg(windows)]
-            SlotKind::Job(s) => s.is_populated(),
         }
     }
 }

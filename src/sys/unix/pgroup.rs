@@ -121,11 +121,6 @@ impl PgroupSlot {
         kill_group(self.pgid, sig);
     }
 
-    #[allow(dead_code)] // reached only through Slot::is_populated
-    pub(crate) fn is_populated(&self) -> bool {
-        group_alive(self.pgid)
-    }
-
     /// This run's process group id (0 before the child started).
     #[cfg(feature = "stats")]
     pub(crate) fn pgid(&self) -> i32 {

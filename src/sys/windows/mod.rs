@@ -177,10 +177,6 @@ impl JobSlot {
         self.job().terminate()
     }
 
-    pub(crate) fn is_populated(&self) -> bool {
-        self.job().pids().is_ok_and(|p| !p.is_empty())
-    }
-
     /// What this run's tree uses.
     #[cfg(feature = "stats")]
     pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
