@@ -3,7 +3,9 @@
 // The tests that run real programs are Unix-only; their helpers idle elsewhere.
 #![cfg_attr(not(unix), allow(unused_imports, dead_code))]
 
-use std::path::PathBuf;
+mod common;
+
+use common::TempDir;
 
 // --- "Wrapping a CLI tool" (verbatim) ---------------------------------------
 use processkit::{ProcessRunner, Result, cli_client};
@@ -33,28 +35,6 @@ async fn record_and_replay(fixture: &Path) -> processkit::Result<String> {
         version
     );
     Ok(version)
-}
-
-/// A scratch directory removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("pk-spec-{tag}-{}-{nanos}", std::process::id());
-        let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 #[tokio::test]

@@ -2,20 +2,20 @@
 //! incarnations sharing one `ProcessGroup`.
 
 #[cfg(target_os = "linux")]
-mod supervision_support;
+mod common;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 #[cfg(target_os = "linux")]
+use common::*;
+#[cfg(target_os = "linux")]
 use processkit::ProcessGroup;
 use processkit::{
     BoxFuture, Command, Error, ProcessResult, ProcessRunner, RestartPolicy, RunningProcess,
     StopReason, Supervisor,
 };
-#[cfg(target_os = "linux")]
-use supervision_support::*;
 use tokio::time::Instant;
 
 /// Replies with canned results in order (repeating the last one) and notes
@@ -324,7 +324,7 @@ async fn a_missing_program_ends_supervision_with_not_found() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn real_runs_restart_on_crash_until_one_succeeds() {
-    let dir = scratch_dir("sv-real");
+    let dir = TempDir::new("sv-real");
     let count = dir.join("runs");
     let script = format!("echo run >> {0}; [ $(wc -l < {0}) -ge 3 ]", count.display());
     let outcome = Supervisor::new(Command::new("sh").args(["-c", &script]))
@@ -343,9 +343,9 @@ async fn real_runs_restart_on_crash_until_one_succeeds() {
 /// supervisor future (the group owns it) and dies with the group.
 #[cfg(target_os = "linux")]
 async fn incarnations_share_the_group(group: ProcessGroup) {
-    let token = unique_token("sv-group");
-    let _reaper = Reaper::new(&[&token]);
-    let dir = scratch_dir("sv-group");
+    let token = token("sv-group");
+    let _reaper = Cleanup::tokens(&[&token]);
+    let dir = TempDir::new("sv-group");
     let count = dir.join("runs");
     // Runs 1 and 2 leave a grandchild behind and crash; run 3 stays up.
     let script = format!(
@@ -361,7 +361,7 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
     tokio::select! {
         outcome = supervision => panic!("supervision ended early: {outcome:?}"),
         _ = async {
-            while line_count(&count) < 3 || pids_with(&token).len() < 2 {
+            while line_count(&count) < 3 || pids_with_token(&token).len() < 2 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         } => {}
@@ -369,7 +369,7 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
     // The supervisor is gone, but the group still holds run 3 and its grandchild
     // (earlier runs' grandchildren died when their run ended).
     assert_eq!(line_count(&count), 3);
-    let alive = pids_with(&token);
+    let alive = pids_with_token(&token);
     assert!(
         alive.len() >= 2,
         "last incarnation should outlive the supervisor: {alive:?}"
@@ -378,7 +378,7 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
     assert!(
         wait_gone(&token).await,
         "survivors: {:?}",
-        pids_with(&token)
+        pids_with_token(&token)
     );
     let _ = std::fs::remove_dir_all(dir);
 }
@@ -442,8 +442,8 @@ mod cancellation {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn cancelling_a_real_incarnation_ends_supervision_and_its_tree() {
-        let token_str = unique_token("sv-cancel");
-        let _reaper = Reaper::new(&[&token_str]);
+        let token_str = token("sv-cancel");
+        let _reaper = Cleanup::tokens(&[&token_str]);
         let cancel = CancellationToken::new();
         let cmd = Command::new("sh")
             .args(["-c", &tree_script(&token_str)])

@@ -50,10 +50,7 @@ async fn teardown_spares_the_caller_and_its_siblings() {
     // A process the test started by other means, in the test's own process
     // group and cgroup: no teardown may touch it.
     let token = common::token("bystander");
-    let _cleanup = common::Cleanup {
-        token: token.clone(),
-        pidfile: None,
-    };
+    let _cleanup = common::Cleanup::token(&token);
     let mut bystander = std::process::Command::new("sh")
         .args(["-c", "sleep 1000; true", &token])
         .spawn()
