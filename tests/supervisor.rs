@@ -14,7 +14,7 @@ use common::*;
 use processkit::ProcessGroup;
 use processkit::{
     BoxFuture, Command, Error, ProcessResult, ProcessRunner, RestartPolicy, RunningProcess,
-    StopReason, Supervisor,
+    StopReason, SupervisionOutcome, Supervisor,
 };
 use tokio::time::Instant;
 
@@ -95,34 +95,38 @@ fn supervisor() -> Supervisor {
         .jitter(false)
 }
 
+/// Supervises the canned exit `codes` under `policy` (and `max_restarts`, if
+/// any); returns the outcome and how many runs the runner saw.
+async fn supervise(
+    codes: &[Option<i32>],
+    policy: RestartPolicy,
+    max_restarts: Option<u32>,
+) -> (SupervisionOutcome, usize) {
+    let runner = CannedRunner::new(codes);
+    let mut supervisor = supervisor().with_runner(&runner).restart(policy);
+    if let Some(max) = max_restarts {
+        supervisor = supervisor.max_restarts(max);
+    }
+    let outcome = supervisor.run().await.unwrap();
+    (outcome, runner.calls())
+}
+
 #[tokio::test(start_paused = true)]
 async fn always_restarts_after_clean_exits_until_the_limit() {
-    let runner = CannedRunner::new(&[Some(0)]);
-    let outcome = supervisor()
-        .with_runner(&runner)
-        .restart(RestartPolicy::Always)
-        .max_restarts(4)
-        .run()
-        .await
-        .unwrap();
+    let (outcome, calls) = supervise(&[Some(0)], RestartPolicy::Always, Some(4)).await;
     assert_eq!(outcome.restarts, 4);
     assert_eq!(outcome.stopped, StopReason::MaxRestarts);
-    assert_eq!(runner.calls(), 5);
+    assert_eq!(calls, 5);
 }
 
 #[tokio::test(start_paused = true)]
 async fn on_crash_restarts_until_a_clean_exit() {
-    let runner = CannedRunner::new(&[Some(1), None, Some(0), Some(1)]);
-    let outcome = supervisor()
-        .with_runner(&runner)
-        .restart(RestartPolicy::OnCrash)
-        .run()
-        .await
-        .unwrap();
+    let codes = [Some(1), None, Some(0), Some(1)];
+    let (outcome, calls) = supervise(&codes, RestartPolicy::OnCrash, None).await;
     assert_eq!(outcome.restarts, 2);
     assert_eq!(outcome.stopped, StopReason::PolicyDeclined);
     assert_eq!(outcome.result.code(), Some(0));
-    assert_eq!(runner.calls(), 3);
+    assert_eq!(calls, 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -136,17 +140,11 @@ async fn on_crash_treats_a_timeout_as_a_crash() {
 
 #[tokio::test(start_paused = true)]
 async fn never_runs_exactly_once_even_after_a_crash() {
-    let runner = CannedRunner::new(&[Some(1)]);
-    let outcome = supervisor()
-        .with_runner(&runner)
-        .restart(RestartPolicy::Never)
-        .run()
-        .await
-        .unwrap();
+    let (outcome, calls) = supervise(&[Some(1)], RestartPolicy::Never, None).await;
     assert_eq!(outcome.restarts, 0);
     assert_eq!(outcome.stopped, StopReason::PolicyDeclined);
     assert_eq!(outcome.result.code(), Some(1));
-    assert_eq!(runner.calls(), 1);
+    assert_eq!(calls, 1);
 }
 
 #[tokio::test(start_paused = true)]
