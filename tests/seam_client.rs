@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{KillPidOnDrop, TempDir, eventually_async, is_alive, read_pids};
+use common::{KillPidOnDrop, TempDir, eventually_async, git_repo, is_alive, read_pids};
 use processkit::{
     CliClient, Command, Error, JobRunner, Match, ProcessRunner, RecordingRunner, Reply, Result,
     ScriptedRunner, cli_client,
@@ -84,23 +84,8 @@ async fn wrapper_surfaces_scripted_failures() {
 #[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn wrapper_runs_the_real_program() {
-    let repo = TempDir::new("git");
+    let repo = git_repo("git").await;
     let git_in = |args: &[&str]| Command::new("git").current_dir(&repo.0).args(args);
-    git_in(&["init", "-q"]).run().await.unwrap();
-    git_in(&[
-        "-c",
-        "user.name=pk",
-        "-c",
-        "user.email=pk@example.invalid",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "first",
-    ])
-    .run()
-    .await
-    .unwrap();
     let expected = git_in(&["rev-parse", "HEAD"]).run().await.unwrap();
 
     let git = Git::new();

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::TempDir;
+use common::{TempDir, git_repo};
 
 // --- "Wrapping a CLI tool" (verbatim) ---------------------------------------
 use processkit::{ProcessRunner, Result, cli_client};
@@ -55,21 +55,8 @@ async fn spec_git_wrapper_is_hermetic_with_a_scripted_runner() {
 #[tokio::test]
 async fn spec_git_wrapper_runs_real_git() {
     use processkit::Command;
-    let repo = TempDir::new("git");
+    let repo = git_repo("git").await;
     let git_in = |args: &[&str]| Command::new("git").current_dir(&repo.0).args(args);
-    git_in(&["init", "-q"]).run().await.unwrap();
-    let commit = [
-        "-c",
-        "user.name=pk",
-        "-c",
-        "user.email=pk@example.invalid",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "spec",
-    ];
-    git_in(&commit).run().await.unwrap();
     let head = Git::new().head(&repo.0).await.unwrap();
     assert_eq!(head, git_in(&["rev-parse", "HEAD"]).run().await.unwrap());
     assert_eq!(head.len(), 40);

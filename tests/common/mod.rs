@@ -3,11 +3,13 @@
 //! Domain helpers (privileges, cgroup roots, the VM lane) live beside it, built on it.
 #![allow(dead_code, unused_imports)]
 
+mod git;
 mod poll;
 mod procs;
 mod scratch;
 mod tree;
 
+pub use git::git_repo;
 pub use poll::{eventually, eventually_async, wait_for_count, wait_for_settled, wait_gone};
 pub use procs::{
     Cleanup, KillPidOnDrop, is_alive, kill_pid, pids_with_token, pids_with_token_or_zombie, signal,
