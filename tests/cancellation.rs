@@ -61,7 +61,7 @@ async fn every_verb_reports_cancelled_and_the_tree_dies() {
         Verb::Streamed,
     ] {
         let token = token("cancel-verb");
-        let _reaper = Cleanup::tokens(&[&token]);
+        let _reaper = Cleanup::token(&token);
         let cancel = CancellationToken::new();
         let job = tokio::spawn(consume(verb, tree(&token).cancel_on(cancel.child_token())));
         wait_for_count(&token, 2).await;
@@ -120,13 +120,12 @@ async fn a_pre_cancelled_token_spawns_nothing() {
         .await
         .unwrap();
     assert!(marker.exists());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_timeout_alone_is_captured_in_the_result() {
     let token = token("cancel-timeout");
-    let _reaper = Cleanup::tokens(&[&token]);
+    let _reaper = Cleanup::token(&token);
     let result = tree(&token)
         .cancel_on(CancellationToken::new())
         .timeout(Duration::from_millis(200))
@@ -141,7 +140,7 @@ async fn a_timeout_alone_is_captured_in_the_result() {
 #[tokio::test]
 async fn cancel_during_the_timeout_grace_wins_and_kills_at_once() {
     let token = token("cancel-grace");
-    let _reaper = Cleanup::tokens(&[&token]);
+    let _reaper = Cleanup::token(&token);
     let cancel = CancellationToken::new();
     // The tree ignores SIGTERM, so only the grace's SIGKILL (in 1000 s) or the
     // cancel can end it.
@@ -229,7 +228,7 @@ async fn cancel_on_a_shared_process_group_spares_siblings() {
 #[tokio::test]
 async fn cancelling_a_parent_token_cancels_a_child_token_run() {
     let token = token("cancel-parent");
-    let _reaper = Cleanup::tokens(&[&token]);
+    let _reaper = Cleanup::token(&token);
     let parent = CancellationToken::new();
     let job = tokio::spawn({
         let child = parent.child_token();

@@ -33,7 +33,6 @@ async fn failed_exits_are_not_retried_by_default() {
     let err = cmd.run().await.unwrap_err();
     assert!(matches!(err, Error::NonZeroExit { code: 3, .. }), "{err:?}");
     assert_eq!(line_count(&count), 2);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -51,7 +50,6 @@ async fn opted_in_failed_exits_use_every_attempt_then_report_the_last() {
     let err = cmd.exit_code().await;
     assert!(matches!(err, Ok(3)), "{err:?}");
     assert_eq!(line_count(&count), 8);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -61,7 +59,6 @@ async fn retries_stop_at_the_first_success() {
     let cmd = counting_script(&count, 3).retry(quick(10).retry_on_failed_exit());
     cmd.run().await.unwrap();
     assert_eq!(line_count(&count), 3);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
@@ -82,7 +79,6 @@ async fn timeouts_are_retried_only_when_asked() {
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert_eq!(line_count(&count), 4);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn spawn_error(source: io::Error) -> Error {
@@ -244,7 +240,6 @@ async fn a_busy_executable_is_retried_until_it_can_run() {
         .unwrap();
     assert_eq!(out, "ok");
     release.await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[cfg(feature = "cancellation")]

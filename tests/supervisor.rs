@@ -334,7 +334,6 @@ async fn real_runs_restart_on_crash_until_one_succeeds() {
     assert_eq!(outcome.restarts, 2);
     assert_eq!(line_count(&count), 3);
     assert_eq!(outcome.stopped, StopReason::PolicyDeclined);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Every incarnation runs in the caller's group: the last one outlives the
@@ -342,7 +341,7 @@ async fn real_runs_restart_on_crash_until_one_succeeds() {
 #[cfg(target_os = "linux")]
 async fn incarnations_share_the_group(group: ProcessGroup) {
     let token = token("sv-group");
-    let _reaper = Cleanup::tokens(&[&token]);
+    let _reaper = Cleanup::token(&token);
     let dir = TempDir::new("sv-group");
     let count = dir.join("runs");
     // Runs 1 and 2 leave a grandchild behind and crash; run 3 stays up.
@@ -378,7 +377,6 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
         "survivors: {:?}",
         pids_with_token(&token)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[cfg(target_os = "linux")]
@@ -441,7 +439,7 @@ mod cancellation {
     #[tokio::test]
     async fn cancelling_a_real_incarnation_ends_supervision_and_its_tree() {
         let token_str = token("sv-cancel");
-        let _reaper = Cleanup::tokens(&[&token_str]);
+        let _reaper = Cleanup::token(&token_str);
         let cancel = CancellationToken::new();
         let cmd = Command::new("sh")
             .args(["-c", &tree_script(&token_str)])

@@ -12,7 +12,7 @@ use processkit::{Command, Error};
 #[tokio::test]
 async fn a_graceful_timeout_lets_the_tree_handle_sigterm() {
     let token = token("grace-term");
-    let _reaper = Cleanup::tokens(&[&token]);
+    let _reaper = Cleanup::token(&token);
     let dir = TempDir::new("grace-term");
     let marker = dir.join("terminated");
     // The shell notes SIGTERM in a file and exits; sleep runs in the
@@ -32,13 +32,12 @@ async fn a_graceful_timeout_lets_the_tree_handle_sigterm() {
     assert_eq!(result.code(), None, "a timed-out run reports no exit code");
     assert!(marker.exists(), "SIGTERM never reached the shell");
     assert!(wait_gone(&token).await);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_tree_that_ignores_sigterm_is_killed_after_the_grace() {
     let token = token("grace-kill");
-    let _reaper = Cleanup::tokens(&[&token]);
+    let _reaper = Cleanup::token(&token);
     let script = format!("trap '' TERM; {}", tree_script(&token));
     let err = Command::new("sh")
         .args(["-c", &script])
@@ -58,7 +57,7 @@ async fn a_tree_that_ignores_sigterm_is_killed_after_the_grace() {
 #[tokio::test]
 async fn a_plain_timeout_kills_the_whole_tree_at_once() {
     let token = token("timeout-kill");
-    let _reaper = Cleanup::tokens(&[&token]);
+    let _reaper = Cleanup::token(&token);
     let mut run = Command::new("sh")
         .args(["-c", &tree_script(&token)])
         .timeout(Duration::from_millis(150))
