@@ -16,7 +16,6 @@
 //! the [cookbook](https://github.com/processkit-rs/processkit/blob/main/docs/cookbook.md)
 //! maps "I want to …" to a working snippet.
 #![deny(missing_docs)]
-#![forbid(unsafe_op_in_unsafe_fn)]
 
 mod backoff;
 mod client;

@@ -3,15 +3,15 @@
 //! group), a pre-cancelled token spawns nothing, and cancel beats timeout.
 #![cfg(all(feature = "cancellation", target_os = "linux"))]
 
-mod supervision_support;
+mod common;
 
 use std::time::Duration;
 
+use common::*;
 use processkit::{
     CancellationToken, Command, Error, Mechanism, ProcessGroup, ProcessGroupOptions, RetryPolicy,
     StreamExt,
 };
-use supervision_support::*;
 
 fn tree(token: &str) -> Command {
     Command::new("sh").args(["-c", &tree_script(token)])
@@ -60,8 +60,8 @@ async fn every_verb_reports_cancelled_and_the_tree_dies() {
         Verb::StartWait,
         Verb::Streamed,
     ] {
-        let token = unique_token("cancel-verb");
-        let _reaper = Reaper::new(&[&token]);
+        let token = token("cancel-verb");
+        let _reaper = Cleanup::token(&token);
         let cancel = CancellationToken::new();
         let job = tokio::spawn(consume(verb, tree(&token).cancel_on(cancel.child_token())));
         wait_for_count(&token, 2).await;
@@ -74,14 +74,14 @@ async fn every_verb_reports_cancelled_and_the_tree_dies() {
         assert!(
             wait_gone(&token).await,
             "{verb:?} left {:?}",
-            pids_with(&token)
+            pids_with_token(&token)
         );
     }
 }
 
 #[tokio::test]
 async fn a_pre_cancelled_token_spawns_nothing() {
-    let dir = scratch_dir("cancel-pre");
+    let dir = TempDir::new("cancel-pre");
     let marker = dir.join("marker");
     let cancel = CancellationToken::new();
     cancel.cancel();
@@ -120,13 +120,12 @@ async fn a_pre_cancelled_token_spawns_nothing() {
         .await
         .unwrap();
     assert!(marker.exists());
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_timeout_alone_is_captured_in_the_result() {
-    let token = unique_token("cancel-timeout");
-    let _reaper = Reaper::new(&[&token]);
+    let token = token("cancel-timeout");
+    let _reaper = Cleanup::token(&token);
     let result = tree(&token)
         .cancel_on(CancellationToken::new())
         .timeout(Duration::from_millis(200))
@@ -140,8 +139,8 @@ async fn a_timeout_alone_is_captured_in_the_result() {
 
 #[tokio::test]
 async fn cancel_during_the_timeout_grace_wins_and_kills_at_once() {
-    let token = unique_token("cancel-grace");
-    let _reaper = Reaper::new(&[&token]);
+    let token = token("cancel-grace");
+    let _reaper = Cleanup::token(&token);
     let cancel = CancellationToken::new();
     // The tree ignores SIGTERM, so only the grace's SIGKILL (in 1000 s) or the
     // cancel can end it.
@@ -179,9 +178,9 @@ async fn cancel_during_the_timeout_grace_wins_and_kills_at_once() {
 }
 
 async fn cancel_spares_siblings(group: ProcessGroup) {
-    let sibling_token = unique_token("cancel-sibling");
-    let victim_token = unique_token("cancel-victim");
-    let _reaper = Reaper::new(&[&sibling_token, &victim_token]);
+    let sibling_token = token("cancel-sibling");
+    let victim_token = token("cancel-victim");
+    let _reaper = Cleanup::tokens(&[&sibling_token, &victim_token]);
     let cancel = CancellationToken::new();
     let mut sibling = group.start(&tree(&sibling_token)).await.unwrap();
     let mut victim = group
@@ -199,7 +198,7 @@ async fn cancel_spares_siblings(group: ProcessGroup) {
         "{outcome:?}"
     );
     assert!(wait_gone(&victim_token).await, "victim's tree survived");
-    let siblings_after = pids_with(&sibling_token);
+    let siblings_after = pids_with_token(&sibling_token);
     for pid in &siblings_before {
         assert!(siblings_after.contains(pid), "sibling {pid} was hit");
     }
@@ -228,8 +227,8 @@ async fn cancel_on_a_shared_process_group_spares_siblings() {
 
 #[tokio::test]
 async fn cancelling_a_parent_token_cancels_a_child_token_run() {
-    let token = unique_token("cancel-parent");
-    let _reaper = Reaper::new(&[&token]);
+    let token = token("cancel-parent");
+    let _reaper = Cleanup::token(&token);
     let parent = CancellationToken::new();
     let job = tokio::spawn({
         let child = parent.child_token();

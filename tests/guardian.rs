@@ -4,13 +4,14 @@
 // These tests read /proc and cgroup v2 and exercise PR_SET_PDEATHSIG: Linux only.
 #![cfg(target_os = "linux")]
 
+mod common;
 mod privileges_support;
 
 use std::sync::Mutex;
 
+use common::{TempDir, eventually};
 use privileges_support::{
-    Helper, KillOnDrop, Proc, Scratch, acting_as, eventually, own_cgroup_dir, park, report,
-    roots_of,
+    Helper, KillOnDrop, LIMIT, Proc, acting_as, own_cgroup_dir, park, pid_in, report, roots_of,
 };
 use processkit::{
     Command, GuardianStatus, Mechanism, ProcessGroup, ProcessGroupOptions, guardian_status,
@@ -62,7 +63,7 @@ async fn the_first_container_starts_a_detached_guardian() {
     let comm =
         || std::fs::read_to_string(format!("/proc/{}/comm", guardian.pid)).unwrap_or_default();
     let ours = Proc::of(std::process::id()).unwrap();
-    let detached = eventually(|| {
+    let detached = eventually(LIMIT, || {
         comm().trim() == "pk-guardian"
             && guardian.session() == Some(guardian.pid as i32)
             && open_fds().len() == 1
@@ -98,7 +99,7 @@ async fn the_guardian_ignores_terminal_signals() {
     };
     let tstp = 1 << (20 - 1);
     assert!(
-        eventually(|| mask() & tstp != 0),
+        eventually(LIMIT, || mask() & tstp != 0),
         "the guardian never ignored SIGTSTP"
     );
     let mask = mask();
@@ -152,14 +153,14 @@ fn sigkilled_owner_leaves_no_descendant(mechanism: Mechanism) {
         return;
     }
     let _serial = serial();
-    let scratch = Scratch::new("guardian");
+    let scratch = TempDir::new("guardian");
     let dir = scratch.0.to_string_lossy().into_owned();
     let mut helper = Helper::start(
         "helper_guarded_tree",
         &[("PK_DIR", &dir), ("PK_MECH", mechanism.name())],
     );
     let mut guard = KillOnDrop::default();
-    let tree = ["l1", "l2", "l3"].map(|level| guard.add(scratch.pid(level)));
+    let tree = ["l1", "l2", "l3"].map(|level| guard.add(pid_in(&scratch, level)));
     assert_eq!(helper.value("MECH"), mechanism.name());
     let status = helper.value("GUARDIAN");
     let guardian_pid = status
@@ -176,7 +177,7 @@ fn sigkilled_owner_leaves_no_descendant(mechanism: Mechanism) {
 
     helper.kill();
     let killed_at = std::time::Instant::now();
-    let tree_gone = eventually(|| tree.iter().all(|p| !p.is_alive()));
+    let tree_gone = eventually(LIMIT, || tree.iter().all(|p| !p.is_alive()));
     eprintln!(
         "{mechanism}: tree gone {:?} after the owner's SIGKILL",
         killed_at.elapsed()
@@ -186,9 +187,12 @@ fn sigkilled_owner_leaves_no_descendant(mechanism: Mechanism) {
         "descendants outlived their SIGKILLed owner under {mechanism}: {:?}",
         tree.iter().filter(|p| p.is_alive()).collect::<Vec<_>>()
     );
-    assert!(eventually(|| !guardian.is_alive()), "the guardian stayed");
     assert!(
-        eventually(|| roots.iter().all(|r| !r.exists())),
+        eventually(LIMIT, || !guardian.is_alive()),
+        "the guardian stayed"
+    );
+    assert!(
+        eventually(LIMIT, || roots.iter().all(|r| !r.exists())),
         "the guardian left the root behind: {roots:?}"
     );
 }
@@ -240,22 +244,22 @@ fn the_stale_sweep_removes_a_dead_owners_cgroup_but_not_a_live_ones() {
     let _serial = serial();
     let mut guard = KillOnDrop::default();
     let (dead, live, next) = (
-        Scratch::new("dead"),
-        Scratch::new("live"),
-        Scratch::new("next"),
+        TempDir::new("dead"),
+        TempDir::new("live"),
+        TempDir::new("next"),
     );
-    let path = |s: &Scratch| s.0.to_string_lossy().into_owned();
+    let path = |s: &TempDir| s.0.to_string_lossy().into_owned();
 
     let mut dead_owner = Helper::start(
         "helper_hold",
         &[("PK_DIR", &path(&dead)), ("PROCESSKIT_GUARDIAN", "0")],
     );
     assert_eq!(dead_owner.value("STATUS"), "Disabled");
-    let dead_child = guard.add(dead.pid("child"));
+    let dead_child = guard.add(pid_in(&dead, "child"));
     let dead_roots = roots_of(dead_owner.proc.pid);
     let live_owner = Helper::start("helper_hold", &[("PK_DIR", &path(&live))]);
     assert!(live_owner.value("STATUS").starts_with("Running"));
-    let live_child = guard.add(live.pid("child"));
+    let live_child = guard.add(pid_in(&live, "child"));
     let live_roots = roots_of(live_owner.proc.pid);
     assert_eq!((dead_roots.len(), live_roots.len()), (1, 1));
 
@@ -263,7 +267,7 @@ fn the_stale_sweep_removes_a_dead_owners_cgroup_but_not_a_live_ones() {
     let left_behind = dead_roots[0].exists() && dead_child.is_alive();
     let next_owner = Helper::start("helper_hold", &[("PK_DIR", &path(&next))]);
     next_owner.value("STATUS");
-    let swept = eventually(|| !dead_roots[0].exists() && !dead_child.is_alive());
+    let swept = eventually(LIMIT, || !dead_roots[0].exists() && !dead_child.is_alive());
     let live_kept = live_roots[0].exists() && live_child.is_alive();
     for root in dead_roots.iter().filter(|r| r.exists()) {
         privileges_support::remove_cgroup_tree(root);
@@ -290,7 +294,9 @@ fn helper_watch_guardian() {
     in_runtime(async {
         let group = ProcessGroup::new().expect("group");
         report("GUARDIAN", status_word(&guardian_status()));
-        let gone = eventually(|| !matches!(guardian_status(), GuardianStatus::Running { .. }));
+        let gone = eventually(LIMIT, || {
+            !matches!(guardian_status(), GuardianStatus::Running { .. })
+        });
         report("GONE", gone);
         report("AFTER", format!("{:?}", guardian_status()));
         // Groups keep working without a guardian.

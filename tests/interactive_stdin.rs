@@ -6,7 +6,6 @@
 #![cfg(unix)]
 
 mod common;
-mod streaming_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,7 +15,7 @@ use processkit::{Command, Error, Stdin, StreamExt};
 #[tokio::test]
 async fn a_bc_conversation_interleaves_requests_and_answers() {
     let mut run = Command::new("bc").keep_stdin_open().start().await.unwrap();
-    let _guard = streaming_support::KillPidOnDrop(run.id());
+    let _guard = common::KillPidOnDrop(run.id());
     let mut stdin = run.standard_input().expect("stdin was kept open");
     assert!(
         run.standard_input().is_none(),

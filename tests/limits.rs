@@ -8,10 +8,12 @@
 //! harness's capture and returns: nothing here is claimed as proven then.
 #![cfg(all(target_os = "linux", feature = "limits", feature = "process-control"))]
 
+mod common;
 mod groupctl_support;
 
 use std::time::{Duration, Instant};
 
+use common::*;
 use groupctl_support::*;
 use processkit::{Command, Mechanism, ProcessGroup, ProcessGroupOptions};
 
@@ -140,7 +142,7 @@ async fn stats_report_memory_and_cpu_from_the_cgroup() {
         .await
         .expect("start");
     assert!(
-        eventually(LONG, || {
+        eventually_async(LONG, || {
             group.stats().is_ok_and(|s| {
                 // The shell holds the 2 MB string and sleeps: two processes.
                 s.active_process_count == 2
@@ -175,7 +177,7 @@ async fn stats_come_from_the_cgroup_controllers_even_without_limits() {
         .await
         .expect("start");
     assert!(
-        eventually(LONG, || group
+        eventually_async(LONG, || group
             .stats()
             .is_ok_and(|s| s.memory_bytes.is_some_and(|m| m >= 2_000_000)))
         .await,

@@ -31,14 +31,19 @@ async fn processkit_lines(line: &str) -> (u64, Duration) {
     (count, begun.elapsed())
 }
 
-async fn tokio_lines(line: &str) -> (u64, Duration) {
-    let begun = Instant::now();
-    let mut child = tokio::process::Command::new("sh")
+/// The measured script run by plain tokio, its stdout piped to us.
+fn spawn_script(line: &str) -> tokio::process::Child {
+    tokio::process::Command::new("sh")
         .arg("-c")
         .arg(script(line))
         .stdout(std::process::Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+async fn tokio_lines(line: &str) -> (u64, Duration) {
+    let begun = Instant::now();
+    let mut child = spawn_script(line);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let mut count = 0u64;
     while let Some(l) = lines.next_line().await.unwrap() {
@@ -53,12 +58,7 @@ async fn tokio_lines(line: &str) -> (u64, Duration) {
 async fn raw_pipe(line: &str) -> Duration {
     use tokio::io::AsyncReadExt;
     let begun = Instant::now();
-    let mut child = tokio::process::Command::new("sh")
-        .arg("-c")
-        .arg(script(line))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_script(line);
     let mut out = child.stdout.take().unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     while out.read(&mut buf).await.unwrap() > 0 {}

@@ -4,8 +4,11 @@
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 
+mod common;
+
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::{Cleanup, pids_with_token_or_zombie};
 use processkit::{Command, Error, Stdin};
 
 /// A number no other process on the host has in its argv: used as the
@@ -18,59 +21,18 @@ fn unique_token() -> String {
     format!("{}{:09}", std::process::id(), nanos)
 }
 
-/// Pids of live (non-zombie) processes whose space-joined argv contains `token`.
-fn pids_with(token: &str) -> Vec<i32> {
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
-            continue;
-        };
-        let argv = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if argv.contains(token) {
-            out.push(pid);
-        }
-    }
-    out
-}
-
-/// Polls (bounded) until `pids_with(token)` satisfies `done`; returns the last scan.
-fn poll_until(token: &str, done: impl Fn(&[i32]) -> bool) -> Vec<i32> {
-    let mut pids = pids_with(token);
+/// Polls (bounded) until the scan for `token` (zombies included) satisfies
+/// `done`; returns the last scan.
+fn poll_until(token: &str, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
+    let mut pids = pids_with_token_or_zombie(token);
     for _ in 0..200 {
         if done(&pids) {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
-        pids = pids_with(token);
+        pids = pids_with_token_or_zombie(token);
     }
     pids
-}
-
-/// Kills by pid whatever still carries the token, so a failing test leaves
-/// nothing behind.
-struct KillGuard(String);
-
-impl Drop for KillGuard {
-    fn drop(&mut self) {
-        for pid in pids_with(&self.0) {
-            if pid > 1 {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        }
-    }
 }
 
 fn sh(script: &str) -> Command {
@@ -240,7 +202,7 @@ async fn an_inner_stage_with_its_own_stdin_is_rejected() {
 #[tokio::test]
 async fn chain_timeout_kills_every_stage_and_their_grandchildren() {
     let token = unique_token();
-    let _guard = KillGuard(token.clone());
+    let _guard = Cleanup::token(&token);
     let chain = sh(&format!("sleep 3001.{token} & sleep 3002.{token}"))
         | sh(&format!("sleep 3003.{token} & cat; sleep 3004.{token}"))
         | sh(&format!("cat; sleep 3005.{token}"));
@@ -253,7 +215,11 @@ async fn chain_timeout_kills_every_stage_and_their_grandchildren() {
         format!("sleep 3003.{token}"),
         format!("3005.{token}"),
     ];
-    let found = |_: &[i32]| expected.iter().all(|e| !pids_with(e).is_empty());
+    let found = |_: &[u32]| {
+        expected
+            .iter()
+            .all(|e| !pids_with_token_or_zombie(e).is_empty())
+    };
     let before = poll_until(&token, found);
     assert!(
         found(&before),
@@ -307,7 +273,7 @@ async fn thirty_two_mib_pass_through_three_stages_intact() {
 #[tokio::test]
 async fn a_missing_middle_program_is_not_found_and_leaves_nothing_running() {
     let token = unique_token();
-    let _guard = KillGuard(token.clone());
+    let _guard = Cleanup::token(&token);
     let missing = format!("processkit-no-such-program-{token}");
     let chain = sh(&format!("sleep 3006.{token}")) | Command::new(&missing) | Command::new("cat");
     match chain.run().await {
@@ -322,7 +288,7 @@ async fn a_missing_middle_program_is_not_found_and_leaves_nothing_running() {
 #[tokio::test]
 async fn dropping_a_started_chain_kills_every_stage() {
     let token = unique_token();
-    let _guard = KillGuard(token.clone());
+    let _guard = Cleanup::token(&token);
     let chain = sh(&format!("sleep 3007.{token} & sleep 3008.{token}"))
         | Command::new("sleep").arg(format!("3009.{token}"));
     let run = chain.start().await.unwrap();
@@ -376,7 +342,7 @@ async fn a_started_chain_reports_the_attributed_stage_after_wait() {
 #[tokio::test]
 async fn every_stage_lives_in_the_pipeline_container() {
     let token = unique_token();
-    let _guard = KillGuard(token.clone());
+    let _guard = Cleanup::token(&token);
     let chain = Command::new("sleep").arg(format!("3012.{token}"))
         | Command::new("sleep").arg(format!("3013.{token}"))
         | Command::new("sleep").arg(format!("3014.{token}"));
@@ -402,7 +368,7 @@ async fn every_stage_lives_in_the_pipeline_container() {
             for pid in &pids {
                 let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
                 let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
-                let pgrp: i32 = after_comm
+                let pgrp: u32 = after_comm
                     .split_whitespace()
                     .nth(2)
                     .unwrap()

@@ -3,14 +3,16 @@
 // These tests read /proc and cgroup v2 and exercise PR_SET_PDEATHSIG: Linux only.
 #![cfg(target_os = "linux")]
 
+mod common;
 mod privileges_support;
 
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 
+use common::{TempDir, eventually};
 use privileges_support::{
-    KillOnDrop, LeakedRoots, Proc, Scratch, acting_as, eventually, is_root, park, report,
+    KillOnDrop, LIMIT, LeakedRoots, Proc, acting_as, is_root, park, pid_in, report,
 };
 use processkit::{
     Command, JobRunner, Mechanism, ProcessGroup, ProcessGroupOptions, ProcessRunnerExt,
@@ -104,7 +106,7 @@ async fn uid_and_gid_drop_inside_the_groups_cgroup() {
     );
     drop(group);
     assert!(
-        eventually(|| !child.is_alive()),
+        eventually(LIMIT, || !child.is_alive()),
         "the dropped group killed the child"
     );
 }
@@ -169,7 +171,7 @@ async fn setsid_tree_dies_with_group(mechanism: Mechanism) {
     );
     drop(group);
     assert!(
-        eventually(|| !child.is_alive() && !grandchild.is_alive()),
+        eventually(LIMIT, || !child.is_alive() && !grandchild.is_alive()),
         "setsid child and grandchild outlived the {mechanism} group"
     );
 }
@@ -228,7 +230,7 @@ fn helper_parent_death() {
 /// Starts the parent-death helper, checks the child outlived the spawning
 /// thread, then SIGKILLs the helper. Returns the child and what cleans up after it.
 fn parent_death(arm: bool) -> (Proc, KillOnDrop, LeakedRoots) {
-    let scratch = Scratch::new("pdeath");
+    let scratch = TempDir::new("pdeath");
     let dir = scratch.0.to_string_lossy().into_owned();
     let mut helper = privileges_support::Helper::start(
         "helper_parent_death",
@@ -242,7 +244,7 @@ fn parent_death(arm: bool) -> (Proc, KillOnDrop, LeakedRoots) {
         ],
     );
     let mut guard = KillOnDrop::default();
-    let child = guard.add(scratch.pid("child"));
+    let child = guard.add(pid_in(&scratch, "child"));
     let leaked = LeakedRoots(privileges_support::roots_of(helper.proc.pid));
     helper.value("THREAD_EXITED");
     // Give a wrongly armed signal time to land after the thread's exit.
@@ -259,7 +261,7 @@ fn parent_death(arm: bool) -> (Proc, KillOnDrop, LeakedRoots) {
 fn kill_on_parent_death_child_dies_with_a_sigkilled_parent() {
     let (child, _guard, _leaked) = parent_death(true);
     assert!(
-        eventually(|| !child.is_alive()),
+        eventually(LIMIT, || !child.is_alive()),
         "the armed child outlived its SIGKILLed parent"
     );
 }

@@ -6,14 +6,12 @@
 #![cfg(unix)]
 
 mod common;
-mod streaming_support;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{TempDir, is_alive};
+use common::{KillPidOnDrop, TempDir, free_port, is_alive};
 use processkit::{Command, Error, NotReadyReason, RunningProcess, StreamExt};
-use streaming_support::{KillPidOnDrop, file_in, free_port};
 
 const PATIENT: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(300);
@@ -148,7 +146,7 @@ async fn wait_for_port_fails_fast_when_the_child_exits() {
 #[tokio::test]
 async fn wait_for_passes_when_the_check_does() {
     let scratch = TempDir::new("wait-for");
-    let marker = file_in(&scratch, "ready");
+    let marker = scratch.file("ready");
     let (mut run, _guard) = start(sh(&format!("sleep 0.2; touch '{marker}'; exec sleep 30"))).await;
     let mut attempts = 0;
     run.wait_for(

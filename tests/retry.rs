@@ -2,13 +2,13 @@
 //! backoff growth under a paused clock, and a real transient spawn failure.
 #![cfg(unix)]
 
-mod supervision_support;
+mod common;
 
 use std::io;
 use std::time::Duration;
 
+use common::*;
 use processkit::{Command, Error, RetryPolicy};
-use supervision_support::*;
 
 fn counting_script(count: &std::path::Path, succeed_from: usize) -> Command {
     let script = format!(
@@ -24,7 +24,7 @@ fn quick(attempts: u32) -> RetryPolicy {
 
 #[tokio::test]
 async fn failed_exits_are_not_retried_by_default() {
-    let dir = scratch_dir("retry-default");
+    let dir = TempDir::new("retry-default");
     let count = dir.join("n");
     let cmd = counting_script(&count, 100).retry(quick(5));
     let result = cmd.output_string().await.unwrap();
@@ -33,12 +33,11 @@ async fn failed_exits_are_not_retried_by_default() {
     let err = cmd.run().await.unwrap_err();
     assert!(matches!(err, Error::NonZeroExit { code: 3, .. }), "{err:?}");
     assert_eq!(line_count(&count), 2);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn opted_in_failed_exits_use_every_attempt_then_report_the_last() {
-    let dir = scratch_dir("retry-exhaust");
+    let dir = TempDir::new("retry-exhaust");
     let count = dir.join("n");
     let cmd = counting_script(&count, 100).retry(quick(4).retry_on_failed_exit());
     let result = cmd.output_string().await.unwrap();
@@ -51,22 +50,20 @@ async fn opted_in_failed_exits_use_every_attempt_then_report_the_last() {
     let err = cmd.exit_code().await;
     assert!(matches!(err, Ok(3)), "{err:?}");
     assert_eq!(line_count(&count), 8);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn retries_stop_at_the_first_success() {
-    let dir = scratch_dir("retry-success");
+    let dir = TempDir::new("retry-success");
     let count = dir.join("n");
     let cmd = counting_script(&count, 3).retry(quick(10).retry_on_failed_exit());
     cmd.run().await.unwrap();
     assert_eq!(line_count(&count), 3);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn timeouts_are_retried_only_when_asked() {
-    let dir = scratch_dir("retry-timeout");
+    let dir = TempDir::new("retry-timeout");
     let count = dir.join("n");
     let script = format!("echo attempt >> {}; sleep 1000", count.display());
     let slow = Command::new("sh")
@@ -82,7 +79,6 @@ async fn timeouts_are_retried_only_when_asked() {
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
     assert_eq!(line_count(&count), 4);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 fn spawn_error(source: io::Error) -> Error {
@@ -220,7 +216,7 @@ async fn a_bad_multiplier_is_a_typed_error() {
 async fn a_busy_executable_is_retried_until_it_can_run() {
     use std::io::Write;
     use std::os::unix::fs::PermissionsExt;
-    let dir = scratch_dir("retry-txtbsy");
+    let dir = TempDir::new("retry-txtbsy");
     let script = dir.join("tool.sh");
     let mut writer = std::fs::File::create(&script).unwrap();
     writer.write_all(b"#!/bin/sh\necho ok\n").unwrap();
@@ -244,7 +240,6 @@ async fn a_busy_executable_is_retried_until_it_can_run() {
         .unwrap();
     assert_eq!(out, "ok");
     release.await.unwrap();
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[cfg(feature = "cancellation")]

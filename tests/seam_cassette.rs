@@ -3,38 +3,15 @@
 //! format versions.
 #![cfg(all(unix, feature = "record"))]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
+use common::TempDir;
 use processkit::{
     Command, Error, JobRunner, ProcessRunner, ProcessRunnerExt, RecordReplayRunner, Stdin,
 };
-
-/// A scratch directory removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("pk-cassette-{tag}-{}-{nanos}", std::process::id());
-        let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-
-    fn join(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 /// How many times the real command ran: it appends a line to `marker`.
 fn runs_of(marker: &Path) -> usize {

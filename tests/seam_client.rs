@@ -3,9 +3,12 @@
 // The tests that run real programs are Unix-only; their helpers idle elsewhere.
 #![cfg_attr(not(unix), allow(unused_imports, dead_code))]
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::time::Duration;
 
+use common::{KillPidOnDrop, TempDir, eventually_async, git_repo, is_alive, read_pids};
 use processkit::{
     CliClient, Command, Error, JobRunner, Match, ProcessRunner, RecordingRunner, Reply, Result,
     ScriptedRunner, cli_client,
@@ -34,28 +37,6 @@ cli_client!(
     #[derive(Debug)]
     struct Shell => "sh"
 );
-
-/// A scratch directory removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let dir =
-            std::env::temp_dir().join(format!("pk-seam-{tag}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
 
 #[tokio::test]
 async fn wrapper_is_hermetic_with_a_scripted_runner() {
@@ -103,23 +84,8 @@ async fn wrapper_surfaces_scripted_failures() {
 #[cfg(unix)] // drives Unix programs
 #[tokio::test]
 async fn wrapper_runs_the_real_program() {
-    let repo = TempDir::new("git");
+    let repo = git_repo("git").await;
     let git_in = |args: &[&str]| Command::new("git").current_dir(&repo.0).args(args);
-    git_in(&["init", "-q"]).run().await.unwrap();
-    git_in(&[
-        "-c",
-        "user.name=pk",
-        "-c",
-        "user.email=pk@example.invalid",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "first",
-    ])
-    .run()
-    .await
-    .unwrap();
     let expected = git_in(&["rev-parse", "HEAD"]).run().await.unwrap();
 
     let git = Git::new();
@@ -242,32 +208,15 @@ async fn client_cancel_token_reaches_every_command() {
     assert!(matches!(err, Error::Cancelled { .. }), "{err}");
 }
 
-/// Whether `pid` is a live (not zombie) `sleep` we started.
+/// How long the grandchild may take to appear, and then to go.
+#[cfg(unix)]
+const PATIENT: Duration = Duration::from_secs(10);
+
+/// Whether `pid` is a live (not zombie) `sleep`: a recycled pid is not ours.
 #[cfg(unix)]
 fn our_sleep_alive(pid: u32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-        return false;
-    };
-    let state = stat
-        .rsplit_once(')')
-        .and_then(|(_, rest)| rest.trim_start().chars().next());
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    state != Some('Z') && String::from_utf8_lossy(&cmdline).contains("sleep")
-}
-
-/// Kills the grandchild by pid if the test fails before the handle does.
-#[cfg(unix)]
-struct KillOnDrop(u32);
-
-#[cfg(unix)]
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if our_sleep_alive(self.0) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &self.0.to_string()])
-                .status();
-        }
-    }
+    is_alive(pid) && String::from_utf8_lossy(&cmdline).contains("sleep")
 }
 
 #[cfg(unix)] // drives Unix programs
@@ -281,26 +230,24 @@ async fn client_start_keeps_the_whole_tree_contained() {
     let run = sh.core.start(cmd).await.unwrap();
 
     let mut pid = None;
-    for _ in 0..400 {
-        let text = std::fs::read_to_string(&pidfile).unwrap_or_default();
-        if let Ok(p) = text.trim().parse::<u32>() {
-            pid = Some(p);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    eventually_async(PATIENT, || {
+        pid = read_pids(&pidfile).first().copied();
+        pid.is_some()
+    })
+    .await;
     let pid = pid.expect("the grandchild never wrote its pid");
-    let _guard = KillOnDrop(pid);
-    assert!(our_sleep_alive(pid));
+    let _guard = KillPidOnDrop(Some(pid));
+    // `$!` is written before the fork has exec'd `sleep`; wait for that.
+    assert!(
+        eventually_async(PATIENT, || our_sleep_alive(pid)).await,
+        "grandchild {pid} never ran sleep"
+    );
 
     drop(run);
-    for _ in 0..400 {
-        if !our_sleep_alive(pid) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("grandchild {pid} outlived the client's handle");
+    assert!(
+        eventually_async(PATIENT, || !our_sleep_alive(pid)).await,
+        "grandchild {pid} outlived the client's handle"
+    );
 }
 
 #[cfg(unix)] // drives Unix programs

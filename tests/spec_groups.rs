@@ -6,10 +6,12 @@
 #![cfg(all(target_os = "linux", feature = "process-control", feature = "stats"))]
 #![allow(dead_code)]
 
+mod common;
 mod groupctl_support;
 
 use std::time::Duration;
 
+use common::*;
 use groupctl_support::*;
 #[cfg(feature = "limits")]
 use processkit::Error;
@@ -98,7 +100,7 @@ async fn capping_returns_a_bounded_group_or_says_why_not() {
                 "limits accepted on an undelegated host"
             );
             let token = token("speccap");
-            let _guard = TokenGuard(token.clone());
+            let _guard = Cleanup::token(&token);
             let job = group
                 .start(&Command::new("sh").args(["-c", "sleep 300; :", &token]))
                 .await
@@ -119,9 +121,9 @@ async fn capping_returns_a_bounded_group_or_says_why_not() {
 
 #[tokio::test]
 async fn signalling_and_pausing_reach_the_server() {
-    let scratch = Scratch::new("spechup");
+    let scratch = TempDir::new("spechup");
     let token = token("spechup");
-    let _guard = TokenGuard(token.clone());
+    let _guard = Cleanup::token(&token);
     let group = ProcessGroup::new().expect("group");
     // A stand-in server that records each SIGHUP ("reload") it receives.
     let server =
@@ -134,11 +136,11 @@ async fn signalling_and_pausing_reach_the_server() {
         )
         .await
         .expect("start");
-    assert!(eventually(Duration::from_secs(15), || scratch.path("ready").exists()).await);
+    assert!(eventually_async(Duration::from_secs(15), || scratch.join("ready").exists()).await);
     group.signal(Signal::Hup).expect("signal");
     assert!(
-        eventually(Duration::from_secs(15), || line_count(
-            &scratch.path("reloads")
+        eventually_async(Duration::from_secs(15), || line_count(
+            &scratch.join("reloads")
         ) == 1)
         .await,
         "the server did not see SIGHUP"
@@ -146,7 +148,7 @@ async fn signalling_and_pausing_reach_the_server() {
     group.suspend().expect("suspend");
     group.resume().expect("resume");
     assert_eq!(
-        pids_with(&token).len(),
+        pids_with_token(&token).len(),
         1,
         "the server survived suspend/resume"
     );
@@ -155,7 +157,7 @@ async fn signalling_and_pausing_reach_the_server() {
 #[tokio::test]
 async fn inspecting_lists_both_servers_and_races_them() {
     let token = token("specmembers");
-    let _guard = TokenGuard(token.clone());
+    let _guard = Cleanup::token(&token);
     let group = ProcessGroup::new().expect("group");
     let mut a = group
         .start(&Command::new("sh").args(["-c", "sleep 300; :", &token]))
@@ -183,7 +185,7 @@ async fn inspecting_lists_both_servers_and_races_them() {
 #[tokio::test]
 async fn sampling_yields_a_series_and_a_profile() {
     let token = token("specsample");
-    let _guard = TokenGuard(token.clone());
+    let _guard = Cleanup::token(&token);
     let group = ProcessGroup::new().expect("group");
     let _worker = group
         .start(&Command::new("sh").args(["-c", "sleep 300; :", &token]))

@@ -8,7 +8,6 @@
 #![allow(dead_code)]
 
 mod common;
-mod streaming_support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -135,7 +134,7 @@ async fn health_check() -> bool {
 #[tokio::test]
 async fn wait_for_a_child_to_be_ready_runs_with_a_substitute() -> processkit::Result<()> {
     // python3 stands in for `my-server`, on a free port instead of 8080.
-    let port = streaming_support::free_port();
+    let port = common::free_port();
     let server = format!(
         "import socket, time\n\
          s = socket.socket()\n\
@@ -149,7 +148,7 @@ async fn wait_for_a_child_to_be_ready_runs_with_a_substitute() -> processkit::Re
         .arg(server)
         .start()
         .await?;
-    let _guard = streaming_support::KillPidOnDrop(run.id());
+    let _guard = common::KillPidOnDrop(run.id());
     let banner = run
         .wait_for_line(|l| l.contains("listening on"), Duration::from_secs(10))
         .await?;

@@ -2,6 +2,9 @@
 //! plus a runnable variant with a substitute program.
 #![cfg(unix)]
 
+mod common;
+
+use common::TempDir;
 use processkit::{Command, RestartPolicy, StopReason, Supervisor};
 use std::time::Duration;
 
@@ -25,10 +28,8 @@ async fn spec_supervising_a_long_lived_child() -> processkit::Result<()> {
 
 #[tokio::test]
 async fn the_spec_example_with_a_server_that_crashes_twice() {
-    let dir = std::env::temp_dir().join(format!("pk-spec-sv-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("spec-sv");
     let runs = dir.join("runs");
-    let _ = std::fs::remove_file(&runs);
     // Crashes on its first two runs, then exits cleanly.
     let server = format!(
         "echo run >> {0}; [ $(wc -l < {0}) -ge 3 ] || exit 1",
@@ -54,5 +55,4 @@ async fn the_spec_example_with_a_server_that_crashes_twice() {
         outcome.storms, 0,
         "two crashes are below the default threshold"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -3,7 +3,9 @@
 // The tests that run real programs are Unix-only; their helpers idle elsewhere.
 #![cfg_attr(not(unix), allow(unused_imports, dead_code))]
 
-use std::path::PathBuf;
+mod common;
+
+use common::{TempDir, git_repo};
 
 // --- "Wrapping a CLI tool" (verbatim) ---------------------------------------
 use processkit::{ProcessRunner, Result, cli_client};
@@ -35,28 +37,6 @@ async fn record_and_replay(fixture: &Path) -> processkit::Result<String> {
     Ok(version)
 }
 
-/// A scratch directory removed on drop, even when the test fails.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let name = format!("pk-spec-{tag}-{}-{nanos}", std::process::id());
-        let dir = std::env::temp_dir().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 #[tokio::test]
 async fn spec_git_wrapper_is_hermetic_with_a_scripted_runner() {
     use processkit::{Match, RecordingRunner, Reply, ScriptedRunner};
@@ -75,21 +55,8 @@ async fn spec_git_wrapper_is_hermetic_with_a_scripted_runner() {
 #[tokio::test]
 async fn spec_git_wrapper_runs_real_git() {
     use processkit::Command;
-    let repo = TempDir::new("git");
+    let repo = git_repo("git").await;
     let git_in = |args: &[&str]| Command::new("git").current_dir(&repo.0).args(args);
-    git_in(&["init", "-q"]).run().await.unwrap();
-    let commit = [
-        "-c",
-        "user.name=pk",
-        "-c",
-        "user.email=pk@example.invalid",
-        "commit",
-        "-q",
-        "--allow-empty",
-        "-m",
-        "spec",
-    ];
-    git_in(&commit).run().await.unwrap();
     let head = Git::new().head(&repo.0).await.unwrap();
     assert_eq!(head, git_in(&["rev-parse", "HEAD"]).run().await.unwrap());
     assert_eq!(head.len(), 40);

@@ -6,13 +6,11 @@
 #![cfg(unix)]
 
 mod common;
-mod streaming_support;
 
 use std::time::Duration;
 
-use common::{Cleanup, TempDir, Tree, is_alive, pids_with_token, token};
+use common::{Cleanup, KillPidOnDrop, TempDir, Tree, is_alive, pids_with_token, token, wait_gone};
 use processkit::{Command, JobRunner, MAX_LINE, Mechanism, StreamExt};
-use streaming_support::{KillPidOnDrop, file_in, gone};
 
 /// Far longer than any of these runs needs; only reached if a pipe deadlocks.
 const HANG_GUARD: Duration = Duration::from_secs(60);
@@ -24,7 +22,7 @@ fn sh(script: &str) -> Command {
 #[tokio::test]
 async fn first_line_arrives_while_the_child_still_runs() {
     let scratch = TempDir::new("first-line");
-    let flag = file_in(&scratch, "go");
+    let flag = scratch.file("go");
     // The child cannot exit (or write its second line) before we create the flag.
     let script = format!(
         "echo first; echo warn >&2; while [ ! -e '{flag}' ]; do sleep 0.02; done; echo second"
@@ -71,10 +69,7 @@ async fn an_enormous_line_arrives_in_bounded_pieces() {
 #[tokio::test]
 async fn the_command_timeout_ends_the_stream_and_the_tree() {
     let tok = token("stream-timeout");
-    let _cleanup = Cleanup {
-        token: tok.clone(),
-        pidfile: None,
-    };
+    let _cleanup = Cleanup::token(&tok);
     let script = "while :; do echo tick; sleep 0.05; done";
     let mut run = sh(script)
         .arg(&tok)
@@ -92,7 +87,11 @@ async fn the_command_timeout_ends_the_stream_and_the_tree() {
     assert!(run.timed_out());
     let (code, _stderr) = run.finish_streamed().await.unwrap();
     assert_eq!(code, None, "a timed-out run has no exit code");
-    assert!(gone(&tok).await, "timeout left {:?}", pids_with_token(&tok));
+    assert!(
+        wait_gone(&tok).await,
+        "timeout left {:?}",
+        pids_with_token(&tok)
+    );
 }
 
 #[tokio::test]
@@ -154,7 +153,7 @@ async fn stderr_streams_while_a_large_stdout_is_drained() {
 #[tokio::test]
 async fn stderr_stream_starts_with_what_was_captured_before() {
     let scratch = TempDir::new("stderr-early");
-    let flag = file_in(&scratch, "go");
+    let flag = scratch.file("go");
     let script = format!(
         "echo early >&2; echo ready; while [ ! -e '{flag}' ]; do sleep 0.02; done; echo late >&2"
     );

@@ -2,20 +2,20 @@
 //! incarnations sharing one `ProcessGroup`.
 
 #[cfg(target_os = "linux")]
-mod supervision_support;
+mod common;
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::Duration;
 
 #[cfg(target_os = "linux")]
+use common::*;
+#[cfg(target_os = "linux")]
 use processkit::ProcessGroup;
 use processkit::{
     BoxFuture, Command, Error, ProcessResult, ProcessRunner, RestartPolicy, RunningProcess,
-    StopReason, Supervisor,
+    StopReason, SupervisionOutcome, Supervisor,
 };
-#[cfg(target_os = "linux")]
-use supervision_support::*;
 use tokio::time::Instant;
 
 /// Replies with canned results in order (repeating the last one) and notes
@@ -95,34 +95,38 @@ fn supervisor() -> Supervisor {
         .jitter(false)
 }
 
+/// Supervises the canned exit `codes` under `policy` (and `max_restarts`, if
+/// any); returns the outcome and how many runs the runner saw.
+async fn supervise(
+    codes: &[Option<i32>],
+    policy: RestartPolicy,
+    max_restarts: Option<u32>,
+) -> (SupervisionOutcome, usize) {
+    let runner = CannedRunner::new(codes);
+    let mut supervisor = supervisor().with_runner(&runner).restart(policy);
+    if let Some(max) = max_restarts {
+        supervisor = supervisor.max_restarts(max);
+    }
+    let outcome = supervisor.run().await.unwrap();
+    (outcome, runner.calls())
+}
+
 #[tokio::test(start_paused = true)]
 async fn always_restarts_after_clean_exits_until_the_limit() {
-    let runner = CannedRunner::new(&[Some(0)]);
-    let outcome = supervisor()
-        .with_runner(&runner)
-        .restart(RestartPolicy::Always)
-        .max_restarts(4)
-        .run()
-        .await
-        .unwrap();
+    let (outcome, calls) = supervise(&[Some(0)], RestartPolicy::Always, Some(4)).await;
     assert_eq!(outcome.restarts, 4);
     assert_eq!(outcome.stopped, StopReason::MaxRestarts);
-    assert_eq!(runner.calls(), 5);
+    assert_eq!(calls, 5);
 }
 
 #[tokio::test(start_paused = true)]
 async fn on_crash_restarts_until_a_clean_exit() {
-    let runner = CannedRunner::new(&[Some(1), None, Some(0), Some(1)]);
-    let outcome = supervisor()
-        .with_runner(&runner)
-        .restart(RestartPolicy::OnCrash)
-        .run()
-        .await
-        .unwrap();
+    let codes = [Some(1), None, Some(0), Some(1)];
+    let (outcome, calls) = supervise(&codes, RestartPolicy::OnCrash, None).await;
     assert_eq!(outcome.restarts, 2);
     assert_eq!(outcome.stopped, StopReason::PolicyDeclined);
     assert_eq!(outcome.result.code(), Some(0));
-    assert_eq!(runner.calls(), 3);
+    assert_eq!(calls, 3);
 }
 
 #[tokio::test(start_paused = true)]
@@ -136,17 +140,11 @@ async fn on_crash_treats_a_timeout_as_a_crash() {
 
 #[tokio::test(start_paused = true)]
 async fn never_runs_exactly_once_even_after_a_crash() {
-    let runner = CannedRunner::new(&[Some(1)]);
-    let outcome = supervisor()
-        .with_runner(&runner)
-        .restart(RestartPolicy::Never)
-        .run()
-        .await
-        .unwrap();
+    let (outcome, calls) = supervise(&[Some(1)], RestartPolicy::Never, None).await;
     assert_eq!(outcome.restarts, 0);
     assert_eq!(outcome.stopped, StopReason::PolicyDeclined);
     assert_eq!(outcome.result.code(), Some(1));
-    assert_eq!(runner.calls(), 1);
+    assert_eq!(calls, 1);
 }
 
 #[tokio::test(start_paused = true)]
@@ -324,7 +322,7 @@ async fn a_missing_program_ends_supervision_with_not_found() {
 #[cfg(target_os = "linux")]
 #[tokio::test]
 async fn real_runs_restart_on_crash_until_one_succeeds() {
-    let dir = scratch_dir("sv-real");
+    let dir = TempDir::new("sv-real");
     let count = dir.join("runs");
     let script = format!("echo run >> {0}; [ $(wc -l < {0}) -ge 3 ]", count.display());
     let outcome = Supervisor::new(Command::new("sh").args(["-c", &script]))
@@ -336,16 +334,15 @@ async fn real_runs_restart_on_crash_until_one_succeeds() {
     assert_eq!(outcome.restarts, 2);
     assert_eq!(line_count(&count), 3);
     assert_eq!(outcome.stopped, StopReason::PolicyDeclined);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Every incarnation runs in the caller's group: the last one outlives the
 /// supervisor future (the group owns it) and dies with the group.
 #[cfg(target_os = "linux")]
 async fn incarnations_share_the_group(group: ProcessGroup) {
-    let token = unique_token("sv-group");
-    let _reaper = Reaper::new(&[&token]);
-    let dir = scratch_dir("sv-group");
+    let token = token("sv-group");
+    let _reaper = Cleanup::token(&token);
+    let dir = TempDir::new("sv-group");
     let count = dir.join("runs");
     // Runs 1 and 2 leave a grandchild behind and crash; run 3 stays up.
     let script = format!(
@@ -361,7 +358,7 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
     tokio::select! {
         outcome = supervision => panic!("supervision ended early: {outcome:?}"),
         _ = async {
-            while line_count(&count) < 3 || pids_with(&token).len() < 2 {
+            while line_count(&count) < 3 || pids_with_token(&token).len() < 2 {
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
         } => {}
@@ -369,7 +366,7 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
     // The supervisor is gone, but the group still holds run 3 and its grandchild
     // (earlier runs' grandchildren died when their run ended).
     assert_eq!(line_count(&count), 3);
-    let alive = pids_with(&token);
+    let alive = pids_with_token(&token);
     assert!(
         alive.len() >= 2,
         "last incarnation should outlive the supervisor: {alive:?}"
@@ -378,9 +375,8 @@ async fn incarnations_share_the_group(group: ProcessGroup) {
     assert!(
         wait_gone(&token).await,
         "survivors: {:?}",
-        pids_with(&token)
+        pids_with_token(&token)
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[cfg(target_os = "linux")]
@@ -442,8 +438,8 @@ mod cancellation {
     #[cfg(target_os = "linux")]
     #[tokio::test]
     async fn cancelling_a_real_incarnation_ends_supervision_and_its_tree() {
-        let token_str = unique_token("sv-cancel");
-        let _reaper = Reaper::new(&[&token_str]);
+        let token_str = token("sv-cancel");
+        let _reaper = Cleanup::token(&token_str);
         let cancel = CancellationToken::new();
         let cmd = Command::new("sh")
             .args(["-c", &tree_script(&token_str)])

@@ -2,18 +2,18 @@
 //! graceful one sends SIGTERM first and SIGKILL only after the grace.
 #![cfg(target_os = "linux")]
 
-mod supervision_support;
+mod common;
 
 use std::time::Duration;
 
+use common::*;
 use processkit::{Command, Error};
-use supervision_support::*;
 
 #[tokio::test]
 async fn a_graceful_timeout_lets_the_tree_handle_sigterm() {
-    let token = unique_token("grace-term");
-    let _reaper = Reaper::new(&[&token]);
-    let dir = scratch_dir("grace-term");
+    let token = token("grace-term");
+    let _reaper = Cleanup::token(&token);
+    let dir = TempDir::new("grace-term");
     let marker = dir.join("terminated");
     // The shell notes SIGTERM in a file and exits; sleep runs in the
     // background so the trap fires as soon as the signal arrives.
@@ -32,13 +32,12 @@ async fn a_graceful_timeout_lets_the_tree_handle_sigterm() {
     assert_eq!(result.code(), None, "a timed-out run reports no exit code");
     assert!(marker.exists(), "SIGTERM never reached the shell");
     assert!(wait_gone(&token).await);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]
 async fn a_tree_that_ignores_sigterm_is_killed_after_the_grace() {
-    let token = unique_token("grace-kill");
-    let _reaper = Reaper::new(&[&token]);
+    let token = token("grace-kill");
+    let _reaper = Cleanup::token(&token);
     let script = format!("trap '' TERM; {}", tree_script(&token));
     let err = Command::new("sh")
         .args(["-c", &script])
@@ -48,13 +47,17 @@ async fn a_tree_that_ignores_sigterm_is_killed_after_the_grace() {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::Timeout { .. }), "{err:?}");
-    assert!(wait_gone(&token).await, "left {:?}", pids_with(&token));
+    assert!(
+        wait_gone(&token).await,
+        "left {:?}",
+        pids_with_token(&token)
+    );
 }
 
 #[tokio::test]
 async fn a_plain_timeout_kills_the_whole_tree_at_once() {
-    let token = unique_token("timeout-kill");
-    let _reaper = Reaper::new(&[&token]);
+    let token = token("timeout-kill");
+    let _reaper = Cleanup::token(&token);
     let mut run = Command::new("sh")
         .args(["-c", &tree_script(&token)])
         .timeout(Duration::from_millis(150))
@@ -64,5 +67,9 @@ async fn a_plain_timeout_kills_the_whole_tree_at_once() {
     wait_for_count(&token, 2).await;
     assert_eq!(run.wait().await.unwrap(), None);
     assert!(run.timed_out());
-    assert!(wait_gone(&token).await, "left {:?}", pids_with(&token));
+    assert!(
+        wait_gone(&token).await,
+        "left {:?}",
+        pids_with_token(&token)
+    );
 }

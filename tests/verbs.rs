@@ -131,10 +131,7 @@ async fn first_line_returns_the_first_match_or_none() {
 #[tokio::test]
 async fn first_line_kills_a_child_that_would_run_forever() {
     let token = common::token("first-line-forever");
-    let _cleanup = common::Cleanup {
-        token: token.clone(),
-        pidfile: None,
-    };
+    let _cleanup = common::Cleanup::token(&token);
     let cmd = Command::new("sh").args(["-c", "echo ready; while :; do sleep 1; done", &token]);
     let line = tokio::time::timeout(Duration::from_secs(20), cmd.first_line(|l| l == "ready"))
         .await
@@ -251,10 +248,7 @@ async fn eight_mib_on_both_pipes_at_once_does_not_deadlock() {
 #[tokio::test]
 async fn a_grandchild_holding_stdout_does_not_hang_a_verb() {
     let token = common::token("holds-stdout");
-    let _cleanup = common::Cleanup {
-        token: token.clone(),
-        pidfile: None,
-    };
+    let _cleanup = common::Cleanup::token(&token);
     let script = "sh -c 'sleep 1000' \"$0\" & echo done";
     let cmd = Command::new("sh").args(["-c", script, &token]);
     let out = tokio::time::timeout(Duration::from_secs(20), cmd.run())

@@ -5,13 +5,11 @@
 #![cfg(unix)]
 
 mod common;
-mod streaming_support;
 
 use std::time::Duration;
 
-use common::{TempDir, is_alive};
+use common::{KillPidOnDrop, TempDir, is_alive};
 use processkit::{Command, Error, ProcessGroup, RunningProcess, wait_any};
-use streaming_support::{KillPidOnDrop, file_in};
 
 /// A child that exits with `code` once `flag` exists.
 fn exits_on(flag: &str, code: i32) -> Command {
@@ -28,9 +26,7 @@ async fn start(cmd: &Command) -> (RunningProcess, KillPidOnDrop) {
 #[tokio::test]
 async fn reports_children_in_the_order_they_exit() {
     let scratch = TempDir::new("wait-any");
-    let flags: Vec<String> = (0..3)
-        .map(|i| file_in(&scratch, &format!("go-{i}")))
-        .collect();
+    let flags: Vec<String> = (0..3).map(|i| scratch.file(&format!("go-{i}"))).collect();
     let (mut a, _ga) = start(&exits_on(&flags[0], 10)).await;
     let (mut b, _gb) = start(&exits_on(&flags[1], 11)).await;
     let (mut c, _gc) = start(&exits_on(&flags[2], 12)).await;

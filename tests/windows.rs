@@ -143,19 +143,31 @@ async fn bounded<F: std::future::Future>(fut: F) -> F::Output {
         .expect("the run did not end: its tree was not killed")
 }
 
+/// libtest arguments that make this test binary run just `entry_point`.
+fn helper_args(entry_point: &str) -> [&str; 4] {
+    [entry_point, "--exact", "--nocapture", "--test-threads=1"]
+}
+
 /// `cmd /c <this test binary>`: cmd.exe is the child, the helper the grandchild.
 fn cmd_with_grandchild(pidfile: &PidFile) -> Command {
     let exe = std::env::current_exe().expect("test binary path");
     Command::new("cmd")
         .arg("/c")
         .arg(exe)
-        .args([
-            "helper_grandchild_entry_point",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+        .args(helper_args("helper_grandchild_entry_point"))
         .env(HELPER_ENV, &pidfile.0)
+}
+
+/// This test binary started directly (no processkit) as `entry_point`, with
+/// `pidfile` in the env var `env` the helper reads.
+fn start_helper(entry_point: &str, env: &str, pidfile: &PidFile) -> std::process::Child {
+    let exe = std::env::current_exe().expect("test binary path");
+    std::process::Command::new(exe)
+        .args(helper_args(entry_point))
+        .env(env, &pidfile.0)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {entry_point}: {e}"))
 }
 
 #[tokio::test]
@@ -173,19 +185,8 @@ async fn dropping_the_handle_kills_child_and_grandchild() {
 #[tokio::test]
 async fn an_owner_killed_abruptly_takes_its_tree_along() {
     let pidfile = PidFile::new("owner");
-    let exe = std::env::current_exe().expect("test binary path");
     // Started without processkit, so only the owner's own job holds the tree.
-    let mut owner_child = std::process::Command::new(exe)
-        .args([
-            "helper_owner_entry_point",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(OWNER_ENV, &pidfile.0)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the owner");
+    let mut owner_child = start_helper("helper_owner_entry_point", OWNER_ENV, &pidfile);
     let owner = Watched::open(owner_child.id());
     let grandchild = pidfile.grandchild().await;
     // TerminateProcess runs no destructors: only the kernel closing the
@@ -456,18 +457,7 @@ async fn a_suspended_group_resumes_and_still_tears_down() {
 #[tokio::test]
 async fn an_adopted_process_dies_with_the_group() {
     let pidfile = PidFile::new("adopt");
-    let exe = std::env::current_exe().expect("test binary path");
-    let mut outsider_child = std::process::Command::new(exe)
-        .args([
-            "helper_grandchild_entry_point",
-            "--exact",
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(HELPER_ENV, &pidfile.0)
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("start the outsider");
+    let mut outsider_child = start_helper("helper_grandchild_entry_point", HELPER_ENV, &pidfile);
     let outsider = Watched::open(outsider_child.id());
     let _published = pidfile.grandchild().await;
     let group = ProcessGroup::new().unwrap();

@@ -1,15 +1,16 @@
-//! Shared by the privileges and guardian tests: finding real processes in
-//! /proc, guards that kill them by pid on drop, and helper processes (this
-//! test binary re-executed to run one ignored `helper_*` test).
+//! Shared by the privileges and guardian tests, on top of `tests/common`:
+//! processes pinned by start time, cgroup-root inspection, and helper processes
+//! (this test binary re-executed to run one ignored `helper_*` test).
 #![allow(dead_code)]
 
 use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+use crate::common::{TempDir, eventually, signal};
 
 /// How long any condition may take before a test gives up.
 pub const LIMIT: Duration = Duration::from_secs(5);
@@ -66,17 +67,10 @@ impl Proc {
 
     /// SIGKILL, only if it is still the same process.
     pub fn kill(&self) {
-        if self.is_alive() && self.pid > 1 {
-            kill_by_pid(self.pid);
+        if self.is_alive() {
+            signal(self.pid, "KILL");
         }
     }
-}
-
-fn kill_by_pid(pid: u32) {
-    let _ = std::process::Command::new("kill")
-        .args(["-KILL", &pid.to_string()])
-        .stderr(Stdio::null())
-        .status();
 }
 
 /// (state, start time) from /proc/<pid>/stat.
@@ -109,56 +103,18 @@ impl Drop for KillOnDrop {
     }
 }
 
-/// Polls `cond` every 10 ms for up to `LIMIT`.
-pub fn eventually(mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
-
-/// A scratch directory for pidfiles, removed on drop.
-pub struct Scratch(pub PathBuf);
-
-impl Scratch {
-    pub fn new(tag: &str) -> Scratch {
-        static N: AtomicU32 = AtomicU32::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("pk-{tag}-{}-{n}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).expect("create scratch dir");
-        Scratch(dir)
-    }
-
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-
-    /// Waits for a pidfile and returns the process it names.
-    pub fn pid(&self, name: &str) -> Proc {
-        let path = self.path(name);
-        let mut found = None;
-        eventually(|| {
-            found = fs::read_to_string(&path)
-                .ok()
-                .and_then(|t| t.trim().parse::<u32>().ok())
-                .and_then(Proc::of);
-            found.is_some()
-        });
-        found.unwrap_or_else(|| panic!("no live pid in {}", path.display()))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
+/// Waits (up to `LIMIT`) for a pidfile in `dir` and returns the process it names.
+pub fn pid_in(dir: &TempDir, name: &str) -> Proc {
+    let path = dir.join(name);
+    let mut found = None;
+    eventually(LIMIT, || {
+        found = fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .and_then(Proc::of);
+        found.is_some()
+    });
+    found.unwrap_or_else(|| panic!("no live pid in {}", path.display()))
 }
 
 /// The cgroup2 directory this process lives in (where per-process roots go).
@@ -203,7 +159,7 @@ impl Drop for LeakedRoots {
 /// Kills whatever is left in a leaked cgroup tree and removes it.
 pub fn remove_cgroup_tree(dir: &Path) {
     let _ = fs::write(dir.join("cgroup.kill"), "1");
-    eventually(|| rmdir_tree(dir));
+    eventually(LIMIT, || rmdir_tree(dir));
 }
 
 fn rmdir_tree(dir: &Path) -> bool {
