@@ -89,7 +89,15 @@ async fn a_kill_on_parent_death_child_starts_and_dies_with_its_handle() {
         .await
         .expect("daemonish stand-in");
     let pid = run.id().expect("running");
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    // A vfork-style spawn returns once exec has begun; the new name follows.
+    let mut stat = String::new();
+    for _ in 0..500 {
+        stat = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+        if stat.lines().any(|l| l == "Name:\tsleep") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
     assert!(stat.lines().any(|l| l == "Name:\tsleep"), "{stat}");
     drop(run);
     let mut gone = false;

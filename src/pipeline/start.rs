@@ -12,7 +12,7 @@ use crate::running::{
     Arbiter, Placement, RunningProcess, StageIo, StdoutState, Waiter, spawn_with,
 };
 use crate::stdin::StdinSource;
-use crate::sys::{Container, stdio};
+use crate::sys::Container;
 
 /// How long a failed start waits for the stages it already killed to be reaped.
 const REAP_AFTER_FAILED_START: Duration = Duration::from_secs(5);
@@ -73,11 +73,7 @@ async fn spawn_stages(
         };
         let (run, stdout) = spawn_with(cmd, Placement::Shared(Arc::clone(container)), io).await?;
         runs.push(run);
-        if let Some(stdout) = stdout {
-            let pipe = stdio::into_stdin(stdout)
-                .map_err(|e| Error::io(&cmd.display_name(), "connect pipeline stages", e))?;
-            upstream = Some(pipe);
-        }
+        upstream = stdout;
     }
     Ok(())
 }

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncRead;
-use tokio::process::{Child, ChildStdin};
 use tokio::sync::oneshot;
 
 pub(crate) use arbiter::{Arbiter, Verdict};
@@ -32,6 +31,7 @@ pub use stream::LineStream;
 
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
+use crate::sys::child::{InputPipe, OsChild};
 use crate::sys::{self, Container, Slot};
 use crate::trace::trace_event;
 
@@ -47,7 +47,7 @@ pub(crate) type OutputPipe = Box<dyn AsyncRead + Send + Unpin>;
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Waiter {
     /// A real child process.
-    Os(Child),
+    Os(OsChild),
     /// A test double's scripted exit: `(code, signal)`.
     Scripted(crate::runner::BoxFuture<'static, (Option<i32>, Option<i32>)>),
     /// Every stage of a pipeline; the exit is the pipefail attribution.
@@ -101,7 +101,6 @@ pub(crate) struct Exit {
 /// When the run owns its container (the `Command::start` path), dropping the
 /// handle kills the child and every descendant. A run started in a shared
 /// [`ProcessGroup`](crate::ProcessGroup) lives until the group is torn down.
-#[derive(Debug)]
 pub struct RunningProcess {
     pub(crate) program: String,
     pub(crate) child: Waiter,
@@ -116,8 +115,21 @@ pub struct RunningProcess {
     pub(crate) watchdog: Option<oneshot::Sender<()>>,
     pub(crate) stdout: StdoutState,
     pub(crate) stderr: Option<Capture>,
-    pub(crate) stdin: Option<ChildStdin>,
+    pub(crate) stdin: Option<InputPipe>,
     pub(crate) exit: Option<Exit>,
+}
+
+impl std::fmt::Debug for RunningProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningProcess")
+            .field("program", &self.program)
+            .field("pid", &self.pid)
+            .field("child", &self.child)
+            .field("stdout", &self.stdout)
+            .field("stdin_open", &self.stdin.is_some())
+            .field("exit", &self.exit)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RunningProcess {

@@ -3,11 +3,8 @@
 
 use std::ffi::{OsStr, OsString};
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Instant;
-
-use tokio::process::ChildStdout;
 
 use super::arbiter::{self, Arbiter, Watch};
 use super::pump::Capture;
@@ -18,6 +15,8 @@ use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
 use crate::stdin::StdinSource;
 use crate::sys::Container;
+use crate::sys::child::{self, StartError, StdinPlan};
+use crate::sys::stdio::StagePipe;
 use crate::trace::trace_event;
 
 /// Where a new run goes.
@@ -34,7 +33,7 @@ pub(crate) enum Placement {
 #[derive(Debug, Default)]
 pub(crate) struct StageIo {
     /// The previous stage's stdout, to read from instead of `cmd.stdin`.
-    pub(crate) stdin: Option<Stdio>,
+    pub(crate) stdin: Option<StagePipe>,
     /// Hand stdout back raw (for the next stage) instead of to the handle.
     pub(crate) raw_stdout: bool,
 }
@@ -51,7 +50,7 @@ pub(crate) async fn spawn_with(
     cmd: &Command,
     placement: Placement,
     io: StageIo,
-) -> Result<(RunningProcess, Option<ChildStdout>)> {
+) -> Result<(RunningProcess, Option<StagePipe>)> {
     let program = cmd.display_name();
     // A token cancelled before the run starts wins over any other outcome.
     #[cfg(feature = "cancellation")]
@@ -67,61 +66,41 @@ pub(crate) async fn spawn_with(
         .slot()
         .map_err(|e| Error::io(&program, "prepare container", e))?;
 
-    let mut tc = tokio::process::Command::new(&cmd.program);
-    tc.args(&cmd.args);
-    if cmd.env.starts_from_parent() {
-        for (name, value) in &cmd.env.overrides {
-            match value {
-                Some(v) => tc.env(name, v),
-                None => tc.env_remove(name),
-            };
+    let stdin = match (io.stdin, &cmd.stdin.0, cmd.keep_stdin_open) {
+        (Some(upstream), _, _) => StdinPlan::Stage(upstream),
+        (None, _, true) | (None, StdinSource::Bytes(_) | StdinSource::Lines(_), _) => {
+            StdinPlan::Pipe
         }
-    } else {
-        tc.env_clear().envs(cmd.env.resolve());
-    }
-    if let Some(dir) = &cmd.cwd {
-        tc.current_dir(dir);
-    }
-    let own_stdin = match (&cmd.stdin.0, cmd.keep_stdin_open) {
-        (_, true) | (StdinSource::Bytes(_) | StdinSource::Lines(_), _) => Stdio::piped(),
-        (StdinSource::Inherit, false) => Stdio::inherit(),
-        (StdinSource::Null, false) => Stdio::null(),
+        (None, StdinSource::Inherit, false) => StdinPlan::Inherit,
+        (None, StdinSource::Null, false) => StdinPlan::Null,
     };
-    tc.stdin(io.stdin.unwrap_or(own_stdin));
-    tc.stdout(Stdio::piped()).stderr(Stdio::piped());
-    slot.prepare(&mut tc, &cmd.os)?;
-
     let started = Instant::now();
-    let mut child = crate::sys::spawn_child(tc, &cmd.os)
+    let child = child::start(cmd, stdin, io.raw_stdout, &mut slot)
         .await
-        .map_err(|e| spawn_error(cmd, &program, e))?;
-    slot.attach(&child)
-        .map_err(|e| Error::io(&program, "place child in container", e))?;
+        .map_err(|e| match e {
+            StartError::Refused(e) => e,
+            StartError::Spawn(e) => spawn_error(cmd, &program, e),
+            StartError::Contain(e) => Error::io(&program, "place child in container", e),
+        })?;
     let slot = Arc::new(slot);
+    let pid = child.child.id();
 
-    let mut stdin = child.stdin.take();
+    let mut stdin = child.stdin;
     if !cmd.keep_stdin_open
         && let Some(pipe) = stdin.take()
     {
         feed(&cmd.stdin.0, pipe);
     }
-    let raw_stdout = child.stdout.take_if(|_| io.raw_stdout);
-    // Only pipes we read ourselves: a pipeline's inner pipes stay as they are.
-    if let Some(pipe) = &child.stdout {
-        crate::sys::enlarge_pipe(pipe);
-    }
     let stdout = child
         .stdout
-        .take()
         .map_or(StdoutState::Taken, |pipe| match &cmd.stdout_handler {
             Some(handler) => {
                 StdoutState::Capturing(Capture::start(Vec::new(), pipe, Some(handler.clone())))
             }
-            None => StdoutState::Pipe(Box::new(pipe)),
+            None => StdoutState::Pipe(pipe),
         });
     let stderr = child
         .stderr
-        .take()
         .map(|pipe| Capture::start(Vec::new(), pipe, cmd.stderr_handler.clone()));
 
     let arbiter = Arc::new(Arbiter::default());
@@ -133,21 +112,21 @@ pub(crate) async fn spawn_with(
         #[cfg(feature = "cancellation")]
         cancel: cmd.cancel.clone(),
         program: program.clone(),
-        pid: child.id(),
+        pid,
     };
     let watchdog = arbiter::start(watch, Arc::clone(&slot), Arc::clone(&arbiter));
     trace_event!(
         debug,
         "spawn",
         program = %program,
-        pid = ?child.id(),
+        pid = ?pid,
         mechanism = %container.mechanism(),
         shared_group = %!owned,
     );
     let run = RunningProcess {
         program,
-        pid: child.id(),
-        child: Waiter::Os(child),
+        pid,
+        child: Waiter::Os(child.child),
         slot: Some(slot),
         container: owned.then_some(container),
         started,
@@ -159,7 +138,7 @@ pub(crate) async fn spawn_with(
         stdin,
         exit: None,
     };
-    Ok((run, raw_stdout))
+    Ok((run, child.stage_stdout))
 }
 
 /// Rejects what the OS would reject less clearly: NUL bytes and a missing

@@ -4,15 +4,15 @@
 use std::io;
 
 use tokio::io::AsyncWriteExt;
-use tokio::process::ChildStdin;
 use tokio_stream::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::stdin::StdinSource;
+use crate::sys::child::InputPipe;
 
 /// Writes `source` to the child's stdin in the background, then closes it.
 /// A child that stops reading early (EPIPE) simply ends the feed.
-pub(crate) fn feed(source: &StdinSource, mut pipe: ChildStdin) {
+pub(crate) fn feed(source: &StdinSource, mut pipe: InputPipe) {
     match source {
         StdinSource::Bytes(bytes) => {
             let bytes = bytes.clone();
@@ -43,14 +43,22 @@ pub(crate) fn feed(source: &StdinSource, mut pipe: ChildStdin) {
 /// An open pipe to a running child's stdin (see
 /// [`Command::keep_stdin_open`](crate::Command::keep_stdin_open)).
 /// Dropping it closes the pipe, as [`finish`](StdinWriter::finish) does.
-#[derive(Debug)]
 pub struct StdinWriter {
     program: String,
-    pipe: Option<ChildStdin>,
+    pipe: Option<InputPipe>,
+}
+
+impl std::fmt::Debug for StdinWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdinWriter")
+            .field("program", &self.program)
+            .field("open", &self.pipe.is_some())
+            .finish()
+    }
 }
 
 impl StdinWriter {
-    pub(crate) fn new(program: String, pipe: ChildStdin) -> StdinWriter {
+    pub(crate) fn new(program: String, pipe: InputPipe) -> StdinWriter {
         StdinWriter {
             program,
             pipe: Some(pipe),
@@ -89,7 +97,7 @@ impl StdinWriter {
         Ok(())
     }
 
-    fn pipe(&mut self) -> Result<&mut ChildStdin> {
+    fn pipe(&mut self) -> Result<&mut InputPipe> {
         let program = &self.program;
         self.pipe.as_mut().ok_or_else(|| Error::StdinClosed {
             program: program.clone(),

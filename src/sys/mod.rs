@@ -4,6 +4,7 @@
 
 #[cfg(feature = "stats")]
 mod accounting;
+pub(crate) mod child;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 pub(crate) mod stdio;
@@ -331,6 +332,24 @@ impl Slot {
         }
         let _ = child;
         Ok(())
+    }
+
+    /// How a child spawned by the clone spawner joins this slot.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn fast_join(&self) -> Option<linux::clone_spawn::Join> {
+        match &self.kind {
+            SlotKind::Cgroup(s) => s.procs_fd().map(linux::clone_spawn::Join::Cgroup),
+            SlotKind::Pgroup(_) => Some(linux::clone_spawn::Join::ProcessGroup),
+        }
+    }
+
+    /// Records a child the clone spawner started (already placed by `fast_join`).
+    #[cfg(target_os = "linux")]
+    pub(crate) fn attach_pid(&mut self, pid: u32) {
+        match &mut self.kind {
+            SlotKind::Cgroup(s) => s.attach(),
+            SlotKind::Pgroup(s) => s.attach(pid),
+        }
     }
 
     /// Hard-kills this run and everything it started (not its siblings).

@@ -2,15 +2,20 @@
 //! kernel carries the bytes between pipeline stages and the parent never does.
 
 use std::io;
-use std::process::Stdio;
 
 use tokio::process::ChildStdout;
 
+/// A blocking pipe end passed from one pipeline stage to the next.
+#[cfg(unix)]
+pub(crate) type StagePipe = std::os::fd::OwnedFd;
+/// A blocking pipe end passed from one pipeline stage to the next.
+#[cfg(windows)]
+pub(crate) type StagePipe = std::os::windows::io::OwnedHandle;
+
 /// The read end of `stdout` as a blocking descriptor for another child's stdin.
-/// The parent's copy closes when the `Stdio` (and the command holding it) drops.
-pub(crate) fn into_stdin(stdout: ChildStdout) -> io::Result<Stdio> {
+pub(crate) fn into_stage_pipe(stdout: ChildStdout) -> io::Result<StagePipe> {
     #[cfg(unix)]
-    return stdout.into_owned_fd().map(Stdio::from);
+    return stdout.into_owned_fd();
     #[cfg(windows)]
-    return stdout.into_owned_handle().map(Stdio::from);
+    return stdout.into_owned_handle();
 }

@@ -2,12 +2,15 @@
 //! per-process root; the process-group fallback lives in `sys::unix`.
 
 pub(crate) mod cgroup;
+pub(crate) mod clone_spawn;
 pub(crate) mod events;
+pub(crate) mod fast_spawn;
 pub(crate) mod guardian;
 mod guardian_process;
 #[cfg(feature = "limits")]
 pub(crate) mod limits;
 pub(crate) mod pidfd;
+pub(crate) mod pidfd_child;
 pub(crate) mod pipe;
 #[cfg(feature = "stats")]
 pub(crate) mod procfs;
@@ -113,6 +116,11 @@ impl CgroupSlot {
     pub(crate) fn prepare(&self, cmd: &mut tokio::process::Command, os: &OsOptions) {
         let fd = self.procs.as_ref().map(AsRawFd::as_raw_fd);
         PreExec::new(fd, os).install(cmd);
+    }
+
+    /// The open `cgroup.procs` a child writes to join, until one has.
+    pub(crate) fn procs_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.procs.as_ref().map(AsRawFd::as_raw_fd)
     }
 
     pub(crate) fn attach(&mut self) {

@@ -18,23 +18,31 @@ static SPAWNER: OnceLock<Result<Sender<Job>, String>> = OnceLock::new();
 /// so the child's parent-death signal fires only when this process dies.
 pub(crate) async fn spawn(mut cmd: Command) -> io::Result<Child> {
     let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    run(move || {
+        // The child registers with this runtime's reaper, as if spawned on it.
+        let _context = runtime.enter();
+        cmd.spawn()
+    })
+    .await?
+}
+
+/// Runs `work` (a spawn) on the spawner thread and returns its result.
+pub(crate) async fn run<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> io::Result<T> {
     let (reply, answer) = tokio::sync::oneshot::channel();
     let job: Job = Box::new(move || {
-        // The child registers with this runtime's reaper, as if spawned on it.
-        // A runtime shutting down may panic here; that must not end the thread.
-        let spawned = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            let _context = runtime.enter();
-            cmd.spawn()
-        }))
-        .unwrap_or_else(|_| Err(io::Error::other("the tokio runtime is shutting down")));
-        let _ = reply.send(spawned);
+        // A runtime shutting down may panic in the work; that must not end the thread.
+        if let Ok(result) = std::panic::catch_unwind(AssertUnwindSafe(work)) {
+            let _ = reply.send(result);
+        }
     });
     sender()?
         .send(job)
         .map_err(|_| io::Error::other("the processkit spawner thread has stopped"))?;
     answer
         .await
-        .map_err(|_| io::Error::other("the processkit spawner thread dropped a spawn request"))?
+        .map_err(|_| io::Error::other("the processkit spawner thread could not finish a spawn"))
 }
 
 fn sender() -> io::Result<&'static Sender<Job>> {

@@ -1,0 +1,223 @@
+//! Starting one child in a slot. Linux uses the vfork-style clone spawner
+//! (`linux::clone_spawn`); other platforms, and Linux when the kernel refuses
+//! that clone, go through tokio/std. Either way the caller gets a `StartedChild`.
+
+use std::io;
+use std::process::{ExitStatus, Stdio};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::Slot;
+use super::stdio::StagePipe;
+use crate::command::Command;
+use crate::error::Error;
+
+/// The parent's end of a child's stdin.
+pub(crate) type InputPipe = Box<dyn AsyncWrite + Send + Unpin>;
+/// The parent's end of a child's stdout or stderr.
+pub(crate) type ReadPipe = Box<dyn AsyncRead + Send + Unpin>;
+
+/// Where a child's stdin comes from.
+#[derive(Debug)]
+pub(crate) enum StdinPlan {
+    Inherit,
+    Null,
+    /// A pipe the parent writes.
+    Pipe,
+    /// The previous pipeline stage's stdout.
+    Stage(StagePipe),
+}
+
+/// A started child process, however it was spawned.
+#[derive(Debug)]
+pub(crate) enum OsChild {
+    Std(tokio::process::Child),
+    #[cfg(target_os = "linux")]
+    Pidfd(super::linux::pidfd_child::PidfdChild),
+}
+
+impl OsChild {
+    /// The pid (std's child forgets it once reaped).
+    pub(crate) fn id(&self) -> Option<u32> {
+        match self {
+            OsChild::Std(child) => child.id(),
+            #[cfg(target_os = "linux")]
+            OsChild::Pidfd(child) => Some(child.id()),
+        }
+    }
+
+    /// Waits for the exit and reaps the child. Cancel-safe.
+    pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            OsChild::Std(child) => child.wait().await,
+            #[cfg(target_os = "linux")]
+            OsChild::Pidfd(child) => child.wait().await,
+        }
+    }
+}
+
+/// A child and the parent's ends of its pipes.
+pub(crate) struct StartedChild {
+    pub(crate) child: OsChild,
+    pub(crate) stdin: Option<InputPipe>,
+    /// stdout for the parent to read (absent when `stage_stdout` is set).
+    pub(crate) stdout: Option<ReadPipe>,
+    /// stdout kept raw for the next pipeline stage.
+    pub(crate) stage_stdout: Option<StagePipe>,
+    pub(crate) stderr: Option<ReadPipe>,
+}
+
+/// Why a child did not start.
+#[derive(Debug)]
+pub(crate) enum StartError {
+    /// The command asks for something this platform cannot do.
+    Refused(Error),
+    /// The OS refused the spawn.
+    Spawn(io::Error),
+    /// The child could not be contained (it was ended).
+    Contain(io::Error),
+}
+
+/// Starts `cmd` inside `slot`. With `raw_stdout`, stdout is kept as a plain
+/// descriptor for a pipeline's next stage instead of being read by us.
+pub(crate) async fn start(
+    cmd: &Command,
+    stdin: StdinPlan,
+    raw_stdout: bool,
+    slot: &mut Slot,
+) -> Result<StartedChild, StartError> {
+    #[cfg(target_os = "linux")]
+    let stdin = match slot.fast_join() {
+        Some(join) if super::linux::fast_spawn::unavailable_reason().is_none() => {
+            match fast_start(cmd, stdin, raw_stdout, join, slot).await? {
+                Ok(started) => return Ok(started),
+                Err(stdin) => stdin,
+            }
+        }
+        _ => stdin,
+    };
+    std_start(cmd, stdin, raw_stdout, slot).await
+}
+
+/// The clone spawner; `Ok(Err(stdin))` hands stdin back when the kernel
+/// refuses that clone.
+#[cfg(target_os = "linux")]
+async fn fast_start(
+    cmd: &Command,
+    stdin: StdinPlan,
+    raw_stdout: bool,
+    join: super::linux::clone_spawn::Join,
+    slot: &mut Slot,
+) -> Result<Result<StartedChild, StdinPlan>, StartError> {
+    use super::linux::clone_spawn::StdinWiring;
+    use super::linux::{fast_spawn, pidfd_child::PidfdChild};
+    use tokio::net::unix::pipe;
+
+    let wiring = match stdin {
+        StdinPlan::Inherit => StdinWiring::Inherit,
+        StdinPlan::Null => StdinWiring::Null,
+        StdinPlan::Pipe => StdinWiring::Pipe,
+        StdinPlan::Stage(fd) => StdinWiring::Fd(fd),
+    };
+    let plan = fast_spawn::plan(cmd, wiring, raw_stdout, join).map_err(StartError::Spawn)?;
+    let spawned = match fast_spawn::spawn(plan, cmd.os.kill_on_parent_death).await {
+        Ok(Ok(spawned)) => spawned,
+        Ok(Err(plan)) => {
+            return Ok(Err(match plan.stdin {
+                StdinWiring::Inherit => StdinPlan::Inherit,
+                StdinWiring::Null => StdinPlan::Null,
+                StdinWiring::Pipe => StdinPlan::Pipe,
+                StdinWiring::Fd(fd) => StdinPlan::Stage(fd),
+            }));
+        }
+        Err(e) => return Err(StartError::Spawn(e)),
+    };
+    slot.attach_pid(spawned.pid);
+    // The reactor registration is the last step that can fail: the child is
+    // contained already, so a failure leaves it to the slot's teardown.
+    let reader = |fd| -> Result<ReadPipe, StartError> {
+        let pipe = pipe::Receiver::from_owned_fd_unchecked(fd).map_err(StartError::Contain)?;
+        Ok(Box::new(pipe))
+    };
+    let stdin = match spawned.stdin {
+        Some(fd) => {
+            let pipe = pipe::Sender::from_owned_fd_unchecked(fd).map_err(StartError::Contain)?;
+            Some(Box::new(pipe) as InputPipe)
+        }
+        None => None,
+    };
+    let (stdout, stage_stdout) = if raw_stdout {
+        (None, Some(spawned.stdout))
+    } else {
+        (Some(reader(spawned.stdout)?), None)
+    };
+    let stderr = Some(reader(spawned.stderr)?);
+    let child = PidfdChild::new(spawned.pid, spawned.pidfd).map_err(StartError::Contain)?;
+    Ok(Ok(StartedChild {
+        child: OsChild::Pidfd(child),
+        stdin,
+        stdout,
+        stage_stdout,
+        stderr,
+    }))
+}
+
+/// tokio's spawner: posix_spawn, or fork + exec when the slot needs a
+/// pre-exec step.
+async fn std_start(
+    cmd: &Command,
+    stdin: StdinPlan,
+    raw_stdout: bool,
+    slot: &mut Slot,
+) -> Result<StartedChild, StartError> {
+    let mut tc = tokio::process::Command::new(&cmd.program);
+    tc.args(&cmd.args);
+    if cmd.env.starts_from_parent() {
+        for (name, value) in &cmd.env.overrides {
+            match value {
+                Some(v) => tc.env(name, v),
+                None => tc.env_remove(name),
+            };
+        }
+    } else {
+        tc.env_clear().envs(cmd.env.resolve());
+    }
+    if let Some(dir) = &cmd.cwd {
+        tc.current_dir(dir);
+    }
+    tc.stdin(match stdin {
+        StdinPlan::Inherit => Stdio::inherit(),
+        StdinPlan::Null => Stdio::null(),
+        StdinPlan::Pipe => Stdio::piped(),
+        StdinPlan::Stage(pipe) => Stdio::from(pipe),
+    });
+    tc.stdout(Stdio::piped()).stderr(Stdio::piped());
+    slot.prepare(&mut tc, &cmd.os)
+        .map_err(StartError::Refused)?;
+    let mut child = super::spawn_child(tc, &cmd.os)
+        .await
+        .map_err(StartError::Spawn)?;
+    slot.attach(&child).map_err(StartError::Contain)?;
+
+    let stdin = child.stdin.take().map(|p| Box::new(p) as InputPipe);
+    let stdout = child.stdout.take();
+    let (stdout, stage_stdout) = match stdout {
+        Some(pipe) if raw_stdout => {
+            let raw = super::stdio::into_stage_pipe(pipe).map_err(StartError::Contain)?;
+            (None, Some(raw))
+        }
+        Some(pipe) => {
+            super::enlarge_pipe(&pipe);
+            (Some(Box::new(pipe) as ReadPipe), None)
+        }
+        None => (None, None),
+    };
+    let stderr = child.stderr.take().map(|p| Box::new(p) as ReadPipe);
+    Ok(StartedChild {
+        child: OsChild::Std(child),
+        stdin,
+        stdout,
+        stage_stdout,
+        stderr,
+    })
+}

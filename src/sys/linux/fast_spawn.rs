@@ -1,0 +1,180 @@
+//! Choosing and feeding the fast spawner: turns a `Command` into a `Plan` of
+//! C strings, remembers whether this kernel accepts the clone, and routes
+//! children that must die with us through the long-lived spawner thread.
+
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use super::clone_spawn::{self, CloneError, Join, Plan, Spawned, StdinWiring};
+use crate::command::Command;
+
+/// Set `PROCESSKIT_SPAWNER=std` to spawn through std/tokio (fork + exec when
+/// a pre-exec step is needed) instead of the vfork-style clone.
+pub(crate) const SPAWNER_ENV: &str = "PROCESSKIT_SPAWNER";
+
+/// The kernel refused the clone once; every later spawn uses std.
+static REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// Why the fast spawner is not used, if it is not.
+pub(crate) fn unavailable_reason() -> Option<&'static str> {
+    static BY_ENV: OnceLock<bool> = OnceLock::new();
+    let by_env = *BY_ENV.get_or_init(|| {
+        std::env::var_os(SPAWNER_ENV).is_some_and(|v| v.as_bytes().trim_ascii() == b"std")
+    });
+    if by_env {
+        return Some("PROCESSKIT_SPAWNER=std");
+    }
+    if REFUSED.load(Ordering::Relaxed) {
+        return Some("the kernel refused clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)");
+    }
+    None
+}
+
+/// Builds the child's plan: argv, environment, the paths exec will try, cwd.
+pub(crate) fn plan(
+    cmd: &Command,
+    stdin: StdinWiring,
+    raw_stdout: bool,
+    join: Join,
+) -> io::Result<Plan> {
+    let argv = std::iter::once(&cmd.program)
+        .chain(&cmd.args)
+        .map(|s| c_string(s))
+        .collect::<io::Result<Vec<_>>>()?;
+    let inherits_unchanged = cmd.env.starts_from_parent() && cmd.env.overrides.is_empty();
+    let (envp, path) = if inherits_unchanged {
+        (None, std::env::var_os("PATH"))
+    } else {
+        let mut env = cmd.env.resolve();
+        let path = env.remove(OsStr::new("PATH"));
+        let path_var = path.as_deref().map(|p| (OsStr::new("PATH"), p));
+        let vars = env
+            .iter()
+            .map(|(name, value)| (name.as_os_str(), value.as_os_str()))
+            .chain(path_var)
+            .map(|(name, value)| {
+                let mut pair = name.as_bytes().to_vec();
+                pair.push(b'=');
+                pair.extend_from_slice(value.as_bytes());
+                CString::new(pair).map_err(nul_error)
+            })
+            .collect::<io::Result<Vec<_>>>()?;
+        (Some(vars), path)
+    };
+    let os = &cmd.os;
+    let drops_privileges = os.uid.is_some() || os.gid.is_some() || os.groups.is_some();
+    Ok(Plan {
+        candidates: exec_candidates(&cmd.program, path.as_deref())?,
+        argv,
+        envp,
+        cwd: cmd
+            .cwd
+            .as_deref()
+            .map(|d| c_string(d.as_os_str()))
+            .transpose()?,
+        stdin,
+        raw_stdout,
+        join,
+        setsid: os.setsid,
+        groups: drops_privileges.then(|| os.groups.clone().unwrap_or_default()),
+        gid: os.gid,
+        uid: os.uid,
+        parent_death: os
+            .kill_on_parent_death
+            .then(|| std::process::id() as libc::pid_t),
+    })
+}
+
+/// Starts the planned child. `Ok(None)` hands the plan back: this kernel
+/// refuses the clone (said once in tracing), so the caller uses std instead.
+pub(crate) async fn spawn(
+    plan: Plan,
+    kill_on_parent_death: bool,
+) -> io::Result<Result<Spawned, Plan>> {
+    let (plan, result) = if kill_on_parent_death {
+        // PR_SET_PDEATHSIG fires when the *thread* that cloned the child ends.
+        super::spawner::run(move || {
+            let result = clone_spawn::spawn(&plan);
+            (plan, result)
+        })
+        .await?
+    } else {
+        let result = clone_spawn::spawn(&plan);
+        (plan, result)
+    };
+    match result {
+        Ok(spawned) => Ok(Ok(spawned)),
+        Err(CloneError::Other(e)) => Err(e),
+        Err(CloneError::Unsupported(e)) => {
+            if !REFUSED.swap(true, Ordering::Relaxed) {
+                crate::trace::trace_event!(
+                    warn,
+                    "spawner_fallback",
+                    reason = %format!("clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) failed: {e}"),
+                );
+            }
+            Ok(Err(plan))
+        }
+    }
+}
+
+/// The paths exec tries, like `execvp`: a name with a slash as is, a bare
+/// name in each `PATH` directory (an empty entry is the working directory).
+fn exec_candidates(program: &OsStr, path: Option<&OsStr>) -> io::Result<Vec<CString>> {
+    if program.as_bytes().contains(&b'/') {
+        return Ok(vec![c_string(program)?]);
+    }
+    // glibc's search list when PATH is unset.
+    let path = path.unwrap_or(OsStr::new("/bin:/usr/bin"));
+    path.as_bytes()
+        .split(|&b| b == b':')
+        .map(|dir| {
+            if dir.is_empty() {
+                return c_string(program);
+            }
+            c_string(Path::new(OsStr::from_bytes(dir)).join(program).as_os_str())
+        })
+        .collect()
+}
+
+fn c_string(s: &OsStr) -> io::Result<CString> {
+    CString::new(s.as_bytes()).map_err(nul_error)
+}
+
+fn nul_error(_: std::ffi::NulError) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::InvalidInput,
+        "a NUL byte in a spawn argument",
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: Vec<CString>) -> Vec<String> {
+        v.into_iter().map(|c| c.into_string().unwrap()).collect()
+    }
+
+    #[test]
+    fn a_bare_name_is_searched_in_every_path_entry() {
+        let found = exec_candidates(OsStr::new("ls"), Some(OsStr::new("/a::/b/"))).unwrap();
+        assert_eq!(strings(found), ["/a/ls", "ls", "/b/ls"]);
+    }
+
+    #[test]
+    fn a_name_with_a_slash_is_taken_as_is() {
+        let found = exec_candidates(OsStr::new("./tool"), Some(OsStr::new("/a"))).unwrap();
+        assert_eq!(strings(found), ["./tool"]);
+    }
+
+    #[test]
+    fn without_path_the_default_list_is_searched() {
+        let found = exec_candidates(OsStr::new("sh"), None).unwrap();
+        assert_eq!(strings(found), ["/bin/sh", "/usr/bin/sh"]);
+    }
+}
