@@ -301,13 +301,15 @@ fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKin
 impl Slot {
     /// Configures `cmd` so the child starts inside this slot.
     pub(crate) fn prepare(
-        &self,
+        &mut self,
         cmd: &mut tokio::process::Command,
         os: &OsOptions,
     ) -> Result<(), Error> {
-        match &self.kind {
+        match &mut self.kind {
             #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s.prepare(cmd, os),
+            SlotKind::Cgroup(s) => s
+                .prepare(cmd, os)
+                .map_err(|e| Error::io("process group", "open cgroup.procs", e))?,
             #[cfg(unix)]
             SlotKind::Pgroup(s) => s.prepare(cmd, os),
             #[cfg(windows)]
@@ -338,7 +340,7 @@ impl Slot {
     #[cfg(target_os = "linux")]
     pub(crate) fn fast_join(&self) -> Option<linux::clone_spawn::Join> {
         match &self.kind {
-            SlotKind::Cgroup(s) => s.procs_fd().map(linux::clone_spawn::Join::Cgroup),
+            SlotKind::Cgroup(s) => s.dir_fd().map(linux::clone_spawn::Join::Cgroup),
             SlotKind::Pgroup(_) => Some(linux::clone_spawn::Join::ProcessGroup),
         }
     }

@@ -171,6 +171,15 @@ impl Cgroup {
         open_procs(&self.path)
     }
 
+    /// The cgroup's directory, open for `clone3(CLONE_INTO_CGROUP)`.
+    pub(crate) fn dir_fd(&self) -> io::Result<OwnedFd> {
+        let dir = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(&self.path)?;
+        Ok(OwnedFd::from(dir))
+    }
+
     /// Moves an existing process into this cgroup.
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn add_pid(&self, pid: u32) -> io::Result<()> {

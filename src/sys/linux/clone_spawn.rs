@@ -8,6 +8,8 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
+use super::clone3;
+
 /// How the child's stdin is wired.
 #[derive(Debug)]
 pub(crate) enum StdinWiring {
@@ -24,7 +26,8 @@ pub(crate) enum StdinWiring {
 /// How the child joins its container before exec.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Join {
-    /// Write `0` to this open `cgroup.procs`.
+    /// Be born in this open cgroup directory (`clone3(CLONE_INTO_CGROUP)`),
+    /// or, where the kernel lacks that, write `0` to its `cgroup.procs`.
     Cgroup(RawFd),
     /// Become the leader of a new process group.
     ProcessGroup,
@@ -99,11 +102,13 @@ impl Step {
 
 /// What the child reads (through the shared address space) and writes back.
 #[repr(C)]
-struct Shared<'a> {
+pub(super) struct Shared<'a> {
     plan: &'a Plan,
     argv: *const *const c_char,
     envp: *const *const c_char,
     stdio: [RawFd; 3],
+    /// The kernel placed the child in its cgroup at birth.
+    born_in_cgroup: bool,
     failed_step: Step,
     errno: c_int,
 }
@@ -128,38 +133,62 @@ pub(crate) fn spawn(plan: &Plan) -> Result<Spawned, CloneError> {
         argv: argv.as_ptr(),
         envp,
         stdio: pipes.child_ends(),
+        born_in_cgroup: false,
         failed_step: Step::None,
         errno: 0,
     };
     let stack = Stack::new().map_err(CloneError::Other)?;
     let mut pidfd: c_int = -1;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
 
     // Block every signal so no handler of ours runs on the child's side of the
     // shared address space; the child resets dispositions before unblocking.
     let old_mask = block_all_signals();
-    // SAFETY: `child_main` only makes async-signal-safe syscalls and never
-    // returns into our frames; it runs on `stack`, which outlives the call
-    // because CLONE_VFORK suspends this thread until the child execs or exits.
-    // `shared` and everything it points to live in this frame until then.
-    let pid = unsafe {
-        libc::clone(
-            child_main,
-            stack.top(),
-            flags,
-            ptr::from_mut(&mut shared).cast::<c_void>(),
-            ptr::from_mut(&mut pidfd),
-        )
-    };
-    let clone_error = io::Error::last_os_error();
+    let mut result = Err(io::Error::from_raw_os_error(libc::ENOSYS));
+    if let Join::Cgroup(dir) = plan.join
+        && clone3::usable()
+    {
+        shared.born_in_cgroup = true;
+        result = clone3::spawn(&mut shared, &stack, dir, &mut pidfd);
+        if result.as_ref().is_err_and(clone3::is_refusal) {
+            clone3::refused();
+            shared.born_in_cgroup = false;
+        }
+    }
+    if !shared.born_in_cgroup {
+        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+        // SAFETY: `child_main` only makes async-signal-safe syscalls and never
+        // returns into our frames; it runs on `stack`, which outlives the call
+        // because CLONE_VFORK suspends this thread until the child execs or
+        // exits. `shared` and everything it points to live in this frame.
+        let pid = unsafe {
+            libc::clone(
+                child_main,
+                stack.top(),
+                flags,
+                ptr::from_mut(&mut shared).cast::<c_void>(),
+                ptr::from_mut(&mut pidfd),
+            )
+        };
+        result = if pid < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(pid)
+        };
+    }
     restore_signals(&old_mask);
     drop(stack);
-    if pid < 0 {
-        return Err(match clone_error.raw_os_error() {
-            Some(libc::EINVAL | libc::ENOSYS | libc::EPERM) => CloneError::Unsupported(clone_error),
-            _ => CloneError::Other(clone_error),
-        });
-    }
+    let pid = match result {
+        Ok(pid) => pid,
+        Err(e)
+            if matches!(
+                e.raw_os_error(),
+                Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
+            ) =>
+        {
+            return Err(CloneError::Unsupported(e));
+        }
+        Err(e) => return Err(CloneError::Other(e)),
+    };
     // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
     let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
     // The child has exec'd or exited: `shared` holds its verdict.
@@ -194,7 +223,7 @@ pub(crate) enum CloneError {
 }
 
 /// The child: runs on its own stack in our address space, until exec.
-extern "C" fn child_main(arg: *mut c_void) -> c_int {
+pub(super) extern "C" fn child_main(arg: *mut c_void) -> c_int {
     // SAFETY: `arg` is the `Shared` the parent passed to clone; the parent is
     // suspended (CLONE_VFORK) so nothing else touches it meanwhile.
     let shared = unsafe { &mut *arg.cast::<Shared<'_>>() };
@@ -218,14 +247,8 @@ fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (St
     }
     reset_signals();
     match plan.join {
-        Join::Cgroup(procs) => {
-            // Writing "0" to cgroup.procs moves the writer itself.
-            // SAFETY: `procs` is an open descriptor the parent's slot owns.
-            let written = unsafe { libc::write(procs, b"0".as_ptr().cast(), 1) };
-            if written != 1 {
-                return Err((Step::JoinCgroup, errno()));
-            }
-        }
+        Join::Cgroup(_) if shared.born_in_cgroup => {}
+        Join::Cgroup(dir) => join_cgroup(dir).map_err(|e| (Step::JoinCgroup, e))?,
         // A session leader is also a group leader; setsid refuses one setpgid made.
         Join::ProcessGroup if !plan.setsid => {
             // SAFETY: setpgid(0, 0) takes integers only.
@@ -243,6 +266,29 @@ fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (St
     }
     unblock_all_signals();
     Err((Step::Exec, exec(shared)))
+}
+
+/// Moves the calling process into the cgroup whose directory is `dir`.
+fn join_cgroup(dir: RawFd) -> Result<(), c_int> {
+    // SAFETY: openat on the slot's open directory with a static name.
+    let procs = unsafe {
+        libc::openat(
+            dir,
+            c"cgroup.procs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    check(procs)?;
+    // Writing "0" to cgroup.procs moves the writer itself.
+    // SAFETY: `procs` was just opened; the buffer is a static byte.
+    let written = unsafe { libc::write(procs, b"0".as_ptr().cast(), 1) };
+    let error = errno();
+    // SAFETY: closing the descriptor opened above, once.
+    unsafe { libc::close(procs) };
+    if written != 1 {
+        return Err(error);
+    }
+    Ok(())
 }
 
 /// Tries every candidate path like `execvp`: keep searching past missing
@@ -402,7 +448,7 @@ fn reap_failed(pidfd: &OwnedFd) {
 }
 
 /// The child's stack: an anonymous mapping with a guard page below it.
-struct Stack {
+pub(super) struct Stack {
     base: *mut c_void,
 }
 
@@ -430,8 +476,17 @@ impl Stack {
         Ok(stack)
     }
 
+    /// The usable part (above the guard page): its lowest address and size.
+    pub(super) fn region(&self) -> (*mut c_void, usize) {
+        // SAFETY: the guard page is the first page of the mapping.
+        (
+            unsafe { self.base.cast::<u8>().add(GUARD).cast() },
+            STACK_SIZE,
+        )
+    }
+
     /// The stack grows down from the (16-byte aligned) end of the mapping.
-    fn top(&self) -> *mut c_void {
+    pub(super) fn top(&self) -> *mut c_void {
         // SAFETY: one past the end of the mapping, which is page aligned.
         unsafe { self.base.cast::<u8>().add(STACK_SIZE + GUARD).cast() }
     }

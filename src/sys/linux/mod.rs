@@ -2,6 +2,7 @@
 //! per-process root; the process-group fallback lives in `sys::unix`.
 
 pub(crate) mod cgroup;
+mod clone3;
 pub(crate) mod clone_spawn;
 pub(crate) mod events;
 pub(crate) mod fast_spawn;
@@ -63,22 +64,18 @@ impl CgroupContainer {
     }
 
     pub(crate) fn slot(&self) -> io::Result<CgroupSlot> {
-        if self.single_run {
-            let cg = Cgroup::at(self.cg.path().to_owned());
-            let procs = cg.procs_fd()?;
-            return Ok(CgroupSlot {
-                cg,
-                nested: false,
-                procs: Some(procs),
-            });
-        }
-        let root = cgroup::root().map_err(io::Error::other)?;
-        let cg = self.cg.create_nested(&root.next_name('r'))?;
-        let procs = cg.procs_fd()?;
+        let (cg, nested) = if self.single_run {
+            (Cgroup::at(self.cg.path().to_owned()), false)
+        } else {
+            let root = cgroup::root().map_err(io::Error::other)?;
+            (self.cg.create_nested(&root.next_name('r'))?, true)
+        };
+        let dir = cg.dir_fd()?;
         Ok(CgroupSlot {
             cg,
-            nested: true,
-            procs: Some(procs),
+            nested,
+            dir: Some(dir),
+            procs: None,
         })
     }
 
@@ -109,22 +106,33 @@ impl Drop for CgroupContainer {
 pub(crate) struct CgroupSlot {
     cg: Cgroup,
     nested: bool,
+    /// The cgroup's directory, until a child has joined.
+    dir: Option<OwnedFd>,
+    /// `cgroup.procs`, opened only for the std spawner's pre-exec join.
     procs: Option<OwnedFd>,
 }
 
 impl CgroupSlot {
-    pub(crate) fn prepare(&self, cmd: &mut tokio::process::Command, os: &OsOptions) {
-        let fd = self.procs.as_ref().map(AsRawFd::as_raw_fd);
-        PreExec::new(fd, os).install(cmd);
+    /// Installs the pre-exec join for the std spawner.
+    pub(crate) fn prepare(
+        &mut self,
+        cmd: &mut tokio::process::Command,
+        os: &OsOptions,
+    ) -> io::Result<()> {
+        let procs = self.cg.procs_fd()?;
+        PreExec::new(Some(procs.as_raw_fd()), os).install(cmd);
+        self.procs = Some(procs);
+        Ok(())
     }
 
-    /// The open `cgroup.procs` a child writes to join, until one has.
-    pub(crate) fn procs_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.procs.as_ref().map(AsRawFd::as_raw_fd)
+    /// The open cgroup directory a cloned child is born into, until one has.
+    pub(crate) fn dir_fd(&self) -> Option<std::os::fd::RawFd> {
+        self.dir.as_ref().map(AsRawFd::as_raw_fd)
     }
 
     pub(crate) fn attach(&mut self) {
-        // The child has joined (or failed to spawn); the descriptor is no longer needed.
+        // The child has joined (or failed to spawn); the descriptors are no longer needed.
+        self.dir = None;
         self.procs = None;
     }
 
