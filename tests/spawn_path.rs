@@ -60,13 +60,21 @@ async fn an_unchanged_environment_is_ours_and_overrides_apply_on_top() {
 
 #[tokio::test]
 async fn a_cleared_environment_holds_only_what_was_set() {
-    let out = Command::new("/usr/bin/env")
+    let out = Command::new("/bin/sh")
+        .args([
+            "-c",
+            "printf '%s|%s|%s' \"$ONLY\" \"${HOME-unset}\" \"${PATH-unset}\"",
+        ])
         .env_clear()
         .env("ONLY", "1")
         .output_string()
         .await
         .unwrap();
-    assert_eq!(out.stdout(), "ONLY=1\n");
+    // sh may give itself a default PATH, but it must not have received ours.
+    let parts: Vec<&str> = out.stdout().split('|').collect();
+    assert_eq!(parts[..2], ["1", "unset"], "{parts:?}");
+    let ours = std::env::var("PATH").unwrap_or_default();
+    assert!(parts[2] == "unset" || parts[2] != ours, "{parts:?}");
 }
 
 #[tokio::test]

@@ -7,7 +7,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::clone_spawn::{Shared, Stack};
+use super::clone_child::Shared;
+use super::spawn_fds::Stack;
 
 /// The kernel refused clone3 or `CLONE_INTO_CGROUP` once: do not ask again.
 static REFUSED: AtomicBool = AtomicBool::new(false);
@@ -38,6 +39,7 @@ pub(super) fn is_refusal(error: &io::Error) -> bool {
 }
 
 /// `struct clone_args` of the kernel (the fields up to `cgroup`, 5.7+).
+#[cfg(target_arch = "x86_64")]
 #[repr(C)]
 #[derive(Default)]
 struct CloneArgs {
@@ -54,6 +56,7 @@ struct CloneArgs {
     cgroup: u64,
 }
 
+#[cfg(target_arch = "x86_64")]
 const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
 
 /// Starts the child on `stack`, born in the cgroup open at `cgroup_dir`.
@@ -75,7 +78,7 @@ pub(super) fn spawn(
         cgroup: cgroup_dir as u64,
         ..CloneArgs::default()
     };
-    let entry: extern "C" fn(*mut std::ffi::c_void) -> c_int = super::clone_spawn::child_main;
+    let entry: extern "C" fn(*mut std::ffi::c_void) -> c_int = super::clone_child::child_main;
     let ret: isize;
     // SAFETY: clone3 with CLONE_VM | CLONE_VFORK suspends this thread until the
     // child execs or exits. The kernel starts the child with its stack pointer

@@ -8,7 +8,9 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 
+use super::clone_child::{Shared, Step, child_main};
 use super::clone3;
+use super::spawn_fds::{Pipes, Stack};
 
 /// How the child's stdin is wired.
 #[derive(Debug)]
@@ -63,54 +65,6 @@ pub(crate) struct Spawned {
     pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: OwnedFd,
     pub(crate) stderr: OwnedFd,
-}
-
-/// The child's stack: small, since the child only makes syscalls. One page
-/// below it stays unmapped so an overflow faults instead of corrupting us.
-const STACK_SIZE: usize = 64 * 1024;
-const GUARD: usize = 4096;
-
-/// What the child failed at, written into shared memory before it exits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-enum Step {
-    None,
-    Stdio,
-    Chdir,
-    ProcessGroup,
-    JoinCgroup,
-    Setsid,
-    Privileges,
-    ParentDeath,
-    Exec,
-}
-
-impl Step {
-    fn describe(self) -> &'static str {
-        match self {
-            Step::None | Step::Exec => "exec",
-            Step::Stdio => "wire stdio",
-            Step::Chdir => "change to the working directory",
-            Step::ProcessGroup => "start a process group",
-            Step::JoinCgroup => "join the cgroup",
-            Step::Setsid => "start a session",
-            Step::Privileges => "drop privileges",
-            Step::ParentDeath => "arm the parent-death signal",
-        }
-    }
-}
-
-/// What the child reads (through the shared address space) and writes back.
-#[repr(C)]
-pub(super) struct Shared<'a> {
-    plan: &'a Plan,
-    argv: *const *const c_char,
-    envp: *const *const c_char,
-    stdio: [RawFd; 3],
-    /// The kernel placed the child in its cgroup at birth.
-    born_in_cgroup: bool,
-    failed_step: Step,
-    errno: c_int,
 }
 
 /// Starts the child described by `plan`. Errors name the step that failed;
@@ -222,169 +176,6 @@ pub(crate) enum CloneError {
     Other(io::Error),
 }
 
-/// The child: runs on its own stack in our address space, until exec.
-pub(super) extern "C" fn child_main(arg: *mut c_void) -> c_int {
-    // SAFETY: `arg` is the `Shared` the parent passed to clone; the parent is
-    // suspended (CLONE_VFORK) so nothing else touches it meanwhile.
-    let shared = unsafe { &mut *arg.cast::<Shared<'_>>() };
-    let Err((step, errno)) = prepare_and_exec(shared);
-    shared.failed_step = step;
-    shared.errno = errno;
-    // SAFETY: _exit ends the child without running any of our destructors.
-    unsafe { libc::_exit(127) }
-}
-
-/// Only returns on failure. Every call below is a plain syscall: nothing
-/// allocates, locks, or touches thread-shared libc state.
-fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (Step, c_int)> {
-    let plan = shared.plan;
-    for (target, &fd) in shared.stdio.iter().enumerate() {
-        wire(fd, target as RawFd).map_err(|e| (Step::Stdio, e))?;
-    }
-    if let Some(dir) = &plan.cwd {
-        // SAFETY: `dir` is a NUL-terminated string owned by the plan.
-        check(unsafe { libc::chdir(dir.as_ptr()) }).map_err(|e| (Step::Chdir, e))?;
-    }
-    reset_signals();
-    match plan.join {
-        Join::Cgroup(_) if shared.born_in_cgroup => {}
-        Join::Cgroup(dir) => join_cgroup(dir).map_err(|e| (Step::JoinCgroup, e))?,
-        // A session leader is also a group leader; setsid refuses one setpgid made.
-        Join::ProcessGroup if !plan.setsid => {
-            // SAFETY: setpgid(0, 0) takes integers only.
-            check(unsafe { libc::setpgid(0, 0) }).map_err(|e| (Step::ProcessGroup, e))?;
-        }
-        Join::ProcessGroup => {}
-    }
-    if plan.setsid {
-        // SAFETY: setsid takes no arguments.
-        check(unsafe { libc::setsid() }).map_err(|e| (Step::Setsid, e))?;
-    }
-    drop_privileges(plan).map_err(|e| (Step::Privileges, e))?;
-    if let Some(parent) = plan.parent_death {
-        arm_parent_death(parent).map_err(|e| (Step::ParentDeath, e))?;
-    }
-    unblock_all_signals();
-    Err((Step::Exec, exec(shared)))
-}
-
-/// Moves the calling process into the cgroup whose directory is `dir`.
-fn join_cgroup(dir: RawFd) -> Result<(), c_int> {
-    // SAFETY: openat on the slot's open directory with a static name.
-    let procs = unsafe {
-        libc::openat(
-            dir,
-            c"cgroup.procs".as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC,
-        )
-    };
-    check(procs)?;
-    // Writing "0" to cgroup.procs moves the writer itself.
-    // SAFETY: `procs` was just opened; the buffer is a static byte.
-    let written = unsafe { libc::write(procs, b"0".as_ptr().cast(), 1) };
-    let error = errno();
-    // SAFETY: closing the descriptor opened above, once.
-    unsafe { libc::close(procs) };
-    if written != 1 {
-        return Err(error);
-    }
-    Ok(())
-}
-
-/// Tries every candidate path like `execvp`: keep searching past missing
-/// files, remember a permission error, stop at any other failure.
-fn exec(shared: &Shared<'_>) -> c_int {
-    let mut denied = false;
-    let mut last = libc::ENOENT;
-    for path in &shared.plan.candidates {
-        // SAFETY: path, argv and envp are NUL-terminated and live in the
-        // parent's suspended frame.
-        unsafe { libc::execve(path.as_ptr(), shared.argv, shared.envp) };
-        last = errno();
-        match last {
-            libc::EACCES => denied = true,
-            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
-            _ => return last,
-        }
-    }
-    if denied { libc::EACCES } else { last }
-}
-
-/// Puts `fd` at `target` (0, 1 or 2) without close-on-exec; `-1` leaves it.
-fn wire(fd: RawFd, target: RawFd) -> Result<(), c_int> {
-    if fd < 0 {
-        return Ok(());
-    }
-    if fd == target {
-        // SAFETY: clearing FD_CLOEXEC on an open descriptor.
-        return check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) });
-    }
-    // SAFETY: dup2 on two descriptor numbers; the target is replaced atomically.
-    check(unsafe { libc::dup2(fd, target) })
-}
-
-fn drop_privileges(plan: &Plan) -> Result<(), c_int> {
-    // Raw syscalls: glibc's wrappers would broadcast the change to every
-    // thread of the parent, whose memory the child shares.
-    if let Some(groups) = &plan.groups {
-        // SAFETY: pointer and length describe a Vec in the plan.
-        let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
-        check_long(r)?;
-    }
-    // Group first: after setuid we may no longer change it.
-    if let Some(gid) = plan.gid {
-        // SAFETY: setgid takes an integer.
-        check_long(unsafe { libc::syscall(libc::SYS_setgid, gid) })?;
-    }
-    if let Some(uid) = plan.uid {
-        // SAFETY: setuid takes an integer.
-        check_long(unsafe { libc::syscall(libc::SYS_setuid, uid) })?;
-    }
-    Ok(())
-}
-
-fn arm_parent_death(parent: libc::pid_t) -> Result<(), c_int> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes integers only.
-    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
-    // The parent may have died before the signal was armed: check again.
-    // SAFETY: getppid takes no arguments.
-    if unsafe { libc::syscall(libc::SYS_getppid) } as libc::pid_t != parent {
-        return Err(libc::ESRCH);
-    }
-    Ok(())
-}
-
-/// Handlers installed by this process must not run in the exec'd program's
-/// place: reset every handled signal (and SIGPIPE, which Rust ignores) to
-/// the default, as std does for its children.
-fn reset_signals() {
-    for signal in 1..=libc::SIGRTMAX() {
-        // SAFETY: sigaction with a zeroed struct and a valid signal number;
-        // it only fails for signals that cannot be changed.
-        unsafe {
-            let mut old: libc::sigaction = std::mem::zeroed();
-            if libc::sigaction(signal, ptr::null(), &mut old) != 0 {
-                continue;
-            }
-            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
-            if handled || signal == libc::SIGPIPE {
-                let mut default: libc::sigaction = std::mem::zeroed();
-                default.sa_sigaction = libc::SIG_DFL;
-                libc::sigaction(signal, &default, ptr::null_mut());
-            }
-        }
-    }
-}
-
-fn unblock_all_signals() {
-    // SAFETY: an empty set on the stack; sigprocmask only changes our mask.
-    unsafe {
-        let mut empty: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut empty);
-        libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
-    }
-}
-
 fn block_all_signals() -> libc::sigset_t {
     // SAFETY: both sets live on the stack; pthread_sigmask changes this
     // thread's mask only and writes the old one into `old`.
@@ -400,20 +191,6 @@ fn block_all_signals() -> libc::sigset_t {
 fn restore_signals(old: &libc::sigset_t) {
     // SAFETY: `old` is the mask saved by block_all_signals.
     unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, old, ptr::null_mut()) };
-}
-
-fn errno() -> c_int {
-    // SAFETY: __errno_location returns this thread's errno slot (shared with
-    // the suspended parent thread, which does not read it meanwhile).
-    unsafe { *libc::__errno_location() }
-}
-
-fn check(r: c_int) -> Result<(), c_int> {
-    if r < 0 { Err(errno()) } else { Ok(()) }
-}
-
-fn check_long(r: libc::c_long) -> Result<(), c_int> {
-    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
 fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
@@ -447,152 +224,61 @@ fn reap_failed(pidfd: &OwnedFd) {
     }
 }
 
-/// The child's stack: an anonymous mapping with a guard page below it.
-pub(super) struct Stack {
-    base: *mut c_void,
-}
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
 
-impl Stack {
-    fn new() -> io::Result<Stack> {
-        // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
-        let base = unsafe {
-            libc::mmap(
-                ptr::null_mut(),
-                STACK_SIZE + GUARD,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
+    use super::*;
+    use crate::sys::linux::cgroup;
+
+    /// Spawns `sh -c 'cat /proc/self/cgroup'` into `cg` and returns its output.
+    fn cgroup_seen_by_child(cg: &cgroup::Cgroup) -> String {
+        let dir = cg.dir_fd().unwrap();
+        let plan = Plan {
+            candidates: vec![c"/bin/sh".into()],
+            argv: vec![c"sh".into(), c"-c".into(), c"cat /proc/self/cgroup".into()],
+            envp: Some(Vec::new()),
+            cwd: None,
+            stdin: StdinWiring::Null,
+            raw_stdout: true,
+            join: Join::Cgroup(dir.as_raw_fd()),
+            setsid: false,
+            groups: None,
+            gid: None,
+            uid: None,
+            parent_death: None,
         };
-        if base == libc::MAP_FAILED {
-            return Err(io::Error::last_os_error());
-        }
-        let stack = Stack { base };
-        // SAFETY: the lowest page of the mapping we just made.
-        if unsafe { libc::mprotect(base, GUARD, libc::PROT_NONE) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(stack)
+        let spawned = spawn(&plan).map_err(|e| format!("{e:?}")).unwrap();
+        reap_failed(&spawned.pidfd);
+        let mut out = String::new();
+        std::fs::File::from(spawned.stdout)
+            .read_to_string(&mut out)
+            .unwrap();
+        out
     }
 
-    /// The usable part (above the guard page): its lowest address and size.
-    pub(super) fn region(&self) -> (*mut c_void, usize) {
-        // SAFETY: the guard page is the first page of the mapping.
-        (
-            unsafe { self.base.cast::<u8>().add(GUARD).cast() },
-            STACK_SIZE,
-        )
-    }
-
-    /// The stack grows down from the (16-byte aligned) end of the mapping.
-    pub(super) fn top(&self) -> *mut c_void {
-        // SAFETY: one past the end of the mapping, which is page aligned.
-        unsafe { self.base.cast::<u8>().add(STACK_SIZE + GUARD).cast() }
-    }
-}
-
-impl Drop for Stack {
-    fn drop(&mut self) {
-        // SAFETY: unmapping exactly the mapping made in `new`.
-        unsafe { libc::munmap(self.base, STACK_SIZE + GUARD) };
-    }
-}
-
-/// The pipes of one spawn: the child's ends (closed in the parent once the
-/// child has them) and the parent's ends.
-struct Pipes {
-    stdin_child: Option<OwnedFd>,
-    stdin_parent: Option<OwnedFd>,
-    stdout: (OwnedFd, OwnedFd),
-    stderr: (OwnedFd, OwnedFd),
-}
-
-impl Pipes {
-    fn open(plan: &Plan) -> io::Result<Pipes> {
-        let (stdin_child, stdin_parent) = match &plan.stdin {
-            StdinWiring::Inherit => (None, None),
-            StdinWiring::Null => (Some(open_dev_null()?), None),
-            StdinWiring::Pipe => {
-                let (read, write) = pipe()?;
-                set_nonblocking(&write)?;
-                (Some(read), Some(write))
-            }
-            StdinWiring::Fd(fd) => (Some(above_stdio(fd.try_clone()?)?), None),
+    #[test]
+    fn a_child_is_in_its_cgroup_with_clone3_and_with_the_fallback() {
+        let Ok(root) = cgroup::root() else {
+            eprintln!("SKIP: no writable cgroup2 here");
+            return;
         };
-        let stdout = pipe()?;
-        if !plan.raw_stdout {
-            set_nonblocking(&stdout.0)?;
-            super::pipe::enlarge(stdout.0.as_raw_fd());
-        }
-        let stderr = pipe()?;
-        set_nonblocking(&stderr.0)?;
-        Ok(Pipes {
-            stdin_child,
-            stdin_parent,
-            stdout,
-            stderr,
-        })
-    }
-
-    fn child_ends(&self) -> [RawFd; 3] {
-        [
-            self.stdin_child.as_ref().map_or(-1, AsRawFd::as_raw_fd),
-            self.stdout.1.as_raw_fd(),
-            self.stderr.1.as_raw_fd(),
-        ]
-    }
-
-    fn into_parent_ends(self) -> (Option<OwnedFd>, OwnedFd, OwnedFd) {
-        (self.stdin_parent, self.stdout.0, self.stderr.0)
-    }
-}
-
-/// A close-on-exec pipe `(read, write)`, both ends numbered above stdio so
-/// wiring one never overwrites another.
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 writes two descriptors into a two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and ours.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    Ok((above_stdio(read)?, above_stdio(write)?))
-}
-
-fn open_dev_null() -> io::Result<OwnedFd> {
-    // SAFETY: a static NUL-terminated path; open returns a new fd or -1.
-    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor we own.
-    above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Moves a descriptor numbered 0-2 (possible when this process closed its
-/// stdio) above 2, keeping close-on-exec.
-fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
-    if fd.as_raw_fd() > 2 {
-        return Ok(fd);
-    }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor >= 3 or -1.
-    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if moved < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor we own; the old one closes when `fd` drops.
-    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
-}
-
-fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
+        let cg = root.create_child('t').unwrap();
+        let expect = cg
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let born = cgroup_seen_by_child(&cg);
+        // Later spawns in this test binary use the fallback: clone + cgroup.procs.
+        clone3::refused();
+        let joined = cgroup_seen_by_child(&cg);
+        let _ = cg.kill();
+        let _ = cgroup::remove_tree(cg.path());
+        for out in [born, joined] {
+            let line = out.lines().find(|l| l.starts_with("0::")).unwrap_or("");
+            assert!(line.ends_with(&format!("/{expect}")), "{out}");
         }
     }
-    Ok(())
 }

@@ -3,6 +3,7 @@
 
 pub(crate) mod cgroup;
 mod clone3;
+mod clone_child;
 pub(crate) mod clone_spawn;
 pub(crate) mod events;
 pub(crate) mod fast_spawn;
@@ -16,6 +17,7 @@ pub(crate) mod pipe;
 #[cfg(feature = "stats")]
 pub(crate) mod procfs;
 pub(crate) mod reaper;
+mod spawn_fds;
 pub(crate) mod spawner;
 pub(crate) mod sweep;
 #[cfg(feature = "stats")]

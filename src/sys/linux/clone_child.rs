@@ -1,0 +1,229 @@
+//! The child's side of the fast spawner: what runs between clone and exec,
+//! on its own stack in the parent's address space. Raw syscalls only: nothing
+//! here allocates, locks, or touches libc state shared with other threads.
+
+use std::ffi::{c_char, c_int, c_void};
+use std::os::fd::RawFd;
+use std::ptr;
+
+use super::clone_spawn::{Join, Plan};
+
+/// What the child failed at, written into shared memory before it exits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub(super) enum Step {
+    None,
+    Stdio,
+    Chdir,
+    ProcessGroup,
+    JoinCgroup,
+    Setsid,
+    Privileges,
+    ParentDeath,
+    Exec,
+}
+
+impl Step {
+    pub(super) fn describe(self) -> &'static str {
+        match self {
+            Step::None | Step::Exec => "exec",
+            Step::Stdio => "wire stdio",
+            Step::Chdir => "change to the working directory",
+            Step::ProcessGroup => "start a process group",
+            Step::JoinCgroup => "join the cgroup",
+            Step::Setsid => "start a session",
+            Step::Privileges => "drop privileges",
+            Step::ParentDeath => "arm the parent-death signal",
+        }
+    }
+}
+
+/// What the child reads (through the shared address space) and writes back.
+#[repr(C)]
+pub(super) struct Shared<'a> {
+    pub(super) plan: &'a Plan,
+    pub(super) argv: *const *const c_char,
+    pub(super) envp: *const *const c_char,
+    pub(super) stdio: [RawFd; 3],
+    /// The kernel placed the child in its cgroup at birth.
+    pub(super) born_in_cgroup: bool,
+    pub(super) failed_step: Step,
+    pub(super) errno: c_int,
+}
+
+/// The child: runs on its own stack in our address space, until exec.
+pub(super) extern "C" fn child_main(arg: *mut c_void) -> c_int {
+    // SAFETY: `arg` is the `Shared` the parent passed to clone; the parent is
+    // suspended (CLONE_VFORK) so nothing else touches it meanwhile.
+    let shared = unsafe { &mut *arg.cast::<Shared<'_>>() };
+    let Err((step, errno)) = prepare_and_exec(shared);
+    shared.failed_step = step;
+    shared.errno = errno;
+    // SAFETY: _exit ends the child without running any of our destructors.
+    unsafe { libc::_exit(127) }
+}
+
+/// Only returns on failure. Every call below is a plain syscall: nothing
+/// allocates, locks, or touches thread-shared libc state.
+fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (Step, c_int)> {
+    let plan = shared.plan;
+    for (target, &fd) in shared.stdio.iter().enumerate() {
+        wire(fd, target as RawFd).map_err(|e| (Step::Stdio, e))?;
+    }
+    if let Some(dir) = &plan.cwd {
+        // SAFETY: `dir` is a NUL-terminated string owned by the plan.
+        check(unsafe { libc::chdir(dir.as_ptr()) }).map_err(|e| (Step::Chdir, e))?;
+    }
+    reset_signals();
+    match plan.join {
+        Join::Cgroup(_) if shared.born_in_cgroup => {}
+        Join::Cgroup(dir) => join_cgroup(dir).map_err(|e| (Step::JoinCgroup, e))?,
+        // A session leader is also a group leader; setsid refuses one setpgid made.
+        Join::ProcessGroup if !plan.setsid => {
+            // SAFETY: setpgid(0, 0) takes integers only.
+            check(unsafe { libc::setpgid(0, 0) }).map_err(|e| (Step::ProcessGroup, e))?;
+        }
+        Join::ProcessGroup => {}
+    }
+    if plan.setsid {
+        // SAFETY: setsid takes no arguments.
+        check(unsafe { libc::setsid() }).map_err(|e| (Step::Setsid, e))?;
+    }
+    drop_privileges(plan).map_err(|e| (Step::Privileges, e))?;
+    if let Some(parent) = plan.parent_death {
+        arm_parent_death(parent).map_err(|e| (Step::ParentDeath, e))?;
+    }
+    unblock_all_signals();
+    Err((Step::Exec, exec(shared)))
+}
+
+/// Moves the calling process into the cgroup whose directory is `dir`.
+fn join_cgroup(dir: RawFd) -> Result<(), c_int> {
+    // SAFETY: openat on the slot's open directory with a static name.
+    let procs = unsafe {
+        libc::openat(
+            dir,
+            c"cgroup.procs".as_ptr(),
+            libc::O_WRONLY | libc::O_CLOEXEC,
+        )
+    };
+    check(procs)?;
+    // Writing "0" to cgroup.procs moves the writer itself.
+    // SAFETY: `procs` was just opened; the buffer is a static byte.
+    let written = unsafe { libc::write(procs, b"0".as_ptr().cast(), 1) };
+    let error = errno();
+    // SAFETY: closing the descriptor opened above, once.
+    unsafe { libc::close(procs) };
+    if written != 1 {
+        return Err(error);
+    }
+    Ok(())
+}
+
+/// Tries every candidate path like `execvp`: keep searching past missing
+/// files, remember a permission error, stop at any other failure.
+fn exec(shared: &Shared<'_>) -> c_int {
+    let mut denied = false;
+    let mut last = libc::ENOENT;
+    for path in &shared.plan.candidates {
+        // SAFETY: path, argv and envp are NUL-terminated and live in the
+        // parent's suspended frame.
+        unsafe { libc::execve(path.as_ptr(), shared.argv, shared.envp) };
+        last = errno();
+        match last {
+            libc::EACCES => denied = true,
+            libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
+            _ => return last,
+        }
+    }
+    if denied { libc::EACCES } else { last }
+}
+
+/// Puts `fd` at `target` (0, 1 or 2) without close-on-exec; `-1` leaves it.
+fn wire(fd: RawFd, target: RawFd) -> Result<(), c_int> {
+    if fd < 0 {
+        return Ok(());
+    }
+    if fd == target {
+        // SAFETY: clearing FD_CLOEXEC on an open descriptor.
+        return check(unsafe { libc::fcntl(fd, libc::F_SETFD, 0) });
+    }
+    // SAFETY: dup2 on two descriptor numbers; the target is replaced atomically.
+    check(unsafe { libc::dup2(fd, target) })
+}
+
+fn drop_privileges(plan: &Plan) -> Result<(), c_int> {
+    // Raw syscalls: glibc's wrappers would broadcast the change to every
+    // thread of the parent, whose memory the child shares.
+    if let Some(groups) = &plan.groups {
+        // SAFETY: pointer and length describe a Vec in the plan.
+        let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
+        check_long(r)?;
+    }
+    // Group first: after setuid we may no longer change it.
+    if let Some(gid) = plan.gid {
+        // SAFETY: setgid takes an integer.
+        check_long(unsafe { libc::syscall(libc::SYS_setgid, gid) })?;
+    }
+    if let Some(uid) = plan.uid {
+        // SAFETY: setuid takes an integer.
+        check_long(unsafe { libc::syscall(libc::SYS_setuid, uid) })?;
+    }
+    Ok(())
+}
+
+fn arm_parent_death(parent: libc::pid_t) -> Result<(), c_int> {
+    // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes integers only.
+    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
+    // The parent may have died before the signal was armed: check again.
+    // SAFETY: getppid takes no arguments.
+    if unsafe { libc::syscall(libc::SYS_getppid) } as libc::pid_t != parent {
+        return Err(libc::ESRCH);
+    }
+    Ok(())
+}
+
+/// Handlers installed by this process must not run in the exec'd program's
+/// place: reset every handled signal (and SIGPIPE, which Rust ignores) to
+/// the default, as std does for its children.
+fn reset_signals() {
+    for signal in 1..=libc::SIGRTMAX() {
+        // SAFETY: sigaction with a zeroed struct and a valid signal number;
+        // it only fails for signals that cannot be changed.
+        unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(signal, ptr::null(), &mut old) != 0 {
+                continue;
+            }
+            let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
+            if handled || signal == libc::SIGPIPE {
+                let mut default: libc::sigaction = std::mem::zeroed();
+                default.sa_sigaction = libc::SIG_DFL;
+                libc::sigaction(signal, &default, ptr::null_mut());
+            }
+        }
+    }
+}
+
+fn unblock_all_signals() {
+    // SAFETY: an empty set on the stack; sigprocmask only changes our mask.
+    unsafe {
+        let mut empty: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut empty);
+        libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
+    }
+}
+
+fn errno() -> c_int {
+    // SAFETY: __errno_location returns this thread's errno slot (shared with
+    // the suspended parent thread, which does not read it meanwhile).
+    unsafe { *libc::__errno_location() }
+}
+
+fn check(r: c_int) -> Result<(), c_int> {
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+fn check_long(r: libc::c_long) -> Result<(), c_int> {
+    if r < 0 { Err(errno()) } else { Ok(()) }
+}
