@@ -116,5 +116,6 @@ fn assemble(
         stderr: None,
         stdin,
         exit: None,
+        tree_killed: false,
     }
 }

@@ -117,6 +117,8 @@ pub struct RunningProcess {
     pub(crate) stderr: Option<Capture>,
     pub(crate) stdin: Option<InputPipe>,
     pub(crate) exit: Option<Exit>,
+    /// The run's tree was killed after its exit; dropping need not kill again.
+    pub(crate) tree_killed: bool,
 }
 
 impl std::fmt::Debug for RunningProcess {
@@ -286,7 +288,7 @@ impl RunningProcess {
     /// collects both streams. The core of every output verb.
     pub(crate) async fn finish_output(mut self) -> Result<ProcessResult<Vec<u8>>> {
         let exit = self.wait_exit().await?;
-        let _ = self.kill();
+        self.tree_killed = self.kill().is_ok();
         let stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
             StdoutState::Capturing(c) => c.finish(PIPE_GRACE).await,
             StdoutState::Pipe(_) | StdoutState::Lines(_) | StdoutState::Taken => Vec::new(),
@@ -313,7 +315,7 @@ impl RunningProcess {
 impl Drop for RunningProcess {
     fn drop(&mut self) {
         // A run that owns its container dies with its handle; the container's
-        // own Drop kills the tree. Reaping the direct child is left to tokio.
+        // own Drop kills the tree. An unreaped direct child is reaped in the background.
         if let Some(container) = &self.container {
             trace_event!(
                 debug,
@@ -322,7 +324,9 @@ impl Drop for RunningProcess {
                 pid = ?self.pid,
                 mechanism = %container.mechanism(),
             );
-            let _ = self.kill();
+            if !self.tree_killed {
+                let _ = self.kill();
+            }
         }
     }
 }

@@ -137,6 +137,7 @@ pub(crate) async fn spawn_with(
         stderr,
         stdin,
         exit: None,
+        tree_killed: false,
     };
     Ok((run, child.stage_stdout))
 }

@@ -301,6 +301,12 @@ fn collect_pids(dir: &Path, out: &mut Vec<u32>) -> io::Result<()> {
 /// Removes `dir` and every cgroup below it, deepest first. Fails with `EBUSY`
 /// while any of them still holds a process.
 pub(crate) fn remove_tree(dir: &Path) -> io::Result<()> {
+    // Most cgroups we remove are leaves: one rmdir, no directory listing.
+    match fs::remove_dir(dir) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
         Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
