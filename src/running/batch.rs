@@ -1,0 +1,224 @@
+//! `LineBatch`: many lines of a child's output in one buffer, so a reader
+//! that wants throughput pays one allocation and one UTF-8 check per read
+//! instead of one `String` per line.
+
+use std::iter::FusedIterator;
+use std::task::{Context, Poll};
+
+use super::pump::READ_CHUNK;
+
+/// Lines of a child's output that arrived together, in one buffer.
+///
+/// Returned by [`LineStream::next_batch`](crate::LineStream::next_batch).
+/// Iterating (with [`iter`](LineBatch::iter) or `for line in &batch`) yields
+/// `&str` lines borrowed from the batch: exactly the lines, in the same
+/// order, that [`LineStream`](crate::LineStream)'s `next()` would have
+/// returned one `String` at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineBatch {
+    /// Every line followed by `\n`; one `\r` right before a `\n` is part of
+    /// the terminator, not of the line (a line that really ends in `\r` is
+    /// stored with `\r\r\n`).
+    text: String,
+    lines: usize,
+}
+
+impl LineBatch {
+    /// A batch of `bytes` that are complete lines as read from the pipe:
+    /// each ends with `\n`, optionally preceded by `\r`.
+    pub(crate) fn from_terminated(bytes: Vec<u8>) -> LineBatch {
+        let lines = memchr::memchr_iter(b'\n', &bytes).count();
+        LineBatch {
+            text: decode(bytes),
+            lines,
+        }
+    }
+
+    /// How many lines the batch holds.
+    pub fn len(&self) -> usize {
+        self.lines
+    }
+
+    /// Whether the batch holds no line (a batch from
+    /// [`next_batch`](crate::LineStream::next_batch) always holds at least one).
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// The lines, first to last, without their `\n` or `\r\n`.
+    pub fn iter(&self) -> LineBatchIter<'_> {
+        LineBatchIter {
+            rest: &self.text,
+            left: self.lines,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a LineBatch {
+    type Item = &'a str;
+    type IntoIter = LineBatchIter<'a>;
+
+    fn into_iter(self) -> LineBatchIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the lines of a [`LineBatch`], from [`LineBatch::iter`].
+#[derive(Debug, Clone)]
+pub struct LineBatchIter<'a> {
+    rest: &'a str,
+    left: usize,
+}
+
+impl<'a> Iterator for LineBatchIter<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        let pos = memchr::memchr(b'\n', self.rest.as_bytes())?;
+        // `\n` is ASCII, so both cuts fall on character boundaries.
+        let (line, rest) = self.rest.split_at(pos);
+        self.rest = &rest[1..];
+        self.left -= 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for LineBatchIter<'_> {}
+
+impl FusedIterator for LineBatchIter<'_> {}
+
+/// Builds a batch item by item, for the cases a single copy cannot cover.
+#[derive(Debug, Default)]
+pub(crate) struct BatchBuilder {
+    bytes: Vec<u8>,
+    lines: usize,
+}
+
+impl BatchBuilder {
+    /// A line as read, without its `\n`: one trailing `\r` is dropped.
+    pub(crate) fn push_line(&mut self, raw: &[u8]) {
+        self.bytes.extend_from_slice(raw);
+        self.bytes.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// A line whose bytes are all kept, even a trailing `\r`.
+    pub(crate) fn push_exact(&mut self, content: &[u8]) {
+        self.bytes.extend_from_slice(content);
+        if content.ends_with(b"\r") {
+            self.bytes.push(b'\r');
+        }
+        self.bytes.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// The batch, or `None` if nothing was pushed.
+    pub(crate) fn finish(self) -> Option<LineBatch> {
+        (self.lines > 0).then(|| LineBatch {
+            text: decode(self.bytes),
+            lines: self.lines,
+        })
+    }
+}
+
+/// The bytes as text. Invalid UTF-8 is replaced with `U+FFFD` over the whole
+/// buffer at once, which gives the same lines as replacing it line by line:
+/// `\r` and `\n` are ASCII, so no invalid sequence spans a line end.
+fn decode(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// A batch assembled from a source that delivers one `String` line at a
+/// time: every line that is ready now, up to about one read's worth.
+pub(crate) fn poll_collect(
+    cx: &mut Context<'_>,
+    mut poll_line: impl FnMut(&mut Context<'_>) -> Poll<Option<String>>,
+) -> Poll<Option<LineBatch>> {
+    let mut builder = BatchBuilder::default();
+    while builder.bytes.len() < READ_CHUNK {
+        match poll_line(cx) {
+            Poll::Ready(Some(line)) => builder.push_exact(line.as_bytes()),
+            Poll::Ready(None) => break,
+            // The waker is registered; what we have is delivered now.
+            Poll::Pending if builder.lines > 0 => break,
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Poll::Ready(builder.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(batch: &LineBatch) -> Vec<&str> {
+        batch.iter().collect()
+    }
+
+    #[test]
+    fn terminated_bytes_split_into_lines_without_terminators() {
+        let batch = LineBatch::from_terminated(b"a\nb\r\n\n\r\nc\r\r\n".to_vec());
+        assert_eq!(lines(&batch), ["a", "b", "", "", "c\r"]);
+        assert_eq!(batch.len(), 5);
+        assert_eq!(batch.iter().len(), 5);
+        assert!(!batch.is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_per_line() {
+        let batch = LineBatch::from_terminated(b"ok\n\xff\xfe\r\n\xe2\x82\nend\xe2\n".to_vec());
+        assert_eq!(
+            lines(&batch),
+            ["ok", "\u{fffd}\u{fffd}", "\u{fffd}", "end\u{fffd}"]
+        );
+    }
+
+    #[test]
+    fn exact_lines_keep_a_trailing_carriage_return() {
+        let mut builder = BatchBuilder::default();
+        builder.push_exact(b"piece\r");
+        builder.push_line(b"line\r");
+        builder.push_exact(b"");
+        let batch = builder.finish().unwrap();
+        assert_eq!(lines(&batch), ["piece\r", "line", ""]);
+        assert!(BatchBuilder::default().finish().is_none());
+    }
+
+    #[test]
+    fn an_empty_batch_iterates_nothing() {
+        let batch = LineBatch::default();
+        assert!(batch.is_empty());
+        assert_eq!(batch.iter().next(), None);
+        assert_eq!((&batch).into_iter().count(), 0);
+    }
+
+    #[test]
+    fn collecting_stops_at_pending_with_what_is_ready() {
+        let mut source = vec![
+            Poll::Pending,
+            Poll::Pending,
+            Poll::Ready(Some("b".to_owned())),
+            Poll::Ready(Some("a\r".to_owned())),
+        ];
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let polled = poll_collect(&mut cx, |_| source.pop().unwrap());
+        let Poll::Ready(Some(batch)) = polled else {
+            panic!("expected a batch, got {polled:?}")
+        };
+        assert_eq!(lines(&batch), ["a\r", "b"]);
+        assert!(poll_collect(&mut cx, |_| source.pop().unwrap()).is_pending());
+        assert_eq!(
+            poll_collect(&mut cx, |_| Poll::Ready(None)),
+            Poll::Ready(None)
+        );
+    }
+}
