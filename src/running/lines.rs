@@ -132,13 +132,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         let unread = &self.buf[self.start..self.end];
         // No line in a buffer this short can need cutting, so everything up
         // to the last newline is whole lines, taken with one copy.
-        if unread.len() <= MAX_LINE {
-            if let Some(pos) = memchr::memrchr(b'\n', &unread[self.scanned..]) {
-                let taken = self.scanned + pos + 1;
-                let batch = LineBatch::from_terminated(unread[..taken].to_vec());
-                self.consume(taken);
-                return Some(batch);
-            }
+        if unread.len() <= MAX_LINE
+            && let Some(pos) = memchr::memrchr(b'\n', &unread[self.scanned..])
+        {
+            let taken = self.scanned + pos + 1;
+            let batch = LineBatch::from_terminated(unread[..taken].to_vec());
+            self.consume(taken);
+            return Some(batch);
         }
         // A long line or the unterminated tail: item by item.
         let mut builder = BatchBuilder::default();
