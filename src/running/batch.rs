@@ -47,10 +47,7 @@ impl LineBatch {
 
     /// The lines, first to last, without their `\n` or `\r\n`.
     pub fn iter(&self) -> LineBatchIter<'_> {
-        LineBatchIter {
-            rest: &self.text,
-            left: self.lines,
-        }
+        LineBatchIter::new(&self.text, self.lines)
     }
 }
 
@@ -66,8 +63,65 @@ impl<'a> IntoIterator for &'a LineBatch {
 /// Iterator over the lines of a [`LineBatch`], from [`LineBatch::iter`].
 #[derive(Debug, Clone)]
 pub struct LineBatchIter<'a> {
-    rest: &'a str,
+    text: &'a str,
+    /// Where the next line starts.
+    pos: usize,
+    /// `mask` marks the newlines among the 8 bytes from `word`: bit 7 of
+    /// byte `i` stands for `text[word + i]`. Short lines are found with a
+    /// few bit operations, long ones with one `memchr` each.
+    word: usize,
+    mask: u64,
     left: usize,
+}
+
+impl<'a> LineBatchIter<'a> {
+    fn new(text: &'a str, lines: usize) -> LineBatchIter<'a> {
+        LineBatchIter {
+            text,
+            pos: 0,
+            word: 0,
+            mask: newlines_in_word(text.as_bytes(), 0),
+            left: lines,
+        }
+    }
+
+    /// Finds the newline after the current word (there is one: every line
+    /// of a batch ends with `\n`) and loads the word that starts there.
+    #[inline]
+    fn skip_to_next_newline(&mut self) {
+        let bytes = self.text.as_bytes();
+        let from = (self.word + 8).min(bytes.len());
+        let ahead = newlines_in_word(bytes, from);
+        if ahead != 0 {
+            self.word = from;
+            self.mask = ahead;
+            return;
+        }
+        let found = memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |p| from + p);
+        self.word = found;
+        self.mask = newlines_in_word(bytes, found);
+    }
+}
+
+/// The newline bytes among `bytes[at..at + 8]`, as a mask with bit 7 of
+/// byte `i` set when `bytes[at + i]` is `\n` (bytes past the end count as
+/// not newlines).
+#[inline]
+fn newlines_in_word(bytes: &[u8], at: usize) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let word = match bytes.get(at..at + 8) {
+        Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut padded = [0u8; 8];
+            let tail = bytes.get(at..).unwrap_or_default();
+            padded[..tail.len()].copy_from_slice(tail);
+            u64::from_le_bytes(padded)
+        }
+    };
+    // A byte of `x` is zero exactly where `word` holds `\n`; the high bit
+    // of each byte of the result is set exactly for those zero bytes.
+    let x = word ^ 0x0a0a_0a0a_0a0a_0a0a;
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
 impl<'a> Iterator for LineBatchIter<'a> {
@@ -75,10 +129,17 @@ impl<'a> Iterator for LineBatchIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a str> {
-        let pos = memchr::memchr(b'\n', self.rest.as_bytes())?;
-        // `\n` is ASCII, so both cuts fall on character boundaries.
-        let (line, rest) = self.rest.split_at(pos);
-        self.rest = &rest[1..];
+        if self.left == 0 {
+            return None;
+        }
+        while self.mask == 0 {
+            self.skip_to_next_newline();
+        }
+        let newline = self.word + (self.mask.trailing_zeros() / 8) as usize;
+        self.mask &= self.mask - 1;
+        // `\n` is ASCII, so both ends fall on character boundaries.
+        let line = self.text.get(self.pos..newline).unwrap_or_default();
+        self.pos = newline + 1;
         self.left -= 1;
         Some(line.strip_suffix('\r').unwrap_or(line))
     }

@@ -458,10 +458,36 @@ mod throughput {
                 std::hint::black_box(l);
             }
             let theirs = begun.elapsed();
+            let begun = Instant::now();
+            let mut reader = LineReader::new(text.as_bytes());
+            let mut k = 0u64;
+            while let Some(batch) = std::future::poll_fn(|cx| reader.poll_next_batch(cx))
+                .await
+                .unwrap()
+            {
+                for l in &batch {
+                    k += 1;
+                    std::hint::black_box(l);
+                }
+            }
+            let batched = begun.elapsed();
+            let begun = Instant::now();
+            let mut reader = LineReader::new(text.as_bytes());
+            let mut j = 0u64;
+            while let Some(batch) = std::future::poll_fn(|cx| reader.poll_next_batch(cx))
+                .await
+                .unwrap()
+            {
+                j += batch.len() as u64;
+            }
+            eprintln!("batches without iterating: {:?} {j}", begun.elapsed());
             assert_eq!(n, m);
+            assert_eq!(k, m);
             eprintln!(
-                "{width}-byte lines: ours {ours:?}, tokio {theirs:?}, ratio {:.2}",
-                theirs.as_secs_f64() / ours.as_secs_f64()
+                "{width}-byte lines: ours {ours:?}, batches {batched:?}, tokio {theirs:?}, \
+                 ratios {:.2} and {:.2}",
+                theirs.as_secs_f64() / ours.as_secs_f64(),
+                theirs.as_secs_f64() / batched.as_secs_f64()
             );
         }
     }
