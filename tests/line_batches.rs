@@ -146,7 +146,7 @@ async fn mixing_next_and_next_batch_loses_and_repeats_nothing() {
     let mut turn = 0usize;
     loop {
         turn += 1;
-        if turn % 3 == 0 {
+        if turn.is_multiple_of(3) {
             match stream.next().await {
                 Some(line) => got.push(line),
                 None => break,
