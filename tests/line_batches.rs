@@ -51,6 +51,14 @@ fn checked(batch: &LineBatch) -> Vec<String> {
     lines
 }
 
+#[test]
+fn a_batch_can_move_to_another_task() {
+    fn sendable<T: Send + Sync + 'static>() {}
+    sendable::<LineBatch>();
+    let empty = LineBatch::default();
+    assert!(empty.is_empty() && empty.iter().next().is_none());
+}
+
 /// Both ways give `expected`.
 async fn assert_lines(script: &str, expected: &[&str]) {
     let strings = tokio::time::timeout(HANG_GUARD, via_next(script))
@@ -130,9 +138,22 @@ async fn lines_longer_than_max_line_arrive_in_the_same_pieces() {
 #[tokio::test]
 async fn many_short_lines_through_a_full_pipe() {
     let count = 300_000;
-    let lines = via_batches(&format!("yes | head -n {count}")).await;
-    assert_eq!(lines.len(), count);
-    assert!(lines.iter().all(|l| l == "y"));
+    let mut run = sh(&format!("yes | head -n {count}")).start().await.unwrap();
+    let (mut lines, mut batches) = (0, 0);
+    let mut stream = run.stdout_lines();
+    while let Some(batch) = stream.next_batch().await {
+        // One read's worth at most: a batch does not buffer the whole output.
+        assert!(batch.len() <= 64 * 1024 / 2, "{} lines", batch.len());
+        assert!(batch.iter().all(|l| l == "y"));
+        lines += batch.len();
+        batches += 1;
+    }
+    assert_eq!(lines, count);
+    assert!(
+        batches >= 10,
+        "{count} lines came in only {batches} batches"
+    );
+    assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
     let numbers = via_batches("seq 1 200000").await;
     let expected: Vec<String> = (1..=200_000).map(|n| n.to_string()).collect();
     assert!(numbers == expected, "seq's lines, in order, once each");

@@ -32,6 +32,9 @@ enum Source {
 ///
 /// Dropping the stream loses nothing: bytes already read but not yet
 /// delivered stay buffered for the next stream, probe or finisher.
+///
+/// For output with very many lines, [`next_batch`](LineStream::next_batch)
+/// returns all the lines that are ready at once, without a `String` per line.
 #[derive(Debug)]
 #[must_use = "a stream does nothing unless polled"]
 pub struct LineStream<'a> {
