@@ -264,3 +264,22 @@ async fn dropping_the_handle_mid_batches_ends_the_whole_tree() {
     drop(run);
     assert!(wait_gone(&token).await, "yes and cat outlived the handle");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_scripted_double_streams_in_batches_too() {
+    use processkit::{Match, ProcessRunner, Reply, ScriptedRunner};
+    let runner = ScriptedRunner::new().on(
+        Match::program("chatty"),
+        Reply::lines(["one", "two"])
+            .line_after(Duration::from_millis(100), "three")
+            .exit_after(Duration::from_millis(100)),
+    );
+    let mut run = runner.start(&Command::new("chatty")).await.unwrap();
+    let mut got = Vec::new();
+    let mut stream = run.stdout_lines();
+    while let Some(batch) = stream.next_batch().await {
+        got.extend(checked(&batch));
+    }
+    assert_eq!(got, ["one", "two", "three"]);
+    assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
+}
