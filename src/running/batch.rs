@@ -254,6 +254,36 @@ mod tests {
     }
 
     #[test]
+    fn lines_of_every_length_are_found_wherever_they_end() {
+        // Lengths 0..=40 and some long ones, in a scrambled order, so line
+        // ends fall at every offset within the 8-byte words and the tail.
+        let mut state = 12_345u32;
+        let mut expected = Vec::new();
+        let mut bytes = Vec::new();
+        for i in 0..2_000 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = if i % 97 == 0 {
+                300
+            } else {
+                (state >> 16) as usize % 41
+            };
+            let line: String = (0..len).map(|j| (b'a' + (j % 26) as u8) as char).collect();
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(if state & 1 == 0 { b"\n" } else { b"\r\n" });
+            expected.push(line);
+        }
+        for cut in [bytes.len(), 1, 7, 8, 9, 15, 16, 17] {
+            let Some(end) = bytes[..cut].iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            let batch = LineBatch::from_terminated(bytes[..=end].to_vec());
+            let got = lines(&batch);
+            assert_eq!(got.len(), batch.len());
+            assert_eq!(got, expected[..got.len()], "batch of {} bytes", end + 1);
+        }
+    }
+
+    #[test]
     fn an_empty_batch_iterates_nothing() {
         let batch = LineBatch::default();
         assert!(batch.is_empty());
