@@ -46,6 +46,7 @@ impl LineBatch {
     }
 
     /// The lines, first to last, without their `\n` or `\r\n`.
+    #[inline]
     pub fn iter(&self) -> LineBatchIter<'_> {
         LineBatchIter::new(&self.text, self.lines)
     }
@@ -55,6 +56,7 @@ impl<'a> IntoIterator for &'a LineBatch {
     type Item = &'a str;
     type IntoIter = LineBatchIter<'a>;
 
+    #[inline]
     fn into_iter(self) -> LineBatchIter<'a> {
         self.iter()
     }
@@ -75,6 +77,7 @@ pub struct LineBatchIter<'a> {
 }
 
 impl<'a> LineBatchIter<'a> {
+    #[inline]
     fn new(text: &'a str, lines: usize) -> LineBatchIter<'a> {
         LineBatchIter {
             text,
