@@ -1,5 +1,6 @@
-//! Line streaming of `yes` output (`y\n` lines): processkit's `stdout_lines`
-//! against tokio's `BufReader::lines()` on the same child's pipe.
+//! Line streaming of `yes` output (`y\n` lines): processkit's `stdout_lines`,
+//! one `String` per line and in batches (`next_batch`), against tokio's
+//! `BufReader::lines()` on the same child's pipe.
 
 mod support;
 
@@ -10,9 +11,10 @@ use processkit::{Command, StreamExt};
 use support::{Contest, size};
 use tokio::io::AsyncBufReadExt;
 
-const NAMES: [&str; 3] = [
+const NAMES: [&str; 4] = [
     "tokio BufReader::lines",
     "processkit stdout_lines",
+    "processkit stdout_lines, next_batch",
     "raw pipe read, no splitting (ceiling)",
 ];
 
@@ -45,6 +47,24 @@ async fn once(which: usize, count: &str, expected_lines: u64) {
             while let Some(line) = lines.next().await {
                 std::hint::black_box(line);
                 n += 1;
+            }
+            assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
+            n
+        }
+        2 => {
+            let mut run = Command::new("sh")
+                .args(["-c", &script])
+                .start()
+                .await
+                .unwrap();
+            let mut n = 0u64;
+            let mut lines = run.stdout_lines();
+            while let Some(batch) = lines.next_batch().await {
+                // Every line is visited, as a consumer would.
+                for line in &batch {
+                    std::hint::black_box(line);
+                    n += 1;
+                }
             }
             assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
             n

@@ -57,6 +57,7 @@ pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
 #[cfg(feature = "stats")]
 pub use running::RunProfile;
+pub use running::{LineBatch, LineBatchIter};
 pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
 pub use signal::Signal;

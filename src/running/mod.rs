@@ -3,6 +3,7 @@
 //! run owns its container kills the whole tree.
 
 mod arbiter;
+mod batch;
 mod lines;
 mod probe;
 #[cfg(feature = "stats")]
@@ -20,6 +21,7 @@ use tokio::io::AsyncRead;
 use tokio::sync::oneshot;
 
 pub(crate) use arbiter::{Arbiter, Verdict};
+pub use batch::{LineBatch, LineBatchIter};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
 #[cfg(feature = "stats")]

@@ -1,0 +1,318 @@
+//! `LineBatch`: many lines of a child's output in one buffer, so a reader
+//! that wants throughput pays one allocation and one UTF-8 check per read
+//! instead of one `String` per line.
+
+use std::iter::FusedIterator;
+use std::task::{Context, Poll};
+
+use super::pump::READ_CHUNK;
+
+/// Lines of a child's output that arrived together, in one buffer.
+///
+/// Returned by [`LineStream::next_batch`](crate::LineStream::next_batch).
+/// Iterating (with [`iter`](LineBatch::iter) or `for line in &batch`) yields
+/// `&str` lines borrowed from the batch: exactly the lines, in the same
+/// order, that [`LineStream`](crate::LineStream)'s `next()` would have
+/// returned one `String` at a time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineBatch {
+    /// Every line followed by `\n`; one `\r` right before a `\n` is part of
+    /// the terminator, not of the line (a line that really ends in `\r` is
+    /// stored with `\r\r\n`).
+    text: String,
+    lines: usize,
+}
+
+impl LineBatch {
+    /// A batch of `bytes` that are complete lines as read from the pipe:
+    /// each ends with `\n`, optionally preceded by `\r`.
+    pub(crate) fn from_terminated(bytes: Vec<u8>) -> LineBatch {
+        let lines = memchr::memchr_iter(b'\n', &bytes).count();
+        LineBatch {
+            text: decode(bytes),
+            lines,
+        }
+    }
+
+    /// How many lines the batch holds.
+    pub fn len(&self) -> usize {
+        self.lines
+    }
+
+    /// Whether the batch holds no line (a batch from
+    /// [`next_batch`](crate::LineStream::next_batch) always holds at least one).
+    pub fn is_empty(&self) -> bool {
+        self.lines == 0
+    }
+
+    /// The lines, first to last, without their `\n` or `\r\n`.
+    #[inline]
+    pub fn iter(&self) -> LineBatchIter<'_> {
+        LineBatchIter::new(&self.text, self.lines)
+    }
+}
+
+impl<'a> IntoIterator for &'a LineBatch {
+    type Item = &'a str;
+    type IntoIter = LineBatchIter<'a>;
+
+    #[inline]
+    fn into_iter(self) -> LineBatchIter<'a> {
+        self.iter()
+    }
+}
+
+/// Iterator over the lines of a [`LineBatch`], from [`LineBatch::iter`].
+#[derive(Debug, Clone)]
+pub struct LineBatchIter<'a> {
+    text: &'a str,
+    /// Where the next line starts.
+    pos: usize,
+    /// `mask` marks the newlines among the 8 bytes from `word`: bit 7 of
+    /// byte `i` stands for `text[word + i]`. Short lines are found with a
+    /// few bit operations, long ones with one `memchr` each.
+    word: usize,
+    mask: u64,
+    left: usize,
+}
+
+impl<'a> LineBatchIter<'a> {
+    #[inline]
+    fn new(text: &'a str, lines: usize) -> LineBatchIter<'a> {
+        LineBatchIter {
+            text,
+            pos: 0,
+            word: 0,
+            mask: newlines_in_word(text.as_bytes(), 0),
+            left: lines,
+        }
+    }
+
+    /// Finds the newline after the current word (there is one: every line
+    /// of a batch ends with `\n`) and loads the word that starts there.
+    #[inline]
+    fn skip_to_next_newline(&mut self) {
+        let bytes = self.text.as_bytes();
+        let from = (self.word + 8).min(bytes.len());
+        let ahead = newlines_in_word(bytes, from);
+        if ahead != 0 {
+            self.word = from;
+            self.mask = ahead;
+            return;
+        }
+        let found = memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |p| from + p);
+        self.word = found;
+        self.mask = newlines_in_word(bytes, found);
+    }
+}
+
+/// The newline bytes among `bytes[at..at + 8]`, as a mask with bit 7 of
+/// byte `i` set when `bytes[at + i]` is `\n` (bytes past the end count as
+/// not newlines).
+#[inline]
+fn newlines_in_word(bytes: &[u8], at: usize) -> u64 {
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let word = match bytes.get(at..at + 8) {
+        Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
+        None => {
+            let mut padded = [0u8; 8];
+            let tail = bytes.get(at..).unwrap_or_default();
+            padded[..tail.len()].copy_from_slice(tail);
+            u64::from_le_bytes(padded)
+        }
+    };
+    // A byte of `x` is zero exactly where `word` holds `\n`; the high bit
+    // of each byte of the result is set exactly for those zero bytes.
+    let x = word ^ 0x0a0a_0a0a_0a0a_0a0a;
+    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
+}
+
+impl<'a> Iterator for LineBatchIter<'a> {
+    type Item = &'a str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'a str> {
+        if self.left == 0 {
+            return None;
+        }
+        while self.mask == 0 {
+            self.skip_to_next_newline();
+        }
+        let newline = self.word + (self.mask.trailing_zeros() / 8) as usize;
+        self.mask &= self.mask - 1;
+        // `\n` is ASCII, so both ends fall on character boundaries.
+        let line = self.text.get(self.pos..newline).unwrap_or_default();
+        self.pos = newline + 1;
+        self.left -= 1;
+        Some(line.strip_suffix('\r').unwrap_or(line))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+impl ExactSizeIterator for LineBatchIter<'_> {}
+
+impl FusedIterator for LineBatchIter<'_> {}
+
+/// Builds a batch item by item, for the cases a single copy cannot cover.
+#[derive(Debug, Default)]
+pub(crate) struct BatchBuilder {
+    bytes: Vec<u8>,
+    lines: usize,
+}
+
+impl BatchBuilder {
+    /// A line as read, without its `\n`: one trailing `\r` is dropped.
+    pub(crate) fn push_line(&mut self, raw: &[u8]) {
+        self.bytes.extend_from_slice(raw);
+        self.bytes.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// A line whose bytes are all kept, even a trailing `\r`.
+    pub(crate) fn push_exact(&mut self, content: &[u8]) {
+        self.bytes.extend_from_slice(content);
+        if content.ends_with(b"\r") {
+            self.bytes.push(b'\r');
+        }
+        self.bytes.push(b'\n');
+        self.lines += 1;
+    }
+
+    /// The batch, or `None` if nothing was pushed.
+    pub(crate) fn finish(self) -> Option<LineBatch> {
+        (self.lines > 0).then(|| LineBatch {
+            text: decode(self.bytes),
+            lines: self.lines,
+        })
+    }
+}
+
+/// The bytes as text. Invalid UTF-8 is replaced with `U+FFFD` over the whole
+/// buffer at once, which gives the same lines as replacing it line by line:
+/// `\r` and `\n` are ASCII, so no invalid sequence spans a line end.
+fn decode(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }
+}
+
+/// A batch assembled from a source that delivers one `String` line at a
+/// time: every line that is ready now, up to about one read's worth.
+pub(crate) fn poll_collect(
+    cx: &mut Context<'_>,
+    mut poll_line: impl FnMut(&mut Context<'_>) -> Poll<Option<String>>,
+) -> Poll<Option<LineBatch>> {
+    let mut builder = BatchBuilder::default();
+    while builder.bytes.len() < READ_CHUNK {
+        match poll_line(cx) {
+            Poll::Ready(Some(line)) => builder.push_exact(line.as_bytes()),
+            Poll::Ready(None) => break,
+            // The waker is registered; what we have is delivered now.
+            Poll::Pending if builder.lines > 0 => break,
+            Poll::Pending => return Poll::Pending,
+        }
+    }
+    Poll::Ready(builder.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(batch: &LineBatch) -> Vec<&str> {
+        batch.iter().collect()
+    }
+
+    #[test]
+    fn terminated_bytes_split_into_lines_without_terminators() {
+        let batch = LineBatch::from_terminated(b"a\nb\r\n\n\r\nc\r\r\n".to_vec());
+        assert_eq!(lines(&batch), ["a", "b", "", "", "c\r"]);
+        assert_eq!(batch.len(), 5);
+        assert_eq!(batch.iter().len(), 5);
+        assert!(!batch.is_empty());
+    }
+
+    #[test]
+    fn invalid_utf8_is_replaced_per_line() {
+        let batch = LineBatch::from_terminated(b"ok\n\xff\xfe\r\n\xe2\x82\nend\xe2\n".to_vec());
+        assert_eq!(
+            lines(&batch),
+            ["ok", "\u{fffd}\u{fffd}", "\u{fffd}", "end\u{fffd}"]
+        );
+    }
+
+    #[test]
+    fn exact_lines_keep_a_trailing_carriage_return() {
+        let mut builder = BatchBuilder::default();
+        builder.push_exact(b"piece\r");
+        builder.push_line(b"line\r");
+        builder.push_exact(b"");
+        let batch = builder.finish().unwrap();
+        assert_eq!(lines(&batch), ["piece\r", "line", ""]);
+        assert!(BatchBuilder::default().finish().is_none());
+    }
+
+    #[test]
+    fn lines_of_every_length_are_found_wherever_they_end() {
+        // Lengths 0..=40 and some long ones, in a scrambled order, so line
+        // ends fall at every offset within the 8-byte words and the tail.
+        let mut state = 12_345u32;
+        let mut expected = Vec::new();
+        let mut bytes = Vec::new();
+        for i in 0..2_000 {
+            state = state.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let len = if i % 97 == 0 {
+                300
+            } else {
+                (state >> 16) as usize % 41
+            };
+            let line: String = (0..len).map(|j| (b'a' + (j % 26) as u8) as char).collect();
+            bytes.extend_from_slice(line.as_bytes());
+            bytes.extend_from_slice(if state & 1 == 0 { b"\n" } else { b"\r\n" });
+            expected.push(line);
+        }
+        for cut in [bytes.len(), 1, 7, 8, 9, 15, 16, 17] {
+            let Some(end) = bytes[..cut].iter().rposition(|&b| b == b'\n') else {
+                continue;
+            };
+            let batch = LineBatch::from_terminated(bytes[..=end].to_vec());
+            let got = lines(&batch);
+            assert_eq!(got.len(), batch.len());
+            assert_eq!(got, expected[..got.len()], "batch of {} bytes", end + 1);
+        }
+    }
+
+    #[test]
+    fn an_empty_batch_iterates_nothing() {
+        let batch = LineBatch::default();
+        assert!(batch.is_empty());
+        assert_eq!(batch.iter().next(), None);
+        assert_eq!((&batch).into_iter().count(), 0);
+    }
+
+    #[test]
+    fn collecting_stops_at_pending_with_what_is_ready() {
+        let mut source = vec![
+            Poll::Pending,
+            Poll::Pending,
+            Poll::Ready(Some("b".to_owned())),
+            Poll::Ready(Some("a\r".to_owned())),
+        ];
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let polled = poll_collect(&mut cx, |_| source.pop().unwrap());
+        let Poll::Ready(Some(batch)) = polled else {
+            panic!("expected a batch, got {polled:?}")
+        };
+        assert_eq!(lines(&batch), ["a\r", "b"]);
+        assert!(poll_collect(&mut cx, |_| source.pop().unwrap()).is_pending());
+        assert_eq!(
+            poll_collect(&mut cx, |_| Poll::Ready(None)),
+            Poll::Ready(None)
+        );
+    }
+}
