@@ -3,9 +3,6 @@
 //! instead of one `String` per line.
 
 use std::iter::FusedIterator;
-use std::task::{Context, Poll};
-
-use super::pump::READ_CHUNK;
 
 /// Lines of a child's output that arrived together, in one buffer.
 ///
@@ -200,25 +197,6 @@ fn decode(bytes: Vec<u8>) -> String {
     }
 }
 
-/// A batch assembled from a source that delivers one `String` line at a
-/// time: every line that is ready now, up to about one read's worth.
-pub(crate) fn poll_collect(
-    cx: &mut Context<'_>,
-    mut poll_line: impl FnMut(&mut Context<'_>) -> Poll<Option<String>>,
-) -> Poll<Option<LineBatch>> {
-    let mut builder = BatchBuilder::default();
-    while builder.bytes.len() < READ_CHUNK {
-        match poll_line(cx) {
-            Poll::Ready(Some(line)) => builder.push_exact(line.as_bytes()),
-            Poll::Ready(None) => break,
-            // The waker is registered; what we have is delivered now.
-            Poll::Pending if builder.lines > 0 => break,
-            Poll::Pending => return Poll::Pending,
-        }
-    }
-    Poll::Ready(builder.finish())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -292,27 +270,5 @@ mod tests {
         assert!(batch.is_empty());
         assert_eq!(batch.iter().next(), None);
         assert_eq!((&batch).into_iter().count(), 0);
-    }
-
-    #[test]
-    fn collecting_stops_at_pending_with_what_is_ready() {
-        let mut source = vec![
-            Poll::Pending,
-            Poll::Pending,
-            Poll::Ready(Some("b".to_owned())),
-            Poll::Ready(Some("a\r".to_owned())),
-        ];
-        let waker = std::task::Waker::noop();
-        let mut cx = Context::from_waker(waker);
-        let polled = poll_collect(&mut cx, |_| source.pop().unwrap());
-        let Poll::Ready(Some(batch)) = polled else {
-            panic!("expected a batch, got {polled:?}")
-        };
-        assert_eq!(lines(&batch), ["a\r", "b"]);
-        assert!(poll_collect(&mut cx, |_| source.pop().unwrap()).is_pending());
-        assert_eq!(
-            poll_collect(&mut cx, |_| Poll::Ready(None)),
-            Poll::Ready(None)
-        );
     }
 }

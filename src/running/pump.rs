@@ -12,7 +12,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::{LineReader, OutputPipe};
+use super::{LineBatch, LineReader, OutputPipe};
 use crate::command::LineHandler;
 
 /// Size of each read from a pipe.
@@ -108,9 +108,21 @@ impl Capture {
     /// nothing read so far is lost. `None` at end-of-file (or a read error).
     /// The line handler does not see lines delivered here.
     pub(crate) fn poll_next_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        let reader = ready!(self.poll_reader(cx));
+        reader.poll_next_line(cx).map(|r| r.ok().flatten())
+    }
+
+    /// Like `poll_next_line`, but every line that is ready as one batch.
+    pub(crate) fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
+        let reader = ready!(self.poll_reader(cx));
+        reader.poll_next_batch(cx).map(|r| r.ok().flatten())
+    }
+
+    /// Switches to caller-driven line reading, once the pump has handed the pipe back.
+    fn poll_reader(&mut self, cx: &mut Context<'_>) -> Poll<&mut LineReader<OutputPipe>> {
         loop {
             match &mut self.mode {
-                Mode::Lines(reader) => return reader.poll_next_line(cx).map(|r| r.ok().flatten()),
+                Mode::Lines(_) => break,
                 Mode::Draining { task, stop } => {
                     if let Some(stop) = stop.take() {
                         let _ = stop.send(());
@@ -123,6 +135,10 @@ impl Capture {
                 }
                 Mode::Closed => self.read_lines_from(Box::new(tokio::io::empty())),
             }
+        }
+        match &mut self.mode {
+            Mode::Lines(reader) => Poll::Ready(reader),
+            _ => unreachable!("switched to lines above"),
         }
     }
 

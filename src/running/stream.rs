@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use tokio_stream::Stream;
 
-use super::batch::{self, LineBatch};
+use super::batch::LineBatch;
 use super::{RunningProcess, StdoutState};
 use crate::error::Result;
 
@@ -166,7 +166,7 @@ impl RunningProcess {
     pub(crate) fn poll_stdout_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
         self.resume_stderr_capture();
         if let StdoutState::Capturing(capture) = &mut self.stdout {
-            return batch::poll_collect(cx, |cx| capture.poll_next_line(cx));
+            return capture.poll_next_batch(cx);
         }
         match self.stdout_reader() {
             Some(reader) => reader.poll_next_batch(cx).map(|r| r.ok().flatten()),
@@ -194,7 +194,7 @@ impl RunningProcess {
     /// closed.
     pub(crate) fn poll_stderr_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
         match self.stderr.as_mut() {
-            Some(capture) => batch::poll_collect(cx, |cx| capture.poll_next_line(cx)),
+            Some(capture) => capture.poll_next_batch(cx),
             None => Poll::Ready(None),
         }
     }
