@@ -358,7 +358,7 @@ impl Slot {
     pub(crate) fn kill(&self) -> io::Result<()> {
         match &self.kind {
             #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s.cgroup().kill(),
+            SlotKind::Cgroup(s) => s.kill(),
             #[cfg(unix)]
             SlotKind::Pgroup(s) => {
                 s.signal(libc::SIGKILL);

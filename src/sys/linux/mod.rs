@@ -25,7 +25,8 @@ pub(crate) mod usage;
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use cgroup::Cgroup;
 
@@ -37,6 +38,9 @@ use crate::command::OsOptions;
 pub(crate) struct CgroupContainer {
     cg: Cgroup,
     single_run: bool,
+    /// Set once a single run's slot killed the whole (shared) cgroup: nothing
+    /// can enter it afterwards, so the container's own Drop need not kill again.
+    run_killed: Arc<AtomicBool>,
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     adopted: Mutex<Option<Cgroup>>,
 }
@@ -57,6 +61,7 @@ impl CgroupContainer {
         Ok(CgroupContainer {
             cg,
             single_run,
+            run_killed: Arc::default(),
             adopted: Mutex::new(None),
         })
     }
@@ -78,6 +83,7 @@ impl CgroupContainer {
             nested,
             dir: Some(dir),
             procs: None,
+            killed: (!nested).then(|| Arc::clone(&self.run_killed)),
         })
     }
 
@@ -98,7 +104,9 @@ impl CgroupContainer {
 
 impl Drop for CgroupContainer {
     fn drop(&mut self) {
-        let _ = self.cg.kill();
+        if !self.run_killed.load(Ordering::Acquire) {
+            let _ = self.cg.kill();
+        }
         reaper::remove_when_empty(self.cg.path().to_owned());
     }
 }
@@ -112,6 +120,8 @@ pub(crate) struct CgroupSlot {
     dir: Option<OwnedFd>,
     /// `cgroup.procs`, opened only for the std spawner's pre-exec join.
     procs: Option<OwnedFd>,
+    /// The container's flag, when this slot is the whole container.
+    killed: Option<Arc<AtomicBool>>,
 }
 
 impl CgroupSlot {
@@ -140,6 +150,15 @@ impl CgroupSlot {
 
     pub(crate) fn cgroup(&self) -> &Cgroup {
         &self.cg
+    }
+
+    /// Kills this run's tree (for a single-run container: the whole container).
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        self.cg.kill()?;
+        if let Some(killed) = &self.killed {
+            killed.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 }
 
