@@ -91,7 +91,7 @@ pub(crate) fn spawn(plan: &Plan) -> Result<Spawned, CloneError> {
         failed_step: Step::None,
         errno: 0,
     };
-    let stack = Stack::new().map_err(CloneError::Other)?;
+    let stack = Stack::take().map_err(CloneError::Other)?;
     let mut pidfd: c_int = -1;
 
     // Block every signal so no handler of ours runs on the child's side of the
@@ -130,7 +130,7 @@ pub(crate) fn spawn(plan: &Plan) -> Result<Spawned, CloneError> {
         };
     }
     restore_signals(&old_mask);
-    drop(stack);
+    stack.give_back();
     let pid = match result {
         Ok(pid) => pid,
         Err(e)

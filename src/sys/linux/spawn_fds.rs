@@ -2,10 +2,12 @@
 //! guarded stack, and the stdio pipes (close-on-exec, above fd 2, the
 //! parent's ends non-blocking for tokio).
 
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
+use std::sync::OnceLock;
 
 use super::clone_spawn::{Plan, StdinWiring};
 
@@ -19,8 +21,28 @@ pub(super) struct Stack {
     base: *mut c_void,
 }
 
+thread_local! {
+    /// One stack kept per spawning thread: a thread's spawns never overlap,
+    /// since the clone blocks it until the child has exec'd.
+    static SPARE_STACK: Cell<Option<Stack>> = const { Cell::new(None) };
+}
+
 impl Stack {
-    pub(super) fn new() -> io::Result<Stack> {
+    /// This thread's spare stack, or a new one.
+    pub(super) fn take() -> io::Result<Stack> {
+        match SPARE_STACK.try_with(Cell::take) {
+            Ok(Some(stack)) => Ok(stack),
+            _ => Stack::new(),
+        }
+    }
+
+    /// Keeps the stack for this thread's next spawn.
+    pub(super) fn give_back(self) {
+        // During thread teardown the stack is simply unmapped.
+        let _ = SPARE_STACK.try_with(|spare| spare.replace(Some(self)));
+    }
+
+    fn new() -> io::Result<Stack> {
         // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
         let base = unsafe {
             libc::mmap(
@@ -70,7 +92,10 @@ impl Drop for Stack {
 /// The pipes of one spawn: the child's ends (closed in the parent once the
 /// child has them) and the parent's ends.
 pub(super) struct Pipes {
-    stdin_child: Option<OwnedFd>,
+    /// What becomes the child's fd 0 (`-1`: inherit ours).
+    stdin_child: RawFd,
+    /// Keeps a per-spawn stdin descriptor open until the child has it.
+    _stdin_owned: Option<OwnedFd>,
     stdin_parent: Option<OwnedFd>,
     stdout: (OwnedFd, OwnedFd),
     stderr: (OwnedFd, OwnedFd),
@@ -78,15 +103,21 @@ pub(super) struct Pipes {
 
 impl Pipes {
     pub(super) fn open(plan: &Plan) -> io::Result<Pipes> {
-        let (stdin_child, stdin_parent) = match &plan.stdin {
-            StdinWiring::Inherit => (None, None),
-            StdinWiring::Null => (Some(open_dev_null()?), None),
+        let (stdin_owned, stdin_parent) = match &plan.stdin {
+            StdinWiring::Inherit | StdinWiring::Null => (None, None),
             StdinWiring::Pipe => {
                 let (read, write) = pipe()?;
                 set_nonblocking(&write)?;
                 (Some(read), Some(write))
             }
+            StdinWiring::Fd(fd) if fd.as_raw_fd() > 2 => (None, None),
             StdinWiring::Fd(fd) => (Some(above_stdio(fd.try_clone()?)?), None),
+        };
+        let stdin_child = match (&plan.stdin, &stdin_owned) {
+            (_, Some(owned)) => owned.as_raw_fd(),
+            (StdinWiring::Fd(fd), None) => fd.as_raw_fd(),
+            (StdinWiring::Null, None) => dev_null()?,
+            _ => -1,
         };
         let stdout = pipe()?;
         if !plan.raw_stdout {
@@ -97,6 +128,7 @@ impl Pipes {
         set_nonblocking(&stderr.0)?;
         Ok(Pipes {
             stdin_child,
+            _stdin_owned: stdin_owned,
             stdin_parent,
             stdout,
             stderr,
@@ -105,7 +137,7 @@ impl Pipes {
 
     pub(super) fn child_ends(&self) -> [RawFd; 3] {
         [
-            self.stdin_child.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+            self.stdin_child,
             self.stdout.1.as_raw_fd(),
             self.stderr.1.as_raw_fd(),
         ]
@@ -129,14 +161,21 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((above_stdio(read)?, above_stdio(write)?))
 }
 
-fn open_dev_null() -> io::Result<OwnedFd> {
+/// `/dev/null`, opened once (close-on-exec) and shared by every spawn.
+fn dev_null() -> io::Result<RawFd> {
+    static DEV_NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = DEV_NULL.get() {
+        return Ok(fd.as_raw_fd());
+    }
     // SAFETY: a static NUL-terminated path; open returns a new fd or -1.
     let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
     if fd < 0 {
         return Err(io::Error::last_os_error());
     }
     // SAFETY: a new descriptor we own.
-    above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })
+    let fd = above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    // A racing spawn may have stored its own; ours then closes here.
+    Ok(DEV_NULL.get_or_init(|| fd).as_raw_fd())
 }
 
 /// Moves a descriptor numbered 0-2 (possible when this process closed its
@@ -154,13 +193,12 @@ fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(moved) })
 }
 
+/// Makes the parent's end of a fresh pipe non-blocking (a new pipe end has
+/// no other status flags to keep).
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_GETFL/F_SETFL on a descriptor we own.
-    unsafe {
-        let flags = libc::fcntl(fd.as_raw_fd(), libc::F_GETFL);
-        if flags < 0 || libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, flags | libc::O_NONBLOCK) < 0 {
-            return Err(io::Error::last_os_error());
-        }
+    // SAFETY: F_SETFL on a descriptor we own.
+    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
