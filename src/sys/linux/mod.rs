@@ -17,6 +17,7 @@ pub(crate) mod pipe;
 #[cfg(feature = "stats")]
 pub(crate) mod procfs;
 pub(crate) mod reaper;
+mod spare;
 mod spawn_fds;
 pub(crate) mod spawner;
 pub(crate) mod sweep;
@@ -38,6 +39,8 @@ use crate::command::OsOptions;
 pub(crate) struct CgroupContainer {
     cg: Cgroup,
     single_run: bool,
+    /// The spare's directory, opened ahead of time for the single run's slot.
+    ready_dir: Mutex<Option<OwnedFd>>,
     /// Set once a single run's slot killed the whole (shared) cgroup: nothing
     /// can enter it afterwards, so the container's own Drop need not kill again.
     run_killed: Arc<AtomicBool>,
@@ -57,10 +60,14 @@ impl CgroupContainer {
         let root = cgroup::root().map_err(io::Error::other)?;
         #[cfg(feature = "stats")]
         usage::enable_accounting(&root.path);
-        let cg = root.create_child(if single_run { 'r' } else { 'g' })?;
+        let (cg, ready_dir) = match single_run.then(|| spare::take(root)).flatten() {
+            Some((cg, dir)) => (cg, Some(dir)),
+            None => (root.create_child(if single_run { 'r' } else { 'g' })?, None),
+        };
         Ok(CgroupContainer {
             cg,
             single_run,
+            ready_dir: Mutex::new(ready_dir),
             run_killed: Arc::default(),
             adopted: Mutex::new(None),
         })
@@ -77,7 +84,16 @@ impl CgroupContainer {
             let root = cgroup::root().map_err(io::Error::other)?;
             (self.cg.create_nested(&root.next_name('r'))?, true)
         };
-        let dir = cg.dir_fd()?;
+        let ready = self
+            .ready_dir
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+            .filter(|_| !nested);
+        let dir = match ready {
+            Some(dir) => dir,
+            None => cg.dir_fd()?,
+        };
         Ok(CgroupSlot {
             cg,
             nested,

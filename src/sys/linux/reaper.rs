@@ -13,11 +13,9 @@ const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
 static QUEUE: OnceLock<Mutex<Sender<PathBuf>>> = OnceLock::new();
 
-/// Removes `dir` (and everything below it) once it is empty.
+/// Removes `dir` (and everything below it) once it is empty, on the reaper
+/// thread: the caller never waits for `rmdir` and its kernel lock.
 pub(crate) fn remove_when_empty(dir: PathBuf) {
-    if remove_tree(&dir).is_ok() {
-        return;
-    }
     let queue = QUEUE.get_or_init(|| {
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
@@ -26,8 +24,11 @@ pub(crate) fn remove_when_empty(dir: PathBuf) {
         drop(spawned);
         Mutex::new(tx)
     });
-    if let Ok(tx) = queue.lock() {
-        let _ = tx.send(dir);
+    if let Ok(tx) = queue.lock()
+        && let Err(unsent) = tx.send(dir)
+    {
+        // No reaper thread could be started: try once, right here.
+        let _ = remove_tree(&unsent.0);
     }
 }
 
