@@ -2,46 +2,12 @@
 //! pids and mechanisms, and never carry argument or environment values.
 #![cfg(all(feature = "tracing", unix))]
 
-use std::fmt::{self, Write as _};
-use std::sync::{Arc, Mutex};
+mod common;
+
 use std::time::Duration;
 
+use common::CapturingSubscriber;
 use processkit::{Command, RestartPolicy, RetryPolicy, Supervisor};
-use tracing::field::{Field, Visit};
-use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Metadata, Subscriber};
-
-/// Records every event as `target message key=value ...`, one per line.
-#[derive(Clone, Default)]
-struct CapturingSubscriber(Arc<Mutex<String>>);
-
-struct LineVisitor<'a>(&'a mut String);
-
-impl Visit for LineVisitor<'_> {
-    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        let _ = write!(self.0, " {}={:?}", field.name(), value);
-    }
-}
-
-impl Subscriber for CapturingSubscriber {
-    fn enabled(&self, _: &Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &Attributes<'_>) -> Id {
-        Id::from_u64(1)
-    }
-    fn record(&self, _: &Id, _: &Record<'_>) {}
-    fn record_follows_from(&self, _: &Id, _: &Id) {}
-    fn event(&self, event: &Event<'_>) {
-        let mut line = event.metadata().target().to_string();
-        event.record(&mut LineVisitor(&mut line));
-        let mut all = self.0.lock().unwrap();
-        all.push_str(&line);
-        all.push('\n');
-    }
-    fn enter(&self, _: &Id) {}
-    fn exit(&self, _: &Id) {}
-}
 
 const SECRET_ARG: &str = "hunter2-argument-secret";
 const SECRET_ENV: &str = "hunter2-environment-secret";

@@ -121,6 +121,7 @@ pub(crate) async fn spawn_with(
         program = %program,
         pid = ?pid,
         mechanism = %container.mechanism(),
+        spawner = %child.spawner,
         shared_group = %!owned,
     );
     let run = RunningProcess {

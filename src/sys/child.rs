@@ -65,6 +65,8 @@ pub(crate) struct StartedChild {
     /// stdout kept raw for the next pipeline stage.
     pub(crate) stage_stdout: Option<StagePipe>,
     pub(crate) stderr: Option<ReadPipe>,
+    /// Which spawner started it: `clone3` (born in its cgroup), `clone`, or `std`.
+    pub(crate) spawner: &'static str,
 }
 
 /// Why a child did not start.
@@ -88,7 +90,7 @@ pub(crate) async fn start(
 ) -> Result<StartedChild, StartError> {
     #[cfg(target_os = "linux")]
     let stdin = match slot.fast_join() {
-        Some(join) if super::linux::fast_spawn::unavailable_reason().is_none() => {
+        Some(join) if super::linux::fast_spawn::usable() => {
             match fast_start(cmd, stdin, raw_stdout, join, slot).await? {
                 Ok(started) => return Ok(started),
                 Err(stdin) => stdin,
@@ -152,6 +154,11 @@ async fn fast_start(
         (Some(reader(spawned.stdout)?), None)
     };
     let stderr = Some(reader(spawned.stderr)?);
+    let spawner = if spawned.born_in_cgroup {
+        "clone3"
+    } else {
+        "clone"
+    };
     let child = PidfdChild::new(spawned.pid, spawned.pidfd).map_err(StartError::Contain)?;
     Ok(Ok(StartedChild {
         child: OsChild::Pidfd(child),
@@ -159,6 +166,7 @@ async fn fast_start(
         stdout,
         stage_stdout,
         stderr,
+        spawner,
     }))
 }
 
@@ -219,5 +227,6 @@ async fn std_start(
         stdout,
         stage_stdout,
         stderr,
+        spawner: "std",
     })
 }

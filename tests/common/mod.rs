@@ -7,6 +7,7 @@ mod git;
 mod poll;
 mod procs;
 mod scratch;
+mod tracing_capture;
 mod tree;
 
 pub use git::git_repo;
@@ -16,4 +17,6 @@ pub use procs::{
     token,
 };
 pub use scratch::{TempDir, fixture, free_port, line_count, read_pids};
+#[cfg(feature = "tracing")]
+pub use tracing_capture::CapturingSubscriber;
 pub use tree::{Tree, tree_script};

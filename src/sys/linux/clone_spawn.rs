@@ -65,6 +65,8 @@ pub(crate) struct Spawned {
     pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: OwnedFd,
     pub(crate) stderr: OwnedFd,
+    /// Born in its cgroup by `clone3(CLONE_INTO_CGROUP)`.
+    pub(crate) born_in_cgroup: bool,
 }
 
 /// Starts the child described by `plan`. Errors name the step that failed;
@@ -164,6 +166,7 @@ pub(crate) fn spawn(plan: &Plan) -> Result<Spawned, CloneError> {
         stdin,
         stdout,
         stderr,
+        born_in_cgroup: shared.born_in_cgroup,
     })
 }
 

@@ -19,14 +19,29 @@ pub(crate) const SPAWNER_ENV: &str = "PROCESSKIT_SPAWNER";
 /// The kernel refused the clone once; every later spawn uses std.
 static REFUSED: AtomicBool = AtomicBool::new(false);
 
+/// Whether to use the fast spawner; the first time it is not, says why in tracing.
+pub(crate) fn usable() -> bool {
+    static SAID: AtomicBool = AtomicBool::new(false);
+    let Some(reason) = unavailable_reason() else {
+        return true;
+    };
+    if !SAID.swap(true, Ordering::Relaxed) {
+        crate::trace::trace_event!(info, "spawner_fallback", reason = %reason);
+    }
+    false
+}
+
 /// Why the fast spawner is not used, if it is not.
-pub(crate) fn unavailable_reason() -> Option<&'static str> {
+fn unavailable_reason() -> Option<&'static str> {
     static BY_ENV: OnceLock<bool> = OnceLock::new();
     let by_env = *BY_ENV.get_or_init(|| {
         std::env::var_os(SPAWNER_ENV).is_some_and(|v| v.as_bytes().trim_ascii() == b"std")
     });
     if by_env {
         return Some("PROCESSKIT_SPAWNER=std");
+    }
+    if !super::pidfd_child::supported() {
+        return Some("this kernel cannot wait on pidfds (Linux 5.4+ is needed)");
     }
     if REFUSED.load(Ordering::Relaxed) {
         return Some("the kernel refused clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD)");

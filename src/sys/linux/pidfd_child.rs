@@ -6,6 +6,7 @@ use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
 
@@ -64,6 +65,27 @@ impl Drop for PidfdChild {
     }
 }
 
+/// Whether this kernel can wait on pidfds (5.4+): `waitid(P_PIDFD)` on a
+/// descriptor number that is not open answers `EBADF` there and `EINVAL` on
+/// older kernels, where a pidfd is not pollable either. (A negative number
+/// would be `EINVAL` everywhere.)
+pub(crate) fn supported() -> bool {
+    static SUPPORTED: OnceLock<bool> = OnceLock::new();
+    *SUPPORTED.get_or_init(|| {
+        // SAFETY: waitid with an invalid descriptor only reports an error.
+        let r = unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            libc::waitid(
+                libc::P_PIDFD,
+                i32::MAX as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOHANG,
+            )
+        };
+        r != 0 && io::Error::last_os_error().raw_os_error() == Some(libc::EBADF)
+    })
+}
+
 async fn wait_exit(pidfd: &AsyncFd<OwnedFd>) -> io::Result<ExitStatus> {
     loop {
         if let Some(status) = try_reap(pidfd.get_ref())? {
@@ -117,6 +139,15 @@ fn wait_status(code: i32, status: i32) -> ExitStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_probe_matches_the_kernel_version() {
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap();
+        let mut numbers = release.split(|c: char| !c.is_ascii_digit());
+        let major: u32 = numbers.next().and_then(|n| n.parse().ok()).unwrap();
+        let minor: u32 = numbers.next().and_then(|n| n.parse().ok()).unwrap();
+        assert_eq!(supported(), (major, minor) >= (5, 4), "kernel {release}");
+    }
 
     #[test]
     fn wait_status_words_read_back_as_std_sees_them() {
