@@ -27,7 +27,10 @@ fn the_std_spawner_fallback_is_said_once_in_tracing() {
     assert!(out.status.success(), "{text}\n{errors}");
     let said: Vec<&str> = text
         .lines()
-        .filter(|l| l.contains("message=spawner_fallback"))
+        .filter(|l| {
+            l.split_whitespace()
+                .any(|w| w == "message=spawner_fallback")
+        })
         .collect();
     assert_eq!(said.len(), 1, "{text}");
     assert!(said[0].contains("PROCESSKIT_SPAWNER=std"), "{text}");
@@ -66,7 +69,7 @@ async fn by_default_a_contained_child_is_born_in_its_cgroup() {
     let log = capture.log();
     let spawn = log
         .lines()
-        .find(|l| l.contains("message=spawn"))
+        .find(|l| l.split_whitespace().any(|w| w == "message=spawn"))
         .unwrap_or_else(|| panic!("no spawn event in {log}"));
     // This host: x86_64, Linux 6.x, a writable cgroup2 (see docs/platform-support.md).
     let expected = match (cfg!(target_arch = "x86_64"), processkit::fallback_reason()) {
