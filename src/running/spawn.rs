@@ -199,8 +199,8 @@ fn find_program(cmd: &Command) -> Option<PathBuf> {
         None if cmd.env.starts_from_parent() => std::env::var_os("PATH"),
         None => cmd.env.resolve().remove(OsStr::new("PATH")),
     };
-    // Without PATH the OS falls back to a default search list.
-    let path = path.unwrap_or_else(|| OsString::from("/usr/local/bin:/usr/bin:/bin"));
+    // Without PATH, exec searches libc's default list (glibc and macOS alike).
+    let path = path.unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
     std::env::split_paths(&path)
         .map(|dir| dir.join(program))
         .chain(windows_candidates(program, &path))

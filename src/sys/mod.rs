@@ -445,7 +445,7 @@ pub(crate) fn guardian_status() -> crate::GuardianStatus {
 }
 
 /// Starts a prepared child. On Linux a child that must die with this process
-/// is forked from one long-lived thread (see `linux::spawner`); every other
+/// is started from one long-lived thread (see `linux::spawner`); every other
 /// child is spawned right here.
 pub(crate) async fn spawn_child(
     mut cmd: tokio::process::Command,

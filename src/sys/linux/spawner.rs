@@ -1,6 +1,6 @@
-//! The spawner thread: one long-lived thread that forks every child asking for
+//! The spawner thread: one long-lived thread that starts every child asking for
 //! `kill_on_parent_death`, because Linux delivers `PR_SET_PDEATHSIG` when the
-//! *thread* that forked the child exits, not when the whole process does.
+//! *thread* that created the child exits, not when the whole process does.
 
 use std::io;
 use std::panic::AssertUnwindSafe;
