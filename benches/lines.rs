@@ -18,6 +18,15 @@ const NAMES: [&str; 4] = [
     "raw pipe read, no splitting (ceiling)",
 ];
 
+/// `sh -c script` started by processkit, stdout unread so far.
+async fn start(script: &str) -> processkit::RunningProcess {
+    Command::new("sh")
+        .args(["-c", script])
+        .start()
+        .await
+        .unwrap()
+}
+
 async fn once(which: usize, count: &str, expected_lines: u64) {
     let script = format!("yes | head -c {count}");
     let lines = match which {
@@ -37,11 +46,7 @@ async fn once(which: usize, count: &str, expected_lines: u64) {
             n
         }
         1 => {
-            let mut run = Command::new("sh")
-                .args(["-c", &script])
-                .start()
-                .await
-                .unwrap();
+            let mut run = start(&script).await;
             let mut n = 0u64;
             let mut lines = run.stdout_lines();
             while let Some(line) = lines.next().await {
@@ -52,11 +57,7 @@ async fn once(which: usize, count: &str, expected_lines: u64) {
             n
         }
         2 => {
-            let mut run = Command::new("sh")
-                .args(["-c", &script])
-                .start()
-                .await
-                .unwrap();
+            let mut run = start(&script).await;
             let mut n = 0u64;
             let mut lines = run.stdout_lines();
             while let Some(batch) = lines.next_batch().await {
