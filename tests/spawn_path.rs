@@ -171,3 +171,24 @@ where
     }
     out
 }
+
+#[tokio::test]
+async fn a_relative_program_runs_from_the_working_directory() {
+    let dir = TempDir::new("spawn-path-relative");
+    std::fs::create_dir(dir.join("sub")).unwrap();
+    let script = dir.join("sub").join("here.sh");
+    std::fs::write(&script, "#!/bin/sh\npwd\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    for program in ["./sub/here.sh", "sub/here.sh"] {
+        let out = Command::new(program)
+            .current_dir(dir.path())
+            .output_string()
+            .await
+            .unwrap_or_else(|e| panic!("{program}: {e}"));
+        let pwd = std::path::PathBuf::from(out.stdout().trim());
+        assert_eq!(
+            pwd.canonicalize().unwrap(),
+            dir.path().canonicalize().unwrap()
+        );
+    }
+}
