@@ -32,7 +32,12 @@ pub(crate) fn take(root: &'static CgroupRoot) -> Option<(Cgroup, OwnedFd)> {
     if !running {
         return None;
     }
-    let spare = lock(&READY).pop();
+    // Oldest first, so every spare that was ever handed out has a lower
+    // number than the ones still waiting (tests rely on this to tell them apart).
+    let spare = {
+        let mut ready = lock(&READY);
+        (!ready.is_empty()).then(|| ready.remove(0))
+    };
     WANTED.notify_one();
     spare
 }
