@@ -285,17 +285,28 @@ impl Cgroup {
 fn collect_pids(dir: &Path, out: &mut Vec<u32>) -> io::Result<()> {
     let procs = match fs::read_to_string(dir.join("cgroup.procs")) {
         Ok(p) => p,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) if vanished(&e) => return Ok(()),
         Err(e) => return Err(e),
     };
     out.extend(procs.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if vanished(&e) => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries.flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             collect_pids(&entry.path(), out)?;
         }
     }
     Ok(())
+}
+
+/// Whether a cgroup file failed because its cgroup was just removed (a
+/// finished run's cgroup goes away on the reaper thread at any moment):
+/// `ENOENT` once it is gone, `ENODEV` while the kernel is removing it.
+fn vanished(error: &io::Error) -> bool {
+    error.kind() == ErrorKind::NotFound || error.raw_os_error() == Some(libc::ENODEV)
 }
 
 /// Removes `dir` and every cgroup below it, deepest first. Fails with `EBUSY`
