@@ -116,6 +116,5 @@ fn assemble(
         stderr: None,
         stdin,
         exit: None,
-        tree_killed: false,
     }
 }

@@ -119,8 +119,6 @@ pub struct RunningProcess {
     pub(crate) stderr: Option<Capture>,
     pub(crate) stdin: Option<InputPipe>,
     pub(crate) exit: Option<Exit>,
-    /// The run's tree was killed after its exit; dropping need not kill again.
-    pub(crate) tree_killed: bool,
 }
 
 impl std::fmt::Debug for RunningProcess {
@@ -290,7 +288,7 @@ impl RunningProcess {
     /// collects both streams. The core of every output verb.
     pub(crate) async fn finish_output(mut self) -> Result<ProcessResult<Vec<u8>>> {
         let exit = self.wait_exit().await?;
-        self.tree_killed = self.kill().is_ok();
+        let _ = self.kill();
         let stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
             StdoutState::Capturing(c) => c.finish(PIPE_GRACE).await,
             StdoutState::Pipe(_) | StdoutState::Lines(_) | StdoutState::Taken => Vec::new(),
@@ -326,9 +324,7 @@ impl Drop for RunningProcess {
                 pid = ?self.pid,
                 mechanism = %container.mechanism(),
             );
-            if !self.tree_killed {
-                let _ = self.kill();
-            }
+            let _ = self.kill();
         }
     }
 }

@@ -94,7 +94,6 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
         stderr: Some(stderr),
         stdin: None,
         exit: None,
-        tree_killed: false,
     })
 }
 

@@ -138,7 +138,6 @@ pub(crate) async fn spawn_with(
         stderr,
         stdin,
         exit: None,
-        tree_killed: false,
     };
     Ok((run, child.stage_stdout))
 }

@@ -41,8 +41,8 @@ pub(crate) struct CgroupContainer {
     single_run: bool,
     /// The spare's directory, opened ahead of time for the single run's slot.
     ready_dir: Mutex<Option<OwnedFd>>,
-    /// Set once a single run's slot killed the whole (shared) cgroup: nothing
-    /// can enter it afterwards, so the container's own Drop need not kill again.
+    /// Set once the single run's slot killed the whole cgroup: nothing can
+    /// enter it afterwards, so the container's own Drop need not kill again.
     run_killed: Arc<AtomicBool>,
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     adopted: Mutex<Option<Cgroup>>,
@@ -99,7 +99,12 @@ impl CgroupContainer {
             nested,
             dir: Some(dir),
             procs: None,
-            killed: (!nested).then(|| Arc::clone(&self.run_killed)),
+            // A single run's slot is the whole container: they share one flag.
+            killed: if nested {
+                Arc::default()
+            } else {
+                Arc::clone(&self.run_killed)
+            },
         })
     }
 
@@ -136,8 +141,9 @@ pub(crate) struct CgroupSlot {
     dir: Option<OwnedFd>,
     /// `cgroup.procs`, opened only for the std spawner's pre-exec join.
     procs: Option<OwnedFd>,
-    /// The container's flag, when this slot is the whole container.
-    killed: Option<Arc<AtomicBool>>,
+    /// Set once this slot's cgroup was killed; after `cgroup.kill` nothing can
+    /// enter it again (no run spawns into a used slot), so later kills are no-ops.
+    killed: Arc<AtomicBool>,
 }
 
 impl CgroupSlot {
@@ -168,12 +174,14 @@ impl CgroupSlot {
         &self.cg
     }
 
-    /// Kills this run's tree (for a single-run container: the whole container).
+    /// Kills this run's tree (for a single-run container: the whole
+    /// container), once: a finisher, a watchdog and Drop may all ask.
     pub(crate) fn kill(&self) -> io::Result<()> {
-        self.cg.kill()?;
-        if let Some(killed) = &self.killed {
-            killed.store(true, Ordering::Release);
+        if self.killed.load(Ordering::Acquire) {
+            return Ok(());
         }
+        self.cg.kill()?;
+        self.killed.store(true, Ordering::Release);
         Ok(())
     }
 }
