@@ -236,7 +236,10 @@ impl Command {
     }
 
     /// Runs the child as user `uid` (Unix). The child joins its container first,
-    /// then drops privileges, then execs. Elsewhere the run fails with
+    /// then drops privileges, then enters its working directory as that user,
+    /// then execs. Without [`gid`](Command::gid) the group is the user's
+    /// primary group from the user database; a uid with no entry there fails
+    /// the spawn until a gid is given. Elsewhere the run fails with
     /// [`Error::Unsupported`](crate::Error::Unsupported).
     pub fn uid(mut self, uid: u32) -> Command {
         self.os.uid = Some(uid);

@@ -44,6 +44,12 @@ pub(super) struct Shared<'a> {
     pub(super) plan: &'a Plan,
     pub(super) argv: *const *const c_char,
     pub(super) envp: *const *const c_char,
+    /// `/bin/sh`, a free slot for the script's path, then `argv[1..]`: how a
+    /// file the kernel cannot execute (no `#!`) is run, as `execvp` does.
+    pub(super) script_argv: *mut *const c_char,
+    /// The group id to switch to (the user's primary group when only the
+    /// user id was given), resolved by the parent.
+    pub(super) gid: Option<libc::gid_t>,
     pub(super) stdio: [RawFd; 3],
     /// The kernel placed the child in its cgroup at birth.
     pub(super) born_in_cgroup: bool,
@@ -70,10 +76,6 @@ fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (St
     for (target, &fd) in shared.stdio.iter().enumerate() {
         wire(fd, target as RawFd).map_err(|e| (Step::Stdio, e))?;
     }
-    if let Some(dir) = &plan.cwd {
-        // SAFETY: `dir` is a NUL-terminated string owned by the plan.
-        check(unsafe { libc::chdir(dir.as_ptr()) }).map_err(|e| (Step::Chdir, e))?;
-    }
     reset_signals();
     match plan.join {
         Join::Cgroup(_) if shared.born_in_cgroup => {}
@@ -89,7 +91,13 @@ fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (St
         // SAFETY: setsid takes no arguments.
         check(unsafe { libc::setsid() }).map_err(|e| (Step::Setsid, e))?;
     }
-    drop_privileges(plan).map_err(|e| (Step::Privileges, e))?;
+    drop_privileges(plan, shared.gid).map_err(|e| (Step::Privileges, e))?;
+    // After the privilege drop, as std does: the directory must be reachable
+    // by the user the child runs as, not by us.
+    if let Some(dir) = &plan.cwd {
+        // SAFETY: `dir` is a NUL-terminated string owned by the plan.
+        check(unsafe { libc::chdir(dir.as_ptr()) }).map_err(|e| (Step::Chdir, e))?;
+    }
     if let Some(parent) = plan.parent_death {
         arm_parent_death(parent).map_err(|e| (Step::ParentDeath, e))?;
     }
@@ -120,8 +128,9 @@ fn join_cgroup(dir: RawFd) -> Result<(), c_int> {
     Ok(())
 }
 
-/// Tries every candidate path like `execvp`: keep searching past missing
-/// files, remember a permission error, stop at any other failure.
+/// Tries every candidate path like glibc's `execvp`: a file the kernel
+/// cannot execute (`ENOEXEC`: no `#!`) is run by `/bin/sh`; keep searching
+/// past missing files, remember a permission error, stop at any other failure.
 fn exec(shared: &Shared<'_>) -> c_int {
     let mut denied = false;
     let mut last = libc::ENOENT;
@@ -130,6 +139,15 @@ fn exec(shared: &Shared<'_>) -> c_int {
         // parent's suspended frame.
         unsafe { libc::execve(path.as_ptr(), shared.argv, shared.envp) };
         last = errno();
+        if last == libc::ENOEXEC {
+            // SAFETY: `script_argv` has a free slot at index 1 and stays
+            // NUL-terminated; the parent is suspended and does not read it.
+            unsafe {
+                *shared.script_argv.add(1) = path.as_ptr();
+                libc::execve(c"/bin/sh".as_ptr(), shared.script_argv, shared.envp);
+            }
+            last = errno();
+        }
         match last {
             libc::EACCES => denied = true,
             libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV | libc::ETIMEDOUT => {}
@@ -152,7 +170,7 @@ fn wire(fd: RawFd, target: RawFd) -> Result<(), c_int> {
     check(unsafe { libc::dup2(fd, target) })
 }
 
-fn drop_privileges(plan: &Plan) -> Result<(), c_int> {
+fn drop_privileges(plan: &Plan, gid: Option<libc::gid_t>) -> Result<(), c_int> {
     // Raw syscalls: glibc's wrappers would broadcast the change to every
     // thread of the parent, whose memory the child shares.
     if let Some(groups) = &plan.groups {
@@ -161,7 +179,7 @@ fn drop_privileges(plan: &Plan) -> Result<(), c_int> {
         check_long(r)?;
     }
     // Group first: after setuid we may no longer change it.
-    if let Some(gid) = plan.gid {
+    if let Some(gid) = gid {
         // SAFETY: setgid takes an integer.
         check_long(unsafe { libc::syscall(libc::SYS_setgid, gid) })?;
     }
@@ -185,7 +203,9 @@ fn arm_parent_death(parent: libc::pid_t) -> Result<(), c_int> {
 
 /// Handlers installed by this process must not run in the exec'd program's
 /// place: reset every handled signal (and SIGPIPE, which Rust ignores) to
-/// the default, as std does for its children.
+/// the default, as std does for its children. glibc refuses to touch its own
+/// signals (SIGCANCEL, SIGSETXID): those are reset with the raw syscall, so
+/// no glibc handler can run on the child's side of our address space.
 fn reset_signals() {
     for signal in 1..=libc::SIGRTMAX() {
         // SAFETY: sigaction with a zeroed struct and a valid signal number;
@@ -193,6 +213,7 @@ fn reset_signals() {
         unsafe {
             let mut old: libc::sigaction = std::mem::zeroed();
             if libc::sigaction(signal, ptr::null(), &mut old) != 0 {
+                reset_raw(signal);
                 continue;
             }
             let handled = old.sa_sigaction != libc::SIG_DFL && old.sa_sigaction != libc::SIG_IGN;
@@ -202,6 +223,31 @@ fn reset_signals() {
                 libc::sigaction(signal, &default, ptr::null_mut());
             }
         }
+    }
+}
+
+/// The kernel's signal set size (`_NSIG / 8`).
+const KERNEL_SIGSET_SIZE: usize = if cfg!(any(target_arch = "mips", target_arch = "mips64")) {
+    16
+} else {
+    8
+};
+
+/// Sets `signal` to SIG_DFL with `rt_sigaction` itself. An all-zero kernel
+/// `struct sigaction` is SIG_DFL, no flags, empty mask on every layout; 32
+/// bytes cover the largest one.
+fn reset_raw(signal: c_int) {
+    let default = [0u64; 4];
+    // SAFETY: rt_sigaction reads a kernel sigaction from `default` and
+    // writes nothing (no old action asked); a refused signal just fails.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            signal,
+            default.as_ptr(),
+            ptr::null_mut::<c_void>(),
+            KERNEL_SIGSET_SIZE,
+        );
     }
 }
 
@@ -226,4 +272,78 @@ fn check(r: c_int) -> Result<(), c_int> {
 
 fn check_long(r: libc::c_long) -> Result<(), c_int> {
     if r < 0 { Err(errno()) } else { Ok(()) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The raw handler of `signal` (the first word of the kernel's struct on
+    /// the architectures tested here).
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn raw_handler(signal: c_int) -> u64 {
+        let mut old = [0u64; 4];
+        // SAFETY: rt_sigaction only writes the old action into `old`.
+        unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                ptr::null::<c_void>(),
+                old.as_mut_ptr(),
+                KERNEL_SIGSET_SIZE,
+            );
+        }
+        old[0]
+    }
+
+    #[test]
+    #[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
+    fn glibc_internal_signals_are_reset_before_exec() {
+        extern "C" fn handler(_: c_int) {}
+        // SAFETY: the forked child makes raw syscalls only and leaves with
+        // _exit; the parent reaps it by pid.
+        let pid = unsafe { libc::fork() };
+        assert!(pid >= 0, "fork: {}", io_error());
+        if pid == 0 {
+            let mut code = 0;
+            for signal in [32, 33] {
+                // A non-default handler, installed past glibc's refusal (never delivered).
+                let act = [handler as extern "C" fn(c_int) as usize as u64, 0, 0, 0];
+                // SAFETY: rt_sigaction reads `act`; no old action is asked for.
+                unsafe {
+                    libc::syscall(
+                        libc::SYS_rt_sigaction,
+                        signal,
+                        act.as_ptr(),
+                        ptr::null_mut::<c_void>(),
+                        KERNEL_SIGSET_SIZE,
+                    );
+                }
+                if raw_handler(signal) == 0 {
+                    code = 2; // the set-up did not take
+                }
+            }
+            reset_signals();
+            for signal in [32, 33] {
+                if code == 0 && raw_handler(signal) != 0 {
+                    code = 1;
+                }
+            }
+            // SAFETY: ends the forked child without running destructors.
+            unsafe { libc::_exit(code) };
+        }
+        let mut status = 0;
+        // SAFETY: reaping our own child by pid.
+        assert_eq!(unsafe { libc::waitpid(pid, &mut status, 0) }, pid);
+        assert!(libc::WIFEXITED(status), "status {status:#x}");
+        assert_eq!(
+            libc::WEXITSTATUS(status),
+            0,
+            "1: a handler on signal 32/33 survived reset_signals; 2: set-up failed"
+        );
+    }
+
+    fn io_error() -> std::io::Error {
+        std::io::Error::last_os_error()
+    }
 }

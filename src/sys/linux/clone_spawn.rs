@@ -6,11 +6,13 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::ptr;
 
 use super::clone_child::{Shared, Step, child_main};
 use super::clone3;
 use super::spawn_fds::{Pipes, Stack};
+use crate::sys::unix::spawn::primary_gid;
 
 /// How the child's stdin is wired.
 #[derive(Debug)]
@@ -74,20 +76,30 @@ pub(crate) struct Spawned {
 /// `EINVAL`/`ENOSYS`/`EPERM` from the clone itself mean this kernel (or a
 /// seccomp filter) refuses `CLONE_PIDFD`: the caller then uses the std path.
 pub(crate) fn spawn(plan: &Plan) -> Result<Spawned, CloneError> {
+    let gid = match (plan.uid, plan.gid) {
+        (Some(uid), None) => Some(primary_gid(uid).map_err(CloneError::Other)?),
+        (_, gid) => gid,
+    };
     let pipes = Pipes::open(plan).map_err(CloneError::Other)?;
     let argv = null_terminated(&plan.argv);
-    let env_storage;
-    let envp = match &plan.envp {
-        Some(vars) => {
-            env_storage = null_terminated(vars);
-            env_storage.as_ptr()
+    let mut script_argv = script_argv(&argv);
+    // Our environment is copied under std's lock: the child's execve reads
+    // it while our other threads run, and a `set_var` may free `environ`.
+    let inherited;
+    let vars = match &plan.envp {
+        Some(vars) => vars,
+        None => {
+            inherited = environment();
+            &inherited
         }
-        None => current_environ(),
     };
+    let envp = null_terminated(vars);
     let mut shared = Shared {
         plan,
         argv: argv.as_ptr(),
-        envp,
+        envp: envp.as_ptr(),
+        script_argv: script_argv.as_mut_ptr(),
+        gid,
         stdio: pipes.child_ends(),
         born_in_cgroup: false,
         failed_step: Step::None,
@@ -204,13 +216,26 @@ fn null_terminated(strings: &[CString]) -> Vec<*const c_char> {
         .collect()
 }
 
-fn current_environ() -> *const *const c_char {
-    unsafe extern "C" {
-        static environ: *const *const c_char;
-    }
-    // SAFETY: reading the pointer value of libc's `environ`; like std's own
-    // spawn, a concurrent `set_var` (itself `unsafe`) is the caller's concern.
-    unsafe { environ }
+/// `/bin/sh`, a slot for the script's path (filled by the child), then
+/// `argv[1..]` with its terminating null: glibc's `execvp` fallback.
+fn script_argv(argv: &[*const c_char]) -> Vec<*const c_char> {
+    [c"/bin/sh".as_ptr(), ptr::null()]
+        .into_iter()
+        .chain(argv.iter().skip(1).copied())
+        .collect()
+}
+
+/// This process's environment as `NAME=value` strings, read through std
+/// (which holds its environment lock while copying).
+fn environment() -> Vec<CString> {
+    std::env::vars_os()
+        .filter_map(|(name, value)| {
+            let mut pair = name.into_vec();
+            pair.push(b'=');
+            pair.extend_from_slice(value.as_bytes());
+            CString::new(pair).ok()
+        })
+        .collect()
 }
 
 /// Reaps a child that failed before exec (it has exited or is exiting).
@@ -283,5 +308,114 @@ mod tests {
             let line = out.lines().find(|l| l.starts_with("0::")).unwrap_or("");
             assert!(line.ends_with(&format!("/{expect}")), "{out}");
         }
+    }
+
+    /// Waits for `spawned` and returns its exit code (or 128 + signal).
+    fn exit_code(spawned: &Spawned) -> i32 {
+        // SAFETY: waitid on our own pidfd with a zeroed siginfo to fill.
+        unsafe {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let rc = libc::waitid(
+                libc::P_PIDFD,
+                spawned.pidfd.as_raw_fd() as libc::id_t,
+                &mut info,
+                libc::WEXITED,
+            );
+            assert_eq!(rc, 0, "waitid: {}", io::Error::last_os_error());
+            match info.si_code {
+                libc::CLD_EXITED => info.si_status(),
+                _ => 128 + info.si_status(),
+            }
+        }
+    }
+
+    const ENV_RACE_HELPER: &str = "PK_CLONE_ENV_RACE_HELPER";
+
+    #[test]
+    fn spawns_racing_set_var_get_a_whole_environment() {
+        if std::env::var_os(ENV_RACE_HELPER).is_some() {
+            return race_set_var_against_spawns();
+        }
+        // Run where a crash cannot take the test harness down.
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "sys::linux::clone_spawn::tests::spawns_racing_set_var_get_a_whole_environment",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(ENV_RACE_HELPER, "1")
+            .env("PK_RACE_FIXED", "fixed")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        let errors = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() && text.contains("1 passed"),
+            "{:?}\n{text}\n{errors}",
+            out.status
+        );
+    }
+
+    /// One thread grows and shrinks the environment (so `environ` moves and
+    /// is freed) while this one spawns children that check theirs.
+    fn race_set_var_against_spawns() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = Arc::new(AtomicBool::new(false));
+        let churn = {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let value = "v".repeat(100);
+                while !stop.load(Ordering::Relaxed) {
+                    for k in 0..64 {
+                        // SAFETY: in this helper process nothing but the
+                        // spawner under test reads the environment meanwhile.
+                        unsafe { std::env::set_var(format!("PK_RACE_{k}"), &value) };
+                    }
+                    for k in 0..64 {
+                        // SAFETY: as above.
+                        unsafe { std::env::remove_var(format!("PK_RACE_{k}")) };
+                    }
+                }
+            })
+        };
+        let mut failures = Vec::new();
+        for round in 0..400 {
+            let plan = Plan {
+                candidates: vec![c"/bin/sh".into()],
+                argv: vec![
+                    c"sh".into(),
+                    c"-c".into(),
+                    c"test \"$PK_RACE_FIXED\" = fixed".into(),
+                ],
+                envp: None,
+                cwd: None,
+                stdin: StdinWiring::Null,
+                raw_stdout: true,
+                join: Join::ProcessGroup,
+                setsid: false,
+                groups: None,
+                gid: None,
+                uid: None,
+                parent_death: None,
+            };
+            match spawn(&plan) {
+                Ok(spawned) => match exit_code(&spawned) {
+                    0 => {}
+                    code => failures.push(format!("round {round}: exit {code}")),
+                },
+                Err(CloneError::Other(e) | CloneError::Unsupported(e)) => {
+                    failures.push(format!("round {round}: {e}"))
+                }
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        churn.join().unwrap();
+        assert!(
+            failures.is_empty(),
+            "{} failures: {failures:?}",
+            failures.len()
+        );
     }
 }
