@@ -169,7 +169,8 @@ impl RunningProcess {
     }
 
     /// Kills the child and everything it started (not its siblings in a
-    /// shared group). Harmless after the child exited.
+    /// shared group). Harmless after the child exited. A test double's
+    /// scripted run stops its script at once and reports killed.
     pub fn kill(&mut self) -> Result<()> {
         match &self.child {
             Waiter::Pipeline(stages) => return stages.kill_all(),

@@ -174,8 +174,8 @@ impl JobSlot {
     }
 
     /// Whether the run's direct child was running when processkit terminated
-    /// its job: it was killed, and the exit code the job forced on it (1, or
-    /// 0 under Wine) is not an answer of the child's.
+    /// its job: it was killed, and the exit code the job forced on it (1;
+    /// Wine may report 0) is not an answer of the child's.
     pub(crate) fn killed_child(&self) -> bool {
         self.child.as_ref().is_some_and(|child| child.was_killed())
     }
