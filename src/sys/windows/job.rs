@@ -1,6 +1,6 @@
 //! One Job Object: created (optionally kill-on-close), processes assigned to
-//! it, terminated as a whole, and its live process ids listed. Every call into
-//! the Job Object API lives here.
+//! it, terminated as a whole (telling which runs' children that killed), and
+//! its live process ids listed. Every call into the Job Object API lives here.
 
 use std::ffi::c_void;
 use std::io;
