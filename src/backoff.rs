@@ -32,10 +32,22 @@ impl Backoff {
         Ok(())
     }
 
-    /// The un-jittered delay before repeat `n` (1-based).
+    /// The un-jittered delay before repeat `n` (1-based). A zero base stays
+    /// zero; growth saturates at `max`. A multiplier that `check` rejects
+    /// counts as 1 here (no growth), so the answer is never a NaN's accident.
     pub(crate) fn delay(&self, n: u32) -> Duration {
+        // 0 × multiplier^n would turn NaN (0 × ∞) once the power overflows.
+        if self.base.is_zero() || self.max.is_zero() {
+            return Duration::ZERO;
+        }
+        let multiplier = if self.multiplier.is_finite() && self.multiplier >= 1.0 {
+            self.multiplier
+        } else {
+            1.0
+        };
         let exponent = i32::try_from(n.saturating_sub(1)).unwrap_or(i32::MAX);
-        let secs = self.base.as_secs_f64() * self.multiplier.powi(exponent);
+        // base > 0 and multiplier >= 1: a number in [base, +inf], never NaN.
+        let secs = self.base.as_secs_f64() * multiplier.powi(exponent);
         match Duration::try_from_secs_f64(secs) {
             Ok(d) => d.min(self.max),
             Err(_) => self.max,
@@ -49,7 +61,9 @@ impl Backoff {
         if !self.jitter {
             return delay;
         }
-        delay.mul_f64(0.5 + 0.5 * random_unit())
+        // Not `mul_f64`: it panics when the product rounds past Duration::MAX.
+        let factor = 0.5 + 0.5 * random_unit();
+        Duration::try_from_secs_f64(delay.as_secs_f64() * factor).map_or(delay, |d| d.min(delay))
     }
 }
 
@@ -137,5 +151,65 @@ mod tests {
             assert!(matches!(b.check("x"), Err(Error::InvalidCommand { .. })));
         }
         assert!(backoff(false).check("x").is_ok());
+    }
+
+    #[test]
+    fn a_zero_base_stays_zero_at_every_attempt() {
+        let b = Backoff {
+            base: Duration::ZERO,
+            max: Duration::from_secs(30),
+            ..backoff(false)
+        };
+        for n in [0, 1, 2, 1024, 1025, 1100, 5000, u32::MAX] {
+            assert_eq!(b.delay(n), Duration::ZERO, "attempt {n}");
+            assert_eq!(b.next_delay(n), Duration::ZERO, "attempt {n}");
+        }
+    }
+
+    #[test]
+    fn growth_saturates_at_the_cap_without_nan() {
+        for multiplier in [1.0, 1.5, 2.0, 1e300] {
+            let b = Backoff {
+                base: Duration::from_nanos(1),
+                multiplier,
+                ..backoff(false)
+            };
+            let mut last = Duration::ZERO;
+            for n in [1, 2, 100, 1024, 1025, 100_000, u32::MAX] {
+                let d = b.delay(n);
+                assert!(d >= last && d <= b.max, "m {multiplier} n {n}: {d:?}");
+                last = d;
+            }
+        }
+    }
+
+    #[test]
+    fn extreme_durations_never_panic() {
+        let b = Backoff {
+            base: Duration::MAX,
+            multiplier: 2.0,
+            max: Duration::MAX,
+            jitter: true,
+        };
+        for n in [1, 2, u32::MAX] {
+            assert_eq!(b.delay(n), Duration::MAX);
+            for _ in 0..200 {
+                let d = b.next_delay(n);
+                assert!(d >= Duration::MAX / 2 - Duration::from_secs(1));
+            }
+        }
+    }
+
+    #[test]
+    fn a_multiplier_check_rejects_counts_as_no_growth() {
+        for multiplier in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -2.0, 0.0, 0.5] {
+            let b = Backoff {
+                multiplier,
+                ..backoff(false)
+            };
+            for n in [1, 2, 3, 1025, u32::MAX] {
+                assert_eq!(b.delay(n), b.base, "m {multiplier} n {n}");
+            }
+        }
     }
 }

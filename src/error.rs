@@ -74,6 +74,14 @@ pub enum Error {
         /// The signal number.
         signal: i32,
     },
+    /// The child was killed and left neither an exit code nor a signal
+    /// number, where success was required: on Windows, a run still running
+    /// when processkit terminated its Job Object (a kill, a timeout, a group
+    /// teardown); anywhere, a result built with neither.
+    Killed {
+        /// The program that was killed.
+        program: String,
+    },
     /// The run was cancelled; there is no result to inspect.
     Cancelled {
         /// The program whose run was cancelled.
@@ -138,6 +146,7 @@ impl Error {
             | Error::NonZeroExit { program, .. }
             | Error::Timeout { program, .. }
             | Error::Signalled { program, .. }
+            | Error::Killed { program }
             | Error::Cancelled { program }
             | Error::NotReady { program, .. }
             | Error::StdinClosed { program }
@@ -190,6 +199,9 @@ impl fmt::Display for Error {
             }
             Error::Signalled { program, signal } => {
                 write!(f, "`{program}` was killed by signal {signal}")
+            }
+            Error::Killed { program } => {
+                write!(f, "`{program}` was killed (no exit code)")
             }
             Error::Cancelled { program } => write!(f, "`{program}`: run was cancelled"),
             Error::NotReady {

@@ -58,12 +58,15 @@ impl<T> ProcessResult<T> {
         self
     }
 
-    /// The exit code, or `None` when the child was killed (timeout or signal).
+    /// The exit code, or `None` when the child was killed (its timeout, a
+    /// signal, or on Windows a termination of its Job Object by processkit).
     pub fn code(&self) -> Option<i32> {
         self.code
     }
 
-    /// The signal that ended the child (Unix), if any.
+    /// The signal that ended the child (Unix), if any. A run processkit
+    /// killed reports 9 (SIGKILL) on Unix; on Windows there are no signals,
+    /// so a killed run has neither a code nor a signal.
     pub fn signal(&self) -> Option<i32> {
         self.signal
     }
@@ -153,7 +156,9 @@ impl<T: AsRef<[u8]>> ProcessResult<T> {
                 stderr_tail: stderr_tail(self.stderr.as_ref()),
             }),
             (None, Some(signal)) => Some(Error::Signalled { program, signal }),
-            (None, None) => Some(Error::Signalled { program, signal: 9 }),
+            // Killed with no signal to name (a terminated Windows job):
+            // inventing one would make it look like a Unix SIGKILL.
+            (None, None) => Some(Error::Killed { program }),
         }
     }
 }

@@ -62,7 +62,9 @@ impl RetryPolicy {
     }
 
     /// The delay before the first retry, and the factor (at least 1) each
-    /// later delay grows by.
+    /// later delay grows by. A zero base means no delay at all; a factor
+    /// below 1, NaN or infinite makes the run fail with
+    /// [`Error::InvalidCommand`] before its first attempt.
     pub fn backoff(mut self, base: Duration, multiplier: f64) -> RetryPolicy {
         self.backoff.base = base;
         self.backoff.multiplier = multiplier;
@@ -82,7 +84,8 @@ impl RetryPolicy {
         self
     }
 
-    /// Also retries runs that exit with a non-zero code or die by a signal.
+    /// Also retries runs that exit with a non-zero code, die by a signal or
+    /// are otherwise killed ([`Error::Killed`]).
     pub fn retry_on_failed_exit(mut self) -> RetryPolicy {
         self.failed_exits = true;
         self
@@ -111,7 +114,8 @@ impl RetryPolicy {
         self.max_attempts
     }
 
-    /// The delay before retry `n` (1-based) without jitter.
+    /// The delay before retry `n` (1-based) without jitter: at most the
+    /// maximum, zero for a zero base. A factor the policy rejects counts as 1.
     pub fn backoff_delay(&self, n: u32) -> Duration {
         self.backoff.delay(n)
     }
@@ -125,7 +129,9 @@ impl RetryPolicy {
             return classifier(error);
         }
         match error {
-            Error::NonZeroExit { .. } | Error::Signalled { .. } => self.failed_exits,
+            Error::NonZeroExit { .. } | Error::Signalled { .. } | Error::Killed { .. } => {
+                self.failed_exits
+            }
             Error::Timeout { .. } => self.timeouts,
             _ => RetryPolicy::is_transient_spawn_error(error),
         }
@@ -232,6 +238,7 @@ fn kind_name(error: &Error) -> &'static str {
         Error::NonZeroExit { .. } => "non-zero-exit",
         Error::Timeout { .. } => "timeout",
         Error::Signalled { .. } => "signalled",
+        Error::Killed { .. } => "killed",
         Error::Cancelled { .. } => "cancelled",
         Error::NotReady { .. } => "not-ready",
         Error::ResourceLimit { .. } => "resource-limit",

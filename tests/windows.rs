@@ -270,15 +270,55 @@ async fn killing_one_run_of_a_group_spares_its_sibling() {
 }
 
 #[tokio::test]
-async fn terminated_runs_report_no_success() {
+async fn terminated_runs_report_killed_with_no_code() {
     let pidfile = PidFile::new("terminate");
     let group = ProcessGroup::new().unwrap();
     let mut run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
     let _grandchild = pidfile.grandchild().await;
     group.terminate_all().unwrap();
-    // Wine reports 0 for a job-killed process; real Windows reports 1.
-    let code = bounded(run.wait()).await.unwrap();
-    assert!(code.is_some());
+    // The job forces an exit code (1; Wine reports 0) that is not the
+    // child's: a killed run has none, as on Unix.
+    assert_eq!(bounded(run.wait()).await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn a_killed_run_reports_no_code_and_its_probe_errors() {
+    let pidfile = PidFile::new("kill-code");
+    let group = ProcessGroup::new().unwrap();
+    let mut run = group.start(&cmd_with_grandchild(&pidfile)).await.unwrap();
+    let _grandchild = pidfile.grandchild().await;
+    run.kill().unwrap();
+    assert_eq!(bounded(run.wait()).await.unwrap(), None);
+
+    // A verb whose run is killed under it errors instead of answering with
+    // the job's forced code (probe() would have said `false`, or `true` on Wine).
+    let probed = PidFile::new("kill-probe");
+    let cmd = cmd_with_grandchild(&probed);
+    let runner = ProcessGroup::new().unwrap();
+    let probe = async { processkit::ProcessRunnerExt::probe(&runner, &cmd).await };
+    let kill = async {
+        let _grandchild = probed.grandchild().await;
+        runner.terminate_all().unwrap();
+    };
+    let (answer, ()) = bounded(async { tokio::join!(probe, kill) }).await;
+    assert!(
+        matches!(answer, Err(Error::Killed { .. })),
+        "a killed probe answered {answer:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_run_that_exited_before_its_job_was_terminated_keeps_its_code() {
+    let group = ProcessGroup::new().unwrap();
+    let mut run = group
+        .start(&Command::new("cmd").args(["/c", "exit 3"]))
+        .await
+        .unwrap();
+    let pid = run.id().expect("a pid before the wait");
+    let child = Watched::open(pid);
+    child.assert_gone("`cmd /c exit 3`").await;
+    group.terminate_all().unwrap();
+    assert_eq!(bounded(run.wait()).await.unwrap(), Some(3));
 }
 
 #[tokio::test]

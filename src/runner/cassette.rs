@@ -173,7 +173,10 @@ impl Entry {
         let end = match (self.timed_out, self.code, self.signal) {
             (true, _, _) => ScriptedEnd::TimedOut,
             (false, Some(code), _) => ScriptedEnd::Code(code),
-            (false, None, signal) => ScriptedEnd::Signal(signal.unwrap_or(9)),
+            (false, None, Some(signal)) => ScriptedEnd::Signal(signal),
+            // Killed with no signal (a Windows job terminated): replay it as
+            // such rather than invent a Unix SIGKILL.
+            (false, None, None) => ScriptedEnd::Killed,
         };
         Script {
             stdout: vec![(Duration::ZERO, self.stdout.to_bytes())],

@@ -85,6 +85,13 @@ impl Reply {
         Reply::ending(ScriptedEnd::Signal(signal))
     }
 
+    /// The run is killed with neither an exit code nor a signal, as a
+    /// Windows run whose Job Object was terminated is: `run` fails with
+    /// [`Error::Killed`].
+    pub fn killed() -> Reply {
+        Reply::ending(ScriptedEnd::Killed)
+    }
+
     /// Appends raw bytes to stdout, written as one chunk.
     pub fn stdout(self, bytes: impl Into<Vec<u8>>) -> Reply {
         self.chunk_after(Duration::ZERO, bytes.into())
@@ -258,8 +265,10 @@ impl Rule {
 /// in-memory pipe (with any delays the reply asks for), so line reading,
 /// `first_line` and the output verbs behave as they do for a child. The
 /// command's timeout and cancellation token apply too. There is no OS
-/// process, so `id()` is `None`, `kill()` does nothing and stdin kept open
-/// with `keep_stdin_open` is not available.
+/// process, so `id()` is `None` and stdin kept open with `keep_stdin_open`
+/// is not available. `kill()` stops the script at once, as it would stop a
+/// child: stdout closes and `wait()` reports `None` (killed, signal 9 on
+/// Unix, no signal on Windows). Dropping the handle stops the script too.
 ///
 /// ```
 /// # async fn demo() -> processkit::Result<()> {

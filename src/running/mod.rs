@@ -51,7 +51,7 @@ pub(crate) enum Waiter {
     /// A real child process.
     Os(OsChild),
     /// A test double's scripted exit: `(code, signal)`.
-    Scripted(crate::runner::BoxFuture<'static, (Option<i32>, Option<i32>)>),
+    Scripted(scripted::ScriptedExit),
     /// Every stage of a pipeline; the exit is the pipefail attribution.
     Pipeline(Box<crate::pipeline::Stages>),
 }
@@ -169,10 +169,16 @@ impl RunningProcess {
     }
 
     /// Kills the child and everything it started (not its siblings in a
-    /// shared group). Harmless after the child exited.
+    /// shared group). Harmless after the child exited. A test double's
+    /// scripted run stops its script at once and reports killed.
     pub fn kill(&mut self) -> Result<()> {
-        if let Waiter::Pipeline(stages) = &self.child {
-            return stages.kill_all();
+        match &self.child {
+            Waiter::Pipeline(stages) => return stages.kill_all(),
+            Waiter::Scripted(exit) => {
+                exit.kill();
+                return Ok(());
+            }
+            Waiter::Os(_) => {}
         }
         match &self.slot {
             Some(slot) => slot.kill().map_err(|e| Error::io(&self.program, "kill", e)),
@@ -208,7 +214,7 @@ impl RunningProcess {
                     .wait()
                     .await
                     .map_err(|e| Error::io(&self.program, "wait", e))?;
-                (status.code(), sys::exit_signal(&status))
+                sys::exit_parts(&status, self.slot.as_deref())
             }
             Waiter::Scripted(exit) => exit.await,
             Waiter::Pipeline(stages) => {

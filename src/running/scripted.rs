@@ -2,10 +2,13 @@
 //! doubles. A feeder task writes canned stdout through an in-memory pipe into
 //! the same pumps and line reader a real child's output goes through.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
+use tokio::task::JoinHandle;
 
 use super::arbiter::Arbiter;
 use super::pump::Capture;
@@ -17,8 +20,8 @@ use crate::error::{Error, Result};
 /// when nobody reads.
 const PIPE_CAPACITY: usize = 64 * 1024;
 
-/// The signal number a contained tree is killed with (SIGKILL on Unix).
-const KILLED_BY: i32 = 9;
+/// The exit a killed run reports, as a real killed child reports it here.
+const KILLED: (Option<i32>, Option<i32>) = (None, crate::sys::KILLED_SIGNAL);
 
 /// How a scripted run ends once its stdout is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +32,9 @@ pub(crate) enum ScriptedEnd {
     Signal(i32),
     /// Hits its timeout: the run reports `timed_out`.
     TimedOut,
+    /// Is killed without an exit code or a signal number (a replayed
+    /// Windows run whose job was terminated).
+    Killed,
 }
 
 /// Everything a scripted run produces.
@@ -64,7 +70,7 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
     let stderr = std::mem::take(&mut script.stderr);
     let (reader, writer) = tokio::io::duplex(PIPE_CAPACITY);
     let feeder = tokio::spawn(feed(cmd, script, writer, Arc::clone(&arbiter)));
-    let exit = Box::pin(async move { feeder.await.unwrap_or((None, Some(KILLED_BY))) });
+    let exit = ScriptedExit { feeder };
 
     let stdout = match &cmd.stdout_handler {
         Some(handler) => {
@@ -105,7 +111,10 @@ fn feed(
     mut writer: tokio::io::DuplexStream,
     arbiter: Arc<Arbiter>,
 ) -> impl Future<Output = (Option<i32>, Option<i32>)> + Send + 'static {
-    let deadline = cmd.timeout.map(|t| tokio::time::Instant::now() + t);
+    // A deadline too far away to represent is no deadline.
+    let deadline = cmd
+        .timeout
+        .and_then(|t| tokio::time::Instant::now().checked_add(t));
     #[cfg(feature = "cancellation")]
     let token = cmd.cancel.clone();
     async move {
@@ -144,20 +153,52 @@ fn feed(
             biased;
             () = cancelled => {
                 arbiter.mark_cancelled();
-                (None, Some(KILLED_BY))
+                KILLED
             }
             () = expired => {
                 arbiter.mark_timed_out();
-                (None, Some(KILLED_BY))
+                KILLED
             }
             () = play => match script.end {
                 ScriptedEnd::Code(code) => (Some(code), None),
                 ScriptedEnd::Signal(signal) => (None, Some(signal)),
                 ScriptedEnd::TimedOut => {
                     arbiter.mark_timed_out();
-                    (None, Some(KILLED_BY))
+                    KILLED
                 }
+                ScriptedEnd::Killed => (None, None),
             },
         }
+    }
+}
+
+/// The exit of a scripted run: its feeder task's answer. Killing the run
+/// aborts the feeder, which closes stdout and ends the run as killed; so
+/// does dropping it, so a dropped run's script stops playing.
+pub(crate) struct ScriptedExit {
+    feeder: JoinHandle<(Option<i32>, Option<i32>)>,
+}
+
+impl ScriptedExit {
+    /// Ends the script now; harmless once it has ended.
+    pub(crate) fn kill(&self) {
+        self.feeder.abort();
+    }
+}
+
+impl Future for ScriptedExit {
+    type Output = (Option<i32>, Option<i32>);
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        // An aborted (or panicked) feeder is a killed run.
+        Pin::new(&mut self.feeder)
+            .poll(cx)
+            .map(|joined| joined.unwrap_or(KILLED))
+    }
+}
+
+impl Drop for ScriptedExit {
+    fn drop(&mut self) {
+        self.feeder.abort();
     }
 }

@@ -109,7 +109,9 @@ impl<R: ProcessRunner> Supervisor<R> {
     }
 
     /// The delay before the first restart and the factor (at least 1) each
-    /// later delay grows by.
+    /// later delay grows by. A zero base means no delay at all; a factor
+    /// below 1, NaN or infinite makes [`run`](Supervisor::run) fail with
+    /// [`Error::InvalidCommand`](crate::Error::InvalidCommand).
     pub fn backoff(mut self, base: Duration, multiplier: f64) -> Self {
         self.backoff.base = base;
         self.backoff.multiplier = multiplier;
@@ -130,13 +132,18 @@ impl<R: ProcessRunner> Supervisor<R> {
     }
 
     /// Enables the storm guard with this failure score threshold (default 5).
+    /// It must be a finite number of at least 1 (each failure scores 1):
+    /// otherwise [`run`](Supervisor::run) fails with
+    /// [`Error::InvalidCommand`](crate::Error::InvalidCommand).
     pub fn failure_threshold(mut self, threshold: impl Into<f64>) -> Self {
         self.storm_guard().threshold = threshold.into();
         self
     }
 
     /// Enables the storm guard with this half-life for the failure score
-    /// (default 60 s): the score halves every `half_life`.
+    /// (default 60 s): the score halves every `half_life`. A zero half-life
+    /// is rejected by [`run`](Supervisor::run) with
+    /// [`Error::InvalidCommand`](crate::Error::InvalidCommand).
     pub fn failure_decay(mut self, half_life: Duration) -> Self {
         self.storm_guard().half_life = half_life;
         self
@@ -144,7 +151,7 @@ impl<R: ProcessRunner> Supervisor<R> {
 
     /// Enables the storm guard with this pause (default 30 s): when the
     /// failure score reaches the threshold, the next restart waits `pause`
-    /// instead of the backoff delay, and the score starts over.
+    /// (or the backoff delay, when that is longer), and the score starts over.
     pub fn storm_pause(mut self, pause: Duration) -> Self {
         self.storm_guard().pause = pause;
         self
@@ -167,10 +174,15 @@ impl<R: ProcessRunner> Supervisor<R> {
     /// Runs the command, restarting it per policy, until supervision ends.
     /// Returns the last run's result, the restart count and why it stopped;
     /// a run that fails to start or is cancelled ends it with that error.
+    /// Settings that cannot work (see [`backoff`](Supervisor::backoff) and
+    /// the storm guard's) fail with `Error::InvalidCommand` before any run.
     pub async fn run(mut self) -> Result<SupervisionOutcome> {
         let cmd = &self.command;
         let program = cmd.display_name();
         self.backoff.check(&program)?;
+        if let Some(guard) = &self.storm {
+            guard.check(&program)?;
+        }
         let mut restarts = 0;
         let mut storms = 0;
         loop {
@@ -203,7 +215,8 @@ impl<R: ProcessRunner> Supervisor<R> {
             if let Some(guard) = self.storm.as_mut().filter(|_| failed)
                 && guard.record_failure(tokio::time::Instant::now())
             {
-                delay = guard.pause;
+                // A storm pause never shortens the wait the backoff asks for.
+                delay = delay.max(guard.pause);
                 storms += 1;
                 trace_event!(
                     warn,

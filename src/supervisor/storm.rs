@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use crate::error::{Error, Result};
+
 /// Settings and state of the guard.
 #[derive(Debug, Clone)]
 pub(crate) struct StormGuard {
@@ -25,6 +27,27 @@ impl StormGuard {
             score: 0.0,
             last: None,
         }
+    }
+
+    /// Why these settings cannot be used, if they cannot: a threshold that is
+    /// not a finite number >= 1 (one failure scores 1, so a lower one would
+    /// make every failure a storm, and NaN would never trip), or a zero
+    /// half-life (a score that forgets at once).
+    pub(crate) fn check(&self, program: &str) -> Result<()> {
+        let reason = if !self.threshold.is_finite() || self.threshold < 1.0 {
+            format!(
+                "the storm guard's failure threshold must be a finite number >= 1 (got {})",
+                self.threshold
+            )
+        } else if self.half_life.is_zero() {
+            "the storm guard's failure decay half-life must be longer than zero".to_owned()
+        } else {
+            return Ok(());
+        };
+        Err(Error::InvalidCommand {
+            program: program.to_owned(),
+            reason,
+        })
     }
 
     /// Records a failure at `now`; `true` when the storm threshold is reached,
@@ -86,6 +109,27 @@ mod tests {
         assert!(g.record_failure(t0));
         assert_eq!(g.score_at(t0), 0.0);
         assert!(!g.record_failure(t0));
+    }
+
+    #[test]
+    fn check_rejects_thresholds_that_disable_or_always_trip() {
+        for t in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 0.0, -1.0, 0.5] {
+            assert!(
+                matches!(guard(t).check("x"), Err(Error::InvalidCommand { .. })),
+                "threshold {t}"
+            );
+        }
+        for t in [1.0, 5.0, 1e9] {
+            assert!(guard(t).check("x").is_ok(), "threshold {t}");
+        }
+        let instant = StormGuard {
+            half_life: Duration::ZERO,
+            ..guard(3.0)
+        };
+        assert!(matches!(
+            instant.check("x"),
+            Err(Error::InvalidCommand { .. })
+        ));
     }
 
     #[test]

@@ -385,6 +385,29 @@ impl Slot {
     }
 }
 
+/// The signal a run killed by processkit reports: SIGKILL on Unix; none on
+/// Windows, where terminating a job leaves no signal to report.
+pub(crate) const KILLED_SIGNAL: Option<i32> = if cfg!(unix) { Some(9) } else { None };
+
+/// How a reaped child ended, as `(code, signal)`. A Windows child that was
+/// still running when processkit terminated its job reports neither, like a
+/// killed Unix child reports no code: the code the job forced is not its own.
+pub(crate) fn exit_parts(
+    status: &std::process::ExitStatus,
+    slot: Option<&Slot>,
+) -> (Option<i32>, Option<i32>) {
+    #[cfg(windows)]
+    if let Some(Slot {
+        kind: SlotKind::Job(s),
+    }) = slot
+        && s.killed_child()
+    {
+        return (None, None);
+    }
+    let _ = slot;
+    (status.code(), exit_signal(status))
+}
+
 /// The signal that ended a child (Unix), if any.
 pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
     #[cfg(unix)]

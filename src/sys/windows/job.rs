@@ -1,14 +1,16 @@
 //! One Job Object: created (optionally kill-on-close), processes assigned to
-//! it, terminated as a whole, and its live process ids listed. Every call into
-//! the Job Object API lives here.
+//! it, terminated as a whole (telling which runs' children that killed), and
+//! its live process ids listed. Every call into the Job Object API lives here.
 
 use std::ffi::c_void;
 use std::io;
 use std::mem::{offset_of, size_of};
 use std::os::windows::io::{AsRawHandle, BorrowedHandle, FromRawHandle, OwnedHandle};
 use std::ptr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
-use windows_sys::Win32::Foundation::ERROR_MORE_DATA;
+use windows_sys::Win32::Foundation::{ERROR_MORE_DATA, WAIT_TIMEOUT};
 use windows_sys::Win32::System::JobObjects::{
     AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
@@ -17,6 +19,7 @@ use windows_sys::Win32::System::JobObjects::{
     JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
     QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
 };
+use windows_sys::Win32::System::Threading::WaitForSingleObject;
 
 /// The exit code every process gets when its job is terminated.
 pub(crate) const TERMINATED_EXIT_CODE: u32 = 1;
@@ -26,6 +29,40 @@ pub(crate) const TERMINATED_EXIT_CODE: u32 = 1;
 pub(crate) struct Job {
     handle: OwnedHandle,
     kill_on_close: bool,
+    /// The direct children placed through `assign_watched`, told when a
+    /// termination of this job kills them. The lock also orders a placement
+    /// against a termination, so a child is marked exactly when it was in
+    /// the job and running as the job was terminated.
+    watched: Mutex<Vec<Weak<Watched>>>,
+}
+
+/// A run's direct child, seen by every job it belongs to.
+#[derive(Debug)]
+pub(crate) struct Watched {
+    /// A handle of our own on the process, to ask whether it still runs.
+    process: OwnedHandle,
+    killed: AtomicBool,
+}
+
+impl Watched {
+    /// Watches `process` (a handle with `SYNCHRONIZE` access, duplicated here).
+    pub(crate) fn new(process: BorrowedHandle<'_>) -> io::Result<Arc<Watched>> {
+        Ok(Arc::new(Watched {
+            process: process.try_clone_to_owned()?,
+            killed: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether a job termination ended this child while it was running: its
+    /// exit code is then the one the job forced, not its own.
+    pub(crate) fn was_killed(&self) -> bool {
+        self.killed.load(Ordering::Acquire)
+    }
+
+    fn is_running(&self) -> bool {
+        // SAFETY: the handle is ours and valid; a zero timeout only polls.
+        unsafe { WaitForSingleObject(self.process.as_raw_handle(), 0) == WAIT_TIMEOUT }
+    }
 }
 
 impl Job {
@@ -43,6 +80,7 @@ impl Job {
         let job = Job {
             handle,
             kill_on_close,
+            watched: Mutex::new(Vec::new()),
         };
         if kill_on_close {
             job.set(&job.base_limits())?;
@@ -109,11 +147,40 @@ impl Job {
         check(ok)
     }
 
+    /// Puts a run's direct child into this job and watches it, so a later
+    /// termination can tell it was killed.
+    pub(crate) fn assign_watched(
+        &self,
+        process: BorrowedHandle<'_>,
+        child: &Arc<Watched>,
+    ) -> io::Result<()> {
+        let mut watched = self.watched();
+        self.assign(process)?;
+        watched.retain(|w| w.strong_count() > 0);
+        watched.push(Arc::downgrade(child));
+        Ok(())
+    }
+
+    fn watched(&self) -> MutexGuard<'_, Vec<Weak<Watched>>> {
+        self.watched.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Terminates every process in the job and in the jobs nested below it.
+    /// The watched children still running are marked killed once it succeeds.
     pub(crate) fn terminate(&self) -> io::Result<()> {
+        let watched = self.watched();
+        let running: Vec<Arc<Watched>> = watched
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|child| child.is_running())
+            .collect();
         // SAFETY: the job handle is valid; the exit code is a plain integer.
         let ok = unsafe { TerminateJobObject(self.raw(), TERMINATED_EXIT_CODE) };
-        check(ok)
+        check(ok)?;
+        for child in running {
+            child.killed.store(true, Ordering::Release);
+        }
+        Ok(())
     }
 
     /// The ids of the processes currently in the job (nested jobs included).

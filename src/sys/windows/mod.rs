@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use windows_sys::Win32::System::Threading::{CREATE_NO_WINDOW, CREATE_SUSPENDED};
 
-use self::job::Job;
+use self::job::{Job, Watched};
 use self::threads::ThreadAction;
 use crate::command::OsOptions;
 use crate::error::Error;
@@ -50,6 +50,7 @@ impl JobContainer {
         Ok(JobSlot {
             group: Arc::clone(&self.job),
             run,
+            child: None,
         })
     }
 
@@ -106,6 +107,8 @@ impl Drop for JobContainer {
 pub(crate) struct JobSlot {
     group: Arc<Job>,
     run: Option<Job>,
+    /// The run's direct child once attached, to tell a kill from an exit.
+    child: Option<Arc<Watched>>,
 }
 
 impl JobSlot {
@@ -158,14 +161,23 @@ impl JobSlot {
         placed
     }
 
-    fn place(&self, process: BorrowedHandle<'_>) -> io::Result<()> {
-        self.group.assign(process)?;
+    fn place(&mut self, process: BorrowedHandle<'_>) -> io::Result<()> {
+        let child = Watched::new(process)?;
+        self.group.assign_watched(process, &child)?;
         // Assigning a process that is in the group's job to an empty job nests
         // that job below the group's, so the run can be killed on its own.
-        match &self.run {
-            Some(run) => run.assign(process),
-            None => Ok(()),
+        if let Some(run) = &self.run {
+            run.assign_watched(process, &child)?;
         }
+        self.child = Some(child);
+        Ok(())
+    }
+
+    /// Whether the run's direct child was running when processkit terminated
+    /// its job: it was killed, and the exit code the job forced on it (1;
+    /// Wine may report 0) is not an answer of the child's.
+    pub(crate) fn killed_child(&self) -> bool {
+        self.child.as_ref().is_some_and(|child| child.was_killed())
     }
 
     fn job(&self) -> &Job {
