@@ -205,7 +205,8 @@ impl RunningProcess {
         }
     }
 
-    /// Whether the run's timeout expired (the tree was killed at the deadline).
+    /// Whether the run's timeout expired: the tree was killed at the
+    /// deadline, or the exit was seen only after it.
     pub fn timed_out(&self) -> bool {
         self.arbiter.verdict() == Verdict::TimedOut
     }

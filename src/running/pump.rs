@@ -250,23 +250,22 @@ impl Splitter {
     /// Calls the handler for every complete item past `at` (and the
     /// unterminated rest when `eof`). Each byte is searched once.
     fn emit(&mut self, buf: &Mutex<Vec<u8>>, eof: bool) {
-        let mut items = Vec::new();
-        {
-            let buf = lock(buf);
-            // The buffer was taken by a finisher that stopped waiting for us.
-            let Some(mut unread) = buf.get(self.at..) else {
-                return;
-            };
-            while let Some(span) = find_span(unread, &mut self.scanned, eof) {
-                items.push(span.text(unread));
-                unread = &unread[span.next..];
+        loop {
+            let item = {
+                let buf = lock(buf);
+                // `None` when a finisher that stopped waiting took the buffer.
+                let Some(unread) = buf.get(self.at..) else {
+                    return;
+                };
+                let Some(span) = find_span(unread, &mut self.scanned, eof) else {
+                    return;
+                };
                 self.at += span.next;
                 self.scanned = 0;
-            }
-        }
-        // Outside the lock: a slow handler must not stall a finisher.
-        for item in &items {
-            (self.handler)(item);
+                span.text(unread)
+            };
+            // Outside the lock: a slow handler must not stall a finisher.
+            (self.handler)(&item);
         }
     }
 }
