@@ -221,6 +221,29 @@ async fn a_stderr_handler_cuts_long_lines_like_the_line_reader() {
     assert_eq!(seen.lines()[3..], ["tail", "end"]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_line_handler_still_sees_every_line() {
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counter = handled.clone();
+    // About 1.2 s of handling, long after the child exited.
+    let result = Command::new("seq")
+        .arg("600")
+        .on_stdout_line(move |_| {
+            std::thread::sleep(Duration::from_millis(2));
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .output_string()
+        .await
+        .unwrap();
+    assert_eq!(result.code(), Some(0));
+    assert_eq!(
+        handled.load(Ordering::SeqCst),
+        600,
+        "lines never reached the handler"
+    );
+    assert_eq!(result.stdout().lines().count(), 600);
+}
+
 // ---- a deadline too far away is none ----
 
 #[tokio::test]

@@ -5,6 +5,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -28,11 +29,18 @@ const MIN_SPARE: usize = 1024 * 1024;
 /// double its reservation at the very end.
 const MAX_GROWTH: usize = 256 * 1024 * 1024;
 
+/// The longest a finisher keeps waiting for a pipe that is still delivering
+/// (or a line handler that is still catching up) after the tree died.
+const MAX_DRAIN_AFTER_EXIT: Duration = Duration::from_secs(30);
+
 /// A running capture of one output stream.
 pub(crate) struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
     handler: Option<LineHandler>,
     mode: Mode,
+    /// Bumped by the drain task for every read and every handled line, so a
+    /// finisher can tell a pump that is busy from a pipe held open idle.
+    progress: Arc<AtomicU64>,
 }
 
 enum Mode {
@@ -89,6 +97,7 @@ impl Capture {
             buf: Arc::new(Mutex::new(initial)),
             handler,
             mode: Mode::Closed,
+            progress: Arc::default(),
         };
         capture.drain_in_background(Box::new(reader), 0);
         capture
@@ -100,6 +109,7 @@ impl Capture {
             buf: Arc::new(Mutex::new(bytes)),
             handler: None,
             mode: Mode::Closed,
+            progress: Arc::default(),
         }
     }
 
@@ -111,7 +121,13 @@ impl Capture {
             at: handled,
             scanned: 0,
         });
-        let task = tokio::spawn(drain(pipe, Arc::clone(&self.buf), splitter, stopped));
+        let task = tokio::spawn(drain(
+            pipe,
+            Arc::clone(&self.buf),
+            splitter,
+            Arc::clone(&self.progress),
+            stopped,
+        ));
         self.mode = Mode::Draining {
             task,
             stop: Some(stop),
@@ -201,11 +217,15 @@ impl Capture {
         }
     }
 
-    /// Waits for end-of-file, at most `grace`; then returns what was read
-    /// (and not already delivered as lines).
-    /// The bound matters when a process that escaped teardown still holds the pipe.
+    /// Waits for end-of-file, then returns what was read (and not already
+    /// delivered as lines). Once `grace` passes without the pump making
+    /// progress it stops waiting: a process that escaped teardown may hold
+    /// the pipe open. A pump that is still reading or handing lines to a
+    /// slow handler is waited for, up to `MAX_DRAIN_AFTER_EXIT`.
     pub(crate) async fn finish(mut self, grace: Duration) -> Vec<u8> {
-        let deadline = tokio::time::Instant::now() + grace;
+        let begun = tokio::time::Instant::now();
+        let mut deadline = begun + grace;
+        let mut seen = self.progress.load(Ordering::Acquire);
         loop {
             self.resume();
             let Mode::Draining { task, stop: _stop } = &mut self.mode else {
@@ -221,7 +241,14 @@ impl Capture {
                     self.mode = Mode::Closed;
                     break;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    let now = self.progress.load(Ordering::Acquire);
+                    if now == seen || begun.elapsed() >= MAX_DRAIN_AFTER_EXIT {
+                        break;
+                    }
+                    seen = now;
+                    deadline = tokio::time::Instant::now() + grace;
+                }
             }
         }
         std::mem::take(&mut *lock(&self.buf))
@@ -249,7 +276,7 @@ struct Splitter {
 impl Splitter {
     /// Calls the handler for every complete item past `at` (and the
     /// unterminated rest when `eof`). Each byte is searched once.
-    fn emit(&mut self, buf: &Mutex<Vec<u8>>, eof: bool) {
+    fn emit(&mut self, buf: &Mutex<Vec<u8>>, eof: bool, progress: &AtomicU64) {
         loop {
             let item = {
                 let buf = lock(buf);
@@ -266,6 +293,7 @@ impl Splitter {
             };
             // Outside the lock: a slow handler must not stall a finisher.
             (self.handler)(&item);
+            progress.fetch_add(1, Ordering::Release);
         }
     }
 }
@@ -274,6 +302,7 @@ async fn drain(
     mut reader: OutputPipe,
     buf: Arc<Mutex<Vec<u8>>>,
     mut splitter: Option<Splitter>,
+    progress: Arc<AtomicU64>,
     stopped: oneshot::Receiver<()>,
 ) -> Drained {
     // Completes only when a stop was sent, never when the sender is dropped.
@@ -296,12 +325,13 @@ async fn drain(
         if read.is_none() {
             break;
         }
+        progress.fetch_add(1, Ordering::Release);
         if let Some(splitter) = splitter.as_mut() {
-            splitter.emit(&buf, false);
+            splitter.emit(&buf, false, &progress);
         }
     }
     if let Some(splitter) = splitter.as_mut() {
-        splitter.emit(&buf, true);
+        splitter.emit(&buf, true, &progress);
     }
     Drained {
         pipe: None,
