@@ -43,20 +43,17 @@ pub(crate) fn probe<T: AsRef<[u8]>>(result: &ProcessResult<T>) -> Result<bool> {
 
 /// The first stdout line matching `pred`; the run's tree is torn down as
 /// soon as the answer is known. `None` when stdout closes without a match.
+/// An `on_stdout_line` handler still sees every line read up to the answer.
 pub(crate) async fn first_line(
     mut run: RunningProcess,
     mut pred: impl FnMut(&str) -> bool,
 ) -> Result<Option<String>> {
-    let program = run.program.clone();
-    if let Some(reader) = run.stdout_reader() {
-        let read_error = |e| Error::io(&program, "read stdout", e);
-        while let Some(line) = reader.next_line().await.map_err(read_error)? {
-            if pred(&line) {
-                let _ = run.kill();
-                // A line read after a cancel killed the tree is not an answer.
-                run.check_cancelled()?;
-                return Ok(Some(line));
-            }
+    while let Some(line) = run.next_stdout_line_handled().await? {
+        if pred(&line) {
+            let _ = run.kill();
+            // A line read after a cancel killed the tree is not an answer.
+            run.check_cancelled()?;
+            return Ok(Some(line));
         }
     }
     let result = run.finish_output().await?;

@@ -17,6 +17,15 @@ use crate::sys::Container;
 /// The shortest interval a sampler accepts; shorter ones are raised to it.
 pub(crate) const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(1);
 
+/// The longest interval a sampler uses (a year); longer ones are lowered to
+/// it, so the next sample's time can always be represented.
+pub(crate) const MAX_SAMPLE_INTERVAL: Duration = Duration::from_secs(365 * 24 * 60 * 60);
+
+/// `interval` within what a sampler accepts.
+pub(crate) fn sample_interval(interval: Duration) -> Duration {
+    interval.clamp(MIN_SAMPLE_INTERVAL, MAX_SAMPLE_INTERVAL)
+}
+
 /// What a group's tree uses right now. Fields a mechanism cannot measure are
 /// `None`; see `docs/process-groups.md` for which mechanism reports what.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,7 +84,7 @@ impl ProcessGroup {
     }
 
     /// A stream of [`stats`](Self::stats) samples: the first at once, then one
-    /// every `interval` (at least 1 ms). It ends when the group has no live
+    /// every `interval` (at least 1 ms, at most a year). It ends when the group has no live
     /// process left, has been dropped, or its stats can no longer be read;
     /// start the children before sampling.
     ///
@@ -97,7 +106,7 @@ impl ProcessGroup {
     ) -> impl Stream<Item = ProcessGroupStats> + Send + Unpin + 'static {
         StatsSamples {
             container: Arc::downgrade(&self.container),
-            interval: interval.max(MIN_SAMPLE_INTERVAL),
+            interval: sample_interval(interval),
             sleep: None,
             done: false,
         }

@@ -3,11 +3,12 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::runner::BoxFuture;
-use crate::running::{Arbiter, Capture, RunningProcess, Verdict};
+use crate::running::{Arbiter, Capture, LineBatch, RunningProcess, Verdict};
 use crate::sys::Container;
 
 /// The started stages of one pipeline, all in one shared container.
@@ -15,6 +16,9 @@ pub(crate) struct Stages {
     runs: Vec<RunningProcess>,
     checked: Vec<bool>,
     container: Arc<Container>,
+    /// The stage whose stderr a merged stderr stream polls first next time,
+    /// so a chatty stage cannot starve the others.
+    next_stderr: usize,
 }
 
 /// How one stage ended, as far as attribution cares.
@@ -57,6 +61,51 @@ impl Stages {
             runs,
             checked,
             container,
+            next_stderr: 0,
+        }
+    }
+
+    /// The next stderr line of any stage, in the order the stages write
+    /// them; `None` once every stage's stderr is closed.
+    pub(crate) fn poll_stderr_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        self.poll_any_stderr(cx, |run, cx| run.poll_stderr_line(cx))
+    }
+
+    /// Like `poll_stderr_line`, but the lines one stage has ready as a batch.
+    pub(crate) fn poll_stderr_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
+        self.poll_any_stderr(cx, |run, cx| run.poll_stderr_batch(cx))
+    }
+
+    fn poll_any_stderr<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        mut poll: impl FnMut(&mut RunningProcess, &mut Context<'_>) -> Poll<Option<T>>,
+    ) -> Poll<Option<T>> {
+        let n = self.runs.len();
+        let mut open = false;
+        for k in 0..n {
+            let i = (self.next_stderr + k) % n;
+            match poll(&mut self.runs[i], cx) {
+                Poll::Ready(Some(item)) => {
+                    self.next_stderr = (i + 1) % n;
+                    return Poll::Ready(Some(item));
+                }
+                Poll::Ready(None) => {}
+                Poll::Pending => open = true,
+            }
+        }
+        if open {
+            Poll::Pending
+        } else {
+            Poll::Ready(None)
+        }
+    }
+
+    /// Puts every stage's stderr back to background draining after a merged
+    /// stderr stream stopped being read.
+    pub(crate) fn resume_stderr(&mut self) {
+        for run in &mut self.runs {
+            run.resume_stderr_capture();
         }
     }
 

@@ -21,6 +21,8 @@ const REAP_AFTER_FAILED_START: Duration = Duration::from_secs(5);
 /// If any stage cannot start, the stages already running are killed and reaped.
 pub(crate) async fn start(pipeline: &Pipeline) -> Result<RunningProcess> {
     check_stages(&pipeline.stages)?;
+    let program = pipeline.stages.last().map(Command::display_name);
+    crate::running::check_runtime(program.as_deref().unwrap_or("pipeline"))?;
     let container = Arc::new(Container::new(None, false)?);
     let started = Instant::now();
     let mut runs = Vec::with_capacity(pipeline.stages.len());
@@ -91,9 +93,10 @@ fn assemble(
     let stdout = std::mem::replace(&mut last.stdout, StdoutState::Taken);
     let (program, pid, slot) = (last.program.clone(), last.pid, last.slot.clone());
     let arbiter = Arc::new(Arbiter::default());
+    // A deadline too far away to represent is no deadline.
     let deadline = pipeline
         .timeout
-        .map(|timeout| tokio::time::Instant::from_std(started) + timeout);
+        .and_then(|timeout| tokio::time::Instant::from_std(started).checked_add(timeout));
     let watchdog = watch::start(
         deadline,
         &pipeline.stages,

@@ -1,12 +1,13 @@
 //! The deadline arbiter: one watchdog task per run that kills the run's tree
 //! when its timeout expires (or its token is cancelled), and records which
 //! happened. Cancellation wins when both land together, even during the grace.
+//! It also tells background helpers (the stdin feeder) when the run has ended.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
 use crate::sys::Slot;
@@ -28,12 +29,37 @@ pub(crate) enum Verdict {
 }
 
 /// Shared between a run and its watchdog.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Arbiter {
     verdict: AtomicU8,
+    /// Becomes `true` when the run's handle is finished or dropped.
+    ended: watch::Sender<bool>,
+}
+
+impl Default for Arbiter {
+    fn default() -> Arbiter {
+        Arbiter {
+            verdict: AtomicU8::new(RUNNING),
+            ended: watch::Sender::new(false),
+        }
+    }
 }
 
 impl Arbiter {
+    /// Marks the run as over: whatever still works for it stops.
+    pub(crate) fn end(&self) {
+        self.ended.send_replace(true);
+    }
+
+    /// Resolves once the run is over (or its arbiter is gone). Holds no
+    /// reference to the arbiter itself.
+    pub(crate) fn ended(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut ended = self.ended.subscribe();
+        async move {
+            let _ = ended.wait_for(|&over| over).await;
+        }
+    }
+
     pub(crate) fn verdict(&self) -> Verdict {
         match self.verdict.load(Ordering::Acquire) {
             TIMED_OUT => Verdict::TimedOut,

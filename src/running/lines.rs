@@ -32,14 +32,17 @@ pub(crate) struct LineReader<R> {
     /// How far past `start` we already searched for a newline.
     scanned: usize,
     eof: bool,
+    /// Bytes delivered as lines so far, over the reader's whole life.
+    delivered: u64,
 }
 
 /// The next item in the buffer: its bytes `start..content_end` (relative to
 /// the unread part), and where the item after it begins.
 #[derive(Debug, Clone, Copy)]
-struct Span {
+pub(super) struct Span {
     content_end: usize,
-    next: usize,
+    /// Where the item after this one begins.
+    pub(super) next: usize,
     /// A piece cut from a long line keeps its bytes as they are; a whole
     /// line loses one trailing `\r`.
     piece: bool,
@@ -52,6 +55,58 @@ impl Span {
             content_end: MAX_LINE,
             next: MAX_LINE,
             piece: true,
+        }
+    }
+}
+
+/// Where the next complete item of `unread` ends, if it holds one. A line
+/// whose content (without `\n` or `\r\n`) is longer than `MAX_LINE` is cut
+/// into `MAX_LINE`-byte pieces wherever the reads happened to end; the cut
+/// does not depend on how the bytes arrived. `scanned` remembers how far
+/// the search for a newline got, so each byte is searched once; reset it
+/// to 0 after consuming an item.
+pub(super) fn find_span(unread: &[u8], scanned: &mut usize, eof: bool) -> Option<Span> {
+    // A newline further out than this ends a line that needs cutting.
+    let window = unread.len().min(MAX_LINE + 2);
+    let from = (*scanned).min(window);
+    if let Some(pos) = memchr::memchr(b'\n', &unread[from..window]) {
+        let pos = from + pos;
+        if pos <= MAX_LINE || unread[MAX_LINE] == b'\r' {
+            return Some(Span {
+                content_end: pos,
+                next: pos + 1,
+                piece: false,
+            });
+        }
+        return Some(Span::piece());
+    }
+    *scanned = window;
+    let len = unread.len();
+    // With exactly one byte past `MAX_LINE` and that byte `\r`, a `\n`
+    // may still follow and make it a whole line.
+    let too_long = len > MAX_LINE + 1 || (len == MAX_LINE + 1 && unread[MAX_LINE] != b'\r');
+    if too_long {
+        return Some(Span::piece());
+    }
+    if eof && len > 0 {
+        return Some(Span {
+            content_end: len,
+            next: len,
+            piece: false,
+        });
+    }
+    None
+}
+
+impl Span {
+    /// The item's text: a piece as it is, a whole line without one trailing
+    /// `\r`; invalid UTF-8 replaced. `unread` starts where the item does.
+    pub(super) fn text(self, unread: &[u8]) -> String {
+        let bytes = &unread[..self.content_end];
+        if self.piece {
+            String::from_utf8_lossy(bytes).into_owned()
+        } else {
+            decode_line(bytes)
         }
     }
 }
@@ -72,6 +127,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             end,
             scanned: 0,
             eof: false,
+            delivered: 0,
         }
     }
 
@@ -116,12 +172,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// A complete line from the buffer; at end-of-file also the unterminated rest.
     fn take_line(&mut self) -> Option<String> {
         let span = self.next_span()?;
-        let bytes = &self.buf[self.start..self.start + span.content_end];
-        let line = if span.piece {
-            String::from_utf8_lossy(bytes).into_owned()
-        } else {
-            decode_line(bytes)
-        };
+        let line = span.text(&self.buf[self.start..self.end]);
         self.consume(span.next);
         Some(line)
     }
@@ -154,46 +205,15 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         builder.finish()
     }
 
-    /// Where the next complete item ends, if the buffer holds one. A line
-    /// whose content (without `\n` or `\r\n`) is longer than `MAX_LINE` is
-    /// cut into `MAX_LINE`-byte pieces wherever the reads happened to end.
+    /// Where the next complete item ends, if the buffer holds one.
     fn next_span(&mut self) -> Option<Span> {
-        let unread = &self.buf[self.start..self.end];
-        // A newline further out than this ends a line that needs cutting.
-        let window = unread.len().min(MAX_LINE + 2);
-        let from = self.scanned.min(window);
-        if let Some(pos) = memchr::memchr(b'\n', &unread[from..window]) {
-            let pos = from + pos;
-            if pos <= MAX_LINE || unread[MAX_LINE] == b'\r' {
-                return Some(Span {
-                    content_end: pos,
-                    next: pos + 1,
-                    piece: false,
-                });
-            }
-            return Some(Span::piece());
-        }
-        self.scanned = window;
-        let len = unread.len();
-        // With exactly one byte past `MAX_LINE` and that byte `\r`, a `\n`
-        // may still follow and make it a whole line.
-        let too_long = len > MAX_LINE + 1 || (len == MAX_LINE + 1 && unread[MAX_LINE] != b'\r');
-        if too_long {
-            return Some(Span::piece());
-        }
-        if self.eof && len > 0 {
-            return Some(Span {
-                content_end: len,
-                next: len,
-                piece: false,
-            });
-        }
-        None
+        find_span(&self.buf[self.start..self.end], &mut self.scanned, self.eof)
     }
 
     /// Marks the first `n` unread bytes as delivered.
     fn consume(&mut self, n: usize) {
         self.start += n;
+        self.delivered += n as u64;
         self.scanned = 0;
         if self.start == self.end {
             self.start = 0;
@@ -233,6 +253,12 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
             let grown = (self.buf.len() * 2).max(READ_CHUNK);
             self.buf.resize(grown, 0);
         }
+    }
+
+    /// How many bytes (counting the initially buffered ones) were delivered
+    /// as lines so far.
+    pub(crate) fn delivered(&self) -> u64 {
+        self.delivered
     }
 
     /// Unread buffered bytes and the reader, for draining what is left.

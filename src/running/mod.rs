@@ -41,6 +41,31 @@ use crate::trace::trace_event;
 /// before what was read so far is returned (an escaped process may hold a pipe).
 pub(crate) const PIPE_GRACE: Duration = Duration::from_millis(500);
 
+/// Fails unless the current tokio runtime can run a child: deadlines, the
+/// capture grace and the watchdog need its time driver, and panicking in
+/// there (or in a background task, silently) is no way to say so.
+pub(crate) fn check_runtime(program: &str) -> Result<()> {
+    let unusable = |why: &str| {
+        Error::io(
+            program,
+            "start",
+            std::io::Error::new(std::io::ErrorKind::Unsupported, why.to_owned()),
+        )
+    };
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(unusable("a run must be started inside a tokio runtime"));
+    }
+    // Creating a timer is the only way tokio offers to ask; it panics without
+    // a time driver, and it registers nothing until polled.
+    let timer = std::panic::catch_unwind(|| drop(tokio::time::sleep(Duration::ZERO)));
+    if timer.is_err() {
+        return Err(unusable(
+            "the tokio runtime has no time driver: build it with enable_time() or enable_all()",
+        ));
+    }
+    Ok(())
+}
+
 /// A readable output stream: a child's pipe, or canned bytes from a double.
 pub(crate) type OutputPipe = Box<dyn AsyncRead + Send + Unpin>;
 
@@ -165,7 +190,7 @@ impl RunningProcess {
     pub async fn wait(&mut self) -> Result<Option<i32>> {
         let exit = self.wait_exit().await?;
         self.check_cancelled()?;
-        Ok(exit.code)
+        Ok(if self.timed_out() { None } else { exit.code })
     }
 
     /// Kills the child and everything it started (not its siblings in a
@@ -186,7 +211,8 @@ impl RunningProcess {
         }
     }
 
-    /// Whether the run's timeout expired (the tree was killed at the deadline).
+    /// Whether the run's timeout expired: the tree was killed at the
+    /// deadline, or the exit was seen only after it.
     pub fn timed_out(&self) -> bool {
         self.arbiter.verdict() == Verdict::TimedOut
     }
@@ -208,6 +234,8 @@ impl RunningProcess {
         if let Some(exit) = self.exit {
             return Ok(exit);
         }
+        // Taken before a pipeline's attribution may replace `timeout`.
+        let deadline = self.deadline();
         let (code, signal) = match &mut self.child {
             Waiter::Os(child) => {
                 let status = child
@@ -243,7 +271,38 @@ impl RunningProcess {
         );
         self.exit = Some(exit);
         self.watchdog = None;
+        self.check_deadline(deadline, exit);
         Ok(exit)
+    }
+
+    /// When the run's own deadline falls, if it has one a run can miss: a
+    /// double's script keeps its own time, and a deadline too far away to
+    /// represent is none.
+    fn deadline(&self) -> Option<Instant> {
+        match self.child {
+            Waiter::Scripted(_) => None,
+            Waiter::Os(_) | Waiter::Pipeline(_) => self.started.checked_add(self.timeout?),
+        }
+    }
+
+    /// An exit seen only after the deadline is a timeout, whether or not
+    /// the watchdog got to run first (a busy runtime may hold it up): the
+    /// tree is killed and the run reports `timed_out`, never a success.
+    fn check_deadline(&mut self, deadline: Option<Instant>, exit: Exit) {
+        let Some(deadline) = deadline else { return };
+        if exit.at < deadline || self.arbiter.verdict() != Verdict::Running {
+            return;
+        }
+        self.arbiter.mark_timed_out();
+        trace_event!(
+            info,
+            "timeout",
+            program = %self.program,
+            pid = ?self.pid,
+            after = ?exit.at.saturating_duration_since(self.started),
+            graceful = %false,
+        );
+        let _ = self.kill();
     }
 
     /// Moves stdout into a background capture (keeping any bytes a line
@@ -281,6 +340,21 @@ impl RunningProcess {
         }
     }
 
+    /// The next stdout line, which an `on_stdout_line` handler sees too
+    /// (once); `None` once stdout is closed or was taken.
+    pub(crate) async fn next_stdout_line_handled(&mut self) -> Result<Option<String>> {
+        if let StdoutState::Capturing(_) = self.stdout {
+            return Ok(std::future::poll_fn(|cx| self.poll_stdout_line(cx, true)).await);
+        }
+        let program = self.program.clone();
+        match self.stdout_reader() {
+            Some(reader) => {
+                (reader.next_line().await).map_err(|e| Error::io(&program, "read stdout", e))
+            }
+            None => Ok(None),
+        }
+    }
+
     pub(crate) fn check_cancelled(&self) -> Result<()> {
         if self.arbiter.verdict() == Verdict::Cancelled {
             return Err(Error::Cancelled {
@@ -295,6 +369,7 @@ impl RunningProcess {
     pub(crate) async fn finish_output(mut self) -> Result<ProcessResult<Vec<u8>>> {
         let exit = self.wait_exit().await?;
         let _ = self.kill();
+        self.arbiter.end();
         let stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
             StdoutState::Capturing(c) => c.finish(PIPE_GRACE).await,
             StdoutState::Pipe(_) | StdoutState::Lines(_) | StdoutState::Taken => Vec::new(),
@@ -320,6 +395,8 @@ impl RunningProcess {
 
 impl Drop for RunningProcess {
     fn drop(&mut self) {
+        // Background helpers of the run (the stdin feeder) stop with it.
+        self.arbiter.end();
         // A run that owns its container dies with its handle; the container's
         // own Drop kills the tree. An unreaped direct child is reaped in the background.
         if let Some(container) = &self.container {

@@ -41,7 +41,8 @@ impl RunningProcess {
     ) -> Result<String> {
         let begun = Instant::now();
         let search = async {
-            while let Some(line) = std::future::poll_fn(|cx| self.poll_stdout_line(cx)).await {
+            while let Some(line) = std::future::poll_fn(|cx| self.poll_stdout_line(cx, false)).await
+            {
                 if pred(&line) {
                     return Some(line);
                 }

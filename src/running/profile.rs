@@ -3,10 +3,10 @@
 
 use std::time::Duration;
 
-use super::RunningProcess;
+use super::{RunningProcess, Waiter};
 use crate::error::Result;
 use crate::result::ProcessResult;
-use crate::stats::{MIN_SAMPLE_INTERVAL, ProcessGroupStats};
+use crate::stats::{ProcessGroupStats, sample_interval};
 
 /// The summary of one profiled run, from [`RunningProcess::profile`].
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +63,8 @@ impl Tracker {
 
 impl RunningProcess {
     /// Waits for the run to finish while sampling its tree every `interval`
-    /// (at least 1 ms), and returns a [`RunProfile`]. The run's timeout,
+    /// (at least 1 ms, at most a year), and returns a [`RunProfile`]. On a
+    /// [`Pipeline`](crate::Pipeline) handle every stage's tree is sampled. The run's timeout,
     /// cancellation and output capture apply exactly as for
     /// [`Command::output_string`](crate::Command::output_string); a timed-out
     /// run is reported in the profile, a cancelled one is an error.
@@ -78,9 +79,17 @@ impl RunningProcess {
     /// # Ok(()) }
     /// ```
     pub async fn profile(mut self, interval: Duration) -> Result<RunProfile> {
-        let interval = interval.max(MIN_SAMPLE_INTERVAL);
+        let interval = sample_interval(interval);
+        // A pipeline's stages share one container: sample all of it.
+        let container = match self.child {
+            Waiter::Pipeline(_) => self.container.clone(),
+            Waiter::Os(_) | Waiter::Scripted(_) => None,
+        };
         let slot = self.slot.clone();
-        let sample = || slot.as_ref().and_then(|s| s.usage().ok());
+        let sample = || match &container {
+            Some(container) => container.usage().ok(),
+            None => slot.as_ref().and_then(|s| s.usage().ok()),
+        };
         let mut tracker = Tracker::default();
         let mut ticks = tokio::time::interval(interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -1,9 +1,11 @@
 //! Read pumps: background tasks that drain a child's stdout or stderr into a
 //! buffer (calling an optional line handler), so no child ever blocks on a
-//! full pipe that nobody reads. A pump can hand its pipe back to be read line by line.
+//! full pipe that nobody reads. A pump can hand its pipe back to be read line
+//! by line; the handler sees each line once, however the reading moves.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -12,6 +14,7 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use super::lines::find_span;
 use super::{LineBatch, LineReader, OutputPipe};
 use crate::command::LineHandler;
 
@@ -26,24 +29,43 @@ const MIN_SPARE: usize = 1024 * 1024;
 /// double its reservation at the very end.
 const MAX_GROWTH: usize = 256 * 1024 * 1024;
 
+/// The longest a finisher keeps waiting for a pipe that is still delivering
+/// (or a line handler that is still catching up) after the tree died.
+const MAX_DRAIN_AFTER_EXIT: Duration = Duration::from_secs(30);
+
 /// A running capture of one output stream.
 pub(crate) struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
     handler: Option<LineHandler>,
     mode: Mode,
+    /// Bumped by the drain task for every read and every handled line, so a
+    /// finisher can tell a pump that is busy from a pipe held open idle.
+    progress: Arc<AtomicU64>,
 }
 
 enum Mode {
     /// A background task drains the pipe into `buf`; it returns the pipe
     /// when `stop` fires, or `None` at end-of-file.
     Draining {
-        task: JoinHandle<Option<OutputPipe>>,
+        task: JoinHandle<Drained>,
         stop: Option<oneshot::Sender<()>>,
     },
-    /// The caller reads the stream line by line; `buf` was moved into the reader.
-    Lines(LineReader<OutputPipe>),
+    /// The caller reads the stream line by line; `buf` was moved into the
+    /// reader, whose first `handled` bytes the line handler already saw.
+    Lines {
+        reader: LineReader<OutputPipe>,
+        handled: u64,
+    },
     /// Nothing left to read.
     Closed,
+}
+
+/// What a drain task hands back when it ends.
+struct Drained {
+    /// The pipe, when the task was stopped before end-of-file.
+    pipe: Option<OutputPipe>,
+    /// How many leading bytes of `buf` the line handler has seen.
+    handled: usize,
 }
 
 impl std::fmt::Debug for Capture {
@@ -58,7 +80,7 @@ impl std::fmt::Debug for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Mode::Draining { .. } => "Draining",
-            Mode::Lines(_) => "Lines",
+            Mode::Lines { .. } => "Lines",
             Mode::Closed => "Closed",
         })
     }
@@ -75,8 +97,9 @@ impl Capture {
             buf: Arc::new(Mutex::new(initial)),
             handler,
             mode: Mode::Closed,
+            progress: Arc::default(),
         };
-        capture.drain_in_background(Box::new(reader));
+        capture.drain_in_background(Box::new(reader), 0);
         capture
     }
 
@@ -86,15 +109,23 @@ impl Capture {
             buf: Arc::new(Mutex::new(bytes)),
             handler: None,
             mode: Mode::Closed,
+            progress: Arc::default(),
         }
     }
 
-    fn drain_in_background(&mut self, pipe: OutputPipe) {
+    /// Drains `pipe` into `buf`; the handler starts at byte `handled` of `buf`.
+    fn drain_in_background(&mut self, pipe: OutputPipe, handled: usize) {
         let (stop, stopped) = oneshot::channel();
+        let splitter = self.handler.clone().map(|handler| Splitter {
+            handler,
+            at: handled,
+            scanned: 0,
+        });
         let task = tokio::spawn(drain(
             pipe,
             Arc::clone(&self.buf),
-            self.handler.clone(),
+            splitter,
+            Arc::clone(&self.progress),
             stopped,
         ));
         self.mode = Mode::Draining {
@@ -106,65 +137,95 @@ impl Capture {
     /// The next line of the stream, taking the pipe back from the background
     /// pump on first use: lines start with the bytes captured so far, and
     /// nothing read so far is lost. `None` at end-of-file (or a read error).
-    /// The line handler does not see lines delivered here.
-    pub(crate) fn poll_next_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
-        let reader = ready!(self.poll_reader(cx));
-        reader.poll_next_line(cx).map(|r| r.ok().flatten())
+    /// With `through_handler`, the line handler gets every line it has not
+    /// seen yet; otherwise lines delivered here bypass it.
+    pub(crate) fn poll_next_line(
+        &mut self,
+        cx: &mut Context<'_>,
+        through_handler: bool,
+    ) -> Poll<Option<String>> {
+        let handler = self.handler.clone().filter(|_| through_handler);
+        let (reader, handled) = ready!(self.poll_reader(cx));
+        let line = ready!(reader.poll_next_line(cx)).ok().flatten();
+        if let (Some(line), Some(handler)) = (&line, handler)
+            && reader.delivered() > handled
+        {
+            handler(line);
+        }
+        Poll::Ready(line)
     }
 
-    /// Like `poll_next_line`, but every line that is ready as one batch.
+    /// Like `poll_next_line` (bypassing the handler), but every line that
+    /// is ready as one batch.
     pub(crate) fn poll_next_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
-        let reader = ready!(self.poll_reader(cx));
+        let (reader, _) = ready!(self.poll_reader(cx));
         reader.poll_next_batch(cx).map(|r| r.ok().flatten())
     }
 
     /// Switches to caller-driven line reading, once the pump has handed the pipe back.
-    fn poll_reader(&mut self, cx: &mut Context<'_>) -> Poll<&mut LineReader<OutputPipe>> {
+    fn poll_reader(&mut self, cx: &mut Context<'_>) -> Poll<(&mut LineReader<OutputPipe>, u64)> {
         loop {
             match &mut self.mode {
-                Mode::Lines(_) => break,
+                Mode::Lines { .. } => break,
                 Mode::Draining { task, stop } => {
                     if let Some(stop) = stop.take() {
                         let _ = stop.send(());
                     }
-                    let pipe = match ready!(Pin::new(task).poll(cx)) {
-                        Ok(Some(pipe)) => pipe,
-                        Ok(None) | Err(_) => Box::new(tokio::io::empty()),
+                    let (pipe, handled) = match ready!(Pin::new(task).poll(cx)) {
+                        Ok(Drained { pipe, handled }) => (pipe, handled),
+                        Err(_) => (None, 0),
                     };
-                    self.read_lines_from(pipe);
+                    let pipe = pipe.unwrap_or_else(|| Box::new(tokio::io::empty()));
+                    self.read_lines_from(pipe, handled);
                 }
-                Mode::Closed => self.read_lines_from(Box::new(tokio::io::empty())),
+                Mode::Closed => self.read_lines_from(Box::new(tokio::io::empty()), 0),
             }
         }
         match &mut self.mode {
-            Mode::Lines(reader) => Poll::Ready(reader),
+            Mode::Lines { reader, handled } => Poll::Ready((reader, *handled)),
             _ => unreachable!("switched to lines above"),
         }
     }
 
-    fn read_lines_from(&mut self, pipe: OutputPipe) {
+    fn read_lines_from(&mut self, pipe: OutputPipe, handled: usize) {
         let captured = std::mem::take(&mut *lock(&self.buf));
-        self.mode = Mode::Lines(LineReader::with_buffered(captured, pipe));
+        self.mode = Mode::Lines {
+            reader: LineReader::with_buffered(captured, pipe),
+            handled: handled as u64,
+        };
     }
 
     /// Goes back to draining in the background if the caller was reading
     /// lines, so a stream nobody reads any more cannot block the child.
     pub(crate) fn resume(&mut self) {
-        if let Mode::Lines(_) = self.mode {
-            let Mode::Lines(reader) = std::mem::replace(&mut self.mode, Mode::Closed) else {
+        if let Mode::Lines { .. } = self.mode {
+            let Mode::Lines { reader, handled } = std::mem::replace(&mut self.mode, Mode::Closed)
+            else {
                 unreachable!("checked above")
             };
+            // Unread bytes the handler already saw are not handed to it again.
+            let seen = handled.saturating_sub(reader.delivered());
             let (unread, pipe) = reader.into_parts();
-            lock(&self.buf).extend_from_slice(&unread);
-            self.drain_in_background(pipe);
+            let mut buf = lock(&self.buf);
+            let at = buf.len()
+                + usize::try_from(seen)
+                    .unwrap_or(usize::MAX)
+                    .min(unread.len());
+            buf.extend_from_slice(&unread);
+            drop(buf);
+            self.drain_in_background(pipe, at);
         }
     }
 
-    /// Waits for end-of-file, at most `grace`; then returns what was read
-    /// (and not already delivered as lines).
-    /// The bound matters when a process that escaped teardown still holds the pipe.
+    /// Waits for end-of-file, then returns what was read (and not already
+    /// delivered as lines). Once `grace` passes without the pump making
+    /// progress it stops waiting: a process that escaped teardown may hold
+    /// the pipe open. A pump that is still reading or handing lines to a
+    /// slow handler is waited for, up to `MAX_DRAIN_AFTER_EXIT`.
     pub(crate) async fn finish(mut self, grace: Duration) -> Vec<u8> {
-        let deadline = tokio::time::Instant::now() + grace;
+        let begun = tokio::time::Instant::now();
+        let mut deadline = begun + grace;
+        let mut seen = self.progress.load(Ordering::Acquire);
         loop {
             self.resume();
             let Mode::Draining { task, stop: _stop } = &mut self.mode else {
@@ -172,12 +233,22 @@ impl Capture {
             };
             match tokio::time::timeout_at(deadline, &mut *task).await {
                 // A line reader took the pipe back and let go of it: keep draining.
-                Ok(Ok(Some(pipe))) => self.drain_in_background(pipe),
+                Ok(Ok(Drained {
+                    pipe: Some(pipe),
+                    handled,
+                })) => self.drain_in_background(pipe, handled),
                 Ok(_) => {
                     self.mode = Mode::Closed;
                     break;
                 }
-                Err(_) => break,
+                Err(_) => {
+                    let now = self.progress.load(Ordering::Acquire);
+                    if now == seen || begun.elapsed() >= MAX_DRAIN_AFTER_EXIT {
+                        break;
+                    }
+                    seen = now;
+                    deadline = tokio::time::Instant::now() + grace;
+                }
             }
         }
         std::mem::take(&mut *lock(&self.buf))
@@ -192,12 +263,48 @@ impl Drop for Capture {
     }
 }
 
+/// Hands the lines of a capture buffer to a line handler as they complete,
+/// split exactly as a `LineReader` splits them (pieces of at most `MAX_LINE`).
+struct Splitter {
+    handler: LineHandler,
+    /// Bytes of the buffer already handed to the handler.
+    at: usize,
+    /// How far past `at` the search for a newline got.
+    scanned: usize,
+}
+
+impl Splitter {
+    /// Calls the handler for every complete item past `at` (and the
+    /// unterminated rest when `eof`). Each byte is searched once.
+    fn emit(&mut self, buf: &Mutex<Vec<u8>>, eof: bool, progress: &AtomicU64) {
+        loop {
+            let item = {
+                let buf = lock(buf);
+                // `None` when a finisher that stopped waiting took the buffer.
+                let Some(unread) = buf.get(self.at..) else {
+                    return;
+                };
+                let Some(span) = find_span(unread, &mut self.scanned, eof) else {
+                    return;
+                };
+                self.at += span.next;
+                self.scanned = 0;
+                span.text(unread)
+            };
+            // Outside the lock: a slow handler must not stall a finisher.
+            (self.handler)(&item);
+            progress.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
 async fn drain(
     mut reader: OutputPipe,
     buf: Arc<Mutex<Vec<u8>>>,
-    handler: Option<LineHandler>,
+    mut splitter: Option<Splitter>,
+    progress: Arc<AtomicU64>,
     stopped: oneshot::Receiver<()>,
-) -> Option<OutputPipe> {
+) -> Drained {
     // Completes only when a stop was sent, never when the sender is dropped.
     let stop = async move {
         if stopped.await.is_err() {
@@ -205,24 +312,31 @@ async fn drain(
         }
     };
     tokio::pin!(stop);
-    let mut splitter = handler.map(|h| (h, Vec::<u8>::new()));
+    let handled = |s: &Option<Splitter>| s.as_ref().map_or(0, |s| s.at);
     loop {
         // Reading a pipe is cancel-safe: a stop loses no bytes.
         let read = tokio::select! {
             biased;
-            () = &mut stop => return Some(reader),
+            () = &mut stop => {
+                return Drained { handled: handled(&splitter), pipe: Some(reader) };
+            }
             read = std::future::poll_fn(|cx| poll_append(&mut reader, &buf, cx)) => read,
         };
-        let Some(range) = read else { break };
-        if let Some((handler, pending)) = splitter.as_mut() {
-            pending.extend_from_slice(&lock(&buf)[range]);
-            emit_lines(pending, handler, false);
+        if read.is_none() {
+            break;
+        }
+        progress.fetch_add(1, Ordering::Release);
+        if let Some(splitter) = splitter.as_mut() {
+            splitter.emit(&buf, false, &progress);
         }
     }
-    if let Some((handler, mut pending)) = splitter {
-        emit_lines(&mut pending, &handler, true);
+    if let Some(splitter) = splitter.as_mut() {
+        splitter.emit(&buf, true, &progress);
     }
-    None
+    Drained {
+        pipe: None,
+        handled: handled(&splitter),
+    }
 }
 
 /// Reads once from `reader` straight into the spare capacity of `buf`
@@ -247,21 +361,6 @@ fn poll_append(
     match ready!(read) {
         Ok(0) | Err(_) => Poll::Ready(None),
         Ok(n) => Poll::Ready(Some(start..start + n)),
-    }
-}
-
-/// Calls `handler` for every complete line in `pending` (and the unterminated
-/// rest when `at_eof`), removing them. `\n` and `\r\n` both end a line.
-fn emit_lines(pending: &mut Vec<u8>, handler: &LineHandler, at_eof: bool) {
-    let mut start = 0;
-    while let Some(pos) = memchr::memchr(b'\n', &pending[start..]) {
-        handler(&decode_line(&pending[start..start + pos]));
-        start += pos + 1;
-    }
-    pending.drain(..start);
-    if at_eof && !pending.is_empty() {
-        handler(&decode_line(pending));
-        pending.clear();
     }
 }
 

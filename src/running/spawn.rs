@@ -58,6 +58,7 @@ pub(crate) async fn spawn_with(
         return Err(Error::Cancelled { program });
     }
     validate(cmd, &program)?;
+    super::check_runtime(&program)?;
     let (container, owned) = match placement {
         Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
         Placement::Shared(container) => (container, false),
@@ -85,11 +86,12 @@ pub(crate) async fn spawn_with(
     let slot = Arc::new(slot);
     let pid = child.child.id();
 
+    let arbiter = Arc::new(Arbiter::default());
     let mut stdin = child.stdin;
     if !cmd.keep_stdin_open
         && let Some(pipe) = stdin.take()
     {
-        feed(&cmd.stdin.0, pipe);
+        feed(&cmd.stdin.0, pipe, arbiter.ended());
     }
     let stdout = child
         .stdout
@@ -103,11 +105,11 @@ pub(crate) async fn spawn_with(
         .stderr
         .map(|pipe| Capture::start(Vec::new(), pipe, cmd.stderr_handler.clone()));
 
-    let arbiter = Arc::new(Arbiter::default());
     let watch = Watch {
+        // A deadline too far away to represent is no deadline.
         deadline: cmd
             .timeout
-            .map(|t| tokio::time::Instant::from_std(started) + t),
+            .and_then(|t| tokio::time::Instant::from_std(started).checked_add(t)),
         grace: cmd.timeout_grace,
         #[cfg(feature = "cancellation")]
         cancel: cmd.cancel.clone(),

@@ -1,7 +1,9 @@
 //! The child's stdin: background feeders for data and line streams, and the
 //! interactive writer handed out by `RunningProcess::standard_input`.
 
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 
 use tokio::io::AsyncWriteExt;
 use tokio_stream::StreamExt;
@@ -11,19 +13,25 @@ use crate::stdin::StdinSource;
 use crate::sys::child::InputPipe;
 
 /// Writes `source` to the child's stdin in the background, then closes it.
-/// A child that stops reading early (EPIPE) simply ends the feed.
-pub(crate) fn feed(source: &StdinSource, mut pipe: InputPipe) {
-    match source {
+/// A child that stops reading early (EPIPE) simply ends the feed, and so
+/// does `run_ended`: a feeder never outlives its run, and when it ends it
+/// drops the caller's stream and the pipe.
+pub(crate) fn feed(
+    source: &StdinSource,
+    mut pipe: InputPipe,
+    run_ended: impl Future<Output = ()> + Send + 'static,
+) {
+    let work: Pin<Box<dyn Future<Output = ()> + Send>> = match source {
         StdinSource::Bytes(bytes) => {
             let bytes = bytes.clone();
-            tokio::spawn(async move {
+            Box::pin(async move {
                 let _ = pipe.write_all(&bytes).await;
                 let _ = pipe.shutdown().await;
-            });
+            })
         }
         StdinSource::Lines(shared) => {
             let stream = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
-            tokio::spawn(async move {
+            Box::pin(async move {
                 if let Some(mut lines) = stream {
                     while let Some(line) = lines.next().await {
                         let mut bytes = line.into_bytes();
@@ -34,10 +42,16 @@ pub(crate) fn feed(source: &StdinSource, mut pipe: InputPipe) {
                     }
                 }
                 let _ = pipe.shutdown().await;
-            });
+            })
         }
-        StdinSource::Null | StdinSource::Inherit => {}
-    }
+        StdinSource::Null | StdinSource::Inherit => return,
+    };
+    tokio::spawn(async move {
+        tokio::select! {
+            () = work => {}
+            () = run_ended => {}
+        }
+    });
 }
 
 /// An open pipe to a running child's stdin (see

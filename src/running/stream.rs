@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use tokio_stream::Stream;
 
 use super::batch::LineBatch;
-use super::{RunningProcess, StdoutState};
+use super::{RunningProcess, StdoutState, Waiter};
 use crate::error::Result;
 
 /// Which output a [`LineStream`] reads.
@@ -48,7 +48,7 @@ impl Stream for LineStream<'_> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = self.get_mut();
         match this.source {
-            Source::Stdout => this.run.poll_stdout_line(cx),
+            Source::Stdout => this.run.poll_stdout_line(cx, false),
             Source::Stderr => this.run.poll_stderr_line(cx),
         }
     }
@@ -127,6 +127,12 @@ impl RunningProcess {
     /// again. Lines delivered here do not reach an
     /// [`on_stderr_line`](crate::Command::on_stderr_line) handler and are not
     /// part of `finish_streamed`'s stderr.
+    ///
+    /// On a [`Pipeline`](crate::Pipeline) handle that has not been waited for,
+    /// this streams every stage's stderr, interleaved line by line as the
+    /// stages write it (what a shell shows on its terminal). The stderr that
+    /// `finish_streamed` returns is then what is left of the attributed
+    /// stage's (see the pipefail rule on [`Pipeline`](crate::Pipeline)).
     pub fn stderr_lines(&mut self) -> LineStream<'_> {
         self.start_stdout_capture();
         LineStream {
@@ -150,10 +156,16 @@ impl RunningProcess {
     }
 
     /// The next stdout line; `None` once stdout is closed or was taken.
-    pub(crate) fn poll_stdout_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+    /// With `through_handler`, an `on_stdout_line` handler sees the line too
+    /// (unless it already saw it); otherwise the line bypasses it.
+    pub(crate) fn poll_stdout_line(
+        &mut self,
+        cx: &mut Context<'_>,
+        through_handler: bool,
+    ) -> Poll<Option<String>> {
         self.resume_stderr_capture();
         if let StdoutState::Capturing(capture) = &mut self.stdout {
-            return capture.poll_next_line(cx);
+            return capture.poll_next_line(cx, through_handler);
         }
         match self.stdout_reader() {
             Some(reader) => reader.poll_next_line(cx).map(|r| r.ok().flatten()),
@@ -180,22 +192,28 @@ impl RunningProcess {
         if let Some(stderr) = self.stderr.as_mut() {
             stderr.resume();
         }
+        if let Waiter::Pipeline(stages) = &mut self.child {
+            stages.resume_stderr();
+        }
     }
 
-    /// The next stderr line; `None` once stderr is closed.
+    /// The next stderr line; `None` once stderr is closed. A pipeline that
+    /// has not been waited for yet streams every stage's stderr.
     pub(crate) fn poll_stderr_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
-        match self.stderr.as_mut() {
-            Some(capture) => capture.poll_next_line(cx),
-            None => Poll::Ready(None),
+        match (self.stderr.as_mut(), &mut self.child) {
+            (Some(capture), _) => capture.poll_next_line(cx, false),
+            (None, Waiter::Pipeline(stages)) => stages.poll_stderr_line(cx),
+            (None, _) => Poll::Ready(None),
         }
     }
 
     /// The stderr lines that are ready, as one batch; `None` once stderr is
     /// closed.
     pub(crate) fn poll_stderr_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
-        match self.stderr.as_mut() {
-            Some(capture) => capture.poll_next_batch(cx),
-            None => Poll::Ready(None),
+        match (self.stderr.as_mut(), &mut self.child) {
+            (Some(capture), _) => capture.poll_next_batch(cx),
+            (None, Waiter::Pipeline(stages)) => stages.poll_stderr_batch(cx),
+            (None, _) => Poll::Ready(None),
         }
     }
 }
