@@ -1,0 +1,730 @@
+//! The core under faults: fds exhausted at every step of a run, pids recycled
+//! under a group's feet, a second program sweeping from another pid
+//! namespace, a SIGKILLed owner of three groups, and concurrent drop/cancel
+//! races. Every scenario runs in a re-executed copy of this binary (under
+//! `prlimit`, or `unshare` with a cgroup of its own), so the damage it does
+//! never reaches the test harness; the outer test watches from /proc.
+#![cfg(all(target_os = "linux", feature = "process-control"))]
+
+mod common;
+mod faults_support;
+mod privileges_support;
+
+use std::time::Duration;
+
+use common::{TempDir, eventually, read_pids};
+use faults_support::*;
+use privileges_support::{KillOnDrop, Proc, is_root};
+use processkit::{Command, Error, Mechanism, ProcessGroup, ProcessGroupOptions, guardian_status};
+
+/// How long teardown may take before a survivor counts as leaked.
+const LIMIT: Duration = Duration::from_secs(5);
+/// How long a scenario holds its fds exhausted while the test looks.
+const HOLD: Duration = Duration::from_secs(10);
+/// Marks (in the environment, inherited by a whole tree) what a scenario starts.
+const MARK: &str = "PK_FAULT_MARK";
+/// Hands the mark to the scenario process, which must not carry `MARK` itself.
+const MARK_VALUE: &str = "PK_FAULT_MARK_VALUE";
+
+fn mark() -> String {
+    std::env::var(MARK_VALUE).expect("the scenario's mark")
+}
+
+/// `sh -c script` carrying the scenario's mark.
+fn sh(script: &str) -> Command {
+    Command::new("sh")
+        .args(["-c", script, "pk-fault"])
+        .env(MARK, mark())
+}
+
+/// Live processes whose environment carries `MARK=mark`.
+fn marked(mark: &str) -> Vec<u32> {
+    let needle = format!("{MARK}={mark}");
+    processes()
+        .into_iter()
+        .filter(|&(_, state, _)| state != 'Z' && state != 'X')
+        .filter(|&(pid, _, _)| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// `pid: argv` of each pid, for failure messages.
+fn describe(pids: Vec<u32>) -> Vec<String> {
+    pids.into_iter()
+        .map(|pid| {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&argv).replace('\0', " ").trim()
+            )
+        })
+        .collect()
+}
+
+/// Kills whatever carries `mark` on drop, so a failing test leaves nothing.
+struct KillMarked(String);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for pid in marked(&self.0) {
+            if let Some(p) = Proc::of(pid) {
+                p.kill();
+            }
+        }
+    }
+}
+
+fn new_mark(label: &str) -> (String, KillMarked) {
+    let mark = common::token(label);
+    (mark.clone(), KillMarked(mark))
+}
+
+/// The mechanisms this host offers, each with the env value that forces it.
+fn mechanisms() -> Vec<Mechanism> {
+    [Mechanism::CgroupV2, Mechanism::ProcessGroup]
+        .into_iter()
+        .filter(|&m| {
+            let ok = ProcessGroup::with_options(ProcessGroupOptions::default().mechanism(m));
+            if let Err(e) = &ok {
+                say(&format!("SKIP: {m} is not available here: {e}"));
+            }
+            ok.is_ok()
+        })
+        .collect()
+}
+
+fn is_typed(e: &Error) -> bool {
+    // Every variant is typed; what matters is that the call returned rather
+    // than panicked or hung. Io is what an exhausted fd table should give.
+    !e.to_string().is_empty()
+}
+
+// ---------------------------------------------------------------------------
+// fd exhaustion
+
+/// Runs `test`'s scenario under RLIMIT_NOFILE 64 once per mechanism; after
+/// each `PK CHECK <what>` line, the marked processes must be gone within
+/// LIMIT while the scenario still holds its fds exhausted.
+fn under_fd_exhaustion(test: &str) {
+    if !prlimit_works() {
+        say(&format!("SKIP: {test}: prlimit is unavailable"));
+        return;
+    }
+    let mut failures = Vec::new();
+    for mechanism in mechanisms() {
+        let (mark, cleanup) = new_mark("fds");
+        let expect = guardian_word();
+        let env = [
+            (MARK_VALUE, mark.as_str()),
+            ("PROCESSKIT_MECHANISM", mechanism.name()),
+            ("PK_EXPECT_GUARDIAN", expect.as_str()),
+        ];
+        let wrap = Wrap {
+            nofile: Some(64),
+            ..Wrap::default()
+        };
+        let scenario = Scenario::start(test, &env, &wrap);
+        while let Some(what) = scenario.next("CHECK", Duration::from_secs(60)) {
+            if eventually(LIMIT, || marked(&mark).is_empty()) {
+                say(&format!(
+                    "{test} under {mechanism}: {what}: nothing survived"
+                ));
+                continue;
+            }
+            failures.push(format!(
+                "under {mechanism}: {what}: still alive {:?} after {LIMIT:?} while fds stay exhausted",
+                describe(marked(&mark))
+            ));
+            drop(KillMarked(mark.clone()));
+        }
+        let ended = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            scenario.passed(&format!("{test} under {mechanism}"))
+        }));
+        if let Err(panic) = ended {
+            let text = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+            failures.push(text);
+        }
+        drop(cleanup);
+    }
+    assert!(failures.is_empty(), "{test}:\n{}", failures.join("\n"));
+}
+
+fn guardian_word() -> String {
+    let _ = ProcessGroup::new();
+    match guardian_status() {
+        processkit::GuardianStatus::Running { .. } => "Running".into(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Holds `fds` for HOLD after telling the test to look, then frees them.
+fn look_now(what: &str, fds: Vec<std::fs::File>) {
+    tell("CHECK", what);
+    std::thread::sleep(HOLD);
+    drop(fds);
+}
+
+#[test]
+fn fds_exhausted_before_the_first_run_give_a_typed_error_and_no_downgrade() {
+    const TEST: &str = "fds_exhausted_before_the_first_run_give_a_typed_error_and_no_downgrade";
+    if !is_scenario(TEST) {
+        return under_fd_exhaustion(TEST);
+    }
+    block_on(async {
+        let fds = exhaust_fds();
+        let got = sh("echo ran; exec sleep 30").output_string().await;
+        let err = got.expect_err("a run with no fd left must fail");
+        assert!(is_typed(&err));
+        say(&format!("cold start out of fds: {err}"));
+        look_now("cold start refused", fds);
+        // The failure was transient: the process must not stay downgraded.
+        let group = ProcessGroup::new().expect("a group once fds are back");
+        let wanted = std::env::var("PROCESSKIT_MECHANISM").unwrap();
+        assert_eq!(
+            group.mechanism().name(),
+            wanted,
+            "one EMFILE at first use downgraded the mechanism for good"
+        );
+        let out = sh("echo ran").run().await.expect("a run once fds are back");
+        assert_eq!(out, "ran");
+        let guardian = match guardian_status() {
+            processkit::GuardianStatus::Running { .. } => "Running".to_owned(),
+            other => format!("{other:?}"),
+        };
+        assert_eq!(
+            guardian,
+            std::env::var("PK_EXPECT_GUARDIAN").unwrap(),
+            "one EMFILE at first use left the guardian unavailable for good"
+        );
+    });
+}
+
+#[test]
+fn fds_exhausted_before_start_give_typed_errors_and_start_nothing() {
+    const TEST: &str = "fds_exhausted_before_start_give_typed_errors_and_start_nothing";
+    if !is_scenario(TEST) {
+        return under_fd_exhaustion(TEST);
+    }
+    block_on(async {
+        sh("true").run().await.expect("warm-up run");
+        let group = ProcessGroup::new().expect("group");
+        let fds = exhaust_fds();
+        let cmd = sh("echo ran; exec sleep 30");
+        let start = cmd.start().await.map(drop);
+        let output = cmd.output_string().await.map(drop);
+        let code = cmd.exit_code().await.map(drop);
+        let grouped = group.start(&cmd).await.map(drop);
+        let piped = (sh("echo ran") | sh("cat")).run().await.map(drop);
+        let new_group = ProcessGroup::new().map(drop);
+        for (verb, got) in [
+            ("start", start),
+            ("output_string", output),
+            ("exit_code", code),
+            ("group.start", grouped),
+            ("pipeline run", piped),
+        ] {
+            let err = got.expect_err(&format!("{verb} with no fd left must fail"));
+            assert!(is_typed(&err));
+            say(&format!("{verb} out of fds: {err}"));
+        }
+        say(&format!("ProcessGroup::new out of fds: {new_group:?}"));
+        look_now("starts refused", fds);
+    });
+}
+
+#[test]
+fn fds_exhausted_after_start_still_end_the_run_and_its_tree() {
+    const TEST: &str = "fds_exhausted_after_start_still_end_the_run_and_its_tree";
+    if !is_scenario(TEST) {
+        return under_fd_exhaustion(TEST);
+    }
+    block_on(async {
+        // A timeout that must fire while no fd is free.
+        let mut run = sh("sleep 30 & echo up; wait")
+            .timeout(Duration::from_millis(300))
+            .start()
+            .await
+            .expect("start");
+        run.wait_for_line(|l| l == "up", Duration::from_secs(10))
+            .await
+            .expect("tree up");
+        let fds = exhaust_fds();
+        let waited = tokio::time::timeout(Duration::from_secs(15), run.wait()).await;
+        let Ok(waited) = waited else {
+            look_now("a timed-out run out of fds", fds);
+            panic!("a .timeout(300ms) run was still running 15 s later with fds exhausted");
+        };
+        say(&format!(
+            "timed-out run out of fds: {waited:?}, timed_out {}",
+            run.timed_out()
+        ));
+        drop(run);
+        look_now("a timed-out run out of fds", fds);
+
+        // A finisher that starts capturing after the fds ran out.
+        let run = sh("echo a; echo b >&2; sleep 0.2; echo c")
+            .start()
+            .await
+            .expect("start");
+        let fds = exhaust_fds();
+        let finished = tokio::time::timeout(Duration::from_secs(15), run.finish_streamed()).await;
+        let finished = finished.expect("finish_streamed hung with fds exhausted");
+        say(&format!("finish_streamed out of fds: {finished:?}"));
+        look_now("a capture out of fds", fds);
+    });
+}
+
+#[test]
+fn fds_exhausted_at_teardown_still_kill_the_tree() {
+    const TEST: &str = "fds_exhausted_at_teardown_still_kill_the_tree";
+    if !is_scenario(TEST) {
+        return under_fd_exhaustion(TEST);
+    }
+    block_on(async {
+        let tree = sh("sleep 30 & sleep 30 & echo up; wait");
+        let mut run = tree.start().await.expect("start");
+        run.wait_for_line(|l| l == "up", Duration::from_secs(10))
+            .await
+            .expect("tree up");
+        let fds = exhaust_fds();
+        drop(run);
+        look_now("a dropped handle out of fds", fds);
+
+        let group = ProcessGroup::new().expect("group");
+        let mut run = group.start(&tree).await.expect("start in group");
+        run.wait_for_line(|l| l == "up", Duration::from_secs(10))
+            .await
+            .expect("tree up");
+        let fds = exhaust_fds();
+        drop(run);
+        drop(group);
+        look_now("a dropped group out of fds", fds);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Owner SIGKILL with three groups
+
+#[test]
+fn a_sigkilled_owner_of_three_groups_leaves_no_descendant() {
+    const TEST: &str = "a_sigkilled_owner_of_three_groups_leaves_no_descendant";
+    if is_scenario(TEST) {
+        return owner_of_three_groups();
+    }
+    for mechanism in mechanisms() {
+        let (mark, _cleanup) = new_mark("owner");
+        let scratch = TempDir::new("faults-owner");
+        let pidfile = scratch.join("pids").to_string_lossy().into_owned();
+        let env = [
+            (MARK_VALUE, mark.as_str()),
+            ("PK_PIDFILE", pidfile.as_str()),
+            ("PK_MECH", mechanism.name()),
+        ];
+        let mut owner = Scenario::start(TEST, &env, &Wrap::default());
+        let mut guard = KillOnDrop::default();
+        let ready = owner.next("READY", Duration::from_secs(60));
+        assert!(ready.is_some(), "the owner never got its 3 groups up");
+        let tree: Vec<Proc> = read_pids(scratch.join("pids").as_path())
+            .into_iter()
+            .filter_map(Proc::of)
+            .map(|p| guard.add(p))
+            .collect();
+        assert_eq!(tree.len(), 9, "3 trees of 3 processes: {tree:?}");
+        owner.kill();
+        let gone = eventually(Duration::from_secs(10), || {
+            tree.iter().all(|p| !p.is_alive())
+        });
+        assert!(
+            gone,
+            "under {mechanism}, descendants outlived their SIGKILLed owner: {:?}",
+            tree.iter().filter(|p| p.is_alive()).collect::<Vec<_>>()
+        );
+        assert!(
+            eventually(LIMIT, || marked(&mark).is_empty()),
+            "marked survivors"
+        );
+    }
+}
+
+fn owner_of_three_groups() {
+    let pidfile = std::env::var("PK_PIDFILE").unwrap();
+    let mechanism = Mechanism::from_name(&std::env::var("PK_MECH").unwrap()).unwrap();
+    block_on(async {
+        let mut keep = Vec::new();
+        for _ in 0..3 {
+            let options = ProcessGroupOptions::default().mechanism(mechanism);
+            let group = ProcessGroup::with_options(options).expect("group");
+            let tree = Command::new("sh")
+                .args([
+                    "-c",
+                    r#"echo $$ >> "$1"; sleep 1000 & echo $! >> "$1"
+                       sh -c 'echo $$ >> "$1"; exec sleep 1000' x "$1" & wait"#,
+                    "pk-owner",
+                    &pidfile,
+                ])
+                .env(MARK, mark());
+            let run = group.start(&tree).await.expect("start tree");
+            keep.push((group, run));
+        }
+        let path = std::path::PathBuf::from(&pidfile);
+        let all_up =
+            common::eventually_async(Duration::from_secs(30), || read_pids(&path).len() >= 9).await;
+        assert!(all_up, "the trees never wrote their pids");
+        tell("READY", "1");
+        std::thread::sleep(Duration::from_secs(120));
+        drop(keep);
+    });
+}
+
+// ---------------------------------------------------------------------------
+// Concurrent drop / cancel races
+
+#[test]
+fn concurrent_drops_and_cancels_leave_no_survivor_zombie_or_fd() {
+    const TEST: &str = "concurrent_drops_and_cancels_leave_no_survivor_zombie_or_fd";
+    if is_scenario(TEST) {
+        return races();
+    }
+    let mut failures = Vec::new();
+    for mechanism in mechanisms() {
+        let (mark, _cleanup) = new_mark("races");
+        let races = std::env::var("PK_RACES").unwrap_or_else(|_| "0,1,2,3,4,5,6,7".into());
+        let env = [
+            (MARK_VALUE, mark.as_str()),
+            ("PROCESSKIT_MECHANISM", mechanism.name()),
+            ("PK_RACES", races.as_str()),
+        ];
+        let scenario = Scenario::start(TEST, &env, &Wrap::default());
+        let passed = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            scenario.passed(&format!("{TEST} under {mechanism}"))
+        }));
+        if let Err(panic) = passed {
+            failures.push(panic.downcast_ref::<String>().cloned().unwrap_or_default());
+        }
+        if !eventually(LIMIT, || marked(&mark).is_empty()) {
+            failures.push(format!(
+                "under {mechanism}: survivors after the scenario ended: {:?}",
+                describe(marked(&mark))
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn races() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        sh("true").run().await.expect("warm-up");
+        let _ = sh("true").kill_on_parent_death().run().await;
+        let fds_before = open_fds();
+        const ROUNDS: u64 = 24;
+        for round in 0..ROUNDS {
+            let mut tasks = tokio::task::JoinSet::new();
+            let group = std::sync::Arc::new(ProcessGroup::new().expect("group"));
+            for i in races_chosen() {
+                let group = group.clone();
+                let delay = Duration::from_micros((round * 7919 + i * 104_729) % 5000);
+                tasks.spawn(async move { one_race(i, delay, group).await });
+            }
+            // The group itself is dropped while its runs are being finished.
+            tokio::time::sleep(Duration::from_micros(round * 211 % 5000)).await;
+            drop(group);
+            while let Some(joined) = tasks.join_next().await {
+                joined.expect("a race task panicked");
+            }
+        }
+        let mark = mark();
+        let gone = common::eventually_async(LIMIT, || marked(&mark).is_empty()).await;
+        assert!(
+            gone,
+            "survivors after {ROUNDS} rounds: {:?}",
+            describe(marked(&mark))
+        );
+        let reaped = common::eventually_async(LIMIT, || zombie_children().is_empty()).await;
+        let comm =
+            |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let zombies: Vec<String> = zombie_children()
+            .into_iter()
+            .map(|pid| format!("{pid} {}", comm(pid).trim()))
+            .collect();
+        assert!(reaped, "zombie children after {ROUNDS} rounds: {zombies:?}");
+        let closed = common::eventually_async(LIMIT, || open_fds() <= fds_before).await;
+        assert!(
+            closed,
+            "open fds {fds_before} -> {} after {ROUNDS} rounds",
+            open_fds()
+        );
+    });
+}
+
+/// The races to run: all eight, or those listed in `PK_RACES` (e.g. `3,6`)
+/// to single one out.
+fn races_chosen() -> Vec<u64> {
+    match std::env::var("PK_RACES") {
+        Ok(list) => list
+            .split(',')
+            .filter_map(|n| n.trim().parse().ok())
+            .collect(),
+        Err(_) => (0..8).collect(),
+    }
+}
+
+/// One racer: which race it runs depends on `i`; `delay` is the cancel point.
+async fn one_race(i: u64, delay: Duration, group: std::sync::Arc<ProcessGroup>) {
+    let tree = || sh("sleep 30 & echo up; exec sleep 30");
+    match i % 8 {
+        // A verb's future dropped at a random await.
+        0 => drop(tokio::time::timeout(delay, tree().output_string()).await),
+        1 => drop(tokio::time::timeout(delay, tree().first_line(|_| false)).await),
+        // A start cancelled midway, with and without kill_on_parent_death.
+        2 => drop(tokio::time::timeout(delay, tree().start()).await),
+        3 => drop(tokio::time::timeout(delay, tree().kill_on_parent_death().start()).await),
+        // A handle dropped while a finisher on a sibling runs.
+        4 => {
+            let doomed = group.start(&tree()).await;
+            let quick = group.start(&sh("echo done")).await;
+            let finish = async {
+                if let Ok(run) = quick {
+                    let _ = run.finish_streamed().await;
+                }
+            };
+            let drop_it = async {
+                tokio::time::sleep(delay).await;
+                drop(doomed);
+            };
+            tokio::join!(finish, drop_it);
+        }
+        // A wait cancelled at a random point, then the handle dropped.
+        5 => {
+            if let Ok(mut run) = group.start(&tree()).await {
+                let _ = tokio::time::timeout(delay, run.wait()).await;
+            }
+        }
+        // A run waited for while its group is dropped under it.
+        6 => {
+            if let Ok(mut run) = group.start(&tree()).await {
+                drop(group);
+                let _ = tokio::time::timeout(Duration::from_secs(20), run.wait()).await;
+            }
+        }
+        // A timeout racing a cancelled future.
+        _ => {
+            let cmd = tree().timeout(delay + Duration::from_millis(1));
+            drop(tokio::time::timeout(delay * 2, cmd.output_string()).await);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// pid namespaces: forced pid reuse and a second program's sweep
+
+/// Root, `unshare --pid` and a writable cgroup2 next to ours, or a SKIP.
+fn namespace_cgroup(test: &str, label: &str) -> Option<OwnCgroup> {
+    if !is_root() || !pid_namespaces_work() {
+        say(&format!("SKIP: {test}: needs root and `unshare --pid`"));
+        return None;
+    }
+    let cgroup = OwnCgroup::new(label);
+    if cgroup.is_none() {
+        say(&format!(
+            "SKIP: {test}: cannot create a cgroup2 directory next to ours"
+        ));
+    }
+    cgroup
+}
+
+#[test]
+fn a_recycled_pid_is_never_signalled_by_its_old_group() {
+    const TEST: &str = "a_recycled_pid_is_never_signalled_by_its_old_group";
+    if is_scenario(TEST) {
+        return block_on(recycled_pid());
+    }
+    for mechanism in mechanisms() {
+        // Its own cgroup: a program in another pid namespace must not sweep ours.
+        let Some(cgroup) = namespace_cgroup(TEST, "reuse") else {
+            return;
+        };
+        let (mark, _cleanup) = new_mark("reuse");
+        let env = [(MARK_VALUE, mark.as_str()), ("PK_MECH", mechanism.name())];
+        let wrap = Wrap {
+            pid_ns: true,
+            cgroup: Some(cgroup.0.clone()),
+            ..Wrap::default()
+        };
+        let scenario = Scenario::start(TEST, &env, &wrap);
+        scenario.passed(&format!("{TEST} under {mechanism}"));
+    }
+}
+
+/// Inside a private pid namespace: a member exits, a stranger (its own
+/// process group leader) is made to take its pid, then the group signals,
+/// terminates and is dropped; the stranger must survive all three.
+async fn recycled_pid() {
+    use processkit::Signal;
+    let mechanism = Mechanism::from_name(&std::env::var("PK_MECH").unwrap()).unwrap();
+    let options = ProcessGroupOptions::default().mechanism(mechanism);
+    let group = ProcessGroup::with_options(options).expect("group");
+    let mut keeper = group
+        .start(&sh("echo up; exec sleep 30"))
+        .await
+        .expect("keeper");
+    keeper
+        .wait_for_line(|l| l == "up", Duration::from_secs(10))
+        .await
+        .expect("keeper up");
+    let keeper_proc = Proc::of(keeper.id().unwrap()).expect("keeper alive");
+    let mut member = group.start(&sh("exit 0")).await.expect("member");
+    let pid = member.id().expect("member pid");
+    assert_eq!(member.wait().await.expect("member exits"), Some(0));
+    let mut member = Some(member);
+    let mut stranger = take_pid(pid);
+    if stranger.is_none() {
+        say(&format!(
+            "{mechanism}: pid {pid} stays taken while its handle lives"
+        ));
+        member = None;
+        stranger = take_pid(pid);
+    }
+    let mut stranger =
+        stranger.unwrap_or_else(|| panic!("could not make a stranger take pid {pid}"));
+    let pinned = Proc::of(pid).expect("stranger alive");
+    let survives = |after: &str| {
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            pinned.is_alive(),
+            "under {mechanism}, {after} killed an unrelated process that took pid {pid}"
+        );
+    };
+    let _ = group.signal(Signal::Term);
+    survives("group.signal(Term)");
+    let _ = group.terminate_all();
+    survives("group.terminate_all()");
+    assert!(
+        eventually(LIMIT, || !keeper_proc.is_alive()),
+        "the keeper survived terminate_all"
+    );
+    drop((member, keeper));
+    drop(group);
+    survives("dropping the group");
+    let _ = stranger.kill();
+    let _ = stranger.wait();
+}
+
+/// Starts `sleep 30` as its own process group leader with pid `pid`, forced
+/// through ns_last_pid; `None` if the pid stayed taken.
+fn take_pid(pid: u32) -> Option<std::process::Child> {
+    use std::os::unix::process::CommandExt;
+    for _ in 0..50 {
+        std::fs::write("/proc/sys/kernel/ns_last_pid", (pid - 1).to_string())
+            .expect("write ns_last_pid");
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .process_group(0)
+            .spawn()
+            .expect("spawn the stranger");
+        if child.id() == pid {
+            return Some(child);
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    None
+}
+
+#[test]
+fn a_second_program_in_another_pid_namespace_spares_a_live_owner() {
+    const TEST: &str = "a_second_program_in_another_pid_namespace_spares_a_live_owner";
+    if is_scenario(TEST) {
+        return block_on(second_program());
+    }
+    if !mechanisms().contains(&Mechanism::CgroupV2) {
+        return say(&format!("SKIP: {TEST}: no cgroup v2 here"));
+    }
+    let Some(cgroup) = namespace_cgroup(TEST, "sweep") else {
+        return;
+    };
+    let (mark, _cleanup) = new_mark("owner");
+    let in_cgroup = Wrap {
+        cgroup: Some(cgroup.0.clone()),
+        ..Wrap::default()
+    };
+    let owner = Scenario::start(
+        TEST,
+        &[(MARK_VALUE, &mark), ("PK_ROLE", "owner")],
+        &in_cgroup,
+    );
+    owner
+        .next("READY", Duration::from_secs(60))
+        .expect("the owner never got ready");
+    let mut guard = KillOnDrop::default();
+    let tree: Vec<Proc> = marked(&mark)
+        .into_iter()
+        .filter_map(Proc::of)
+        .map(|p| guard.add(p))
+        .collect();
+    assert!(tree.len() >= 3, "the owner's tree: {tree:?}");
+    let roots = processkit_roots(&cgroup.0);
+    assert_eq!(roots.len(), 1, "the owner's root: {roots:?}");
+
+    let (other, _cleanup_other) = new_mark("sweeper");
+    let sweeper = Scenario::start(
+        TEST,
+        &[(MARK_VALUE, &other), ("PK_ROLE", "sweeper")],
+        &Wrap {
+            pid_ns: true,
+            ..in_cgroup
+        },
+    );
+    let swept = sweeper.next("SWEPT", Duration::from_secs(60));
+    sweeper.passed("the second program");
+    if swept.is_none() {
+        return; // it printed SKIP
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let dead: Vec<_> = tree.iter().filter(|p| !p.is_alive()).collect();
+    assert!(
+        dead.is_empty(),
+        "a program in another pid namespace killed a live owner's processes: {dead:?}"
+    );
+    assert!(
+        roots.iter().all(|r| r.exists()),
+        "a program in another pid namespace removed a live owner's root: {roots:?}"
+    );
+    drop(owner);
+}
+
+async fn second_program() {
+    let options = ProcessGroupOptions::default().mechanism(Mechanism::CgroupV2);
+    let group = match ProcessGroup::with_options(options) {
+        Ok(group) => group,
+        Err(e) => return say(&format!("SKIP: no cgroup v2 inside the pid namespace: {e}")),
+    };
+    let tree = sh("sleep 1000 & sleep 1000 & echo up; wait");
+    let mut run = group.start(&tree).await.expect("start");
+    run.wait_for_line(|l| l == "up", Duration::from_secs(10))
+        .await
+        .expect("tree up");
+    if std::env::var("PK_ROLE").is_ok_and(|r| r == "owner") {
+        tell("READY", "1");
+        std::thread::sleep(Duration::from_secs(120));
+    } else {
+        tell("SWEPT", "1");
+    }
+}
+
+fn processkit_roots(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("processkit-"))
+        .map(|e| e.path())
+        .collect()
+}
