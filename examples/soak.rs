@@ -126,10 +126,8 @@ fn survivors() -> i64 {
     processes()
         .filter(|&(_, state, _)| state != 'Z' && state != 'X')
         .filter(|&(pid, _, _)| {
-            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
-                env.split(|&b| b == 0)
-                    .any(|var| var == needle.as_bytes())
-            })
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|var| var == needle.as_bytes()))
         })
         .count() as i64
 }
@@ -265,9 +263,15 @@ async fn one_run(kind: usize, random: u64) -> Result<(), String> {
             let options = ProcessGroupOptions::default().shutdown_grace(GRACE);
             let group = ProcessGroup::with_options(options).map_err(|e| format!("group: {e}"))?;
             let tree = sh("sleep 30 & sleep 30 & wait");
-            let _a = group.start(&tree).await.map_err(|e| format!("start: {e}"))?;
-            let _b = group.start(&tree).await.map_err(|e| format!("start: {e}"))?;
-            let ended = if random % 2 == 0 {
+            let _a = group
+                .start(&tree)
+                .await
+                .map_err(|e| format!("start: {e}"))?;
+            let _b = group
+                .start(&tree)
+                .await
+                .map_err(|e| format!("start: {e}"))?;
+            let ended = if random.is_multiple_of(2) {
                 group.terminate_all()
             } else {
                 let at = Instant::now();
@@ -413,7 +417,12 @@ async fn soak(runs: usize, tasks: usize) -> bool {
         .collect();
     for worker in workers {
         if let Err(e) = worker.await {
-            errors.lock().unwrap().entry(usize::MAX).or_default().push(e.to_string());
+            errors
+                .lock()
+                .unwrap()
+                .entry(usize::MAX)
+                .or_default()
+                .push(e.to_string());
         }
     }
     let elapsed = begun.elapsed();
@@ -448,13 +457,21 @@ async fn soak(runs: usize, tasks: usize) -> bool {
     let errors = errors.lock().unwrap();
     for (kind, list) in errors.iter() {
         failed = true;
-        println!("FAIL: {} misbehaving runs of kind {kind}, first: {}", list.len(), list[0]);
+        println!(
+            "FAIL: {} misbehaving runs of kind {kind}, first: {}",
+            list.len(),
+            list[0]
+        );
     }
     let checks = [
         ("open fds", after.fds, base.fds),
         ("threads", after.threads, base.threads),
         ("zombie children", after.zombies, base.zombies),
-        ("processkit cgroup dirs", after.cgroup_dirs, base.cgroup_dirs),
+        (
+            "processkit cgroup dirs",
+            after.cgroup_dirs,
+            base.cgroup_dirs,
+        ),
         ("surviving processes", after.survivors, 0),
     ];
     for (what, now, then) in checks {

@@ -4,6 +4,9 @@
 //! two, fd exhaustion, and /proc counts of fds and zombie children.
 #![allow(dead_code)]
 
+mod scenarios;
+pub use scenarios::*;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -11,7 +14,9 @@ use std::process::{Child, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::privileges_support::{own_cgroup_dir, remove_cgroup_tree};
+use processkit::Command;
+
+use crate::privileges_support::{Proc, own_cgroup_dir, remove_cgroup_tree};
 
 /// Names the scenario a re-executed test binary runs.
 pub const SCENARIO_ENV: &str = "PK_FAULT_SCENARIO";
@@ -261,4 +266,69 @@ pub fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
         .build()
         .expect("runtime")
         .block_on(f)
+}
+
+/// How long teardown may take before a survivor counts as leaked.
+pub const LIMIT: Duration = Duration::from_secs(5);
+/// How long a scenario holds its fds exhausted while the test looks.
+pub const HOLD: Duration = Duration::from_secs(10);
+/// Marks (in the environment, inherited by a whole tree) what a scenario starts.
+pub const MARK: &str = "PK_FAULT_MARK";
+/// Hands the mark to the scenario process, which must not carry `MARK` itself.
+pub const MARK_VALUE: &str = "PK_FAULT_MARK_VALUE";
+
+pub fn mark() -> String {
+    std::env::var(MARK_VALUE).expect("the scenario's mark")
+}
+
+/// `sh -c script` carrying the scenario's mark.
+pub fn sh(script: &str) -> Command {
+    Command::new("sh")
+        .args(["-c", script, "pk-fault"])
+        .env(MARK, mark())
+}
+
+/// Live processes whose environment carries `MARK=mark`.
+pub fn marked(mark: &str) -> Vec<u32> {
+    let needle = format!("{MARK}={mark}");
+    processes()
+        .into_iter()
+        .filter(|&(_, state, _)| state != 'Z' && state != 'X')
+        .filter(|&(pid, _, _)| {
+            std::fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|v| v == needle.as_bytes()))
+        })
+        .map(|(pid, _, _)| pid)
+        .collect()
+}
+
+/// `pid: argv` of each pid, for failure messages.
+pub fn describe(pids: Vec<u32>) -> Vec<String> {
+    pids.into_iter()
+        .map(|pid| {
+            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            format!(
+                "{pid}: {}",
+                String::from_utf8_lossy(&argv).replace('\0', " ").trim()
+            )
+        })
+        .collect()
+}
+
+/// Kills whatever carries `mark` on drop, so a failing test leaves nothing.
+pub struct KillMarked(pub String);
+
+impl Drop for KillMarked {
+    fn drop(&mut self) {
+        for pid in marked(&self.0) {
+            if let Some(p) = Proc::of(pid) {
+                p.kill();
+            }
+        }
+    }
+}
+
+pub fn new_mark(label: &str) -> (String, KillMarked) {
+    let mark = crate::common::token(label);
+    (mark.clone(), KillMarked(mark))
 }
