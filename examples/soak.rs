@@ -44,6 +44,8 @@ const RSS_SLACK_KIB: i64 = 64 * 1024;
 const GRACE: Duration = Duration::from_secs(1);
 /// Group shutdowns that took longer than the grace plus 2 s (reported only).
 static SLOW_SHUTDOWNS: AtomicUsize = AtomicUsize::new(0);
+/// Group shutdowns in all.
+static SHUTDOWNS: AtomicUsize = AtomicUsize::new(0);
 
 /// Marks every process the soak starts (env is inherited by the whole tree),
 /// so survivors can be found however they were reparented.
@@ -276,6 +278,7 @@ async fn one_run(kind: usize, random: u64) -> Result<(), String> {
             } else {
                 let at = Instant::now();
                 let ended = group.shutdown().await;
+                SHUTDOWNS.fetch_add(1, Ordering::Relaxed);
                 // SIGTERM ends every member at once: waiting much past the
                 // grace means the group was not seen empty.
                 if at.elapsed() > GRACE + Duration::from_secs(2) {
@@ -449,9 +452,10 @@ async fn soak(runs: usize, tasks: usize) -> bool {
     }
 
     println!(
-        "group shutdowns slower than grace ({} s) + 2 s: {}",
+        "group shutdowns slower than grace ({} s) + 2 s: {} of {}",
         GRACE.as_secs(),
-        SLOW_SHUTDOWNS.load(Ordering::Relaxed)
+        SLOW_SHUTDOWNS.load(Ordering::Relaxed),
+        SHUTDOWNS.load(Ordering::Relaxed)
     );
     let mut failed = false;
     let errors = errors.lock().unwrap();

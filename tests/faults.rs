@@ -81,6 +81,7 @@ fn under_fd_exhaustion(test: &str) {
     assert!(failures.is_empty(), "{test}:\n{}", failures.join("\n"));
 }
 
+/// The guardian's state in one word ("Running" or the variant's name).
 fn guardian_word() -> String {
     let _ = ProcessGroup::new();
     match guardian_status() {
@@ -118,12 +119,8 @@ fn fds_exhausted_before_the_first_run_give_a_typed_error_and_no_downgrade() {
         );
         let out = sh("echo ran").run().await.expect("a run once fds are back");
         assert_eq!(out, "ran");
-        let guardian = match guardian_status() {
-            processkit::GuardianStatus::Running { .. } => "Running".to_owned(),
-            other => format!("{other:?}"),
-        };
         assert_eq!(
-            guardian,
+            guardian_word(),
             std::env::var("PK_EXPECT_GUARDIAN").unwrap(),
             "one EMFILE at first use left the guardian unavailable for good"
         );
