@@ -350,6 +350,44 @@ fn a_recycled_pid_is_never_signalled_by_its_old_group() {
 }
 
 #[test]
+fn a_recycled_pid_is_spared_by_the_guardian_when_the_owner_dies() {
+    const TEST: &str = "a_recycled_pid_is_spared_by_the_guardian_when_the_owner_dies";
+    if is_scenario(TEST) {
+        return block_on(recycled_pid_at_owner_death());
+    }
+    let mut failures = Vec::new();
+    for mechanism in mechanisms() {
+        let Some(cgroup) = namespace_cgroup(TEST, "reuse-guardian") else {
+            return;
+        };
+        let (mark, _cleanup) = new_mark("reuse-guardian");
+        let env = [(MARK_VALUE, mark.as_str()), ("PK_MECH", mechanism.name())];
+        let wrap = Wrap {
+            pid_ns: true,
+            cgroup: Some(cgroup.0.clone()),
+            linger_secs: 6,
+            ..Wrap::default()
+        };
+        let scenario = Scenario::start(TEST, &env, &wrap);
+        let stranger = scenario.next("STRANGER", Duration::from_secs(60));
+        assert!(
+            stranger.is_some(),
+            "under {mechanism}: no stranger took the pid"
+        );
+        // The namespace lingers 6 s after the owner's exit; the guardian acts
+        // at once, so 3 s without the stranger vanishing means it was spared.
+        if eventually(Duration::from_secs(3), || marked(&mark).is_empty()) {
+            failures.push(format!(
+                "under {mechanism}, the guardian killed an unrelated process that took \
+                 a dead member's pid when the owner died"
+            ));
+        }
+        scenario.passed(&format!("{TEST} under {mechanism}"));
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
 fn a_second_program_in_another_pid_namespace_spares_a_live_owner() {
     const TEST: &str = "a_second_program_in_another_pid_namespace_spares_a_live_owner";
     if is_scenario(TEST) {

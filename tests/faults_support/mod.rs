@@ -47,6 +47,9 @@ pub struct Wrap {
     pub nofile: Option<u64>,
     /// A private pid namespace with its own /proc (`unshare --pid --fork --mount-proc`).
     pub pid_ns: bool,
+    /// Keeps the pid namespace alive this many seconds after the scenario
+    /// exits, so what its guardian does after the owner's death can be seen.
+    pub linger_secs: u32,
     /// Moves the scenario into this cgroup2 directory before it starts.
     pub cgroup: Option<PathBuf>,
 }
@@ -94,7 +97,7 @@ impl Scenario {
                     "--mount-proc",
                     "sh",
                     "-c",
-                    r#""$0" "$@"; exit $?"#,
+                    r#""$0" "$@"; rc=$?; sleep "$PK_LINGER"; exit $rc"#,
                 ]
                 .map(String::from),
             );
@@ -104,6 +107,7 @@ impl Scenario {
         let mut cmd = std::process::Command::new(&argv[0]);
         cmd.args(&argv[1..])
             .env(SCENARIO_ENV, test)
+            .env("PK_LINGER", wrap.linger_secs.to_string())
             .env_remove("RUST_TEST_THREADS")
             .stdin(Stdio::null())
             .stdout(Stdio::piped());

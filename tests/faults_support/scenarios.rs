@@ -207,6 +207,29 @@ pub async fn recycled_pid() {
     let _ = stranger.wait();
 }
 
+/// Inside a private pid namespace: a member exits, a stranger (carrying the
+/// mark) takes its pid, then the owner dies without tearing anything down;
+/// the guardian's cleanup must spare the stranger, which the test watches.
+pub async fn recycled_pid_at_owner_death() {
+    let mechanism = Mechanism::from_name(&std::env::var("PK_MECH").unwrap()).unwrap();
+    let options = ProcessGroupOptions::default().mechanism(mechanism);
+    let group = ProcessGroup::with_options(options).expect("group");
+    let mut member = group.start(&sh("exit 0")).await.expect("member");
+    let pid = member.id().expect("member pid");
+    assert_eq!(member.wait().await.expect("member exits"), Some(0));
+    let mut member = Some(member);
+    let mut stranger = take_pid(pid);
+    if stranger.is_none() {
+        member = None;
+        stranger = take_pid(pid);
+    }
+    let stranger = stranger.unwrap_or_else(|| panic!("could not make a stranger take pid {pid}"));
+    tell("STRANGER", stranger.id());
+    // The owner dies holding its group: only the guardian acts now.
+    std::mem::forget((member, group, stranger));
+    std::process::exit(0);
+}
+
 /// Starts `sleep 30` as its own process group leader with pid `pid`, forced
 /// through ns_last_pid; `None` if the pid stayed taken.
 fn take_pid(pid: u32) -> Option<std::process::Child> {
@@ -216,6 +239,7 @@ fn take_pid(pid: u32) -> Option<std::process::Child> {
             .expect("write ns_last_pid");
         let mut child = std::process::Command::new("sleep")
             .arg("30")
+            .env(MARK, mark())
             .process_group(0)
             .spawn()
             .expect("spawn the stranger");
