@@ -377,9 +377,11 @@ async fn soak(runs: usize, tasks: usize) -> bool {
     let cold = Snapshot::take();
     // Warm up once per kind: the cgroup root, the spare cgroups, the spawner,
     // reaper and guardian are created lazily and are meant to stay.
+    let mut failed = false;
     for kind in 0..KINDS {
         if let Err(e) = one_run(kind, 7).await {
-            println!("warm-up run of kind {kind} misbehaved: {e}");
+            println!("FAIL: the warm-up run of kind {kind} misbehaved: {e}");
+            failed = true;
         }
     }
     let (base, _) = settle(&cold, Duration::from_secs(3)).await;
@@ -457,7 +459,6 @@ async fn soak(runs: usize, tasks: usize) -> bool {
         SLOW_SHUTDOWNS.load(Ordering::Relaxed),
         SHUTDOWNS.load(Ordering::Relaxed)
     );
-    let mut failed = false;
     let errors = errors.lock().unwrap();
     for (kind, list) in errors.iter() {
         failed = true;
