@@ -352,64 +352,51 @@ fn exhaust_descriptors() -> Vec<std::fs::File> {
     }
 }
 
-#[test]
-fn out_of_descriptors_a_dropped_handle_and_a_timeout_still_kill() {
-    const TEST: &str = "out_of_descriptors_a_dropped_handle_and_a_timeout_still_kill";
-    if role().as_deref() == Some("nofile") {
-        return out_of_descriptors_child();
-    }
-    if role().is_some() {
-        return;
-    }
-    let (dropped, timed) = (token("rc-dropped"), token("rc-timed"));
-    let _cleanup = Cleanup::tokens(&[&dropped, &timed]);
+/// Runs this test's child as `role` with `tag`; its `KEY value` lines, read
+/// while it stays out of descriptors, and a guard that ends it.
+fn out_of_descriptors(test: &str, role: &str, tag: &str) -> (Owned, impl Iterator<Item = String>) {
     let mut child = Owned(
-        reexec(TEST, "nofile")
-            .env("PK_DROPPED", &dropped)
-            .env("PK_TIMED", &timed)
+        reexec(test, role)
+            .env("PK_TAG", tag)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
             .expect("re-run this test"),
     );
-    let mut lines = BufReader::new(child.0.stdout.take().unwrap())
+    let lines = BufReader::new(child.0.stdout.take().unwrap())
         .lines()
         .map_while(Result::ok);
+    (child, lines)
+}
+
+#[test]
+fn out_of_descriptors_a_dropped_handle_still_kills_its_tree() {
+    const TEST: &str = "out_of_descriptors_a_dropped_handle_still_kills_its_tree";
+    match role().as_deref() {
+        Some("nofile-drop") => return dropped_out_of_descriptors(),
+        Some(_) => return,
+        None => {}
+    }
+    let tag = token("rc-dropped");
+    let _cleanup = Cleanup::token(&tag);
+    let (mut child, mut lines) = out_of_descriptors(TEST, "nofile-drop", &tag);
     let mechanism = value(&mut lines, "MECH");
-    let dropped_pids: Vec<u32> = value(&mut lines, "DROPPED")
-        .split_whitespace()
-        .map(|p| p.parse().unwrap())
-        .collect();
+    let pid: u32 = value(&mut lines, "DROPPED").parse().unwrap();
     // The child is still out of descriptors while we look.
-    let gone = eventually(Duration::from_secs(5), || {
-        dropped_pids.iter().all(|&p| !is_alive(p))
-    });
-    let timeout = value(&mut lines, "TIMEOUT");
+    let gone = eventually(Duration::from_secs(5), || !is_alive(pid));
     drop(child.0.stdin.take());
     let _ = child.0.wait();
     assert!(
         gone,
         "{mechanism}: a handle dropped while out of descriptors left its child alive"
     );
-    assert!(
-        timeout.starts_with("ended"),
-        "{mechanism}: a timed-out run kept running while out of descriptors: {timeout}"
-    );
-    assert!(
-        pids_with_token(&timed).is_empty(),
-        "the timed-out run's tree is gone"
-    );
 }
 
-fn out_of_descriptors_child() {
-    let script = |tag: String| Command::new("sh").args(["-c", "while :; do sleep 1; done", &tag]);
+fn dropped_out_of_descriptors() {
     block_on(async {
-        let dropped = script(std::env::var("PK_DROPPED").unwrap())
-            .start()
-            .await
-            .expect("start");
-        let mut timed = script(std::env::var("PK_TIMED").unwrap())
-            .timeout(Duration::from_millis(300))
+        let tag = std::env::var("PK_TAG").unwrap();
+        let dropped = Command::new("sh")
+            .args(["-c", "while :; do sleep 1; done", &tag])
             .start()
             .await
             .expect("start");
@@ -422,10 +409,69 @@ fn out_of_descriptors_child() {
         let held = exhaust_descriptors();
         drop(dropped);
         println!("DROPPED {pid}");
-        let ended = tokio::time::timeout(Duration::from_secs(10), timed.wait()).await;
-        match ended {
-            Ok(result) => println!("TIMEOUT ended: {result:?} timed_out={}", timed.timed_out()),
-            Err(_) => println!("TIMEOUT still running 10 s after its 300 ms timeout"),
+        std::io::stdout().flush().unwrap();
+        let mut line = String::new();
+        let _ = std::io::stdin().read_line(&mut line);
+        drop(held);
+    });
+}
+
+#[test]
+fn out_of_descriptors_a_timeout_still_ends_the_run() {
+    const TEST: &str = "out_of_descriptors_a_timeout_still_ends_the_run";
+    match role().as_deref() {
+        Some("nofile-timeout") => return timeout_out_of_descriptors(),
+        Some(_) => return,
+        None => {}
+    }
+    let tag = token("rc-timed");
+    let _cleanup = Cleanup::token(&tag);
+    let (mut child, mut lines) = out_of_descriptors(TEST, "nofile-timeout", &tag);
+    let mechanism = value(&mut lines, "MECH");
+    let timeout = value(&mut lines, "TIMEOUT");
+    if timeout.starts_with("inconclusive") {
+        eprintln!("SKIP: {timeout}");
+        return;
+    }
+    let tree_gone = eventually(Duration::from_secs(5), || pids_with_token(&tag).is_empty());
+    drop(child.0.stdin.take());
+    let _ = child.0.wait();
+    assert!(
+        timeout.starts_with("ended"),
+        "{mechanism}: a timed-out run kept running while out of descriptors: {timeout}"
+    );
+    assert!(
+        tree_gone,
+        "{mechanism}: the timed-out run's tree is still up"
+    );
+}
+
+fn timeout_out_of_descriptors() {
+    const LIMIT: Duration = Duration::from_secs(2);
+    block_on(async {
+        // A captured run whose grandchild holds its stdout: it ends only when
+        // the whole tree is killed.
+        let tag = std::env::var("PK_TAG").unwrap();
+        let timed = Command::new("sh")
+            .args(["-c", r#"sh -c 'sleep 1000; : "$0"' "$0" & wait"#, &tag])
+            .timeout(LIMIT);
+        let started = std::time::Instant::now();
+        let timed = tokio::spawn(async move { timed.output_string().await });
+        let up = common::eventually_async(LIMIT, || pids_with_token(&tag).len() >= 2).await;
+        let forced = std::env::var("PROCESSKIT_MECHANISM").unwrap_or_default();
+        println!(
+            "MECH {forced} (fallback: {:?})",
+            processkit::fallback_reason()
+        );
+        let held = exhaust_descriptors();
+        if !up || started.elapsed() >= LIMIT {
+            // Too slow (a loaded machine): the timeout fired before we ran out.
+            println!("TIMEOUT inconclusive: out of descriptors only after the deadline");
+        } else {
+            match tokio::time::timeout(Duration::from_secs(10), timed).await {
+                Ok(result) => println!("TIMEOUT ended: {result:?}"),
+                Err(_) => println!("TIMEOUT still running 10 s after its deadline"),
+            }
         }
         std::io::stdout().flush().unwrap();
         let mut line = String::new();
