@@ -65,7 +65,7 @@ struct SharedParent(PathBuf);
 
 impl SharedParent {
     fn new() -> Option<SharedParent> {
-        let dir = cgroup2_mount()?.join(format!("{}", token("rc-parent").trim_end_matches('.')));
+        let dir = cgroup2_mount()?.join(token("rc-parent").trim_end_matches('.'));
         std::fs::create_dir(&dir).ok()?;
         Some(SharedParent(dir))
     }
