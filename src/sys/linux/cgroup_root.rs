@@ -142,6 +142,7 @@ fn create_root() -> Result<CgroupRoot, Failure> {
         }
         let alive = match lock_alive(&path) {
             Ok(alive) => alive,
+            Err(e) if e.kind() == ErrorKind::NotFound => continue,
             Err(e) => {
                 let _ = fs::remove_dir(&path);
                 return Err(failure(|| format!("cannot lock cgroup {}", path.display()))(e));
