@@ -218,7 +218,9 @@ fn a_dead_owners_root_is_swept_from_another_pid_namespace() {
 
     run_second(&pidns, &parent);
     assert!(
-        tree.iter().all(|&p| !is_alive(p)),
+        eventually(Duration::from_secs(10), || tree
+            .iter()
+            .all(|&p| !is_alive(p))),
         "the dead owner's tree was not swept"
     );
     assert!(
