@@ -124,6 +124,6 @@ impl ProcessGroup {
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         trace_event!(debug, "teardown", group = %"dropped", mechanism = %self.container.mechanism());
-        let _ = self.container.kill_all();
+        self.container.kill_all_or_retry();
     }
 }

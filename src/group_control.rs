@@ -67,8 +67,11 @@ impl ProcessGroup {
     /// too; under the POSIX fallback it keeps its own process group and only
     /// the process itself is tracked.
     ///
-    /// Refuses pid 0, pid 1, this process itself and pids that do not exist,
-    /// with an [`Error::Io`] of kind `InvalidInput` or `NotFound`.
+    /// A thread id stands for the whole process it belongs to (moving one
+    /// thread moves them all). Refuses pid 0, pid 1, this process (or any of
+    /// its threads), its ancestors, its guardian and pids that do not exist,
+    /// with an [`Error::Io`] of kind `InvalidInput` or `NotFound`: each would
+    /// put the caller's own life in the group's hands.
     pub fn adopt(&self, pid: u32) -> Result<()> {
         if pid <= 1 || pid == std::process::id() {
             return Err(control_error(
@@ -88,6 +91,7 @@ impl ProcessGroup {
                 ),
             ));
         }
+        let pid = crate::sys::adoptable(pid).map_err(|e| control_error("adopt", e))?;
         self.container
             .adopt(pid)
             .map_err(|e| control_error("adopt", e))

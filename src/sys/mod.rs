@@ -78,8 +78,12 @@ fn unsupported(mechanism: Mechanism, reason: impl Into<String>) -> Error {
 
 /// Why the best mechanism of this platform is unavailable, if it is.
 pub(crate) fn degraded_reason() -> Option<&'static str> {
+    // A passing failure (out of descriptors) is no verdict on the host.
     #[cfg(target_os = "linux")]
-    return linux::CgroupContainer::available().err();
+    return match linux::CgroupContainer::available() {
+        Err(linux::cgroup::RootError::Missing(why)) => Some(why),
+        _ => None,
+    };
     #[cfg(not(target_os = "linux"))]
     None
 }
@@ -132,7 +136,7 @@ impl Container {
     pub(crate) fn kill_all(&self) -> io::Result<()> {
         match &self.kind {
             #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => c.cgroup().kill(),
+            ContainerKind::Cgroup(c) => c.kill(),
             #[cfg(unix)]
             ContainerKind::Pgroup(c) => {
                 c.signal_all(libc::SIGKILL);
@@ -141,6 +145,17 @@ impl Container {
             #[cfg(windows)]
             ContainerKind::Job(c) => c.terminate(),
         }
+    }
+
+    /// Hard-kills every process for a teardown nobody can hear fail (a
+    /// dropped group): a failed kill is retried in the background.
+    pub(crate) fn kill_all_or_retry(&self) {
+        #[cfg(target_os = "linux")]
+        if let ContainerKind::Cgroup(c) = &self.kind {
+            let _ = c.kill_or_retry();
+            return;
+        }
+        let _ = self.kill_all();
     }
 
     /// Delivers `signal` to every member. `Signal::Kill` is `kill_all`.
@@ -260,12 +275,18 @@ impl Drop for Container {
 
 #[cfg(target_os = "linux")]
 fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKind, Error> {
+    use linux::cgroup::RootError;
+    // Only a definitive "no writable cgroup v2" falls back (and says so in
+    // `mechanism()`); a passing failure is this call's error, and the next retries.
     let cgroup = |reason_if_missing: bool| match linux::CgroupContainer::available() {
         Ok(()) => linux::CgroupContainer::new(single_run)
             .map(ContainerKind::Cgroup)
             .map_err(|e| Error::io("process group", "create cgroup", e)),
-        Err(why) if reason_if_missing => Err(unsupported(Mechanism::CgroupV2, why)),
-        Err(_) => Ok(ContainerKind::Pgroup(unix::pgroup::new_container())),
+        Err(RootError::Missing(why)) if reason_if_missing => {
+            Err(unsupported(Mechanism::CgroupV2, why))
+        }
+        Err(RootError::Missing(_)) => Ok(ContainerKind::Pgroup(unix::pgroup::new_container())),
+        Err(RootError::Transient(e)) => Err(Error::io("process group", "create cgroup", e)),
     };
     match request {
         None => cgroup(false),
@@ -430,6 +451,41 @@ pub(crate) fn process_exists(pid: u32) -> bool {
         let _ = pid;
         true
     }
+}
+
+/// The process to adopt for `pid`: the one it belongs to (a thread id
+/// names its whole process). Refuses this process, its ancestors and its
+/// guardian: killing the group would then kill the caller.
+#[cfg(feature = "process-control")]
+pub(crate) fn adoptable(pid: u32) -> io::Result<u32> {
+    let refuse = |what: &str| {
+        Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("pid {pid} cannot be adopted: it is {what}"),
+        ))
+    };
+    #[cfg(target_os = "linux")]
+    let pid = {
+        let tgid = linux::ancestry::thread_group(pid)?;
+        if tgid == std::process::id() {
+            return refuse("a thread of this process");
+        }
+        if linux::ancestry::is_ancestor(tgid) {
+            return refuse("an ancestor of this process");
+        }
+        if matches!(guardian_status(), crate::GuardianStatus::Running { pid: g } if g == tgid) {
+            return refuse("this process's guardian");
+        }
+        tgid
+    };
+    #[cfg(all(unix, not(target_os = "linux")))]
+    if pid == std::os::unix::process::parent_id() {
+        return refuse("the parent of this process");
+    }
+    if pid == std::process::id() {
+        return refuse("this process");
+    }
+    Ok(pid)
 }
 
 /// Tells the guardian about a new process group to kill if we die.

@@ -1,78 +1,15 @@
-//! cgroup v2 directories: finding the cgroup2 mount, the per-process root
-//! `processkit-<pid>-<starttime>`, and the kill / freeze / membership operations
-//! on the cgroups created below it.
+//! cgroup v2 directories: finding the cgroup2 mount, and the kill / freeze /
+//! membership operations on the cgroups created below the per-process root
+//! (made in `cgroup_root`).
 
 use std::fs;
 use std::io::{self, ErrorKind, Write};
 use std::os::fd::OwnedFd;
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// The cgroup this process owns; everything it starts lives below it.
-#[derive(Debug)]
-pub(crate) struct CgroupRoot {
-    pub(crate) path: PathBuf,
-    next_id: AtomicU64,
-}
-
-static ROOT: OnceLock<Result<CgroupRoot, String>> = OnceLock::new();
-
-/// The per-process root, created on first use, or why none can exist here.
-pub(crate) fn root() -> Result<&'static CgroupRoot, &'static str> {
-    ROOT.get_or_init(create_root)
-        .as_ref()
-        .map_err(String::as_str)
-}
-
-/// The per-process root only if it was already created (never creates it).
-pub(crate) fn existing_root() -> Option<&'static CgroupRoot> {
-    ROOT.get().and_then(|r| r.as_ref().ok())
-}
-
-fn create_root() -> Result<CgroupRoot, String> {
-    let mountinfo = fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| format!("cannot read /proc/self/mountinfo: {e}"))?;
-    let mount = find_cgroup2_mount(&mountinfo).ok_or("no cgroup2 filesystem is mounted")?;
-    let membership = fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| format!("cannot read /proc/self/cgroup: {e}"))?;
-    let own = own_cgroup(&membership).ok_or("this process has no cgroup v2 membership")?;
-    let parent = mount.join(own.trim_start_matches('/'));
-    let name = root_name(
-        std::process::id(),
-        self_start_time().map_err(|e| e.to_string())?,
-    );
-    let path = parent.join(name);
-    super::sweep::remove_stale_roots(&parent);
-    match fs::create_dir(&path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == ErrorKind::AlreadyExists => {}
-        Err(e) => {
-            return Err(format!(
-                "cannot create a cgroup in {}: {e}",
-                parent.display()
-            ));
-        }
-    }
-    // A cgroup we cannot join is no container: prove cgroup.procs is writable.
-    let probe =
-        open_procs(&path).map_err(|e| format!("cgroup {} is not joinable: {e}", path.display()));
-    if let Err(e) = probe {
-        let _ = fs::remove_dir(&path);
-        return Err(e);
-    }
-    Ok(CgroupRoot {
-        path,
-        next_id: AtomicU64::new(1),
-    })
-}
-
-/// `processkit-<pid>-<starttime>`: the start time tells a recycled pid apart.
-pub(crate) fn root_name(pid: u32, start_time: u64) -> String {
-    format!("processkit-{pid}-{start_time}")
-}
+pub(crate) use super::cgroup_root::{CgroupRoot, RootError, existing_root, root, root_name};
 
 /// Mount point of the cgroup2 filesystem from a `/proc/self/mountinfo` text.
 pub(crate) fn find_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
@@ -109,35 +46,18 @@ pub(crate) fn start_time(pid: u32) -> io::Result<u64> {
     parse_start_time(&stat).ok_or_else(|| io::Error::other("malformed /proc/<pid>/stat"))
 }
 
-fn self_start_time() -> io::Result<u64> {
-    start_time(std::process::id())
-}
-
 fn parse_start_time(stat: &str) -> Option<u64> {
     // The command name may hold spaces and parentheses; fields resume after the last ')'.
     let rest = &stat[stat.rfind(')')? + 1..];
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-fn open_procs(dir: &Path) -> io::Result<OwnedFd> {
+pub(crate) fn open_procs(dir: &Path) -> io::Result<OwnedFd> {
     let file = fs::OpenOptions::new()
         .write(true)
         .custom_flags(libc::O_CLOEXEC)
         .open(dir.join("cgroup.procs"))?;
     Ok(OwnedFd::from(file))
-}
-
-impl CgroupRoot {
-    /// Creates a fresh child cgroup of the root (`g<N>` for groups, `r<N>` for runs).
-    pub(crate) fn create_child(&self, prefix: char) -> io::Result<Cgroup> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        Cgroup::create(self.path.join(format!("{prefix}{id}")))
-    }
-
-    /// A fresh unique name for a nested cgroup.
-    pub(crate) fn next_name(&self, prefix: char) -> String {
-        format!("{prefix}{}", self.next_id.fetch_add(1, Ordering::Relaxed))
-    }
 }
 
 /// One cgroup directory created by this process, strictly below its root.
@@ -273,11 +193,65 @@ impl Cgroup {
     /// teardown must never reach the cgroup this process lives in.
     fn assert_owned(&self) -> io::Result<()> {
         match existing_root() {
-            Some(root) if self.path.starts_with(&root.path) => Ok(()),
+            Some(root) if strictly_below(&self.path, &root.path) => Ok(()),
             _ => Err(io::Error::new(
                 ErrorKind::PermissionDenied,
                 "refusing to act on a foreign cgroup",
             )),
+        }
+    }
+}
+
+/// Whether `path` names a cgroup strictly below `root` (never `root` itself,
+/// never a path that climbs back out through `..`).
+fn strictly_below(path: &Path, root: &Path) -> bool {
+    path.strip_prefix(root).is_ok_and(|rest| {
+        rest.components().next().is_some()
+            && rest.components().all(|c| matches!(c, Component::Normal(_)))
+    })
+}
+
+/// A cgroup's `cgroup.kill`, opened when the cgroup is made: a kill then
+/// needs no new descriptor, so it works even when the process has run out.
+#[derive(Debug)]
+pub(crate) struct KillSwitch {
+    cg: Cgroup,
+    /// `None` on kernels before 5.14 (no `cgroup.kill`): kill member by member.
+    file: Option<fs::File>,
+}
+
+impl KillSwitch {
+    pub(crate) fn open(cg: &Cgroup) -> io::Result<KillSwitch> {
+        cg.assert_owned()?;
+        let file = match fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(cg.path.join("cgroup.kill"))
+        {
+            Ok(file) => Some(file),
+            Err(e) if e.kind() == ErrorKind::NotFound && cg.path.exists() => None,
+            Err(e) => return Err(e),
+        };
+        Ok(KillSwitch {
+            cg: cg.clone(),
+            file,
+        })
+    }
+
+    /// Kills every process in the cgroup and below; a removed cgroup holds
+    /// nothing, so that is success too.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        self.cg.assert_owned()?;
+        let Some(file) = &self.file else {
+            return self.cg.kill();
+        };
+        loop {
+            match (&*file).write(b"1") {
+                Ok(_) => return Ok(()),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) if vanished(&e) => return Ok(()),
+                Err(e) => return Err(e),
+            }
         }
     }
 }
@@ -374,5 +348,32 @@ mod tests {
         );
         let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
         assert_eq!(parse_start_time(stat), Some(98765));
+    }
+
+    #[test]
+    fn only_cgroups_strictly_below_the_root_are_ours() {
+        let root = Path::new("/cg/processkit-1-2-ab");
+        assert!(strictly_below(&root.join("g1"), root));
+        assert!(strictly_below(&root.join("g1/r2"), root));
+        assert!(!strictly_below(root, root));
+        assert!(!strictly_below(&root.join(".."), root));
+        assert!(!strictly_below(&root.join("g1/../.."), root));
+        assert!(!strictly_below(Path::new("/cg"), root));
+        assert!(!strictly_below(Path::new("/cg/processkit-1-2-abc"), root));
+    }
+
+    /// Teardown never targets the root itself (harmless probe: signal 0).
+    #[test]
+    fn the_root_itself_is_refused() {
+        let Ok(root) = root() else {
+            eprintln!("SKIP: no writable cgroup2 here");
+            return;
+        };
+        let err = Cgroup::at(root.path.clone()).signal(0).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::PermissionDenied);
+        assert!(Cgroup::at(root.path.join("..")).signal(0).is_err());
+        let below = root.create_child('t').unwrap();
+        assert!(below.signal(0).is_ok());
+        remove_tree(below.path()).unwrap();
     }
 }

@@ -1,7 +1,10 @@
 //! Linux containment: a cgroup v2 per group (and per ad-hoc run), below one
 //! per-process root; the process-group fallback lives in `sys::unix`.
 
+#[cfg(feature = "process-control")]
+pub(crate) mod ancestry;
 pub(crate) mod cgroup;
+mod cgroup_root;
 mod clone3;
 mod clone_child;
 pub(crate) mod clone_spawn;
@@ -9,6 +12,7 @@ pub(crate) mod events;
 pub(crate) mod fast_spawn;
 pub(crate) mod guardian;
 mod guardian_process;
+mod kill_retry;
 #[cfg(feature = "limits")]
 pub(crate) mod limits;
 pub(crate) mod pidfd;
@@ -29,7 +33,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cgroup::Cgroup;
+use cgroup::{Cgroup, KillSwitch};
 
 use super::unix::spawn::PreExec;
 use crate::command::OsOptions;
@@ -38,6 +42,8 @@ use crate::command::OsOptions;
 #[derive(Debug)]
 pub(crate) struct CgroupContainer {
     cg: Cgroup,
+    /// `cgroup.kill`, open from the start so teardown needs no new descriptor.
+    kill: Arc<KillSwitch>,
     single_run: bool,
     /// The spare's directory, opened ahead of time for the single run's slot.
     ready_dir: Mutex<Option<OwnedFd>>,
@@ -49,23 +55,33 @@ pub(crate) struct CgroupContainer {
 }
 
 impl CgroupContainer {
-    /// Whether cgroup containment is available, or why not.
-    pub(crate) fn available() -> Result<(), &'static str> {
+    /// Whether cgroup containment is available, or why not (for good, or for now).
+    pub(crate) fn available() -> Result<(), cgroup::RootError> {
         cgroup::root().map(|_| ())
     }
 
     /// A new cgroup below the per-process root. A `single_run` container is
     /// joined directly by its one run; a group gets one nested cgroup per run.
     pub(crate) fn new(single_run: bool) -> io::Result<CgroupContainer> {
-        let root = cgroup::root().map_err(io::Error::other)?;
+        let root = cgroup::root()?;
         #[cfg(feature = "stats")]
         usage::enable_accounting(&root.path);
-        let (cg, ready_dir) = match single_run.then(|| spare::take(root)).flatten() {
-            Some((cg, dir)) => (cg, Some(dir)),
-            None => (root.create_child(if single_run { 'r' } else { 'g' })?, None),
+        let (cg, ready_dir, kill) = match single_run.then(|| spare::take(root)).flatten() {
+            Some(spare) => (spare.cg, Some(spare.dir), spare.kill),
+            None => {
+                let cg = root.create_child(if single_run { 'r' } else { 'g' })?;
+                match KillSwitch::open(&cg) {
+                    Ok(kill) => (cg, None, kill),
+                    Err(e) => {
+                        let _ = std::fs::remove_dir(cg.path());
+                        return Err(e);
+                    }
+                }
+            }
         };
         Ok(CgroupContainer {
             cg,
+            kill: Arc::new(kill),
             single_run,
             ready_dir: Mutex::new(ready_dir),
             run_killed: Arc::default(),
@@ -77,28 +93,35 @@ impl CgroupContainer {
         &self.cg
     }
 
+    /// Kills the whole tree now, through the descriptor opened up front.
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        self.kill.kill()
+    }
+
+    /// Kills the whole tree; a failure is retried in the background until it
+    /// succeeds (for teardown that has nobody to report to).
+    pub(crate) fn kill_or_retry(&self) -> io::Result<()> {
+        kill_retry::kill_or_retry(&self.kill)
+    }
+
     pub(crate) fn slot(&self) -> io::Result<CgroupSlot> {
         let (cg, nested) = if self.single_run {
             (Cgroup::at(self.cg.path().to_owned()), false)
         } else {
-            let root = cgroup::root().map_err(io::Error::other)?;
+            let root = cgroup::root()?;
             (self.cg.create_nested(&root.next_name('r'))?, true)
         };
-        let ready = self
-            .ready_dir
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take()
-            .filter(|_| !nested);
-        let dir = match ready {
-            Some(dir) => dir,
-            None => cg.dir_fd()?,
-        };
+        let opened = self.open_slot(&cg, nested);
+        if opened.is_err() && nested {
+            let _ = std::fs::remove_dir(cg.path());
+        }
+        let (dir, kill) = opened?;
         Ok(CgroupSlot {
             cg,
             nested,
             dir: Some(dir),
             procs: None,
+            kill,
             // A single run's slot is the whole container: they share one flag.
             killed: if nested {
                 Arc::default()
@@ -106,6 +129,25 @@ impl CgroupContainer {
                 Arc::clone(&self.run_killed)
             },
         })
+    }
+
+    /// The directory and kill switch of a new slot: a single run's are the
+    /// container's own (opened ahead of time by the spare thread).
+    fn open_slot(&self, cg: &Cgroup, nested: bool) -> io::Result<(OwnedFd, Arc<KillSwitch>)> {
+        if !nested {
+            let ready = self
+                .ready_dir
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            let dir = match ready {
+                Some(dir) => dir,
+                None => cg.dir_fd()?,
+            };
+            return Ok((dir, Arc::clone(&self.kill)));
+        }
+        let dir = cg.dir_fd()?;
+        Ok((dir, Arc::new(KillSwitch::open(cg)?)))
     }
 
     /// Moves `pid` into the group (into a nested `adopted` cgroup, so the group
@@ -126,7 +168,7 @@ impl CgroupContainer {
 impl Drop for CgroupContainer {
     fn drop(&mut self) {
         if !self.run_killed.load(Ordering::Acquire) {
-            let _ = self.cg.kill();
+            let _ = self.kill_or_retry();
         }
         reaper::remove_when_empty(self.cg.path().to_owned());
     }
@@ -141,6 +183,9 @@ pub(crate) struct CgroupSlot {
     dir: Option<OwnedFd>,
     /// `cgroup.procs`, opened only for the std spawner's pre-exec join.
     procs: Option<OwnedFd>,
+    /// `cgroup.kill`, open from the start: a timeout or a dropped handle
+    /// kills even when the process has no descriptor left.
+    kill: Arc<KillSwitch>,
     /// Set once this slot's cgroup was killed; after `cgroup.kill` nothing can
     /// enter it again (no run spawns into a used slot), so later kills are no-ops.
     killed: Arc<AtomicBool>,
@@ -175,12 +220,13 @@ impl CgroupSlot {
     }
 
     /// Kills this run's tree (for a single-run container: the whole
-    /// container), once: a finisher, a watchdog and Drop may all ask.
+    /// container), once: a finisher, a watchdog and Drop may all ask. A kill
+    /// that fails is retried in the background until it succeeds.
     pub(crate) fn kill(&self) -> io::Result<()> {
         if self.killed.load(Ordering::Acquire) {
             return Ok(());
         }
-        self.cg.kill()?;
+        kill_retry::kill_or_retry(&self.kill)?;
         self.killed.store(true, Ordering::Release);
         Ok(())
     }
