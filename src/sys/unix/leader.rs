@@ -60,7 +60,9 @@ impl Leader {
             0
         } else {
             let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
-            lock_by_pid().get_or_insert_with(HashMap::new).insert(pgid, ticket);
+            lock_by_pid()
+                .get_or_insert_with(HashMap::new)
+                .insert(pgid, ticket);
             ticket
         };
         Leader {

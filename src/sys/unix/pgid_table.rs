@@ -192,7 +192,15 @@ mod tests {
         t.apply(track(99_999, 0), 4, |e| e.pgid % 2 == 0, &mut release);
         let closed = closed.into_inner();
         assert!(pgids(&t).contains(&99_999));
-        assert!(t.as_slice().iter().all(|e| e.pgid % 2 == 0 || e.pgid == 99_999));
-        assert_eq!(closed.len(), 1 + CAPACITY / 2, "dead groups' pidfds released");
+        assert!(
+            t.as_slice()
+                .iter()
+                .all(|e| e.pgid % 2 == 0 || e.pgid == 99_999)
+        );
+        assert_eq!(
+            closed.len(),
+            1 + CAPACITY / 2,
+            "dead groups' pidfds released"
+        );
     }
 }

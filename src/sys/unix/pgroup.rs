@@ -42,7 +42,9 @@ impl PgroupContainer {
     /// Sends `sig` to every tracked group and adopted process, and forgets
     /// those that are gone (their ids may be reused from now on).
     pub(crate) fn signal_all(&self, sig: i32) {
-        lock(&self.groups).list.retain(|g| keep(g, g.leader.signal(sig)));
+        lock(&self.groups)
+            .list
+            .retain(|g| keep(g, g.leader.signal(sig)));
         lock(&self.adopted).retain(|a| a.signal(sig) == Reach::Sent);
     }
 
