@@ -120,20 +120,10 @@ impl Leader {
         self.state() == State::Running
     }
 
-    /// Whether a process that is not a zombie is still in the group: the
-    /// leader, or (Linux, found through `/proc`) any other member.
-    pub(crate) fn has_live_members(&self) -> bool {
-        match self.state() {
-            State::Running => true,
-            #[cfg(target_os = "linux")]
-            State::Zombie | State::Reaped => self.exists() && linux::live_member_in(self.pgid),
-            // Best effort: there is no cheap way to list a group here, so a
-            // group whose leader has exited counts as empty for waiting.
-            #[cfg(not(target_os = "linux"))]
-            State::Zombie => false,
-            #[cfg(not(target_os = "linux"))]
-            State::Reaped => self.exists(),
-        }
+    /// Whether a process that is not a zombie is still in the group.
+    #[cfg(test)]
+    fn has_live_members(&self) -> bool {
+        any_live_member(std::iter::once(self))
     }
 
     fn state(&self) -> State {
@@ -165,6 +155,28 @@ impl Drop for Leader {
             map.remove(&self.pgid);
         }
     }
+}
+
+/// Whether a process that is not a zombie is still in one of `leaders`'
+/// groups: a running leader, or (Linux, one `/proc` scan for all groups whose
+/// leader has exited) any other member.
+pub(crate) fn any_live_member<'a>(leaders: impl Iterator<Item = &'a Leader>) -> bool {
+    let mut exited = Vec::new();
+    for leader in leaders {
+        match leader.state() {
+            State::Running => return true,
+            // Best effort: there is no cheap way to list a group here, so a
+            // group whose leader has exited counts as empty for waiting.
+            #[cfg(not(target_os = "linux"))]
+            State::Zombie => {}
+            _ if leader.exists() => exited.push(leader.pgid),
+            _ => {}
+        }
+    }
+    #[cfg(target_os = "linux")]
+    return !exited.is_empty() && linux::live_member_in(&exited);
+    #[cfg(not(target_os = "linux"))]
+    return !exited.is_empty();
 }
 
 /// An existing process tracked by pid.
@@ -251,15 +263,9 @@ fn own_child_state(pid: i32) -> State {
     }
 }
 
-#[cfg(any(target_os = "linux", target_os = "android"))]
 fn siginfo_pid(info: &libc::siginfo_t) -> libc::pid_t {
     // SAFETY: waitid filled a SIGCHLD siginfo (or left it zeroed).
     unsafe { info.si_pid() }
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn siginfo_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    info.si_pid
 }
 
 #[cfg(target_os = "linux")]
@@ -364,9 +370,9 @@ mod linux {
         }
     }
 
-    /// Whether `/proc` lists a process in group `pgid` that is not a zombie.
-    /// Unreadable `/proc` answers yes: waiting too long beats not waiting.
-    pub(super) fn live_member_in(pgid: i32) -> bool {
+    /// Whether `/proc` lists a process in one of `pgids` that is not a
+    /// zombie. Unreadable `/proc` answers yes: waiting too long beats not waiting.
+    pub(super) fn live_member_in(pgids: &[i32]) -> bool {
         let Ok(dir) = fs::read_dir("/proc") else {
             return true;
         };
@@ -383,7 +389,7 @@ mod linux {
                 continue;
             };
             if let Some((state, group)) = state_and_pgid(&stat)
-                && group == pgid
+                && pgids.contains(&group)
                 && !matches!(state, 'Z' | 'X' | 'x')
             {
                 return true;

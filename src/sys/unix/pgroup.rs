@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Mutex};
 
-use super::leader::{Adopted, Leader, Reach};
+use super::leader::{Adopted, Leader, Reach, any_live_member};
 use super::spawn::PreExec;
 use crate::command::OsOptions;
 
@@ -71,7 +71,7 @@ impl PgroupContainer {
     pub(crate) fn is_populated(&self) -> bool {
         let mut groups = lock(&self.groups);
         groups.list.retain(|g| keep(g, g.leader.signal(0)));
-        groups.list.iter().any(|g| g.leader.has_live_members())
+        any_live_member(groups.list.iter().map(|g| &g.leader))
             || lock(&self.adopted).iter().any(Adopted::running)
     }
 
