@@ -333,6 +333,30 @@ fn shutdown_does_not_wait_for_a_zombie_member() {
     });
 }
 
+/// A run whose leader was reaped but left a member in its group: the group
+/// is still ours (the member keeps its id from being reused) and is killed.
+#[tokio::test]
+async fn a_leaderless_group_is_still_torn_down() {
+    let group = pgroup(Duration::from_secs(1));
+    let token = format!("9999.{}{}", std::process::id(), 1618);
+    let _guard = common::Cleanup::token(&token);
+    let mut run = group
+        .start(&Command::new("sh").args(["-c", &format!("sleep {token} & exit 0")]))
+        .await
+        .unwrap();
+    assert_eq!(run.wait().await.unwrap(), Some(0));
+    assert!(
+        eventually_async(LIMIT, || pids_with_token(&token).len() == 1).await,
+        "the member did not start"
+    );
+    group.signal(Signal::Term).unwrap();
+    assert!(
+        eventually_async(LIMIT, || pids_with_token(&token).is_empty()).await,
+        "the leaderless member outlived group.signal(Term)"
+    );
+    drop(run);
+}
+
 fn state_of(pid: u32) -> Option<char> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     stat.rsplit_once(')')?
