@@ -37,12 +37,13 @@ pub(crate) struct Leader {
     /// Pins the leader's identity: its group can be signalled as a whole.
     #[cfg(target_os = "linux")]
     pidfd: Option<OwnedFd>,
-    /// Without a pidfd: which of our children with this pid this record means.
+    /// Which of our children with this pid this record means (checked when
+    /// there is no pidfd to ask).
     ticket: u64,
 }
 
-/// Children recorded without a pidfd, by pid, with the ticket of the newest:
-/// a later child that got the same pid makes an older record stale.
+/// Every recorded leader's pid, with the ticket of the newest: a later child
+/// that got the same pid makes an older record stale.
 static BY_PID: Mutex<Option<HashMap<i32, u64>>> = Mutex::new(None);
 static TICKETS: AtomicU64 = AtomicU64::new(1);
 
@@ -50,25 +51,16 @@ impl Leader {
     /// Records our just-started, not yet reaped child `pid` as a group leader.
     pub(crate) fn new(pid: u32) -> Leader {
         let pgid = i32::try_from(pid).unwrap_or(0);
-        #[cfg(target_os = "linux")]
-        let pidfd = linux::pidfd_open(pgid).ok();
-        #[cfg(target_os = "linux")]
-        let pinned = pidfd.is_some();
-        #[cfg(not(target_os = "linux"))]
-        let pinned = false;
-        let ticket = if pinned {
-            0
-        } else {
-            let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
-            lock_by_pid()
-                .get_or_insert_with(HashMap::new)
-                .insert(pgid, ticket);
-            ticket
-        };
+        // Every leader takes a ticket, so a record without a pidfd never
+        // mistakes a later child of ours with the same pid for its own.
+        let ticket = TICKETS.fetch_add(1, Ordering::Relaxed);
+        lock_by_pid()
+            .get_or_insert_with(HashMap::new)
+            .insert(pgid, ticket);
         Leader {
             pgid,
             #[cfg(target_os = "linux")]
-            pidfd,
+            pidfd: linux::pidfd_open(pgid).ok(),
             ticket,
         }
     }
@@ -121,7 +113,7 @@ impl Leader {
     }
 
     /// Whether a process that is not a zombie is still in the group.
-    #[cfg(test)]
+    #[cfg(all(test, target_os = "linux"))]
     fn has_live_members(&self) -> bool {
         any_live_member(std::iter::once(self))
     }
@@ -145,9 +137,6 @@ impl Leader {
 
 impl Drop for Leader {
     fn drop(&mut self) {
-        if self.ticket == 0 {
-            return;
-        }
         let mut by_pid = lock_by_pid();
         if let Some(map) = by_pid.as_mut()
             && map.get(&self.pgid) == Some(&self.ticket)
@@ -427,10 +416,6 @@ mod tests {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let mut leader = Leader::new(child.id());
         leader.pidfd = None;
-        leader.ticket = 7;
-        lock_by_pid()
-            .get_or_insert_with(HashMap::new)
-            .insert(leader.pgid, 7);
         assert_ne!(leader.state(), State::Reaped, "our unreaped child");
         child.wait().unwrap();
         assert_eq!(leader.state(), State::Reaped);
