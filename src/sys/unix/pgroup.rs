@@ -12,7 +12,9 @@ use crate::command::OsOptions;
 #[derive(Debug)]
 struct Group {
     leader: Leader,
-    /// The guardian's ticket for this group (0 when it was not told).
+    /// The guardian's ticket for this group (0 when it was not told; Linux
+    /// is the only platform with a guardian process).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     guardian: u64,
 }
 
