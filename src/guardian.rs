@@ -23,7 +23,9 @@ pub enum GuardianStatus {
     },
     /// Turned off through the `PROCESSKIT_GUARDIAN` environment variable.
     Disabled,
-    /// It could not be started, or it has exited; `reason` says why.
+    /// It could not be started, or it has exited; `reason` says why. A start
+    /// that failed for a passing reason (out of descriptors, memory or
+    /// processes) is tried again when the next container is created.
     Unavailable {
         /// What went wrong.
         reason: String,

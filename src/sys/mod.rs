@@ -488,23 +488,6 @@ pub(crate) fn adoptable(pid: u32) -> io::Result<u32> {
     Ok(pid)
 }
 
-/// Tells the guardian about a new process group to kill if we die.
-#[cfg(unix)]
-pub(crate) fn guardian_track_pgid(pgid: i32) {
-    #[cfg(target_os = "linux")]
-    linux::guardian::track(pgid);
-    let _ = pgid;
-}
-
-/// Tells the guardian a tracked process group is gone or already killed, so a
-/// later group that reuses its id is never hit.
-#[cfg(unix)]
-pub(crate) fn guardian_forget_pgid(pgid: i32) {
-    #[cfg(target_os = "linux")]
-    linux::guardian::forget(pgid);
-    let _ = pgid;
-}
-
 /// Whether a guardian is watching over this process's containers.
 pub(crate) fn guardian_status() -> crate::GuardianStatus {
     #[cfg(target_os = "linux")]

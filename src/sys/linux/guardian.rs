@@ -5,7 +5,7 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
@@ -13,7 +13,10 @@ use std::sync::{Mutex, OnceLock};
 use super::cgroup;
 use super::guardian_process::{self, Plan};
 use crate::guardian::{GuardianStatus, disabled_by_env};
-use crate::sys::unix::pgid_table::{self, Message};
+use crate::sys::unix::pgid_table;
+use send::Outgoing;
+
+mod send;
 
 enum State {
     Running {
@@ -28,18 +31,47 @@ enum State {
     Failed(String),
 }
 
+/// Set once the answer is definitive: running, disabled, or a failure that
+/// retrying cannot cure.
 static STATE: OnceLock<State> = OnceLock::new();
+/// Serialises start attempts; holds why the last one failed for a reason
+/// that may pass (out of descriptors, memory or processes): the next
+/// container tries again.
+static RETRY: Mutex<Option<String>> = Mutex::new(None);
 
-/// Starts the guardian unless it already runs, failed, or is disabled.
-/// Called for every new container; only the first call does any work.
+/// Starts the guardian unless it already runs, is disabled, or cannot run.
+/// Called for every new container; it does work only until it has an answer.
 pub(crate) fn ensure_started() {
-    STATE.get_or_init(start);
+    if STATE.get().is_some() {
+        return;
+    }
+    let mut retry = RETRY.lock().unwrap_or_else(|e| e.into_inner());
+    if STATE.get().is_some() {
+        return;
+    }
+    match start() {
+        Ok(state) => {
+            *retry = None;
+            let _ = STATE.set(state);
+        }
+        Err(Failure::Transient(reason)) => {
+            trace_unavailable(&reason);
+            *retry = Some(reason);
+        }
+        Err(Failure::Final(reason)) => {
+            trace_unavailable(&reason);
+            let _ = STATE.set(State::Failed(reason));
+        }
+    }
 }
 
 /// The guardian's current status.
 pub(crate) fn status() -> GuardianStatus {
     match STATE.get() {
-        None => GuardianStatus::NotStarted,
+        None => match RETRY.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            Some(reason) => GuardianStatus::Unavailable { reason },
+            None => GuardianStatus::NotStarted,
+        },
         Some(State::Disabled) => GuardianStatus::Disabled,
         Some(State::Failed(reason)) => GuardianStatus::Unavailable {
             reason: reason.clone(),
@@ -59,67 +91,92 @@ pub(crate) fn status() -> GuardianStatus {
     }
 }
 
-/// Asks the guardian to kill process group `pgid` if we die.
-pub(crate) fn track(pgid: i32) {
-    send(pgid_table::track(pgid));
+/// Asks the guardian to kill process group `pgid` if we die. The leader's
+/// pidfd lets it hit exactly that group; without one it checks the leader's
+/// start time. Returns the ticket `forget` needs (0: not tracked).
+pub(crate) fn track(pgid: i32, pidfd: Option<BorrowedFd<'_>>) -> u64 {
+    let Some(channel) = channel() else {
+        return 0;
+    };
+    // The queue owns its copy: ours may close before the message leaves.
+    let pidfd = pidfd.and_then(|fd| fd.try_clone_to_owned().ok());
+    let start = match pidfd {
+        Some(_) => 0,
+        None => cgroup::start_time(pgid as u32).unwrap_or(0),
+    };
+    send::track(
+        channel,
+        pgid,
+        Outgoing {
+            message: pgid_table::track(pgid, start),
+            pidfd,
+        },
+    )
 }
 
-/// Tells the guardian that group `pgid` is gone (or already killed).
-pub(crate) fn forget(pgid: i32) {
-    send(pgid_table::forget(pgid));
-}
-
-fn send(message: Message) {
-    let Some(State::Running { channel, .. }) = STATE.get() else {
-        return;
-    };
-    // SAFETY: a 4-byte buffer we own; MSG_NOSIGNAL turns a dead guardian into
-    // EPIPE instead of SIGPIPE, MSG_DONTWAIT keeps a stuck one from blocking us.
-    let sent = unsafe {
-        libc::send(
-            channel.as_raw_fd(),
-            message.as_ptr().cast(),
-            message.len(),
-            libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT,
-        )
-    };
-    if sent != message.len() as isize {
-        trace_send_failure(io::Error::last_os_error());
+/// Tells the guardian that group `pgid` (tracked under `ticket`) is gone or
+/// already killed. A newer group that reused the id keeps its own entry.
+pub(crate) fn forget(pgid: i32, ticket: u64) {
+    if let Some(channel) = channel() {
+        send::forget(channel, pgid, ticket);
     }
 }
 
-fn start() -> State {
+fn channel() -> Option<libc::c_int> {
+    match STATE.get() {
+        Some(State::Running { channel, .. }) => Some(channel.as_raw_fd()),
+        _ => None,
+    }
+}
+
+enum Failure {
+    /// Out of descriptors, memory or processes: worth another try later.
+    Transient(String),
+    Final(String),
+}
+
+fn failure(what: &str, error: io::Error) -> Failure {
+    let reason = format!("{what}: {error}");
+    match error.raw_os_error() {
+        Some(libc::EMFILE | libc::ENFILE | libc::ENOMEM | libc::EAGAIN | libc::ENOBUFS) => {
+            Failure::Transient(format!("{reason} (retried with the next group)"))
+        }
+        _ => Failure::Final(reason),
+    }
+}
+
+fn start() -> Result<State, Failure> {
     if disabled_by_env() {
         #[cfg(feature = "tracing")]
         tracing::debug!("processkit guardian disabled by PROCESSKIT_GUARDIAN");
-        return State::Disabled;
+        return Ok(State::Disabled);
     }
-    match fork_guardian() {
-        Ok((pid, channel)) => {
-            #[cfg(feature = "tracing")]
-            tracing::debug!(pid, "processkit guardian started");
-            State::Running {
-                pid,
-                channel,
-                exited: Mutex::new(None),
-            }
-        }
-        Err(reason) => {
-            #[cfg(feature = "tracing")]
-            tracing::warn!(
-                %reason,
-                "processkit guardian unavailable: groups still work, but a SIGKILLed \
-                 owner leaves its children running"
-            );
-            State::Failed(reason)
-        }
-    }
+    let (pid, channel) = fork_guardian()?;
+    #[cfg(feature = "tracing")]
+    tracing::debug!(pid, "processkit guardian started");
+    Ok(State::Running {
+        pid,
+        channel,
+        exited: Mutex::new(None),
+    })
 }
 
-fn fork_guardian() -> Result<(libc::pid_t, OwnedFd), String> {
+fn trace_unavailable(reason: &str) {
+    #[cfg(feature = "tracing")]
+    tracing::warn!(
+        %reason,
+        "processkit guardian unavailable: groups still work, but a SIGKILLed \
+         owner leaves its children running"
+    );
+    let _ = reason;
+}
+
+fn fork_guardian() -> Result<(libc::pid_t, OwnedFd), Failure> {
     // Everything the guardian needs is built here: after fork it may not allocate.
     let plan = Plan {
-        cgroup_root: root_path().and_then(|p| CString::new(p.as_os_str().as_bytes()).ok()),
+        cgroup_root: root_path()
+            .map_err(|e| failure("cannot find the cgroup root", e))?
+            .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok()),
     };
     let mut fds = [0; 2];
     // SAFETY: socketpair writes two new descriptors into the array we pass.
@@ -134,9 +191,9 @@ fn fork_guardian() -> Result<(libc::pid_t, OwnedFd), String> {
         )
     };
     if rc != 0 {
-        return Err(format!(
-            "cannot create the guardian's socket pair: {}",
-            io::Error::last_os_error()
+        return Err(failure(
+            "cannot create the guardian's socket pair",
+            io::Error::last_os_error(),
         ));
     }
     // SAFETY: socketpair succeeded, so both descriptors are open and ours alone.
@@ -146,25 +203,38 @@ fn fork_guardian() -> Result<(libc::pid_t, OwnedFd), String> {
     // async-signal-safe syscalls on memory prepared above and never returns.
     match unsafe { libc::fork() } {
         0 => guardian_process::run(&plan, guardian_end.as_raw_fd()),
-        -1 => Err(format!(
-            "cannot fork the guardian: {}",
-            io::Error::last_os_error()
+        -1 => Err(failure(
+            "cannot fork the guardian",
+            io::Error::last_os_error(),
         )),
         pid => Ok((pid, owner_end)),
     }
 }
 
 /// The per-process root, whether or not it exists yet: a group on the
-/// process-group fallback may come first, and a cgroup one later.
-fn root_path() -> Option<PathBuf> {
+/// process-group fallback may come first, and a cgroup one later. `None`
+/// when there is no cgroup2 here; an error when `/proc` could not be read.
+fn root_path() -> io::Result<Option<PathBuf>> {
     if let Some(root) = cgroup::existing_root() {
-        return Some(root.path.clone());
+        return Ok(Some(root.path.clone()));
     }
-    let mount = cgroup::find_cgroup2_mount(&fs::read_to_string("/proc/self/mountinfo").ok()?)?;
-    let own = cgroup::own_cgroup(&fs::read_to_string("/proc/self/cgroup").ok()?)?;
+    let Some(mount) = cgroup::find_cgroup2_mount(&read_proc("/proc/self/mountinfo")?) else {
+        return Ok(None);
+    };
+    let Some(own) = cgroup::own_cgroup(&read_proc("/proc/self/cgroup")?) else {
+        return Ok(None);
+    };
     let pid = std::process::id();
-    let name = cgroup::root_name(pid, cgroup::start_time(pid).ok()?);
-    Some(mount.join(own.trim_start_matches('/')).join(name))
+    let name = cgroup::root_name(pid, cgroup::start_time(pid)?);
+    Ok(Some(mount.join(own.trim_start_matches('/')).join(name)))
+}
+
+/// A `/proc` file; a missing one reads as empty (no cgroup2 to find in it).
+fn read_proc(path: &str) -> io::Result<String> {
+    match fs::read_to_string(path) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(String::new()),
+        other => other,
+    }
 }
 
 /// Why the guardian is gone, if it has exited (reaping it if so).
@@ -183,10 +253,4 @@ fn reap(pid: libc::pid_t) -> Option<String> {
             libc::WEXITSTATUS(status)
         )),
     }
-}
-
-fn trace_send_failure(error: io::Error) {
-    #[cfg(feature = "tracing")]
-    tracing::warn!(%error, "cannot tell the processkit guardian about a process group");
-    let _ = error;
 }

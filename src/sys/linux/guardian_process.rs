@@ -1,13 +1,14 @@
 //! The guardian's life after fork: detach from the owner's session and
 //! signals, wait for the owner's end of the socket to close, then kill every
-//! tracked process group and the per-process cgroup root, and remove it.
-//! This runs in a forked copy of a multi-threaded process, so it makes raw,
-//! async-signal-safe syscalls only and never allocates.
+//! tracked process group (through its leader's pidfd, so never a recycled
+//! id) and the per-process cgroup root, and remove it. This runs in a forked
+//! copy of a multi-threaded process: raw async-signal-safe syscalls only, no
+//! allocation.
 
 use std::ffi::{CStr, CString};
 use std::os::fd::RawFd;
 
-use crate::sys::unix::pgid_table::PgidTable;
+use crate::sys::unix::pgid_table::{CAPACITY, Entry, Message, PgidTable};
 
 /// Everything the guardian needs, built by the owner before fork.
 pub(crate) struct Plan {
@@ -19,6 +20,8 @@ pub(crate) struct Plan {
 const EMPTY_POLLS: u32 = 1000;
 /// Deepest cgroup nesting the guardian walks (the crate nests three levels).
 const MAX_DEPTH: u32 = 16;
+/// `pidfd_send_signal` flag (Linux 6.9): signal the pidfd's process group.
+const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
 
 /// The guardian process's whole life. Never returns.
 pub(crate) fn run(plan: &Plan, channel: RawFd) -> ! {
@@ -26,9 +29,8 @@ pub(crate) fn run(plan: &Plan, channel: RawFd) -> ! {
     let mut table = PgidTable::new();
     let owner_gone = watch(channel, &mut table);
     if owner_gone {
-        for &pgid in table.as_slice() {
-            // SAFETY: killpg with a pgid > 1 (the table refuses 0 and 1).
-            unsafe { libc::killpg(pgid, libc::SIGKILL) };
+        for entry in table.as_slice() {
+            kill_group(entry);
         }
         if let Some(root) = &plan.cgroup_root {
             tear_down_root(root);
@@ -71,6 +73,13 @@ fn detach(keep: RawFd) {
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         libc::prctl(libc::PR_SET_NAME, c"pk-guardian".as_ptr());
         libc::chdir(c"/".as_ptr());
+        // Room for a pidfd per tracked group, as far as the hard limit allows.
+        let mut limit: libc::rlimit = std::mem::zeroed();
+        let want = (CAPACITY + 64) as libc::rlim_t;
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < want {
+            limit.rlim_cur = want.min(limit.rlim_max);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
     }
     close_all_except(keep);
 }
@@ -96,15 +105,20 @@ fn close_all_except(keep: RawFd) {
 /// Applies the owner's messages until its end closes. Returns whether the
 /// owner is gone (end-of-file) rather than the socket failing.
 fn watch(channel: RawFd, table: &mut PgidTable) -> bool {
-    let mut message = [0u8; 4];
+    let mut message: Message = [0; 12];
     loop {
-        // SAFETY: receives at most 4 bytes into a 4-byte stack buffer.
-        let n = unsafe { libc::recv(channel, message.as_mut_ptr().cast(), message.len(), 0) };
+        let (n, pidfd) = receive(channel, &mut message);
+        let error = errno();
         match n {
-            4 => table.apply(message, group_alive),
-            0 => return true,
-            n if n > 0 => {} // a short message is not ours: ignore it
-            _ => match errno() {
+            12 => table.apply(message, pidfd, group_alive, &mut close_fd),
+            n if n >= 0 => {
+                // End-of-file, or a short message that is not ours.
+                close_fd(pidfd);
+                if n == 0 {
+                    return true;
+                }
+            }
+            _ => match error {
                 libc::EINTR | libc::ENOMEM | libc::ENOBUFS => nap(),
                 libc::ECONNRESET => return true,
                 // Blind now: exit without touching what a live owner may still own.
@@ -114,9 +128,170 @@ fn watch(channel: RawFd, table: &mut PgidTable) -> bool {
     }
 }
 
-fn group_alive(pgid: i32) -> bool {
+/// One message and the descriptor that came with it (-1 if none).
+fn receive(channel: RawFd, message: &mut Message) -> (isize, RawFd) {
+    let mut iov = libc::iovec {
+        iov_base: message.as_mut_ptr().cast(),
+        iov_len: message.len(),
+    };
+    // u64 elements keep the control buffer aligned for a cmsghdr.
+    let mut control = [0u64; 8];
+    let mut pidfd = -1;
+    // SAFETY: a zeroed msghdr pointing at `iov` and `control` on this stack;
+    // the kernel writes at most their lengths, and the control headers are
+    // walked with the CMSG macros inside the length it reported.
+    let n = unsafe {
+        let mut msg: libc::msghdr = std::mem::zeroed();
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        let n = libc::recvmsg(channel, &mut msg, libc::MSG_CMSG_CLOEXEC);
+        if n >= 0 {
+            let mut header = libc::CMSG_FIRSTHDR(&msg);
+            while !header.is_null() {
+                if (*header).cmsg_level == libc::SOL_SOCKET
+                    && (*header).cmsg_type == libc::SCM_RIGHTS
+                {
+                    let bytes = (*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
+                    let data = libc::CMSG_DATA(header).cast::<RawFd>();
+                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
+                        let fd = std::ptr::read_unaligned(data.add(i));
+                        if pidfd < 0 {
+                            pidfd = fd;
+                        } else {
+                            libc::close(fd);
+                        }
+                    }
+                }
+                header = libc::CMSG_NXTHDR(&msg, header);
+            }
+        }
+        n
+    };
+    (n, pidfd)
+}
+
+fn close_fd(fd: RawFd) {
+    if fd >= 0 {
+        // SAFETY: closing a descriptor this process received and owns.
+        unsafe { libc::close(fd) };
+    }
+}
+
+fn pidfd_signal(pidfd: RawFd, signal: i32, flags: libc::c_uint) -> bool {
+    // SAFETY: pidfd_send_signal on a descriptor we own, with a null siginfo.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd,
+            signal,
+            std::ptr::null::<libc::siginfo_t>(),
+            flags,
+        ) == 0
+    }
+}
+
+/// Kills one tracked group, unless its id may now be someone else's.
+fn kill_group(entry: &Entry) {
+    if entry.pidfd >= 0 {
+        // Exact: the kernel follows the leader's pid object (Linux 6.9+).
+        if pidfd_signal(entry.pidfd, libc::SIGKILL, PIDFD_SIGNAL_PROCESS_GROUP)
+            || errno() == libc::ESRCH
+        {
+            return;
+        }
+        // Older kernels: while the leader lives or is a zombie, its id is
+        // still its group's. Once reaped, a process with that pid is someone else.
+        if !pidfd_signal(entry.pidfd, 0, 0) && process_exists(entry.pgid) {
+            return;
+        }
+    } else if entry.start != 0
+        && let Some(start) = start_time_of(entry.pgid)
+        && start != entry.start
+    {
+        return; // the leader's pid now names a younger process
+    }
+    // SAFETY: killpg with a pgid > 1 (the table refuses 0 and 1).
+    unsafe { libc::killpg(entry.pgid, libc::SIGKILL) };
+}
+
+/// Whether a tracked group still has members (to make room in a full table).
+fn group_alive(entry: &Entry) -> bool {
+    if entry.pidfd >= 0 {
+        if pidfd_signal(entry.pidfd, 0, PIDFD_SIGNAL_PROCESS_GROUP) {
+            return true;
+        }
+        if errno() == libc::ESRCH {
+            return false;
+        }
+    }
     // SAFETY: signal 0 only checks whether the group has members.
-    unsafe { libc::killpg(pgid, 0) == 0 }
+    unsafe { libc::killpg(entry.pgid, 0) == 0 }
+}
+
+fn process_exists(pid: libc::pid_t) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    unsafe { libc::kill(pid, 0) == 0 || errno() == libc::EPERM }
+}
+
+/// Field 22 of `/proc/<pid>/stat`, read into stack buffers.
+fn start_time_of(pid: libc::pid_t) -> Option<u64> {
+    let mut path = [0u8; 32];
+    let mut at = 0;
+    for &b in b"/proc/" {
+        path[at] = b;
+        at += 1;
+    }
+    let mut digits = [0u8; 12];
+    let mut count = 0;
+    let mut rest = pid.unsigned_abs();
+    loop {
+        digits[count] = b'0' + (rest % 10) as u8;
+        count += 1;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    while count > 0 {
+        count -= 1;
+        path[at] = digits[count];
+        at += 1;
+    }
+    for &b in b"/stat" {
+        path[at] = b;
+        at += 1;
+    }
+    let mut text = [0u8; 1024];
+    // SAFETY: a NUL-terminated path on our stack (the array was zeroed and
+    // is longer than what was written); read into a stack buffer; close.
+    let n = unsafe {
+        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
+        if fd < 0 {
+            return None;
+        }
+        let n = libc::read(fd, text.as_mut_ptr().cast(), text.len());
+        libc::close(fd);
+        n
+    };
+    parse_start_time(&text[..n.max(0) as usize])
+}
+
+fn parse_start_time(stat: &[u8]) -> Option<u64> {
+    let close = stat.iter().rposition(|&b| b == b')')?;
+    let field = stat[close + 1..]
+        .split(|&b| b == b' ')
+        .filter(|f| !f.is_empty())
+        .nth(19)?;
+    let mut value: u64 = 0;
+    for &b in field {
+        if !b.is_ascii_digit() {
+            break;
+        }
+        value = value.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(value)
 }
 
 /// `cgroup.kill` on the root, wait until the kernel reports it empty, then
@@ -322,6 +497,17 @@ mod tests {
     use super::*;
     use crate::sys::linux::cgroup;
     use std::os::unix::ffi::OsStrExt;
+
+    #[test]
+    fn reads_a_start_time_as_the_owner_does() {
+        let pid = std::process::id();
+        assert_eq!(
+            start_time_of(pid as i32),
+            cgroup::start_time(pid).ok(),
+            "field 22 of our own stat"
+        );
+        assert_eq!(parse_start_time(b"1 (a) b) S 1 2 3"), None);
+    }
 
     /// The path kernels before 5.14 take: no `cgroup.kill`, so every member of
     /// every nested cgroup is killed one by one before the tree is removed.

@@ -1,6 +1,7 @@
 //! POSIX pieces shared by Linux, macOS and the BSDs: the process-group
-//! container, guarded signal delivery and the pre-exec step.
+//! container and its leaders, guarded signal delivery and the pre-exec step.
 
+pub(crate) mod leader;
 #[cfg(target_os = "linux")]
 pub(crate) mod pgid_table;
 pub(crate) mod pgroup;

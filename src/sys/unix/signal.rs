@@ -1,5 +1,6 @@
 //! Guarded signal delivery: never pid/pgid 0 or 1, never our own process group.
 
+use super::leader::Reach;
 use crate::signal::Signal;
 
 /// The raw number of `signal` on this platform.
@@ -29,23 +30,28 @@ pub(crate) fn kill_pid(pid: u32, sig: i32) -> bool {
     unsafe { libc::kill(pid, sig) == 0 }
 }
 
-/// Sends `sig` to a process group we created. Refuses pgid 0 and 1 and the
-/// group this process belongs to, so teardown never reaches the caller.
-pub(crate) fn kill_group(pgid: i32, sig: i32) -> bool {
+/// Sends `sig` to process group `pgid`, which the caller has proven is still
+/// the one it created. Refuses pgid 0 and 1 and our own group; `Gone` when
+/// the group has no member left.
+pub(crate) fn group_signal(pgid: i32, sig: i32) -> Reach {
     if pgid <= 1 || pgid == own_pgid() {
-        return false;
+        return Reach::Gone;
     }
     // SAFETY: killpg(2) with a positive pgid only signals that group; no memory is passed.
-    unsafe { libc::killpg(pgid, sig) == 0 }
+    if unsafe { libc::killpg(pgid, sig) } == 0 {
+        return Reach::Sent;
+    }
+    match std::io::Error::last_os_error().raw_os_error() {
+        Some(libc::ESRCH) => Reach::Gone,
+        _ => Reach::Sent,
+    }
 }
 
-/// Whether any process is still in group `pgid`.
+/// Whether any process is still in group `pgid` (a zombie counts).
+#[cfg(all(feature = "stats", not(target_os = "linux")))]
 pub(crate) fn group_alive(pgid: i32) -> bool {
-    if pgid <= 1 {
-        return false;
-    }
     // SAFETY: signal 0 only checks for existence and permission.
-    unsafe { libc::killpg(pgid, 0) == 0 }
+    pgid > 1 && unsafe { libc::killpg(pgid, 0) == 0 }
 }
 
 /// Whether process `pid` still exists (a zombie counts).
@@ -57,11 +63,20 @@ pub(crate) fn pid_alive(pid: u32) -> bool {
     pid > 0 && unsafe { libc::kill(pid, 0) == 0 }
 }
 
+/// Whether any process has pid `pid`, including one we may not signal.
+pub(crate) fn process_exists(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks for existence and permission.
+    pid > 0
+        && (unsafe { libc::kill(pid, 0) } == 0
+            || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM))
+}
+
 fn own_pid() -> i32 {
     std::process::id() as i32
 }
 
-fn own_pgid() -> i32 {
+/// This process's group.
+pub(crate) fn own_pgid() -> i32 {
     // SAFETY: getpgrp(2) takes no arguments and cannot fail.
     unsafe { libc::getpgrp() }
 }
