@@ -53,17 +53,25 @@ fn sleeper(token: &str) -> Command {
 
 /// Starts `count` short `kill_on_parent_death` runs, so the spawner thread has
 /// a queue to work through; their handles are awaited (and dropped) later.
-async fn busy_spawner(count: usize) -> Vec<tokio::task::JoinHandle<()>> {
+/// They run in a process-group group: no cgroup to make per run, so they
+/// queue up much faster than the spawner thread can start them.
+async fn busy_spawner(count: usize) -> (Arc<ProcessGroup>, Vec<tokio::task::JoinHandle<()>>) {
+    let options = ProcessGroupOptions::default().mechanism(Mechanism::ProcessGroup);
+    let group = Arc::new(ProcessGroup::with_options(options).unwrap());
     let fillers: Vec<_> = (0..count)
         .map(|_| {
-            tokio::spawn(async {
-                let _ = Command::new("true").kill_on_parent_death().start().await;
+            let group = Arc::clone(&group);
+            tokio::spawn(async move {
+                let cmd = Command::new("true").kill_on_parent_death();
+                if let Ok(mut run) = group.start(&cmd).await {
+                    let _ = run.wait().await;
+                }
             })
         })
         .collect();
     // On a current-thread runtime every filler queues its spawn before we go on.
     tokio::task::yield_now().await;
-    fillers
+    (group, fillers)
 }
 
 /// One more spawn through the (FIFO) spawner thread: once it is back, every
@@ -91,7 +99,7 @@ async fn cancelled_starts(mechanism: Option<Mechanism>) {
             None => ProcessGroupOptions::default(),
         };
         let group = ProcessGroup::with_options(options).unwrap();
-        let fillers = busy_spawner(100).await;
+        let (_busy, fillers) = busy_spawner(100).await;
         let cmd = sleeper(token);
         // Polled once (its spawn is queued behind the fillers), then dropped.
         let mut start = Box::pin(group.start(&cmd));
@@ -106,9 +114,15 @@ async fn cancelled_starts(mechanism: Option<Mechanism>) {
         let mut opened = Vec::new();
         for i in 0..4 {
             let path = files.path().join(format!("round-{round}-{i}"));
-            opened.push((Some(path.clone()), File::create(&path).unwrap()));
-            if let Some(dir) = &own {
-                opened.push((None, File::open(dir).unwrap()));
+            let file = || (Some(path.clone()), File::create(&path).unwrap());
+            let dir = || own.as_ref().map(|dir| (None, File::open(dir).unwrap()));
+            // The lowest free number goes first: to what each spawner would misuse.
+            if clone_spawner() {
+                opened.extend(dir());
+                opened.push(file());
+            } else {
+                opened.push(file());
+                opened.extend(dir());
             }
         }
         for filler in fillers {
@@ -183,7 +197,7 @@ async fn suspending_a_group_with_a_queued_start_does_not_stall_the_spawner() {
     let token = token("frozen-start");
     let _cleanup = Cleanup::token(&token);
     let _resume = Resume(Arc::clone(&group));
-    let fillers = busy_spawner(40).await;
+    let (_busy, fillers) = busy_spawner(100).await;
     let queued = tokio::spawn({
         let group = Arc::clone(&group);
         let cmd = sleeper(&token);
@@ -195,7 +209,7 @@ async fn suspending_a_group_with_a_queued_start_does_not_stall_the_spawner() {
     // An unrelated run through the same spawner thread.
     let began = Instant::now();
     let other = tokio::time::timeout(
-        Duration::from_secs(20),
+        Duration::from_secs(10),
         Command::new("echo")
             .arg("unrelated")
             .kill_on_parent_death()
@@ -208,7 +222,7 @@ async fn suspending_a_group_with_a_queued_start_does_not_stall_the_spawner() {
         began.elapsed()
     );
     // The queued start, awaited before resume(): it must answer, not hang.
-    let answer = tokio::time::timeout(Duration::from_secs(20), queued).await;
+    let answer = tokio::time::timeout(Duration::from_secs(10), queued).await;
     let answer = answer.expect("the start queued before suspend() never answered");
     assert!(
         answer.unwrap().is_err(),
@@ -235,6 +249,30 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
+/// The state letter of `pid` if it is still a child of ours (`Z`: unreaped).
+fn our_child_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid: u32 = fields.next()?.parse().ok()?;
+    (ppid == std::process::id()).then_some(state)
+}
+
+/// Starts a sleeper in `group` on a runtime that is then dropped, and returns
+/// its handle and pid.
+fn started_on_a_dropped_runtime(
+    group: &ProcessGroup,
+    token: &str,
+) -> (processkit::RunningProcess, u32) {
+    let first = runtime();
+    let run = first
+        .block_on(group.start(&Command::new("sh").args(["-c", &format!("sleep 30; : {token}")])))
+        .unwrap();
+    drop(first);
+    let pid = run.id().unwrap();
+    (run, pid)
+}
+
 #[test]
 fn a_handle_dropped_outside_any_runtime_leaves_no_zombie() {
     if !clone_spawner() {
@@ -243,18 +281,16 @@ fn a_handle_dropped_outside_any_runtime_leaves_no_zombie() {
     }
     let token = token("dropped-outside");
     let _cleanup = Cleanup::token(&token);
-    let first = runtime();
-    let run = first
-        .block_on(Command::new("sh").args(["-c", &format!("sleep 30; : {token}")]).start())
-        .unwrap();
-    drop(first);
-    // No runtime here: dropping the handle kills the run, and the child must
-    // still be reaped.
+    let group = ProcessGroup::new().unwrap();
+    let (run, pid) = started_on_a_dropped_runtime(&group, &token);
+    // No runtime here: the handle goes, then the group kills the child, which
+    // must still be reaped.
     drop(run);
+    group.terminate_all().unwrap();
     assert!(
-        eventually(Duration::from_secs(5), || pids_with_token_or_zombie(&token).is_empty()),
-        "left behind: {:?}",
-        pids_with_token_or_zombie(&token)
+        eventually(Duration::from_secs(5), || our_child_state(pid).is_none()),
+        "pid {pid} left in state {:?}",
+        our_child_state(pid)
     );
 }
 
@@ -267,20 +303,14 @@ fn a_handle_dropped_in_another_runtime_leaves_no_zombie() {
     let token = token("dropped-elsewhere");
     let _cleanup = Cleanup::token(&token);
     let group = ProcessGroup::new().unwrap();
-    let first = runtime();
-    let run = first
-        .block_on(group.start(&Command::new("sh").args(["-c", &format!("sleep 30; : {token}")])))
-        .unwrap();
-    drop(first);
+    let (run, pid) = started_on_a_dropped_runtime(&group, &token);
     let second = runtime();
     second.block_on(async {
         drop(run);
         group.terminate_all().unwrap();
-        let reaped = eventually_async(Duration::from_secs(5), || {
-            pids_with_token_or_zombie(&token).is_empty()
-        })
-        .await;
-        assert!(reaped, "left behind: {:?}", pids_with_token_or_zombie(&token));
+        let reaped =
+            eventually_async(Duration::from_secs(5), || our_child_state(pid).is_none()).await;
+        assert!(reaped, "pid {pid} left in state {:?}", our_child_state(pid));
     });
 }
 
@@ -292,9 +322,8 @@ fn wait_works_after_the_spawning_runtime_is_gone() {
         .unwrap();
     drop(first);
     let second = runtime();
-    let code = second.block_on(async {
-        tokio::time::timeout(Duration::from_secs(10), run.wait()).await
-    });
+    let code =
+        second.block_on(async { tokio::time::timeout(Duration::from_secs(10), run.wait()).await });
     assert!(
         matches!(code, Ok(Ok(Some(3)))),
         "wait() in a second runtime: {code:?}"
@@ -320,7 +349,8 @@ fn a_runtime_without_the_io_driver_gets_a_typed_error_and_nothing_runs() {
         "the error does not say what is missing: {error}"
     );
     assert!(
-        eventually(Duration::from_secs(5), || pids_with_token_or_zombie(&token).is_empty()),
+        eventually(Duration::from_secs(5), || pids_with_token_or_zombie(&token)
+            .is_empty()),
         "left behind: {:?}",
         pids_with_token_or_zombie(&token)
     );

@@ -134,9 +134,8 @@ pub(crate) fn io_driver_available() -> io::Result<()> {
     {
         let (probe, _peer) = std::os::unix::net::UnixStream::pair()?;
         probe.set_nonblocking(true)?;
-        let registered = std::panic::catch_unwind(move || {
-            tokio::net::UnixStream::from_std(probe).map(drop)
-        });
+        let registered =
+            std::panic::catch_unwind(move || tokio::net::UnixStream::from_std(probe).map(drop));
         match registered {
             Ok(result) => result?,
             Err(_) => {

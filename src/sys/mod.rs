@@ -47,7 +47,10 @@ impl SpawnGate {
     /// Lets one spawn through, or refuses it while the tree is suspended. Hold
     /// the guard until the child has exec'd (the clone has returned).
     pub(crate) fn enter(&self) -> io::Result<RwLockReadGuard<'_, bool>> {
-        let open = self.suspended.read().unwrap_or_else(PoisonError::into_inner);
+        let open = self
+            .suspended
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         if *open {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
@@ -58,7 +61,10 @@ impl SpawnGate {
     }
 
     fn set(&self, suspended: bool) {
-        *self.suspended.write().unwrap_or_else(PoisonError::into_inner) = suspended;
+        *self
+            .suspended
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = suspended;
     }
 }
 

@@ -244,11 +244,7 @@ pub(crate) async fn spawn(
 
 /// Clones unless the slot's tree is suspended, and wraps the child at once so
 /// it is killed if nobody takes it.
-fn spawn_now(
-    plan: Plan,
-    join: FastJoin,
-    gate: &SpawnGate,
-) -> (Plan, Result<Started, CloneError>) {
+fn spawn_now(plan: Plan, join: FastJoin, gate: &SpawnGate) -> (Plan, Result<Started, CloneError>) {
     let entered = match gate.enter() {
         Ok(entered) => entered,
         Err(e) => return (plan, Err(CloneError::Other(e))),

@@ -111,7 +111,12 @@ fn wake_up(wake: &OwnedFd) {
 fn reap_orphans(wake: &OwnedFd) {
     let mut waiting: Vec<OwnedFd> = Vec::new();
     loop {
-        waiting.append(&mut ORPHANS.lock().unwrap_or_else(PoisonError::into_inner).incoming);
+        waiting.append(
+            &mut ORPHANS
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .incoming,
+        );
         // A pidfd turns readable when its process exits; ECHILD means someone
         // else reaped it. Either way it is done with.
         waiting.retain(|pidfd| matches!(try_reap(pidfd), Ok(None)));
