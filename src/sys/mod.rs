@@ -60,7 +60,7 @@ impl SpawnGate {
         Ok(open)
     }
 
-    fn set(&self, suspended: bool) {
+    pub(crate) fn set(&self, suspended: bool) {
         *self
             .suspended
             .write()

@@ -324,4 +324,55 @@ mod tests {
         let found = exec_candidates(OsStr::new("sh"), None).unwrap();
         assert_eq!(strings(found), ["/bin/sh", "/usr/bin/sh"]);
     }
+
+    fn sleeper() -> Plan {
+        Plan {
+            candidates: vec![c"/bin/sleep".into()],
+            argv: vec![c"sleep".into(), c"30".into()],
+            envp: Some(Vec::new()),
+            cwd: None,
+            stdin: StdinWiring::Null,
+            raw_stdout: true,
+            join: Join::ProcessGroup,
+            setsid: false,
+            groups: None,
+            gid: None,
+            uid: None,
+            parent_death: None,
+        }
+    }
+
+    /// The state letter of `pid` while it is still a child of ours.
+    fn our_child_state(pid: u32) -> Option<char> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+        let state = fields.next()?.chars().next()?;
+        let ppid: u32 = fields.next()?.parse().ok()?;
+        (ppid == std::process::id()).then_some(state)
+    }
+
+    #[test]
+    fn a_child_nobody_claims_is_killed_and_reaped() {
+        let (_, started) = spawn_now(sleeper(), FastJoin::ProcessGroup, &SpawnGate::default());
+        let started = started.map_err(|e| format!("{e:?}")).unwrap();
+        let pid = started.child.pid();
+        assert_eq!(our_child_state(pid).map(|s| s != 'Z'), Some(true));
+        drop(started);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while our_child_state(pid).is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(our_child_state(pid), None, "pid {pid} is still ours");
+    }
+
+    #[test]
+    fn a_suspended_gate_refuses_the_clone() {
+        let gate = SpawnGate::default();
+        gate.set(true);
+        let (_, started) = spawn_now(sleeper(), FastJoin::ProcessGroup, &gate);
+        match started {
+            Err(CloneError::Other(e)) => assert_eq!(e.kind(), io::ErrorKind::ResourceBusy),
+            other => panic!("{other:?}"),
+        }
+    }
 }

@@ -61,3 +61,61 @@ fn is_ours(pid: u32) -> bool {
     let name = root.path.file_name().and_then(|n| n.to_str()).unwrap_or("");
     !name.is_empty() && rel.split('/').any(|part| part == name)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::os::fd::OwnedFd;
+
+    use super::*;
+
+    const INNER: &str = "PK_PIDFD_EMFILE_INNER";
+
+    /// Out of descriptors, a pid cannot be pinned: it must not be signalled
+    /// by number either (it may be a recycled pid, here: not ours at all).
+    /// Runs in a re-executed copy of this binary, which it starves of fds.
+    #[test]
+    fn out_of_descriptors_a_pid_is_not_signalled_unpinned() {
+        if std::env::var_os(INNER).is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args([
+                    "--exact",
+                    "sys::linux::pidfd::tests::out_of_descriptors_a_pid_is_not_signalled_unpinned",
+                ])
+                .args(["--nocapture", "--test-threads=1"])
+                .env(INNER, "1")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr);
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        // A process that is not in any of our cgroups.
+        let mut bystander = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let low = libc::rlimit {
+            rlim_cur: 256,
+            rlim_max: 256,
+        };
+        // SAFETY: setrlimit reads the struct above; this process is a
+        // throwaway copy of the test binary.
+        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        let mut filler: Vec<OwnedFd> = Vec::new();
+        while let Ok(file) = std::fs::File::open("/dev/null") {
+            filler.push(file.into());
+        }
+        let result = signal_pid(bystander.id(), libc::SIGKILL);
+        drop(filler);
+        let survived = bystander.try_wait().unwrap().is_none();
+        let _ = bystander.kill();
+        let _ = bystander.wait();
+        let outcome = format!("{result:?}");
+        assert!(
+            survived,
+            "a pid we could not pin was killed anyway ({outcome})"
+        );
+        assert!(outcome.contains("Err"), "{outcome}");
+    }
+}
