@@ -121,6 +121,8 @@ impl Drop for Unclaimed {
         if let Some(pid) = child.id().filter(|_| self.leads_group) {
             super::unix::signal::kill_group(pid as i32, libc::SIGKILL);
         }
+        #[cfg(not(unix))]
+        let _ = self.leads_group;
         let _ = child.start_kill();
     }
 }
