@@ -47,17 +47,17 @@ impl SpawnGate {
     /// Lets one spawn through, or refuses it while the tree is suspended. Hold
     /// the guard until the child has exec'd (the clone has returned).
     pub(crate) fn enter(&self) -> io::Result<RwLockReadGuard<'_, bool>> {
-        let open = self
+        let suspended = self
             .suspended
             .read()
             .unwrap_or_else(PoisonError::into_inner);
-        if *open {
+        if *suspended {
             return Err(io::Error::new(
                 io::ErrorKind::ResourceBusy,
                 "the group is suspended; resume() it before starting another run",
             ));
         }
-        Ok(open)
+        Ok(suspended)
     }
 
     pub(crate) fn set(&self, suspended: bool) {
