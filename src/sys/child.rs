@@ -152,6 +152,16 @@ pub(crate) fn io_driver_available() -> io::Result<()> {
     Ok(())
 }
 
+/// A spawn refused because the tree is suspended (or the cgroup refuses a
+/// member) is a containment error, like a start refused before it queued.
+fn spawn_failed(error: io::Error) -> StartError {
+    if error.kind() == io::ErrorKind::ResourceBusy {
+        StartError::Contain(error)
+    } else {
+        StartError::Spawn(error)
+    }
+}
+
 /// Starts `cmd` inside `slot`. With `raw_stdout`, stdout is kept as a plain
 /// descriptor for a pipeline's next stage instead of being read by us.
 pub(crate) async fn start(
@@ -208,7 +218,7 @@ async fn fast_start(
                 StdinWiring::Fd(fd) => StdinPlan::Stage(fd),
             }));
         }
-        Err(e) => return Err(StartError::Spawn(e)),
+        Err(e) => return Err(spawn_failed(e)),
     };
     slot.attach_pid(started.child.pid());
     // Until claimed below, a failure kills and reaps the child.
@@ -279,7 +289,7 @@ async fn std_start(
     let leads_group = slot.child_leads_group(&cmd.os);
     let mut unclaimed = super::spawn_child(tc, &cmd.os, slot.gate(), leads_group)
         .await
-        .map_err(StartError::Spawn)?;
+        .map_err(spawn_failed)?;
     let child = unclaimed.get_mut().map_err(StartError::Spawn)?;
     slot.attach(child).map_err(StartError::Contain)?;
 
