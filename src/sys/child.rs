@@ -80,6 +80,88 @@ pub(crate) enum StartError {
     Contain(io::Error),
 }
 
+/// A child std/tokio started, until its caller claims it. Dropped unclaimed
+/// (a cancelled start, or a failure right after the spawn), it is killed with
+/// its process group when it leads one; tokio reaps it.
+#[derive(Debug)]
+pub(crate) struct Unclaimed {
+    /// `None` once claimed.
+    child: Option<tokio::process::Child>,
+    leads_group: bool,
+}
+
+impl Unclaimed {
+    pub(crate) fn new(child: tokio::process::Child, leads_group: bool) -> Unclaimed {
+        Unclaimed {
+            child: Some(child),
+            leads_group,
+        }
+    }
+
+    fn get_mut(&mut self) -> io::Result<&mut tokio::process::Child> {
+        self.child
+            .as_mut()
+            .ok_or_else(|| io::Error::other("the child was already claimed"))
+    }
+
+    fn claim(mut self) -> io::Result<tokio::process::Child> {
+        self.child
+            .take()
+            .ok_or_else(|| io::Error::other("the child was already claimed"))
+    }
+}
+
+impl Drop for Unclaimed {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // Unreaped, the child still pins its pid and so its group's id.
+        #[cfg(unix)]
+        if let Some(pid) = child.id().filter(|_| self.leads_group) {
+            let _ = super::unix::signal::group_signal(pid as i32, libc::SIGKILL);
+        }
+        #[cfg(not(unix))]
+        let _ = self.leads_group;
+        let _ = child.start_kill();
+    }
+}
+
+/// Whether the current tokio runtime can register descriptors: one built
+/// without `enable_io` panics on the first registration, and tokio has no
+/// fallible way to ask, so a throwaway socket is registered first.
+pub(crate) fn io_driver_available() -> io::Result<()> {
+    tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    #[cfg(unix)]
+    {
+        let (probe, _peer) = std::os::unix::net::UnixStream::pair()?;
+        probe.set_nonblocking(true)?;
+        let registered =
+            std::panic::catch_unwind(move || tokio::net::UnixStream::from_std(probe).map(drop));
+        match registered {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the tokio runtime has no IO driver: build it with `enable_io()` \
+                     (or `enable_all()`)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A spawn refused because the tree is suspended (or the cgroup refuses a
+/// member) is a containment error, like a start refused before it queued.
+fn spawn_failed(error: io::Error) -> StartError {
+    if error.kind() == io::ErrorKind::ResourceBusy {
+        StartError::Contain(error)
+    } else {
+        StartError::Spawn(error)
+    }
+}
+
 /// Starts `cmd` inside `slot`. With `raw_stdout`, stdout is kept as a plain
 /// descriptor for a pipeline's next stage instead of being read by us.
 pub(crate) async fn start(
@@ -88,15 +170,18 @@ pub(crate) async fn start(
     raw_stdout: bool,
     slot: &mut Slot,
 ) -> Result<StartedChild, StartError> {
+    // Checked before anything starts: nothing is left running on this error.
+    io_driver_available().map_err(StartError::Spawn)?;
     #[cfg(target_os = "linux")]
-    let stdin = match slot.fast_join() {
-        Some(join) if super::linux::fast_spawn::usable() => {
-            match fast_start(cmd, stdin, raw_stdout, join, slot).await? {
-                Ok(started) => return Ok(started),
-                Err(stdin) => stdin,
-            }
-        }
-        _ => stdin,
+    let stdin = match super::linux::fast_spawn::usable()
+        .then(|| slot.fast_join())
+        .flatten()
+    {
+        Some(join) => match fast_start(cmd, stdin, raw_stdout, join, slot).await? {
+            Ok(started) => return Ok(started),
+            Err(stdin) => stdin,
+        },
+        None => stdin,
     };
     std_start(cmd, stdin, raw_stdout, slot).await
 }
@@ -108,11 +193,11 @@ async fn fast_start(
     cmd: &Command,
     stdin: StdinPlan,
     raw_stdout: bool,
-    join: super::linux::clone_spawn::Join,
+    join: super::linux::fast_spawn::FastJoin,
     slot: &mut Slot,
 ) -> Result<Result<StartedChild, StdinPlan>, StartError> {
     use super::linux::clone_spawn::StdinWiring;
-    use super::linux::{fast_spawn, pidfd_child::PidfdChild};
+    use super::linux::fast_spawn;
     use tokio::net::unix::pipe;
 
     let wiring = match stdin {
@@ -121,9 +206,10 @@ async fn fast_start(
         StdinPlan::Pipe => StdinWiring::Pipe,
         StdinPlan::Stage(fd) => StdinWiring::Fd(fd),
     };
-    let plan = fast_spawn::plan(cmd, wiring, raw_stdout, join).map_err(StartError::Spawn)?;
-    let spawned = match fast_spawn::spawn(plan, cmd.os.kill_on_parent_death).await {
-        Ok(Ok(spawned)) => spawned,
+    let plan = fast_spawn::plan(cmd, wiring, raw_stdout, &join).map_err(StartError::Spawn)?;
+    let gate = slot.gate();
+    let started = match fast_spawn::spawn(plan, join, gate, cmd.os.kill_on_parent_death).await {
+        Ok(Ok(started)) => started,
         Ok(Err(plan)) => {
             return Ok(Err(match plan.stdin {
                 StdinWiring::Inherit => StdinPlan::Inherit,
@@ -132,16 +218,15 @@ async fn fast_start(
                 StdinWiring::Fd(fd) => StdinPlan::Stage(fd),
             }));
         }
-        Err(e) => return Err(StartError::Spawn(e)),
+        Err(e) => return Err(spawn_failed(e)),
     };
-    slot.attach_pid(spawned.pid);
-    // The reactor registration is the last step that can fail: the child is
-    // contained already, so a failure leaves it to the slot's teardown.
+    slot.attach_pid(started.child.pid());
+    // Until claimed below, a failure kills and reaps the child.
     let reader = |fd| -> Result<ReadPipe, StartError> {
         let pipe = pipe::Receiver::from_owned_fd_unchecked(fd).map_err(StartError::Contain)?;
         Ok(Box::new(pipe))
     };
-    let stdin = match spawned.stdin {
+    let stdin = match started.stdin {
         Some(fd) => {
             let pipe = pipe::Sender::from_owned_fd_unchecked(fd).map_err(StartError::Contain)?;
             Some(Box::new(pipe) as InputPipe)
@@ -149,19 +234,18 @@ async fn fast_start(
         None => None,
     };
     let (stdout, stage_stdout) = if raw_stdout {
-        (None, Some(spawned.stdout))
+        (None, Some(started.stdout))
     } else {
-        (Some(reader(spawned.stdout)?), None)
+        (Some(reader(started.stdout)?), None)
     };
-    let stderr = Some(reader(spawned.stderr)?);
-    let spawner = if spawned.born_in_cgroup {
+    let stderr = Some(reader(started.stderr)?);
+    let spawner = if started.born_in_cgroup {
         "clone3"
     } else {
         "clone"
     };
-    let child = PidfdChild::new(spawned.pid, spawned.pidfd).map_err(StartError::Contain)?;
     Ok(Ok(StartedChild {
-        child: OsChild::Pidfd(child),
+        child: OsChild::Pidfd(started.child.claim()),
         stdin,
         stdout,
         stage_stdout,
@@ -202,10 +286,12 @@ async fn std_start(
     tc.stdout(Stdio::piped()).stderr(Stdio::piped());
     slot.prepare(&mut tc, &cmd.os)
         .map_err(StartError::Refused)?;
-    let mut child = super::spawn_child(tc, &cmd.os)
+    let leads_group = slot.child_leads_group(&cmd.os);
+    let mut unclaimed = super::spawn_child(tc, &cmd.os, slot.gate(), leads_group)
         .await
-        .map_err(StartError::Spawn)?;
-    slot.attach(&child).map_err(StartError::Contain)?;
+        .map_err(spawn_failed)?;
+    let child = unclaimed.get_mut().map_err(StartError::Spawn)?;
+    slot.attach(child).map_err(StartError::Contain)?;
 
     let stdin = child.stdin.take().map(|p| Box::new(p) as InputPipe);
     let stdout = child.stdout.take();
@@ -221,6 +307,7 @@ async fn std_start(
         None => (None, None),
     };
     let stderr = child.stderr.take().map(|p| Box::new(p) as ReadPipe);
+    let child = unclaimed.claim().map_err(StartError::Spawn)?;
     Ok(StartedChild {
         child: OsChild::Std(child),
         stdin,

@@ -14,9 +14,7 @@ pub(crate) mod unix;
 pub(crate) mod windows;
 
 use std::io;
-#[cfg(unix)]
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
 
 use crate::command::OsOptions;
 use crate::error::Error;
@@ -31,9 +29,43 @@ pub(crate) const MECHANISM_ENV: &str = "PROCESSKIT_MECHANISM";
 #[derive(Debug)]
 pub(crate) struct Container {
     kind: ContainerKind,
-    /// Set while the tree is suspended: a new run is refused then, because
-    /// a child joining a frozen cgroup would freeze before exec and block spawn.
-    suspended: AtomicBool,
+    /// Closed while the tree is suspended.
+    gate: Arc<SpawnGate>,
+}
+
+/// Keeps spawns out of a suspended tree: a child joining a frozen cgroup would
+/// freeze before exec and block the thread that spawns it (for
+/// `kill_on_parent_death`, the one process-wide spawner thread). A spawn holds
+/// the gate shared from its last check until the clone returns; suspend takes
+/// it exclusively just to close it, so it never freezes a spawn in flight.
+#[derive(Debug, Default)]
+pub(crate) struct SpawnGate {
+    suspended: RwLock<bool>,
+}
+
+impl SpawnGate {
+    /// Lets one spawn through, or refuses it while the tree is suspended. Hold
+    /// the guard until the child has exec'd (the clone has returned).
+    pub(crate) fn enter(&self) -> io::Result<RwLockReadGuard<'_, bool>> {
+        let suspended = self
+            .suspended
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        if *suspended {
+            return Err(io::Error::new(
+                io::ErrorKind::ResourceBusy,
+                "the group is suspended; resume() it before starting another run",
+            ));
+        }
+        Ok(suspended)
+    }
+
+    pub(crate) fn set(&self, suspended: bool) {
+        *self
+            .suspended
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = suspended;
+    }
 }
 
 #[derive(Debug)]
@@ -50,6 +82,7 @@ enum ContainerKind {
 #[derive(Debug)]
 pub(crate) struct Slot {
     kind: SlotKind,
+    gate: Arc<SpawnGate>,
 }
 
 #[derive(Debug)]
@@ -98,7 +131,7 @@ impl Container {
         linux::guardian::ensure_started();
         Ok(Container {
             kind,
-            suspended: AtomicBool::new(false),
+            gate: Arc::default(),
         })
     }
 
@@ -115,12 +148,7 @@ impl Container {
 
     /// A place for one more run in this container.
     pub(crate) fn slot(&self) -> io::Result<Slot> {
-        if self.suspended.load(Ordering::Acquire) {
-            return Err(io::Error::new(
-                io::ErrorKind::ResourceBusy,
-                "the group is suspended; resume() it before starting another run",
-            ));
-        }
+        drop(self.gate.enter()?);
         let kind = match &self.kind {
             #[cfg(target_os = "linux")]
             ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot()?),
@@ -129,7 +157,10 @@ impl Container {
             #[cfg(windows)]
             ContainerKind::Job(c) => SlotKind::Job(c.slot()?),
         };
-        Ok(Slot { kind })
+        Ok(Slot {
+            kind,
+            gate: Arc::clone(&self.gate),
+        })
     }
 
     /// Hard-kills every process in the container, now.
@@ -186,7 +217,19 @@ impl Container {
 
     /// Freezes (or thaws) the whole tree.
     pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
-        self.suspended.store(frozen, Ordering::Release);
+        // Closed before freezing (once every spawn in flight has returned),
+        // reopened only after thawing: no child is ever born frozen.
+        if frozen {
+            self.gate.set(true);
+        }
+        let result = self.freeze(frozen);
+        if !frozen {
+            self.gate.set(false);
+        }
+        result
+    }
+
+    fn freeze(&self, frozen: bool) -> io::Result<()> {
         match &self.kind {
             #[cfg(target_os = "linux")]
             ContainerKind::Cgroup(c) => c.cgroup().set_frozen(frozen),
@@ -357,13 +400,29 @@ impl Slot {
         Ok(())
     }
 
-    /// How a child spawned by the clone spawner joins this slot.
+    /// How a child spawned by the clone spawner joins this slot, with the
+    /// cgroup directory it names (handed over: the spawn must own it).
     #[cfg(target_os = "linux")]
-    pub(crate) fn fast_join(&self) -> Option<linux::clone_spawn::Join> {
-        match &self.kind {
-            SlotKind::Cgroup(s) => s.dir_fd().map(linux::clone_spawn::Join::Cgroup),
-            SlotKind::Pgroup(_) => Some(linux::clone_spawn::Join::ProcessGroup),
+    pub(crate) fn fast_join(&mut self) -> Option<linux::fast_spawn::FastJoin> {
+        match &mut self.kind {
+            SlotKind::Cgroup(s) => s.take_dir().map(linux::fast_spawn::FastJoin::Cgroup),
+            SlotKind::Pgroup(_) => Some(linux::fast_spawn::FastJoin::ProcessGroup),
         }
+    }
+
+    /// The gate a spawn into this slot passes just before it clones.
+    pub(crate) fn gate(&self) -> &Arc<SpawnGate> {
+        &self.gate
+    }
+
+    /// Whether the child will lead a process group of its own (this
+    /// mechanism's, or one `setsid` makes).
+    pub(crate) fn child_leads_group(&self, os: &OsOptions) -> bool {
+        #[cfg(unix)]
+        if matches!(self.kind, SlotKind::Pgroup(_)) {
+            return true;
+        }
+        os.setsid
     }
 
     /// Records a child the clone spawner started (already placed by `fast_join`).
@@ -506,19 +565,23 @@ pub(crate) fn guardian_status() -> crate::GuardianStatus {
     }
 }
 
-/// Starts a prepared child. On Linux a child that must die with this process
-/// is started from one long-lived thread (see `linux::spawner`); every other
-/// child is spawned right here.
+/// Starts a prepared child through `gate`. On Linux a child that must die
+/// with this process is started from one long-lived thread (see
+/// `linux::spawner`); every other child is spawned right here.
 pub(crate) async fn spawn_child(
     mut cmd: tokio::process::Command,
     os: &OsOptions,
-) -> io::Result<tokio::process::Child> {
+    gate: &Arc<SpawnGate>,
+    leads_group: bool,
+) -> io::Result<child::Unclaimed> {
     #[cfg(target_os = "linux")]
     if os.kill_on_parent_death {
-        return linux::spawner::spawn(cmd).await;
+        return linux::spawner::spawn(cmd, Arc::clone(gate), leads_group).await;
     }
     let _ = os;
+    let _entered = gate.enter()?;
     cmd.spawn()
+        .map(|child| child::Unclaimed::new(child, leads_group))
 }
 
 /// Whether `error` says the process or the system ran out of file descriptors.

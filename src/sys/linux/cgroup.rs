@@ -130,7 +130,7 @@ impl Cgroup {
     pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
         self.assert_owned()?;
         for pid in self.pids()? {
-            super::pidfd::signal_pid(pid, signal);
+            super::pidfd::signal_pid(pid, signal)?;
         }
         Ok(())
     }

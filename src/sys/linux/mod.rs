@@ -120,7 +120,6 @@ impl CgroupContainer {
             cg,
             nested,
             dir: Some(dir),
-            procs: None,
             kill,
             // A single run's slot is the whole container: they share one flag.
             killed: if nested {
@@ -179,10 +178,8 @@ impl Drop for CgroupContainer {
 pub(crate) struct CgroupSlot {
     cg: Cgroup,
     nested: bool,
-    /// The cgroup's directory, until a child has joined.
+    /// The cgroup's directory, until a spawn takes it.
     dir: Option<OwnedFd>,
-    /// `cgroup.procs`, opened only for the std spawner's pre-exec join.
-    procs: Option<OwnedFd>,
     /// `cgroup.kill`, open from the start: a timeout or a dropped handle
     /// kills even when the process has no descriptor left.
     kill: Arc<KillSwitch>,
@@ -200,19 +197,28 @@ impl CgroupSlot {
     ) -> io::Result<()> {
         let procs = self.cg.procs_fd()?;
         PreExec::new(Some(procs.as_raw_fd()), os).install(cmd);
-        self.procs = Some(procs);
+        // The hook above writes to that descriptor by number, maybe on the
+        // spawner thread after this slot is gone (a cancelled start): the
+        // command itself keeps it open, so the number is never a reused one.
+        // SAFETY: this hook only holds the descriptor; it makes no call at all.
+        unsafe {
+            cmd.pre_exec(move || {
+                let _ = &procs;
+                Ok(())
+            });
+        }
         Ok(())
     }
 
-    /// The open cgroup directory a cloned child is born into, until one has.
-    pub(crate) fn dir_fd(&self) -> Option<std::os::fd::RawFd> {
-        self.dir.as_ref().map(AsRawFd::as_raw_fd)
+    /// The open cgroup directory a cloned child is to be born into; the
+    /// spawn takes it, so it stays open for as long as the spawn may use it.
+    pub(crate) fn take_dir(&mut self) -> Option<OwnedFd> {
+        self.dir.take()
     }
 
     pub(crate) fn attach(&mut self) {
-        // The child has joined (or failed to spawn); the descriptors are no longer needed.
+        // The child has joined (or failed to spawn); the directory is no longer needed.
         self.dir = None;
-        self.procs = None;
     }
 
     pub(crate) fn cgroup(&self) -> &Cgroup {

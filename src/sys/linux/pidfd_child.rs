@@ -1,6 +1,6 @@
 //! Waiting for a child through its pidfd: the descriptor becomes readable when
 //! the child exits, `waitid(P_PIDFD)` reaps it. A handle dropped before the
-//! exit leaves the reaping to a background task, so no zombie is left behind.
+//! exit hands the pidfd to the reaper thread, so no zombie is left behind.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -15,52 +15,99 @@ use tokio::io::unix::AsyncFd;
 pub(crate) struct PidfdChild {
     pid: u32,
     /// `None` once reaped.
-    pidfd: Option<AsyncFd<OwnedFd>>,
+    pidfd: Option<Pidfd>,
+}
+
+/// The pidfd, registered with a runtime's reactor only while someone waits:
+/// the handle may outlive that runtime and be waited on from another.
+#[derive(Debug)]
+enum Pidfd {
+    Plain(OwnedFd),
+    Registered(AsyncFd<OwnedFd>),
+}
+
+impl Pidfd {
+    fn fd(&self) -> &OwnedFd {
+        match self {
+            Pidfd::Plain(fd) => fd,
+            Pidfd::Registered(fd) => fd.get_ref(),
+        }
+    }
+
+    fn into_fd(self) -> OwnedFd {
+        match self {
+            Pidfd::Plain(fd) => fd,
+            Pidfd::Registered(fd) => fd.into_inner(),
+        }
+    }
 }
 
 impl PidfdChild {
-    /// Registers `pidfd` with the current tokio runtime's reactor.
-    pub(crate) fn new(pid: u32, pidfd: OwnedFd) -> io::Result<PidfdChild> {
-        // Deprecated for raw descriptors that may close early; an `OwnedFd`
-        // moved in stays open as long as the `AsyncFd`. Its replacement needs tokio 1.54.
-        #[allow(deprecated)]
-        let pidfd = AsyncFd::with_interest(pidfd, tokio::io::Interest::READABLE)?;
-        Ok(PidfdChild {
+    pub(crate) fn new(pid: u32, pidfd: OwnedFd) -> PidfdChild {
+        PidfdChild {
             pid,
-            pidfd: Some(pidfd),
-        })
+            pidfd: Some(Pidfd::Plain(pidfd)),
+        }
     }
 
     pub(crate) fn id(&self) -> u32 {
         self.pid
     }
 
-    /// Waits for the exit and reaps the child. Cancel-safe.
+    /// Waits for the exit and reaps the child, on whichever runtime polls
+    /// this. Cancel-safe.
     pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
-        let Some(pidfd) = &self.pidfd else {
-            return Err(io::Error::other("the child was already reaped"));
-        };
-        let status = wait_exit(pidfd).await?;
-        self.pidfd = None;
-        Ok(status)
+        let mut moved = false;
+        loop {
+            let Some(pidfd) = &mut self.pidfd else {
+                return Err(io::Error::other("the child was already reaped"));
+            };
+            if let Some(status) = try_reap(pidfd.fd())? {
+                self.pidfd = None;
+                return Ok(status);
+            }
+            if let Pidfd::Registered(fd) = pidfd {
+                match fd.readable().await {
+                    Ok(mut ready) => {
+                        ready.clear_ready();
+                        continue;
+                    }
+                    // The runtime it was registered with is shutting down:
+                    // register again with the one polling us, once.
+                    Err(e) if moved => return Err(e),
+                    Err(_) => moved = true,
+                }
+            }
+            let Some(plain) = self.pidfd.take().map(Pidfd::into_fd) else {
+                continue;
+            };
+            if let Err(e) = crate::sys::child::io_driver_available() {
+                self.pidfd = Some(Pidfd::Plain(plain));
+                return Err(e);
+            }
+            // Deprecated for raw descriptors that may close early; an `OwnedFd`
+            // moved in stays open as long as the `AsyncFd`. Its replacement
+            // needs tokio 1.54.
+            #[allow(deprecated)]
+            match AsyncFd::try_with_interest(plain, tokio::io::Interest::READABLE) {
+                Ok(fd) => self.pidfd = Some(Pidfd::Registered(fd)),
+                Err(refused) => {
+                    // A runtime shutting down refuses; keep the pidfd.
+                    let (plain, error) = refused.into_parts();
+                    self.pidfd = Some(Pidfd::Plain(plain));
+                    return Err(error);
+                }
+            }
+        }
     }
 }
 
 impl Drop for PidfdChild {
     fn drop(&mut self) {
-        let Some(pidfd) = self.pidfd.take() else {
-            return;
-        };
-        if matches!(try_reap(pidfd.get_ref()), Ok(Some(_))) {
-            return;
-        }
-        // Still running (its tree is usually being killed right now): reap it
-        // in the background. If the runtime is gone, the kernel reparents the
-        // zombie to init once this process exits.
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                let _ = wait_exit(&pidfd).await;
-            });
+        if let Some(pidfd) = self.pidfd.take() {
+            // Its tree is usually being killed right now; the reaper thread
+            // reaps it whatever runtime is (or is not) still running.
+            super::reaper::reap_orphan(pidfd.into_fd());
         }
     }
 }
@@ -86,18 +133,8 @@ pub(crate) fn supported() -> bool {
     })
 }
 
-async fn wait_exit(pidfd: &AsyncFd<OwnedFd>) -> io::Result<ExitStatus> {
-    loop {
-        if let Some(status) = try_reap(pidfd.get_ref())? {
-            return Ok(status);
-        }
-        let mut ready = pidfd.readable().await?;
-        ready.clear_ready();
-    }
-}
-
 /// Reaps the child if it has exited.
-fn try_reap(pidfd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
+pub(crate) fn try_reap(pidfd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
     // SAFETY: waitid fills the zeroed siginfo for our own pidfd; WNOHANG
     // returns at once with si_pid 0 while the child runs.
     let info = unsafe {
