@@ -54,6 +54,9 @@ pub fn races() {
     rt.block_on(async {
         sh("true").run().await.expect("warm-up");
         let _ = sh("true").kill_on_parent_death().run().await;
+        // A handle dropped before its exit starts the process-wide reaper of
+        // orphaned children (one thread, one eventfd, kept for good).
+        drop(sh("sleep 5").start().await.expect("warm-up start"));
         let fds_before = open_fds();
         const ROUNDS: u64 = 24;
         for round in 0..ROUNDS {

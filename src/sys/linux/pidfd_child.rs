@@ -81,7 +81,12 @@ impl PidfdChild {
             let Some(plain) = self.pidfd.take().map(Pidfd::into_fd) else {
                 continue;
             };
-            if let Err(e) = crate::sys::child::io_driver_available() {
+            // Only a definite "no IO driver" stops us: a probe that could not
+            // even make its socket (out of descriptors) says nothing, and the
+            // registration itself needs no descriptor.
+            if let Err(e) = crate::sys::child::io_driver_available()
+                && e.raw_os_error().is_none()
+            {
                 self.pidfd = Some(Pidfd::Plain(plain));
                 return Err(e);
             }
