@@ -4,9 +4,12 @@
 
 #[cfg(feature = "stats")]
 mod accounting;
+#[cfg(feature = "process-control")]
+mod adopt;
 pub(crate) mod child;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+mod spawn_gate;
 pub(crate) mod stdio;
 #[cfg(unix)]
 pub(crate) mod unix;
@@ -14,12 +17,16 @@ pub(crate) mod unix;
 pub(crate) mod windows;
 
 use std::io;
-use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard};
+use std::sync::Arc;
 
 use crate::command::OsOptions;
 use crate::error::Error;
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
+
+#[cfg(feature = "process-control")]
+pub(crate) use adopt::{adoptable, process_exists};
+pub(crate) use spawn_gate::SpawnGate;
 
 /// Environment variable that forces a mechanism for every container
 /// (`process-group` or `cgroup-v2`), e.g. to run a test suite under the fallback.
@@ -31,41 +38,6 @@ pub(crate) struct Container {
     kind: ContainerKind,
     /// Closed while the tree is suspended.
     gate: Arc<SpawnGate>,
-}
-
-/// Keeps spawns out of a suspended tree: a child joining a frozen cgroup would
-/// freeze before exec and block the thread that spawns it (for
-/// `kill_on_parent_death`, the one process-wide spawner thread). A spawn holds
-/// the gate shared from its last check until the clone returns; suspend takes
-/// it exclusively just to close it, so it never freezes a spawn in flight.
-#[derive(Debug, Default)]
-pub(crate) struct SpawnGate {
-    suspended: RwLock<bool>,
-}
-
-impl SpawnGate {
-    /// Lets one spawn through, or refuses it while the tree is suspended. Hold
-    /// the guard until the child has exec'd (the clone has returned).
-    pub(crate) fn enter(&self) -> io::Result<RwLockReadGuard<'_, bool>> {
-        let suspended = self
-            .suspended
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
-        if *suspended {
-            return Err(io::Error::new(
-                io::ErrorKind::ResourceBusy,
-                "the group is suspended; resume() it before starting another run",
-            ));
-        }
-        Ok(suspended)
-    }
-
-    pub(crate) fn set(&self, suspended: bool) {
-        *self
-            .suspended
-            .write()
-            .unwrap_or_else(PoisonError::into_inner) = suspended;
-    }
 }
 
 #[derive(Debug)]
@@ -497,54 +469,6 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
         let _ = status;
         None
     }
-}
-
-/// Whether a process with this pid exists (on Windows the Job Object
-/// backend reports a missing one when it is adopted).
-#[cfg(feature = "process-control")]
-pub(crate) fn process_exists(pid: u32) -> bool {
-    #[cfg(unix)]
-    return unix::signal::pid_alive(pid);
-    #[cfg(not(unix))]
-    {
-        let _ = pid;
-        true
-    }
-}
-
-/// The process to adopt for `pid`: the one it belongs to (a thread id
-/// names its whole process). Refuses this process, its ancestors and its
-/// guardian: killing the group would then kill the caller.
-#[cfg(feature = "process-control")]
-pub(crate) fn adoptable(pid: u32) -> io::Result<u32> {
-    let refuse = |what: &str| {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("pid {pid} cannot be adopted: it is {what}"),
-        ))
-    };
-    #[cfg(target_os = "linux")]
-    let pid = {
-        let tgid = linux::ancestry::thread_group(pid)?;
-        if tgid == std::process::id() {
-            return refuse("a thread of this process");
-        }
-        if linux::ancestry::is_ancestor(tgid) {
-            return refuse("an ancestor of this process");
-        }
-        if matches!(guardian_status(), crate::GuardianStatus::Running { pid: g } if g == tgid) {
-            return refuse("this process's guardian");
-        }
-        tgid
-    };
-    #[cfg(all(unix, not(target_os = "linux")))]
-    if pid == std::os::unix::process::parent_id() {
-        return refuse("the parent of this process");
-    }
-    if pid == std::process::id() {
-        return refuse("this process");
-    }
-    Ok(pid)
 }
 
 /// Whether a guardian is watching over this process's containers.
