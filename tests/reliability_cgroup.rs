@@ -3,6 +3,11 @@
 //! pid or time namespace, descriptor exhaustion at teardown and at first use,
 //! and adopting the caller through one of its thread ids or an ancestor.
 #![cfg(target_os = "linux")]
+// Some imports serve only the tests of optional features.
+#![cfg_attr(
+    not(all(feature = "stats", feature = "process-control")),
+    allow(unused_imports)
+)]
 
 mod common;
 mod reliability_cgroup_support;

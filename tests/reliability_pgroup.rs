@@ -6,7 +6,7 @@
 //!
 //! Every dangerous scenario runs in a re-executed copy of this binary (under
 //! `unshare` where pids are forced), selected by `PK_PGROUP_SCENARIO`.
-#![cfg(target_os = "linux")]
+#![cfg(all(target_os = "linux", feature = "process-control"))]
 
 mod common;
 

@@ -3,6 +3,11 @@
 //! with a handler, pipeline profiles and stderr streams, and runtimes
 //! without a time driver.
 #![cfg(target_os = "linux")]
+// Some imports serve only the tests of optional features.
+#![cfg_attr(
+    not(all(feature = "stats", feature = "process-control")),
+    allow(unused_imports)
+)]
 
 mod common;
 
@@ -263,6 +268,7 @@ async fn duration_max_is_no_deadline_for_a_pipeline() {
     assert_eq!(chain.run().await.unwrap(), "hi");
 }
 
+#[cfg(feature = "stats")]
 #[tokio::test]
 async fn duration_max_is_a_valid_sampling_interval() {
     let token = token("far-sample");
@@ -281,6 +287,7 @@ async fn duration_max_is_a_valid_sampling_interval() {
     group.shutdown().await.ok();
 }
 
+#[cfg(feature = "stats")]
 #[tokio::test]
 async fn duration_max_is_a_valid_profile_interval() {
     let run = Command::new("true").start().await.unwrap();
@@ -340,6 +347,7 @@ async fn first_line_with_a_handler_through_a_runner_and_a_pipeline() {
 
 // ---- a pipeline's profile covers every stage ----
 
+#[cfg(feature = "stats")]
 #[tokio::test]
 async fn a_pipeline_profile_counts_the_cpu_of_every_stage() {
     // A busy shell loop feeding an idle `cat`: nearly all the CPU is the first stage's.

@@ -3,6 +3,11 @@
 //! reaped whatever runtime (if any) is alive, and a runtime without the IO
 //! driver gets a typed error. Linux only (the spawner thread and pidfds).
 #![cfg(target_os = "linux")]
+// Some imports serve only the tests of optional features.
+#![cfg_attr(
+    not(all(feature = "stats", feature = "process-control")),
+    allow(unused_imports)
+)]
 
 mod common;
 
@@ -179,14 +184,17 @@ fn a_cancelled_kill_on_parent_death_start_is_safe_with_the_std_spawner() {
 
 /// Resumes a group on drop, so a failing test never leaves the spawner
 /// thread stuck behind a frozen child.
+#[cfg(feature = "process-control")]
 struct Resume(Arc<ProcessGroup>);
 
+#[cfg(feature = "process-control")]
 impl Drop for Resume {
     fn drop(&mut self) {
         let _ = self.0.resume();
     }
 }
 
+#[cfg(feature = "process-control")]
 #[tokio::test(flavor = "current_thread")]
 async fn suspending_a_group_with_a_queued_start_does_not_stall_the_spawner() {
     let group = Arc::new(ProcessGroup::new().unwrap());
