@@ -143,8 +143,18 @@ fn live_owner_survives(owner_prefix: &[&str], second_prefix: &[&str]) {
         .find(|c| c.starts_with("processkit-"))
         .unwrap();
     let root = parent.0.join(root_name);
+    // The owner printed its lines after its start returned; allow /proc a
+    // moment all the same, so a slow machine does not fail the precondition.
+    eventually(Duration::from_secs(10), || {
+        !pids_with_token(&tag).is_empty()
+    });
     let tree = pids_with_token(&tag);
-    assert!(!tree.is_empty() && root.is_dir(), "the owner's tree is up");
+    assert!(
+        !tree.is_empty() && root.is_dir(),
+        "the owner's tree is up: tree {tree:?}, root {} exists: {}, cgroup {cgroup}",
+        root.display(),
+        root.is_dir()
+    );
 
     let report = run_second(second_prefix, &parent);
     assert!(report.starts_with("SECOND cgroup-v2"), "{report}");
