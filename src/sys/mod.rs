@@ -451,6 +451,7 @@ pub(crate) fn exit_parts(
     #[cfg(windows)]
     if let Some(Slot {
         kind: SlotKind::Job(s),
+        ..
     }) = slot
         && s.killed_child()
     {
