@@ -1,7 +1,7 @@
 //! The finishers: every verb is `start()` followed by one of these, so all
 //! verbs share one spawn path and one set of error semantics.
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::result::ProcessResult;
 use crate::running::RunningProcess;
 
@@ -10,14 +10,18 @@ pub(crate) async fn output_bytes(run: RunningProcess) -> Result<ProcessResult<Ve
     run.finish_output().await
 }
 
-/// Full outcome with stdout/stderr decoded lossily as UTF-8.
-pub(crate) async fn output_string(run: RunningProcess) -> Result<ProcessResult<String>> {
-    Ok(output_bytes(run).await?.into_lossy_string())
-}
-
 /// Trimmed stdout; anything but a clean exit 0 is an error.
 pub(crate) fn require_success(result: ProcessResult<String>) -> Result<String> {
     let result = result.into_success()?;
+    Ok(result.stdout.trim().to_owned())
+}
+
+/// Trimmed stdout of an unchecked run: its exit code or signal is not an
+/// error, but a timeout still is (the run did not finish).
+pub(crate) fn stdout_unless_timed_out(result: ProcessResult<String>) -> Result<String> {
+    if result.timed_out {
+        return Err(result.failure().expect("a timeout is a failure"));
+    }
     Ok(result.stdout.trim().to_owned())
 }
 
@@ -25,10 +29,10 @@ pub(crate) fn require_success(result: ProcessResult<String>) -> Result<String> {
 pub(crate) fn exit_code<T: AsRef<[u8]>>(result: &ProcessResult<T>) -> Result<i32> {
     match result.code {
         Some(code) if !result.timed_out => Ok(code),
-        _ => Err(result.failure().unwrap_or(Error::Signalled {
-            program: result.program.clone(),
-            signal: result.signal.unwrap_or(0),
-        })),
+        // No code, or a timeout: the failure says what ended the run.
+        _ => Err(result
+            .failure()
+            .expect("a run without an exit code is a failure")),
     }
 }
 

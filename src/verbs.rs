@@ -1,7 +1,9 @@
-//! The verbs on `Command`, and the one-liners `run` and `output`. Each is
-//! `JobRunner::start` plus a finisher, so the command gets its own container.
+//! The verbs, written once. Every surface (`Command`, `Pipeline`,
+//! `ProcessRunnerExt`, `CliClient`) is an [`Expression`] that knows how to
+//! start a run; the verbs here are that start plus one finisher.
 
 use std::ffi::OsStr;
+use std::future::Future;
 
 use crate::command::Command;
 use crate::error::Result;
@@ -11,50 +13,124 @@ use crate::retry;
 use crate::runner::{JobRunner, ProcessRunner};
 use crate::running::RunningProcess;
 
+/// Something the verbs can run: how to start it, and how to run it to the
+/// full outcome (which a double may answer without a live process).
+pub(crate) trait Expression: Sync {
+    /// Starts the run and returns the live handle.
+    fn start(&self) -> impl Future<Output = Result<RunningProcess>> + Send;
+
+    /// Runs to completion and returns the full outcome as raw bytes.
+    fn output_bytes(&self) -> impl Future<Output = Result<ProcessResult<Vec<u8>>>> + Send;
+
+    /// Whether a failed exit makes `run` an error; `false` when every
+    /// stage involved was marked [`unchecked`](Command::unchecked).
+    fn checked(&self) -> bool;
+}
+
+/// `cmd` run through `runner`: the expression behind `Command`'s verbs (on a
+/// [`JobRunner`]) and behind [`ProcessRunnerExt`](crate::ProcessRunnerExt).
+pub(crate) struct OnRunner<'a, R: ?Sized> {
+    pub(crate) runner: &'a R,
+    pub(crate) cmd: &'a Command,
+}
+
+impl<R: ProcessRunner + ?Sized> Expression for OnRunner<'_, R> {
+    /// A [`retry`](Command::retry) policy applies to spawn failures only here.
+    fn start(&self) -> impl Future<Output = Result<RunningProcess>> + Send {
+        retry::with_retries(self.cmd, || self.runner.start(self.cmd), |_| None)
+    }
+
+    fn output_bytes(&self) -> impl Future<Output = Result<ProcessResult<Vec<u8>>>> + Send {
+        self.runner.output_bytes(self.cmd)
+    }
+
+    fn checked(&self) -> bool {
+        !self.cmd.unchecked
+    }
+}
+
+/// Trimmed stdout. Anything but a clean exit 0 is an error, unless the
+/// expression is unchecked: then only a timeout (or cancellation) is.
+pub(crate) async fn run_of(expr: &impl Expression) -> Result<String> {
+    let result = output_string_of(expr).await?;
+    if expr.checked() {
+        return finish::require_success(result);
+    }
+    finish::stdout_unless_timed_out(result)
+}
+
+/// The full outcome, decoded lossily as UTF-8.
+pub(crate) async fn output_string_of(expr: &impl Expression) -> Result<ProcessResult<String>> {
+    Ok(expr.output_bytes().await?.into_lossy_string())
+}
+
+/// The exit code; a timed-out or killed run is an error.
+pub(crate) async fn exit_code_of(expr: &impl Expression) -> Result<i32> {
+    finish::exit_code(&expr.output_bytes().await?)
+}
+
+/// Exit 0 → `true`, 1 → `false`, anything else is an error.
+pub(crate) async fn probe_of(expr: &impl Expression) -> Result<bool> {
+    finish::probe(&expr.output_bytes().await?)
+}
+
+/// The first stdout line matching `pred`; the tree is killed once it is known.
+pub(crate) async fn first_line_of(
+    expr: &impl Expression,
+    pred: impl FnMut(&str) -> bool,
+) -> Result<Option<String>> {
+    finish::first_line(expr.start().await?, pred).await
+}
+
 impl Command {
+    /// The verbs' view of this command: run through a fresh [`JobRunner`].
+    fn on_job<'a>(&'a self, runner: &'a JobRunner) -> OnRunner<'a, JobRunner> {
+        OnRunner { runner, cmd: self }
+    }
+
     /// Starts the command in its own container and returns the live handle.
     /// Dropping the handle kills the whole tree. A [`retry`](Command::retry)
     /// policy applies to spawn failures only here.
     pub async fn start(&self) -> Result<RunningProcess> {
-        let runner = JobRunner::new();
-        retry::with_retries(self, || runner.start(self), |_| None).await
+        self.on_job(&JobRunner::new()).start().await
     }
 
     /// Runs to completion and returns trimmed stdout. A non-zero exit
     /// ([`Error::NonZeroExit`](crate::Error::NonZeroExit), with a stderr tail),
-    /// a timeout or a death by signal is an error.
+    /// a timeout or a death by signal is an error; on a command marked
+    /// [`unchecked`](Command::unchecked), only a timeout is.
     pub async fn run(&self) -> Result<String> {
-        finish::require_success(self.output_string().await?)
+        run_of(&self.on_job(&JobRunner::new())).await
     }
 
     /// Runs to completion and returns the full outcome, stdout and stderr
     /// decoded lossily as UTF-8. A non-zero exit or a timeout is data here.
     pub async fn output_string(&self) -> Result<ProcessResult<String>> {
-        Ok(self.output_bytes().await?.into_lossy_string())
+        output_string_of(&self.on_job(&JobRunner::new())).await
     }
 
     /// Runs to completion and returns the full outcome as raw bytes. With a
     /// [`retry`](Command::retry) policy, every attempt is a complete run.
     pub async fn output_bytes(&self) -> Result<ProcessResult<Vec<u8>>> {
-        ProcessRunner::output_bytes(&JobRunner::new(), self).await
+        self.on_job(&JobRunner::new()).output_bytes().await
     }
 
     /// Runs to completion and returns the exit code. A timed-out or killed
     /// run is an error rather than an invented code.
     pub async fn exit_code(&self) -> Result<i32> {
-        finish::exit_code(&self.output_bytes().await?)
+        exit_code_of(&self.on_job(&JobRunner::new())).await
     }
 
     /// A yes/no question: exit 0 is `true`, exit 1 is `false`, anything else
     /// (another code, a timeout, a signal) is an error.
     pub async fn probe(&self) -> Result<bool> {
-        finish::probe(&self.output_bytes().await?)
+        probe_of(&self.on_job(&JobRunner::new())).await
     }
 
     /// The first stdout line for which `pred` is true, or `None` when stdout
     /// closes without one. The tree is killed as soon as the answer is known.
     pub async fn first_line(&self, pred: impl FnMut(&str) -> bool) -> Result<Option<String>> {
-        finish::first_line(self.start().await?, pred).await
+        first_line_of(&self.on_job(&JobRunner::new()), pred).await
     }
 }
 

@@ -5,6 +5,7 @@ mod outcome;
 mod start;
 mod watch;
 
+use std::future::Future;
 use std::ops::BitOr;
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use crate::error::Result;
 use crate::finish;
 use crate::result::ProcessResult;
 use crate::running::RunningProcess;
+use crate::verbs::{self, Expression};
 
 /// Two or more [`Command`]s whose stdout feeds the next one's stdin, like a
 /// shell's `a | b | c` but without a shell: no quoting, no injection surface.
@@ -99,39 +101,55 @@ impl Pipeline {
 
     /// Runs the chain and returns the last stage's trimmed stdout. Any checked
     /// stage that fails (non-zero exit, signal, timeout) makes this an error
-    /// naming that stage.
+    /// naming that stage; when every stage is [`unchecked`](Command::unchecked),
+    /// only a timeout is.
     pub async fn run(&self) -> Result<String> {
-        finish::require_success(self.output_string().await?)
+        verbs::run_of(self).await
     }
 
     /// Runs the chain and returns the pipefail outcome, decoded lossily as
     /// UTF-8. A failing stage or a timeout is data here.
     pub async fn output_string(&self) -> Result<ProcessResult<String>> {
-        finish::output_string(self.start().await?).await
+        verbs::output_string_of(self).await
     }
 
     /// Runs the chain and returns the pipefail outcome as raw bytes.
     pub async fn output_bytes(&self) -> Result<ProcessResult<Vec<u8>>> {
-        finish::output_bytes(self.start().await?).await
+        Expression::output_bytes(self).await
     }
 
     /// Runs the chain and returns the attributed exit code; a timed-out or
     /// killed chain is an error rather than an invented code.
     pub async fn exit_code(&self) -> Result<i32> {
-        finish::exit_code(&self.output_bytes().await?)
+        verbs::exit_code_of(self).await
     }
 
     /// A yes/no question: an attributed exit 0 is `true`, 1 is `false`,
     /// anything else is an error.
     pub async fn probe(&self) -> Result<bool> {
-        finish::probe(&self.output_bytes().await?)
+        verbs::probe_of(self).await
     }
 
     /// The first line of the last stage's stdout for which `pred` is true, or
     /// `None` when it closes without one. The whole chain is killed as soon
     /// as the answer is known.
     pub async fn first_line(&self, pred: impl FnMut(&str) -> bool) -> Result<Option<String>> {
-        finish::first_line(self.start().await?, pred).await
+        verbs::first_line_of(self, pred).await
+    }
+}
+
+impl Expression for Pipeline {
+    fn start(&self) -> impl Future<Output = Result<RunningProcess>> + Send {
+        start::start(self)
+    }
+
+    async fn output_bytes(&self) -> Result<ProcessResult<Vec<u8>>> {
+        finish::output_bytes(start::start(self).await?).await
+    }
+
+    /// Pipefail blames an unchecked stage only when no stage is checked.
+    fn checked(&self) -> bool {
+        self.stages.iter().any(|stage| !stage.unchecked)
     }
 }
 

@@ -29,6 +29,7 @@ use crate::finish;
 use crate::group::ProcessGroup;
 use crate::result::ProcessResult;
 use crate::running::RunningProcess;
+use crate::verbs::{self, OnRunner};
 
 /// A boxed, `Send` future: what [`ProcessRunner`] methods return, so the
 /// trait can be used as `dyn ProcessRunner`.
@@ -80,9 +81,10 @@ pub trait ProcessRunner: Send + Sync {
 
 /// The verbs, for every [`ProcessRunner`] (including `dyn ProcessRunner`).
 pub trait ProcessRunnerExt: ProcessRunner {
-    /// Trimmed stdout; a non-zero exit, timeout or signal is an error.
+    /// Trimmed stdout; a non-zero exit, timeout or signal is an error (on a
+    /// command marked [`unchecked`](Command::unchecked), only a timeout is).
     fn run<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<String>> + Send + 'a {
-        async move { finish::require_success(self.output_string(cmd).await?) }
+        async move { verbs::run_of(&OnRunner { runner: self, cmd }).await }
     }
 
     /// The full outcome with lossily decoded text.
@@ -90,17 +92,17 @@ pub trait ProcessRunnerExt: ProcessRunner {
         &'a self,
         cmd: &'a Command,
     ) -> impl Future<Output = Result<ProcessResult<String>>> + Send + 'a {
-        async move { Ok(self.output_bytes(cmd).await?.into_lossy_string()) }
+        async move { verbs::output_string_of(&OnRunner { runner: self, cmd }).await }
     }
 
     /// The exit code; a timed-out or killed run is an error.
     fn exit_code<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<i32>> + Send + 'a {
-        async move { finish::exit_code(&self.output_bytes(cmd).await?) }
+        async move { verbs::exit_code_of(&OnRunner { runner: self, cmd }).await }
     }
 
     /// Exit 0 → `true`, 1 → `false`, anything else is an error.
     fn probe<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<bool>> + Send + 'a {
-        async move { finish::probe(&self.output_bytes(cmd).await?) }
+        async move { verbs::probe_of(&OnRunner { runner: self, cmd }).await }
     }
 
     /// The first stdout line matching `pred`, or `None` when stdout closes first.
@@ -112,10 +114,7 @@ pub trait ProcessRunnerExt: ProcessRunner {
     where
         P: FnMut(&str) -> bool + Send + 'a,
     {
-        async move {
-            let run = crate::retry::with_retries(cmd, || self.start(cmd), |_| None).await?;
-            finish::first_line(run, pred).await
-        }
+        async move { verbs::first_line_of(&OnRunner { runner: self, cmd }, pred).await }
     }
 }
 
