@@ -2,6 +2,7 @@
 //! tool, with an injectable runner, and the `cli_client!` macro that
 //! declares such a wrapper.
 
+use std::borrow::Borrow;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
 use std::time::Duration;
@@ -21,7 +22,8 @@ use crate::running::RunningProcess;
 /// use processkit::CliClient;
 /// use std::time::Duration;
 /// let git = CliClient::new("git").default_timeout(Duration::from_secs(30));
-/// let status = git.run(git.command_in("/srv/repo", ["status", "--short"])).await?;
+/// let status = git.command_in("/srv/repo", ["status", "--short"]);
+/// let short = git.run(&status).await?;
 /// # Ok(()) }
 /// ```
 #[derive(Debug, Clone)]
@@ -125,41 +127,43 @@ impl<R: ProcessRunner> CliClient<R> {
     }
 
     /// Trimmed stdout; a non-zero exit, timeout or signal is an error.
-    pub async fn run(&self, cmd: Command) -> Result<String> {
-        self.runner.run(&cmd).await
+    /// Takes the command by reference like every runner's verb (an owned
+    /// [`Command`] works too).
+    pub async fn run(&self, cmd: impl Borrow<Command>) -> Result<String> {
+        self.runner.run(cmd.borrow()).await
     }
 
     /// The full outcome with lossily decoded text; a non-zero exit is data.
-    pub async fn output_string(&self, cmd: Command) -> Result<ProcessResult<String>> {
-        self.runner.output_string(&cmd).await
+    pub async fn output_string(&self, cmd: impl Borrow<Command>) -> Result<ProcessResult<String>> {
+        self.runner.output_string(cmd.borrow()).await
     }
 
     /// The full outcome as raw bytes; a non-zero exit is data.
-    pub async fn output_bytes(&self, cmd: Command) -> Result<ProcessResult<Vec<u8>>> {
-        self.runner.output_bytes(&cmd).await
+    pub async fn output_bytes(&self, cmd: impl Borrow<Command>) -> Result<ProcessResult<Vec<u8>>> {
+        self.runner.output_bytes(cmd.borrow()).await
     }
 
     /// The exit code; a timed-out or killed run is an error.
-    pub async fn exit_code(&self, cmd: Command) -> Result<i32> {
-        self.runner.exit_code(&cmd).await
+    pub async fn exit_code(&self, cmd: impl Borrow<Command>) -> Result<i32> {
+        self.runner.exit_code(cmd.borrow()).await
     }
 
     /// Exit 0 → `true`, 1 → `false`, anything else is an error.
-    pub async fn probe(&self, cmd: Command) -> Result<bool> {
-        self.runner.probe(&cmd).await
+    pub async fn probe(&self, cmd: impl Borrow<Command>) -> Result<bool> {
+        self.runner.probe(cmd.borrow()).await
     }
 
     /// The first stdout line matching `pred`, or `None` when stdout closes first.
-    pub async fn first_line<P>(&self, cmd: Command, pred: P) -> Result<Option<String>>
+    pub async fn first_line<P>(&self, cmd: impl Borrow<Command>, pred: P) -> Result<Option<String>>
     where
         P: FnMut(&str) -> bool + Send,
     {
-        self.runner.first_line(&cmd, pred).await
+        self.runner.first_line(cmd.borrow(), pred).await
     }
 
     /// Starts the command and returns the live handle.
-    pub async fn start(&self, cmd: Command) -> Result<RunningProcess> {
-        self.runner.start(&cmd).await
+    pub async fn start(&self, cmd: impl Borrow<Command>) -> Result<RunningProcess> {
+        self.runner.start(cmd.borrow()).await
     }
 }
 
