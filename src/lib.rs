@@ -23,6 +23,7 @@ mod command;
 #[cfg(doctest)]
 mod doctests;
 mod error;
+mod exit_status;
 mod finish;
 mod group;
 #[cfg(feature = "process-control")]
@@ -48,6 +49,7 @@ mod wait_any;
 
 pub use command::Command;
 pub use error::{Error, NotReadyReason, Result};
+pub use exit_status::ExitStatus;
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::{Mechanism, fallback_reason};

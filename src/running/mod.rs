@@ -11,6 +11,7 @@ mod profile;
 mod pump;
 pub(crate) mod scripted;
 mod spawn;
+mod status;
 mod stdin;
 mod stream;
 
