@@ -1,5 +1,6 @@
-//! The crate's one error type. Every variant names the program it concerns;
-//! none carries argument or environment values.
+//! The crate's one error type, with the typed [`Subject`] and [`Operation`]
+//! of an I/O failure. Every variant names what it concerns; none carries
+//! argument or environment values.
 
 use std::fmt;
 use std::io;
@@ -19,6 +20,122 @@ pub enum NotReadyReason {
     Exited(Option<i32>),
     /// stdout closed before a matching line arrived.
     StdoutClosed,
+}
+
+/// What an [`Error::Io`] concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Subject {
+    /// A run of this program, as given to [`Command::new`](crate::Command::new).
+    Program(String),
+    /// A [`ProcessGroup`](crate::ProcessGroup) as a whole, not one run in it.
+    Group,
+    /// A record/replay cassette file.
+    Cassette(PathBuf),
+}
+
+impl Subject {
+    /// The program, when the subject is one run of it.
+    pub fn program(&self) -> Option<&str> {
+        match self {
+            Subject::Program(program) => Some(program),
+            Subject::Group | Subject::Cassette(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Subject {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Subject::Program(program) => f.write_str(program),
+            Subject::Group => f.write_str("process group"),
+            Subject::Cassette(path) => write!(f, "cassette {}", path.display()),
+        }
+    }
+}
+
+/// What processkit was doing when an operation failed (see [`Error::Io`]
+/// and [`Error::InvalidArgument`]). Displays as a short phrase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Operation {
+    /// Checking that a run can start here (a tokio runtime with a time driver).
+    Start,
+    /// Creating the container a run gets of its own.
+    PrepareContainer,
+    /// Moving a just-started child into its container.
+    PlaceInContainer,
+    /// Waiting for a child's exit.
+    Wait,
+    /// Killing a run's tree, or a group's.
+    Kill,
+    /// Killing every stage of a pipeline.
+    KillPipeline,
+    /// Reading a child's stdout.
+    ReadStdout,
+    /// Writing to a child's stdin.
+    WriteStdin,
+    /// Delivering a signal to a group.
+    Signal,
+    /// Tearing a group down.
+    Terminate,
+    /// Creating a group's cgroup.
+    CreateCgroup,
+    /// Creating a group's Job Object.
+    CreateJobObject,
+    /// Opening a cgroup's `cgroup.procs` to place a child.
+    OpenCgroupProcs,
+    /// Reading a group's resource statistics.
+    ReadStats,
+    /// Freezing a group.
+    Suspend,
+    /// Thawing a group.
+    Resume,
+    /// Listing a group's members.
+    ListMembers,
+    /// Adopting a process into a group.
+    Adopt,
+    /// Reading a cassette file.
+    ReadCassette,
+    /// Writing a cassette file.
+    WriteCassette,
+    /// Racing running children with [`wait_any`](crate::wait_any).
+    WaitAny,
+}
+
+impl Operation {
+    /// The phrase this operation displays as.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Operation::Start => "start",
+            Operation::PrepareContainer => "prepare container",
+            Operation::PlaceInContainer => "place child in container",
+            Operation::Wait => "wait",
+            Operation::Kill => "kill",
+            Operation::KillPipeline => "kill pipeline",
+            Operation::ReadStdout => "read stdout",
+            Operation::WriteStdin => "write to stdin",
+            Operation::Signal => "signal",
+            Operation::Terminate => "terminate",
+            Operation::CreateCgroup => "create cgroup",
+            Operation::CreateJobObject => "create job object",
+            Operation::OpenCgroupProcs => "open cgroup.procs",
+            Operation::ReadStats => "read stats",
+            Operation::Suspend => "suspend",
+            Operation::Resume => "resume",
+            Operation::ListMembers => "list members",
+            Operation::Adopt => "adopt",
+            Operation::ReadCassette => "read cassette",
+            Operation::WriteCassette => "write cassette",
+            Operation::WaitAny => "wait_any",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Everything that can go wrong when starting, running or controlling a child.
@@ -117,14 +234,22 @@ pub enum Error {
         /// The program whose stdin is closed.
         program: String,
     },
-    /// Any other I/O failure, with what was being done.
+    /// Any other I/O failure, with what it concerns and what was being done.
     Io {
-        /// The program concerned, or the group operation.
-        program: String,
+        /// The run, group or file concerned.
+        subject: Subject,
         /// What processkit was doing.
-        context: &'static str,
+        operation: Operation,
         /// The underlying error.
         source: io::Error,
+    },
+    /// An argument to a function that concerns no single program is unusable
+    /// (e.g. [`wait_any`](crate::wait_any) with nothing to wait for).
+    InvalidArgument {
+        /// The function called.
+        operation: Operation,
+        /// What is wrong with the argument.
+        reason: String,
     },
     /// A run that was expected to have a recorded or scripted reply had none.
     NoReply {
@@ -136,7 +261,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// The program this error concerns, where there is one.
+    /// The program this error concerns, where there is one: `None` for an
+    /// error about a whole group, a cassette file or an invalid argument.
     pub fn program(&self) -> Option<&str> {
         match self {
             Error::NotFound { program }
@@ -150,16 +276,28 @@ impl Error {
             | Error::Cancelled { program }
             | Error::NotReady { program, .. }
             | Error::StdinClosed { program }
-            | Error::Io { program, .. }
             | Error::NoReply { program, .. } => Some(program),
-            Error::ResourceLimit { .. } | Error::Unsupported { .. } => None,
+            Error::Io { subject, .. } => subject.program(),
+            Error::ResourceLimit { .. }
+            | Error::Unsupported { .. }
+            | Error::InvalidArgument { .. } => None,
         }
     }
 
-    pub(crate) fn io(program: &str, context: &'static str, source: io::Error) -> Error {
+    /// An I/O failure of one run of `program` while doing `operation`.
+    pub(crate) fn io(program: &str, operation: Operation, source: io::Error) -> Error {
         Error::Io {
-            program: program.to_owned(),
-            context,
+            subject: Subject::Program(program.to_owned()),
+            operation,
+            source,
+        }
+    }
+
+    /// An I/O failure of a whole group while doing `operation`.
+    pub(crate) fn group_io(operation: Operation, source: io::Error) -> Error {
+        Error::Io {
+            subject: Subject::Group,
+            operation,
             source,
         }
     }
@@ -229,11 +367,14 @@ impl fmt::Display for Error {
                 )
             }
             Error::Io {
-                program,
-                context,
+                subject,
+                operation,
                 source,
             } => {
-                write!(f, "`{program}`: {context}: {source}")
+                write!(f, "`{subject}`: {operation}: {source}")
+            }
+            Error::InvalidArgument { operation, reason } => {
+                write!(f, "`{operation}`: invalid argument: {reason}")
             }
             Error::NoReply { program, detail } => {
                 write!(f, "`{program}`: no reply for this invocation: {detail}")

@@ -93,7 +93,7 @@ impl ProcessGroup {
     pub fn terminate_all(&self) -> Result<()> {
         self.container
             .kill_all()
-            .map_err(|e| Error::io("process group", "terminate", e))
+            .map_err(|e| Error::group_io(crate::error::Operation::Terminate, e))
     }
 
     /// Graceful teardown: SIGTERM to the whole tree, up to the shutdown grace

@@ -3,11 +3,9 @@
 
 use std::io;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::group::ProcessGroup;
 use crate::signal::Signal;
-
-const GROUP: &str = "process group";
 
 impl ProcessGroup {
     /// Delivers `signal` to every member of the tree: every process under a
@@ -37,7 +35,7 @@ impl ProcessGroup {
     pub fn suspend(&self) -> Result<()> {
         self.container
             .set_frozen(true)
-            .map_err(|e| control_error("suspend", e))
+            .map_err(|e| control_error(Operation::Suspend, e))
     }
 
     /// Lets a suspended tree run again (cgroup thaw, or SIGCONT). Resuming a
@@ -45,7 +43,7 @@ impl ProcessGroup {
     pub fn resume(&self) -> Result<()> {
         self.container
             .set_frozen(false)
-            .map_err(|e| control_error("resume", e))
+            .map_err(|e| control_error(Operation::Resume, e))
     }
 
     /// The live pids in the group: the whole tree under cgroups (children and
@@ -56,7 +54,7 @@ impl ProcessGroup {
         let mut pids = self
             .container
             .members()
-            .map_err(|e| control_error("list members", e))?;
+            .map_err(|e| control_error(Operation::ListMembers, e))?;
         pids.sort_unstable();
         pids.dedup();
         Ok(pids)
@@ -75,7 +73,7 @@ impl ProcessGroup {
     pub fn adopt(&self, pid: u32) -> Result<()> {
         if pid <= 1 || pid == std::process::id() {
             return Err(control_error(
-                "adopt",
+                Operation::Adopt,
                 io::Error::new(
                     io::ErrorKind::InvalidInput,
                     format!("pid {pid} cannot be adopted (0, 1 and this process are refused)"),
@@ -84,26 +82,26 @@ impl ProcessGroup {
         }
         if !crate::sys::process_exists(pid) {
             return Err(control_error(
-                "adopt",
+                Operation::Adopt,
                 io::Error::new(
                     io::ErrorKind::NotFound,
                     format!("no process with pid {pid}"),
                 ),
             ));
         }
-        let pid = crate::sys::adoptable(pid).map_err(|e| control_error("adopt", e))?;
+        let pid = crate::sys::adoptable(pid).map_err(|e| control_error(Operation::Adopt, e))?;
         self.container
             .adopt(pid)
-            .map_err(|e| control_error("adopt", e))
+            .map_err(|e| control_error(Operation::Adopt, e))
     }
 }
 
-fn control_error(context: &'static str, e: io::Error) -> Error {
+fn control_error(operation: Operation, e: io::Error) -> Error {
     if e.kind() == io::ErrorKind::Unsupported {
         return Error::Unsupported {
-            operation: context,
+            operation: operation.as_str(),
             reason: e.to_string(),
         };
     }
-    Error::io(GROUP, context, e)
+    Error::group_io(operation, e)
 }

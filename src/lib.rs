@@ -48,7 +48,7 @@ mod verbs;
 mod wait_any;
 
 pub use command::Command;
-pub use error::{Error, NotReadyReason, Result};
+pub use error::{Error, NotReadyReason, Operation, Result, Subject};
 pub use exit_status::ExitStatus;
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};

@@ -144,8 +144,12 @@ impl RetryPolicy {
         let source = match error {
             Error::Spawn { source, .. } => source,
             Error::Io {
-                context, source, ..
-            } if context.starts_with("prepare") || context.starts_with("place") => source,
+                operation:
+                    crate::error::Operation::PrepareContainer
+                    | crate::error::Operation::PlaceInContainer,
+                source,
+                ..
+            } => source,
             _ => return false,
         };
         matches!(

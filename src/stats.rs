@@ -121,7 +121,7 @@ impl Container {
                 operation: "stats",
                 reason: e.to_string(),
             },
-            _ => Error::io("process group", "read stats", e),
+            _ => Error::group_io(crate::error::Operation::ReadStats, e),
         })
     }
 }

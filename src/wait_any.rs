@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::running::{Exit, RunningProcess};
 
 /// Waits until any of `procs` exits and returns its index with its exit code
@@ -15,7 +15,7 @@ use crate::running::{Exit, RunningProcess};
 /// already exited wins at once (the lowest such index). The race reads no
 /// output and applies no deadline of its own; bound it with
 /// [`tokio::time::timeout`]. A cancelled winner reports
-/// [`Error::Cancelled`]; an empty slice is an [`Error::InvalidCommand`].
+/// [`Error::Cancelled`]; an empty slice is an [`Error::InvalidArgument`].
 ///
 /// ```no_run
 /// # async fn demo() -> processkit::Result<()> {
@@ -28,8 +28,8 @@ use crate::running::{Exit, RunningProcess};
 /// ```
 pub async fn wait_any(procs: &mut [&mut RunningProcess]) -> Result<(usize, Option<i32>)> {
     if procs.is_empty() {
-        return Err(Error::InvalidCommand {
-            program: "wait_any".to_owned(),
+        return Err(Error::InvalidArgument {
+            operation: Operation::WaitAny,
             reason: "there are no processes to wait for".to_owned(),
         });
     }

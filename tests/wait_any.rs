@@ -110,5 +110,5 @@ async fn works_on_children_of_a_shared_group() {
 #[tokio::test]
 async fn an_empty_race_is_a_typed_error() {
     let err = wait_any(&mut []).await.unwrap_err();
-    assert!(matches!(err, Error::InvalidCommand { .. }), "{err:?}");
+    assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
 }

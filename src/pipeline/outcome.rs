@@ -111,9 +111,13 @@ impl Stages {
 
     /// Kills every stage and everything the stages started.
     pub(crate) fn kill_all(&self) -> Result<()> {
-        self.container
-            .kill_all()
-            .map_err(|e| Error::io(self.last_program(), "kill pipeline", e))
+        self.container.kill_all().map_err(|e| {
+            Error::io(
+                self.last_program(),
+                crate::error::Operation::KillPipeline,
+                e,
+            )
+        })
     }
 
     fn last_program(&self) -> &str {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::command::Command;
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result, Subject};
 use crate::result::ProcessResult;
 use crate::running::scripted::{Script, ScriptedEnd};
 
@@ -194,22 +194,23 @@ struct File {
     entries: Vec<Entry>,
 }
 
-fn file_error(path: &Path, context: &'static str, source: std::io::Error) -> Error {
+fn file_error(path: &Path, operation: Operation, source: std::io::Error) -> Error {
     Error::Io {
-        program: format!("cassette {}", path.display()),
-        context,
+        subject: Subject::Cassette(path.to_owned()),
+        operation,
         source,
     }
 }
 
 fn invalid(path: &Path, message: String) -> Error {
     let source = std::io::Error::new(std::io::ErrorKind::InvalidData, message);
-    file_error(path, "read cassette", source)
+    file_error(path, Operation::ReadCassette, source)
 }
 
 /// Reads a cassette; another format version is an error, never a guess.
 pub(crate) fn load(path: &Path) -> Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(path).map_err(|e| file_error(path, "read cassette", e))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| file_error(path, Operation::ReadCassette, e))?;
     let value: serde_json::Value = serde_json::from_str(&text)
         .map_err(|e| invalid(path, format!("not a JSON cassette: {e}")))?;
     match value.get("version").and_then(serde_json::Value::as_u64) {
@@ -233,7 +234,7 @@ pub(crate) fn load(path: &Path) -> Result<Vec<Entry>> {
 /// Writes `entries` to `path` (creating its directory), replacing the file
 /// atomically so a crash never leaves half a cassette.
 pub(crate) fn save(path: &Path, entries: &[Entry]) -> Result<()> {
-    let write_error = |e| file_error(path, "write cassette", e);
+    let write_error = |e| file_error(path, Operation::WriteCassette, e);
     let file = File {
         version: VERSION,
         entries: entries.to_vec(),

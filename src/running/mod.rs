@@ -49,7 +49,7 @@ pub(crate) fn check_runtime(program: &str) -> Result<()> {
     let unusable = |why: &str| {
         Error::io(
             program,
-            "start",
+            crate::error::Operation::Start,
             std::io::Error::new(std::io::ErrorKind::Unsupported, why.to_owned()),
         )
     };
@@ -207,7 +207,9 @@ impl RunningProcess {
             Waiter::Os(_) => {}
         }
         match &self.slot {
-            Some(slot) => slot.kill().map_err(|e| Error::io(&self.program, "kill", e)),
+            Some(slot) => slot
+                .kill()
+                .map_err(|e| Error::io(&self.program, crate::error::Operation::Kill, e)),
             None => Ok(()),
         }
     }
@@ -242,7 +244,7 @@ impl RunningProcess {
                 let status = child
                     .wait()
                     .await
-                    .map_err(|e| Error::io(&self.program, "wait", e))?;
+                    .map_err(|e| Error::io(&self.program, crate::error::Operation::Wait, e))?;
                 sys::exit_parts(&status, self.slot.as_deref())
             }
             Waiter::Scripted(exit) => exit.await,
@@ -349,9 +351,8 @@ impl RunningProcess {
         }
         let program = self.program.clone();
         match self.stdout_reader() {
-            Some(reader) => {
-                (reader.next_line().await).map_err(|e| Error::io(&program, "read stdout", e))
-            }
+            Some(reader) => (reader.next_line().await)
+                .map_err(|e| Error::io(&program, crate::error::Operation::ReadStdout, e)),
             None => Ok(None),
         }
     }

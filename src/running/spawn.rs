@@ -65,7 +65,7 @@ pub(crate) async fn spawn_with(
     };
     let mut slot = container
         .slot()
-        .map_err(|e| Error::io(&program, "prepare container", e))?;
+        .map_err(|e| Error::io(&program, crate::error::Operation::PrepareContainer, e))?;
 
     let stdin = match (io.stdin, &cmd.stdin.0, cmd.keep_stdin_open) {
         (Some(upstream), _, _) => StdinPlan::Stage(upstream),
@@ -81,7 +81,9 @@ pub(crate) async fn spawn_with(
         .map_err(|e| match e {
             StartError::Refused(e) => e,
             StartError::Spawn(e) => spawn_error(cmd, &program, e),
-            StartError::Contain(e) => Error::io(&program, "place child in container", e),
+            StartError::Contain(e) => {
+                Error::io(&program, crate::error::Operation::PlaceInContainer, e)
+            }
         })?;
     let slot = Arc::new(slot);
     let pid = child.child.id();

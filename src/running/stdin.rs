@@ -127,7 +127,11 @@ impl StdinWriter {
                     program: self.program.clone(),
                 })
             }
-            Err(e) => Err(Error::io(&self.program, "write to stdin", e)),
+            Err(e) => Err(Error::io(
+                &self.program,
+                crate::error::Operation::WriteStdin,
+                e,
+            )),
         }
     }
 }

@@ -166,14 +166,14 @@ impl Container {
         if signal == Signal::Kill {
             return self
                 .kill_all()
-                .map_err(|e| Error::io("process group", "kill", e));
+                .map_err(|e| Error::group_io(crate::error::Operation::Kill, e));
         }
         match &self.kind {
             #[cfg(target_os = "linux")]
             ContainerKind::Cgroup(c) => c
                 .cgroup()
                 .signal(unix::signal::number(signal))
-                .map_err(|e| Error::io("process group", "signal", e)),
+                .map_err(|e| Error::group_io(crate::error::Operation::Signal, e)),
             #[cfg(unix)]
             ContainerKind::Pgroup(c) => {
                 c.signal_all(unix::signal::number(signal));
@@ -296,12 +296,14 @@ fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKin
     let cgroup = |reason_if_missing: bool| match linux::CgroupContainer::available() {
         Ok(()) => linux::CgroupContainer::new(single_run)
             .map(ContainerKind::Cgroup)
-            .map_err(|e| Error::io("process group", "create cgroup", e)),
+            .map_err(|e| Error::group_io(crate::error::Operation::CreateCgroup, e)),
         Err(RootError::Missing(why)) if reason_if_missing => {
             Err(unsupported(Mechanism::CgroupV2, why))
         }
         Err(RootError::Missing(_)) => Ok(ContainerKind::Pgroup(unix::pgroup::new_container())),
-        Err(RootError::Transient(e)) => Err(Error::io("process group", "create cgroup", e)),
+        Err(RootError::Transient(e)) => {
+            Err(Error::group_io(crate::error::Operation::CreateCgroup, e))
+        }
     };
     match request {
         None => cgroup(false),
@@ -329,7 +331,7 @@ fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKin
     match request {
         None | Some(Mechanism::JobObject) => windows::JobContainer::new(single_run)
             .map(ContainerKind::Job)
-            .map_err(|e| Error::io("process group", "create job object", e)),
+            .map_err(|e| Error::group_io(crate::error::Operation::CreateJobObject, e)),
         Some(other) => Err(unsupported(other, "only Job Objects exist on Windows")),
     }
 }
@@ -345,7 +347,7 @@ impl Slot {
             #[cfg(target_os = "linux")]
             SlotKind::Cgroup(s) => s
                 .prepare(cmd, os)
-                .map_err(|e| Error::io("process group", "open cgroup.procs", e))?,
+                .map_err(|e| Error::group_io(crate::error::Operation::OpenCgroupProcs, e))?,
             #[cfg(unix)]
             SlotKind::Pgroup(s) => s.prepare(cmd, os),
             #[cfg(windows)]
