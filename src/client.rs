@@ -81,6 +81,7 @@ impl<R: ProcessRunner> CliClient<R> {
     /// kills the runs in flight, which fail with
     /// [`Error::Cancelled`](crate::Error::Cancelled).
     #[cfg(feature = "cancellation")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cancellation")))]
     pub fn default_cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
         self.cancel = Some(token);
         self

@@ -283,6 +283,7 @@ impl Command {
     /// every verb and finisher report [`Error::Cancelled`](crate::Error::Cancelled).
     /// A token cancelled before the run starts means nothing is spawned.
     #[cfg(feature = "cancellation")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cancellation")))]
     pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Command {
         self.cancel = Some(token);
         self

@@ -16,6 +16,7 @@
 //! the [cookbook](https://github.com/processkit-rs/processkit/blob/main/docs/cookbook.md)
 //! maps "I want to …" to a working snippet.
 #![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 mod backoff;
 mod client;
@@ -27,9 +28,11 @@ mod exit_status;
 mod finish;
 mod group;
 #[cfg(feature = "process-control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
 mod group_control;
 mod guardian;
 #[cfg(feature = "limits")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limits")))]
 mod limits;
 mod mechanism;
 mod pipeline;
@@ -39,10 +42,12 @@ mod runner;
 mod running;
 mod signal;
 #[cfg(feature = "stats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 mod stats;
 mod stdin;
 mod supervisor;
 mod sys;
+pub mod testing;
 mod trace;
 mod verbs;
 mod wait_any;
@@ -58,12 +63,15 @@ pub use result::ProcessResult;
 pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
 #[cfg(feature = "stats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 pub use running::RunProfile;
 pub use running::{LineBatch, LineBatchIter};
 pub use running::{LineStream, MAX_LINE, RunningProcess, StdinWriter};
 #[cfg(feature = "process-control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
 pub use signal::Signal;
 #[cfg(feature = "stats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 pub use stats::ProcessGroupStats;
 pub use stdin::Stdin;
 pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
@@ -72,12 +80,15 @@ pub use verbs::{output, run};
 pub use wait_any::wait_any;
 
 #[cfg(feature = "cancellation")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cancellation")))]
 pub use tokio_util::sync::CancellationToken;
 
 // The testing seam's doubles and the CLI-client core.
 pub use client::CliClient;
 #[cfg(feature = "mock")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mock")))]
 pub use runner::MockRunner;
 #[cfg(feature = "record")]
+#[cfg_attr(docsrs, doc(cfg(feature = "record")))]
 pub use runner::RecordReplayRunner;
 pub use runner::{Invocation, Match, RecordingRunner, Reply, ScriptedRunner};
