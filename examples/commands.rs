@@ -103,5 +103,10 @@ async fn main() -> processkit::Result<()> {
     );
     child.kill()?;
     println!("after kill:     wait() = {:?}", child.wait().await?);
+
+    // How a run ended, as one value.
+    let mut child = Command::new("sh").args(["-c", "exit 3"]).start().await?;
+    let status = child.wait_status().await?;
+    println!("wait_status:    {status} (success: {})", status.success());
     Ok(())
 }

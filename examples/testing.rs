@@ -6,10 +6,8 @@
 
 use std::time::Duration;
 
-use processkit::{
-    Command, JobRunner, Match, ProcessRunner, ProcessRunnerExt, RecordingRunner, Reply, Result,
-    ScriptedRunner, cli_client,
-};
+use processkit::testing::{Match, RecordingRunner, Reply, ScriptedRunner};
+use processkit::{Command, JobRunner, ProcessRunner, ProcessRunnerExt, Result, cli_client};
 
 /// Code under test: written against the seam, not against `Command`'s verbs.
 async fn disk_usage_kib(runner: &impl ProcessRunner, dir: &str) -> Result<u64> {
@@ -25,7 +23,8 @@ cli_client!(
 
 impl<R: ProcessRunner> Uname<R> {
     pub async fn kernel(&self) -> Result<String> {
-        self.core.run(self.core.command(["-s"])).await
+        let cmd = self.core.command(["-s"]);
+        self.core.run(&cmd).await
     }
 }
 
