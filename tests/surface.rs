@@ -2,8 +2,6 @@
 //! `wait_status`, typed error subjects and operations, `unchecked()` on a
 //! single command, `CliClient` verbs taking `&Command`, `processkit::testing`.
 
-use std::time::Duration;
-
 use processkit::testing::{Reply, ScriptedRunner};
 use processkit::{CliClient, Command, Error, Operation, ProcessRunner, Subject, wait_any};
 
@@ -112,6 +110,8 @@ async fn an_unchecked_command_still_fails_on_its_timeout() {
 
 #[cfg(unix)]
 mod unix {
+    use std::time::Duration;
+
     use super::*;
 
     fn sh(script: &str) -> Command {
