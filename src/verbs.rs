@@ -1,6 +1,6 @@
-//! The verbs, written once. Every surface (`Command`, `Pipeline`,
-//! `ProcessRunnerExt`, `CliClient`) is an [`Expression`] that knows how to
-//! start a run; the verbs here are that start plus one finisher.
+//! The verbs, written once as "start + finisher" over an [`Expression`].
+//! `Command` and `Pipeline` are expressions, `ProcessRunnerExt` runs a
+//! command through any runner as one, and `CliClient` delegates to that.
 
 use std::ffi::OsStr;
 use std::future::Future;
