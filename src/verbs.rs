@@ -1,6 +1,6 @@
 //! The verbs, written once as "start + finisher" over an [`Expression`].
-//! `Command` and `Pipeline` are expressions, `ProcessRunnerExt` runs a
-//! command through any runner as one, and `CliClient` delegates to that.
+//! A `Pipeline` is one; `Command` (on a `JobRunner`) and `ProcessRunnerExt`
+//! (on any runner) wrap the command in an [`OnRunner`]; `CliClient` delegates.
 
 use std::ffi::OsStr;
 use std::future::Future;
