@@ -5,7 +5,10 @@
 
 mod git;
 mod poll;
+#[cfg(target_os = "linux")]
+pub mod privileges;
 mod procs;
+mod rerun;
 mod scratch;
 mod tracing_capture;
 mod tree;
@@ -16,6 +19,7 @@ pub use procs::{
     Cleanup, KillPidOnDrop, is_alive, kill_pid, pids_with_token, pids_with_token_or_zombie, signal,
     token,
 };
+pub use rerun::test_named;
 pub use scratch::{TempDir, fixture, free_port, line_count, read_pids};
 #[cfg(feature = "tracing")]
 pub use tracing_capture::CapturingSubscriber;
