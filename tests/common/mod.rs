@@ -3,6 +3,7 @@
 //! Domain helpers (privileges, cgroup roots, the VM lane) live beside it, built on it.
 #![allow(dead_code, unused_imports)]
 
+mod cmd;
 mod git;
 mod poll;
 #[cfg(target_os = "linux")]
@@ -13,11 +14,12 @@ mod scratch;
 mod tracing_capture;
 mod tree;
 
+pub use cmd::{sh, sh_as};
 pub use git::git_repo;
 pub use poll::{eventually, eventually_async, wait_for_count, wait_for_settled, wait_gone};
 pub use procs::{
-    Cleanup, KillPidOnDrop, is_alive, kill_pid, pids_with_token, pids_with_token_or_zombie, signal,
-    token,
+    Cleanup, KillPidOnDrop, all_pids, argv_of, is_alive, kill_pid, pids_with_token,
+    pids_with_token_or_zombie, signal, token,
 };
 pub use rerun::test_named;
 pub use scratch::{TempDir, fixture, free_port, line_count, read_pids};

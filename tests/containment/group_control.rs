@@ -35,14 +35,10 @@ fn group_on(mechanism: Mechanism) -> Option<ProcessGroup> {
 const BOTH: [Mechanism; 2] = [Mechanism::CgroupV2, Mechanism::ProcessGroup];
 
 /// `sh -c SCRIPT TOKEN`: the token lands in argv (as `$0`), so /proc finds it.
-fn sh(script: &str, token: &str) -> Command {
-    Command::new("sh").args(["-c", script, token])
-}
-
 /// A child shell that starts a grandchild shell carrying the same token and
 /// waits; both stay alive until killed.
 fn two_level_tree(token: &str) -> Command {
-    sh(r#"sh -c 'sleep 300; :' "$0" & wait; :"#, token)
+    sh_as(r#"sh -c 'sleep 300; :' "$0" & wait; :"#, token)
 }
 
 #[tokio::test]
@@ -55,7 +51,7 @@ async fn freeze_stops_a_grandchilds_counter_and_thaw_restarts_it() {
         let counter = scratch.join("counter");
         let token = token("freeze");
         let _guard = Cleanup::token(&token);
-        let cmd = sh(
+        let cmd = sh_as(
             r#"sh -c 'while :; do echo x >> "$F"; sleep 0.02; done' "$0" & wait; :"#,
             &token,
         )
@@ -154,7 +150,9 @@ async fn a_signal_reaches_every_member_of_a_two_level_tree() {
         let _guard = Cleanup::token(&token);
         let inner = r#"trap 'echo inner > "$D/inner"; exit 0' USR1; : > "$D/inner-ready"; while :; do sleep 0.05; done"#;
         let outer = r#"trap 'echo outer > "$D/outer"; exit 0' USR1; sh -c "$INNER" "$0" & : > "$D/outer-ready"; while :; do sleep 0.05; done"#;
-        let cmd = sh(outer, &token).env("D", &scratch.0).env("INNER", inner);
+        let cmd = sh_as(outer, &token)
+            .env("D", &scratch.0)
+            .env("INNER", inner);
         let _run = group.start(&cmd).await.expect("start");
         assert!(
             eventually_async(LONG, || {
@@ -201,7 +199,7 @@ async fn members_lists_the_child_and_its_grandchildren_under_cgroups() {
     };
     let token = token("members");
     let _guard = Cleanup::token(&token);
-    let cmd = sh(
+    let cmd = sh_as(
         r#"sh -c 'sleep 300; :' "$0" & sh -c 'sleep 300; :' "$0" & wait; :"#,
         &token,
     );
@@ -305,7 +303,7 @@ async fn adopt_refuses_bad_pids_with_typed_errors() {
 
 /// A child that burns some CPU, then idles next to a sleeping sibling.
 fn busy_tree(token: &str) -> Command {
-    sh(
+    sh_as(
         r#"sh -c 'i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; sleep 300; :' "$0" & sleep 300; :"#,
         token,
     )
@@ -379,7 +377,7 @@ async fn a_sample_stream_ends_when_its_group_is_dropped() {
 
 #[tokio::test]
 async fn profile_summarises_a_run() {
-    let profile = sh(
+    let profile = sh_as(
         "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo done",
         &token("profile"),
     )
@@ -408,7 +406,7 @@ async fn profile_summarises_a_run() {
 async fn profile_keeps_the_runs_timeout() {
     let token = token("proftimeout");
     let _guard = Cleanup::token(&token);
-    let profile = sh("echo started; sleep 300; :", &token)
+    let profile = sh_as("echo started; sleep 300; :", &token)
         .timeout(Duration::from_millis(300))
         .start()
         .await
@@ -430,7 +428,7 @@ async fn profile_samples_a_run_in_a_process_group() {
     let token = token("profpg");
     let _guard = Cleanup::token(&token);
     let profile = group
-        .start(&sh(
+        .start(&sh_as(
             "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done; echo done",
             &token,
         ))

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use groupctl_support::*;
-use processkit::{Command, Mechanism, ProcessGroup, ProcessGroupOptions};
+use processkit::{Mechanism, ProcessGroup, ProcessGroupOptions};
 
 const LONG: Duration = Duration::from_secs(60);
 
@@ -34,10 +34,6 @@ fn limited(options: ProcessGroupOptions, test: &str) -> Option<ProcessGroup> {
         .unwrap_or_else(|e| panic!("{test}: a delegated cgroup refused the limit: {e}"));
     assert_eq!(group.mechanism(), Mechanism::CgroupV2);
     Some(group)
-}
-
-fn sh(script: &str) -> Command {
-    Command::new("sh").args(["-c", script])
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use crate::common;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::{Cleanup, pids_with_token_or_zombie};
+use common::{Cleanup, pids_with_token_or_zombie, sh};
 use processkit::{Command, Error, Stdin};
 
 /// A number no other process on the host has in its argv: used as the
@@ -33,10 +33,6 @@ fn poll_until(token: &str, done: impl Fn(&[u32]) -> bool) -> Vec<u32> {
         pids = pids_with_token_or_zombie(token);
     }
     pids
-}
-
-fn sh(script: &str) -> Command {
-    Command::new("sh").arg("-c").arg(script)
 }
 
 #[tokio::test]

@@ -8,15 +8,11 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{Cleanup, pids_with_token, token, wait_gone};
+use common::{Cleanup, pids_with_token, sh, token, wait_gone};
 use processkit::{Command, LineBatch, MAX_LINE, StreamExt};
 
 /// Far longer than any of these runs needs; only reached if a pipe deadlocks.
 const HANG_GUARD: Duration = Duration::from_secs(60);
-
-fn sh(script: &str) -> Command {
-    Command::new("sh").arg("-c").arg(script)
-}
 
 /// Every stdout line of `script`, one `String` at a time.
 async fn via_next(script: &str) -> Vec<String> {

@@ -10,15 +10,11 @@ use crate::common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{KillPidOnDrop, TempDir, free_port, is_alive};
+use common::{KillPidOnDrop, TempDir, free_port, is_alive, sh};
 use processkit::{Command, Error, NotReadyReason, RunningProcess, StreamExt};
 
 const PATIENT: Duration = Duration::from_secs(30);
 const SHORT: Duration = Duration::from_millis(300);
-
-fn sh(script: &str) -> Command {
-    Command::new("sh").arg("-c").arg(script)
-}
 
 fn reason(err: Error) -> NotReadyReason {
     match err {

@@ -9,15 +9,13 @@ use crate::common;
 
 use std::time::Duration;
 
-use common::{Cleanup, KillPidOnDrop, TempDir, Tree, is_alive, pids_with_token, token, wait_gone};
+use common::{
+    Cleanup, KillPidOnDrop, TempDir, Tree, is_alive, pids_with_token, sh, token, wait_gone,
+};
 use processkit::{Command, JobRunner, MAX_LINE, Mechanism, StreamExt};
 
 /// Far longer than any of these runs needs; only reached if a pipe deadlocks.
 const HANG_GUARD: Duration = Duration::from_secs(60);
-
-fn sh(script: &str) -> Command {
-    Command::new("sh").arg("-c").arg(script)
-}
 
 #[tokio::test]
 async fn first_line_arrives_while_the_child_still_runs() {

@@ -6,11 +6,8 @@ use crate::common;
 
 use std::time::Duration;
 
+use common::sh;
 use processkit::{Command, Error, Stdin};
-
-fn sh(script: &str) -> Command {
-    Command::new("sh").args(["-c", script])
-}
 
 #[tokio::test]
 async fn run_returns_trimmed_stdout() {

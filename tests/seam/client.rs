@@ -215,8 +215,7 @@ const PATIENT: Duration = Duration::from_secs(10);
 /// Whether `pid` is a live (not zombie) `sleep`: a recycled pid is not ours.
 #[cfg(unix)]
 fn our_sleep_alive(pid: u32) -> bool {
-    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-    is_alive(pid) && String::from_utf8_lossy(&cmdline).contains("sleep")
+    is_alive(pid) && common::argv_of(pid).is_some_and(|argv| argv.contains("sleep"))
 }
 
 #[cfg(unix)] // drives Unix programs

@@ -201,11 +201,8 @@ pub fn open_fds() -> usize {
 
 /// (pid, state, ppid) of every process in /proc.
 pub fn processes() -> Vec<(u32, char, u32)> {
-    std::fs::read_dir("/proc")
+    crate::common::all_pids()
         .into_iter()
-        .flatten()
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter_map(|pid| {
             let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
             let rest = &stat[stat.rfind(')')? + 2..];
@@ -287,9 +284,7 @@ pub fn mark() -> String {
 
 /// `sh -c script` carrying the scenario's mark.
 pub fn sh(script: &str) -> Command {
-    Command::new("sh")
-        .args(["-c", script, "pk-fault"])
-        .env(MARK, mark())
+    crate::common::sh_as(script, "pk-fault").env(MARK, mark())
 }
 
 /// Live processes whose environment carries `MARK=mark`.
@@ -310,11 +305,8 @@ pub fn marked(mark: &str) -> Vec<u32> {
 pub fn describe(pids: Vec<u32>) -> Vec<String> {
     pids.into_iter()
         .map(|pid| {
-            let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            format!(
-                "{pid}: {}",
-                String::from_utf8_lossy(&argv).replace('\0', " ").trim()
-            )
+            let argv = crate::common::argv_of(pid).unwrap_or_default();
+            format!("{pid}: {}", argv.trim())
         })
         .collect()
 }
