@@ -5,6 +5,7 @@
 
 mod cmd;
 mod git;
+mod helper;
 mod poll;
 #[cfg(target_os = "linux")]
 pub mod privileges;
@@ -16,6 +17,7 @@ mod tree;
 
 pub use cmd::{sh, sh_as};
 pub use git::git_repo;
+pub use helper::{HelperTree, act_as_tree_member};
 pub use poll::{eventually, eventually_async, wait_for_count, wait_for_settled, wait_gone};
 pub use procs::{
     Cleanup, KillPidOnDrop, all_pids, argv_of, is_alive, kill_pid, pids_with_token,
