@@ -69,18 +69,6 @@ async fn the_worker_runs_as_the_dropped_user_in_a_new_session_with_an_allow_list
 
 #[cfg(unix)]
 #[tokio::test]
-async fn create_no_window_changes_nothing_outside_windows() {
-    let out = Command::new("echo")
-        .arg("helper")
-        .create_no_window()
-        .run()
-        .await
-        .expect("helper stand-in");
-    assert_eq!(out, "helper");
-}
-
-#[cfg(unix)]
-#[tokio::test]
 async fn a_kill_on_parent_death_child_starts_and_dies_with_its_handle() {
     let run = Command::new("sleep")
         .arg("1000")
