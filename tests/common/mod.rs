@@ -1,6 +1,7 @@
-//! Shared integration-test support: unique argv tokens and /proc scans, bounded
-//! polling, scratch directories, kill-by-pid guards and pid-recording trees.
-//! Domain helpers (privileges, cgroup roots, the VM lane) live beside it, built on it.
+//! Shared integration-test support, one copy for every test binary: unique
+//! argv tokens and /proc scans, bounded polling, scratch directories, kill-by-pid
+//! guards, pid-recording trees, `sh`, re-running one test of this binary, and
+//! this binary as a portable helper program. Area-only support lives in its area.
 #![allow(dead_code, unused_imports)]
 
 mod cmd;

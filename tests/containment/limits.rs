@@ -25,7 +25,7 @@ fn limited(options: ProcessGroupOptions, test: &str) -> Option<ProcessGroup> {
     if !host_delegates_limits() {
         skip(&format!(
             "{test}: this process's cgroup v2 does not offer memory+pids+cpu \
-             (hybrid or undelegated host); run tests/limits.rs under vm-test to prove limits"
+             (hybrid or undelegated host); run `vm-test --cargo-test containment -- limits::` to prove limits"
         ));
         return None;
     }

@@ -1,7 +1,7 @@
 //! Line-reading throughput of `stdout_lines` next to tokio's
 //! `BufReader::lines()` on the same child output. A measurement, not a
 //! pass/fail check: run with
-//! `cargo test --release --test line_throughput -- --ignored --nocapture`.
+//! `cargo test --release --test perf -- --ignored --nocapture line_throughput`.
 
 use std::time::{Duration, Instant};
 

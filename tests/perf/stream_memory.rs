@@ -1,7 +1,8 @@
 //! 100 MiB of short lines through `stdout_lines` keeps our own memory far
 //! below 100 MiB: the stream reads the pipe only as fast as it is consumed.
-//! Alone in its binary so no other test's allocations blur VmHWM.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+//! The only test the `perf` binary runs by default, so no other test's
+//! allocations blur VmHWM.
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 

@@ -1,6 +1,6 @@
 //! Shell-free pipelines: wiring, pipefail attribution, stdin, chain timeouts,
 //! throughput-sized streams and teardown when a stage cannot start.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 

@@ -1,6 +1,6 @@
 //! Acceptance: the spec's "Pipelines without a shell" examples, in the same
 //! shape. The originals must compile; runnable twins use substitute programs.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 

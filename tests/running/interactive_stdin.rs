@@ -1,7 +1,7 @@
 //! Conversational stdin (`keep_stdin_open` + `standard_input`), stdin fed
 //! from a line stream, per-line output handlers, and writing to a child that
 //! has already exited.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 

@@ -1,7 +1,7 @@
 //! Readiness probes: `wait_for_line`, `wait_for_port` and `wait_for`, each
 //! on its success, deadline and can-no-longer-pass paths. A failed probe is
 //! `Error::NotReady` and leaves the child running.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 

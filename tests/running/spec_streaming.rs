@@ -2,7 +2,7 @@
 //! I/O", "Waiting for a child to be ready" and `wait_any` in "Inspecting the
 //! tree", kept in the README's shape. Each must compile; the ones whose
 //! programs exist here run (some with a substitute program) and are checked.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 #![allow(dead_code)]

@@ -1,7 +1,7 @@
 //! Line streaming on a running child: lines arrive while it runs, line
 //! endings, bounded long lines, stderr streaming, and that the run's timeout,
 //! cancellation and a dropped handle all end the stream and the whole tree.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 

@@ -1,6 +1,6 @@
 //! `wait_any`: reports whichever child exits first, by index, and only
 //! borrows, so the others keep running and stay usable.
-// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows.rs
+// These tests drive Unix programs (sh, sleep, seq, ...); tests/windows/
 // covers the same ground with Windows programs.
 #![cfg(unix)]
 
