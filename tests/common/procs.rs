@@ -26,21 +26,28 @@ pub fn pids_with_token(token: &str) -> Vec<u32> {
 /// everything was reaped as well as killed.
 pub fn pids_with_token_or_zombie(token: &str) -> Vec<u32> {
     let me = std::process::id();
+    all_pids()
+        .into_iter()
+        .filter(|&pid| pid != me)
+        .filter(|&pid| argv_of(pid).is_some_and(|argv| argv.contains(token)))
+        .collect()
+}
+
+/// Every pid in /proc (empty where there is no /proc).
+pub fn all_pids() -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     entries
         .flatten()
         .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&pid| pid != me)
-        .filter(|&pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|cmdline| {
-                String::from_utf8_lossy(&cmdline)
-                    .replace('\0', " ")
-                    .contains(token)
-            })
-        })
         .collect()
+}
+
+/// `pid`'s argv joined by spaces (empty for a zombie), or `None` once it is gone.
+pub fn argv_of(pid: u32) -> Option<String> {
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    Some(String::from_utf8_lossy(&cmdline).replace('\0', " "))
 }
 
 /// Whether `pid` exists and is not a zombie.

@@ -1,0 +1,17 @@
+//! Containers and teardown: no descendant outlives its group (cgroup v2 or
+//! process group), group control and limits, the guardian, and the cgroup and
+//! process-group layers under faults.
+
+#[path = "../common/mod.rs"]
+mod common;
+mod groupctl_support;
+
+mod group_control;
+mod guardian;
+mod limits;
+mod no_orphans;
+mod reliability_cgroup;
+mod reliability_pgroup;
+mod spec_groups;
+mod spec_platform;
+mod teardown;

@@ -1,0 +1,143 @@
+//! Teardown reaches only what we started: never the test process, its process
+//! group or its cgroup, and it leaves no cgroup directories behind.
+#![cfg(target_os = "linux")]
+
+use crate::common;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use processkit::{Command, Mechanism, ProcessGroup, ProcessGroupOptions};
+
+/// Our own cgroup v2 directory, from mountinfo and /proc/self/cgroup.
+fn own_cgroup_dir() -> Option<PathBuf> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mount = mountinfo.lines().find_map(|l| {
+        let (left, right) = l.split_once(" - ")?;
+        (right.split_whitespace().next()? == "cgroup2").then(|| left.split_whitespace().nth(4))?
+    })?;
+    let cgroup = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+    let own = cgroup
+        .lines()
+        .find_map(|l| l.strip_prefix("0::"))?
+        .to_owned();
+    Some(PathBuf::from(mount).join(own.trim_start_matches('/')))
+}
+
+/// Our per-process root: `processkit-<our pid>-<start time>`.
+fn own_root() -> Option<PathBuf> {
+    let prefix = format!("processkit-{}-", std::process::id());
+    std::fs::read_dir(own_cgroup_dir()?)
+        .ok()?
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+}
+
+fn child_dirs(dir: &PathBuf) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.flatten()
+                .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn teardown_spares_the_caller_and_its_siblings() {
+    // A process the test started by other means, in the test's own process
+    // group and cgroup: no teardown may touch it. It is a plain `sleep` (no
+    // shell in between), so killing it by pid on drop leaves nothing behind.
+    let mut bystander = Bystander(
+        std::process::Command::new("sleep")
+            .arg("1000")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let own_cgroup_before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
+    for mechanism in [Mechanism::CgroupV2, Mechanism::ProcessGroup] {
+        let options = ProcessGroupOptions::default()
+            .mechanism(mechanism)
+            .shutdown_grace(Duration::from_millis(100));
+        let group = ProcessGroup::with_options(options).unwrap();
+        group
+            .start(&Command::new("sleep").arg("1000"))
+            .await
+            .unwrap();
+        group.terminate_all().unwrap();
+        group
+            .start(&Command::new("sleep").arg("1000"))
+            .await
+            .unwrap();
+        group.shutdown().await.unwrap();
+        drop(group);
+        let run = Command::new("sleep").arg("1000").start().await.unwrap();
+        drop(run);
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(
+        bystander.0.try_wait().unwrap().is_none(),
+        "a bystander in our group was killed"
+    );
+    assert_eq!(
+        std::fs::read_to_string("/proc/self/cgroup").unwrap(),
+        own_cgroup_before
+    );
+}
+
+/// Kills and reaps the bystander by pid, also when an assertion failed.
+struct Bystander(std::process::Child);
+
+impl Drop for Bystander {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn twenty_groups_in_a_row_leave_no_cgroups_behind() {
+    for _ in 0..20 {
+        let group = ProcessGroup::with_options(
+            ProcessGroupOptions::default().mechanism(Mechanism::CgroupV2),
+        )
+        .unwrap();
+        let mut run = group
+            .start(&Command::new("sh").args(["-c", "sleep 1000 & sleep 1000"]))
+            .await
+            .unwrap();
+        assert!(run.id().is_some());
+        drop(group);
+        assert_eq!(run.wait().await.unwrap(), None);
+    }
+    let root = own_root().expect("the per-process root exists once a cgroup group was made");
+    // Spares (`s<N>`) are fresh cgroups made ahead for the next run and handed
+    // out oldest first: the two highest-numbered may still wait, unused. Every
+    // other cgroup (groups, runs, spares that held a run) must be gone.
+    let used = || -> Vec<String> {
+        let mut spares: Vec<(u64, String)> = Vec::new();
+        let mut others = Vec::new();
+        for name in child_dirs(&root) {
+            match name.strip_prefix('s').and_then(|n| n.parse().ok()) {
+                Some(n) => spares.push((n, name)),
+                None => others.push(name),
+            }
+        }
+        spares.sort();
+        let handed_out = spares.len().saturating_sub(2);
+        others.extend(spares.into_iter().take(handed_out).map(|(_, name)| name));
+        others
+    };
+    let empty = common::eventually(Duration::from_secs(10), || used().is_empty());
+    assert!(empty, "cgroups left behind: {:?}", used());
+}
+
+#[test]
+fn this_cgroup_host_reports_no_fallback() {
+    // The CI host has a writable cgroup2 (see docs/platform-support.md).
+    assert_eq!(processkit::fallback_reason(), None);
+}

@@ -1,0 +1,20 @@
+//! A running process: its verbs, output streams and line batches, stdin,
+//! readiness probes, waiting on several, timeouts and cancellation; plus the
+//! quickstart and the guide set as the spec promises them.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod cancellation;
+mod interactive_stdin;
+mod line_batches;
+mod probes;
+mod reliability_running;
+mod spec_cancellation;
+mod spec_docs;
+mod spec_quickstart;
+mod spec_streaming;
+mod streaming;
+mod timeouts;
+mod verbs;
+mod wait_any;
