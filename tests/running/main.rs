@@ -15,6 +15,7 @@ mod spec_docs;
 mod spec_quickstart;
 mod spec_streaming;
 mod streaming;
+mod surface;
 mod timeouts;
 mod verbs;
 mod wait_any;

@@ -5,7 +5,9 @@
 
 use crate::common;
 
-use common::{TempDir, git_repo};
+#[cfg(feature = "record")]
+use common::TempDir;
+use common::git_repo;
 
 // --- "Wrapping a CLI tool" (verbatim) ---------------------------------------
 use processkit::{ProcessRunner, Result, cli_client};
