@@ -16,6 +16,9 @@
 //! the [cookbook](https://github.com/processkit-rs/processkit/blob/main/docs/cookbook.md)
 //! maps "I want to …" to a working snippet.
 #![deny(missing_docs)]
+// `unsafe` lives in `sys` only, and every block says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod backoff;
 mod client;
@@ -41,6 +44,7 @@ mod signal;
 mod stats;
 mod stdin;
 mod supervisor;
+#[allow(unsafe_code)]
 mod sys;
 mod trace;
 mod verbs;
