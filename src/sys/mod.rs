@@ -171,7 +171,6 @@ impl Container {
         match &self.kind {
             #[cfg(target_os = "linux")]
             ContainerKind::Cgroup(c) => c
-                .cgroup()
                 .signal(unix::signal::number(signal))
                 .map_err(|e| Error::io("process group", "signal", e)),
             #[cfg(unix)]
@@ -425,7 +424,7 @@ impl Slot {
     pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
         match &self.kind {
             #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s.cgroup().signal(libc::SIGTERM),
+            SlotKind::Cgroup(s) => s.signal(libc::SIGTERM),
             #[cfg(unix)]
             SlotKind::Pgroup(s) => {
                 s.signal(libc::SIGTERM);
