@@ -23,6 +23,7 @@
 mod backoff;
 mod client;
 mod command;
+mod container;
 #[cfg(doctest)]
 mod doctests;
 mod error;

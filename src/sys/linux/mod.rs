@@ -3,6 +3,7 @@
 
 #[cfg(feature = "process-control")]
 pub(crate) mod ancestry;
+pub(crate) mod backend;
 pub(crate) mod cgroup;
 mod clone3;
 mod clone_child;
