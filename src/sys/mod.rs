@@ -108,8 +108,10 @@ pub(crate) enum CreateError {
     /// The requested mechanism does not exist on this platform (see `MECHANISMS`).
     NotOnPlatform(Mechanism),
     /// A cgroup v2 was requested, but this host has none writable: why.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     NoCgroup(&'static str),
     /// The OS failed while making it; `step` names what was being done.
+    #[cfg_attr(all(unix, not(target_os = "linux")), allow(dead_code))]
     Io {
         /// What was being made (`create cgroup`, `create job object`).
         step: &'static str,
@@ -195,6 +197,12 @@ impl Container {
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
         self.kind.members()
+    }
+
+    /// Whether any process is still contained.
+    #[cfg_attr(not(all(windows, test)), allow(dead_code))]
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        self.kind.is_populated()
     }
 
     /// Waits until no process is left, at most `limit`; `true` once empty.

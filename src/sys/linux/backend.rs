@@ -137,12 +137,19 @@ impl ContainerKind {
         }
     }
 
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        match self {
+            ContainerKind::Cgroup(c) => c.cgroup().is_populated(),
+            ContainerKind::Pgroup(c) => Ok(c.is_populated()),
+        }
+    }
+
     /// A cgroup is watched through inotify; process groups are polled.
     pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
         match self {
             ContainerKind::Cgroup(c) => super::events::wait_empty(c.cgroup(), limit).await,
-            ContainerKind::Pgroup(c) => {
-                crate::sys::poll_until_empty(|| Ok(c.is_populated()), limit).await
+            ContainerKind::Pgroup(_) => {
+                crate::sys::poll_until_empty(|| self.is_populated(), limit).await
             }
         }
     }

@@ -93,8 +93,12 @@ impl ContainerKind {
         Ok(self.pgroup().members())
     }
 
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        Ok(self.pgroup().is_populated())
+    }
+
     pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
-        crate::sys::poll_until_empty(|| Ok(self.pgroup().is_populated()), limit).await
+        crate::sys::poll_until_empty(|| self.is_populated(), limit).await
     }
 
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {

@@ -91,9 +91,12 @@ impl ContainerKind {
         self.job().members()
     }
 
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        self.job().members().map(|m| !m.is_empty())
+    }
+
     pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
-        let populated = || self.job().members().map(|m| !m.is_empty());
-        crate::sys::poll_until_empty(populated, limit).await
+        crate::sys::poll_until_empty(|| self.is_populated(), limit).await
     }
 
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
