@@ -22,7 +22,7 @@ impl ProcessGroup {
     /// # Ok(()) }
     /// ```
     pub fn signal(&self, signal: Signal) -> Result<()> {
-        self.container.signal_all(signal)
+        self.container.signal(signal)
     }
 
     /// Freezes the whole tree: one `cgroup.freeze` write under cgroups

@@ -17,10 +17,14 @@
 //! maps "I want to …" to a working snippet.
 #![deny(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// `unsafe` lives in `sys` only, and every block says why it is sound.
+#![deny(unsafe_code)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 mod backoff;
 mod client;
 mod command;
+mod container;
 #[cfg(doctest)]
 mod doctests;
 mod error;
@@ -46,6 +50,7 @@ mod signal;
 mod stats;
 mod stdin;
 mod supervisor;
+#[allow(unsafe_code)]
 mod sys;
 pub mod testing;
 mod trace;

@@ -1,81 +1,109 @@
 //! Stats and resource limits per mechanism: the `Container`/`Slot` side of
 //! `ProcessGroup::stats`, `RunningProcess::profile` and `with_options` limits.
+//! Refusals come back as plain facts; `crate::limits` words them for users.
 
 use std::io;
 
-use super::{Container, ContainerKind, Slot, SlotKind};
+use super::{Container, Slot};
 use crate::stats::ProcessGroupStats;
 
 impl Container {
     /// What the whole container uses right now.
     pub(crate) fn usage(&self) -> io::Result<ProcessGroupStats> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => super::linux::usage::cgroup_stats(c.cgroup()),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => Ok(pgroup_usage(&c.pgids(), &c.adopted_pids())),
-            #[cfg(windows)]
-            ContainerKind::Job(c) => c.usage(),
-        }
+        self.kind.usage()
     }
 
-    /// Applies whole-tree caps to a fresh container, or explains why not.
+    /// Applies whole-tree caps to a fresh container, or says why not.
     #[cfg(feature = "limits")]
-    pub(crate) fn apply_limits(
-        &self,
-        limits: &crate::limits::Limits,
-    ) -> Result<(), crate::error::Error> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => super::linux::limits::apply(c.cgroup(), limits),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(_) => Err(crate::limits::unenforceable(
-                limits,
-                "the process-group mechanism has no whole-tree resource accounting",
-                "use a Linux cgroup v2 with delegated controllers (the default mechanism \
-                 where one is writable) or a Windows Job Object",
-            )),
-            #[cfg(windows)]
-            ContainerKind::Job(c) => c.set_limits(limits).map_err(|e| {
-                crate::limits::unenforceable(
-                    limits,
-                    &format!("the Job Object refused the limits: {e}"),
-                    "CPU rate control needs Windows 8 or later; run outside a job that \
-                     forbids nesting with limits",
-                )
-            }),
-        }
+    pub(crate) fn apply_limits(&self, limits: &crate::limits::Limits) -> Result<(), LimitRefusal> {
+        self.kind.apply_limits(limits)
     }
 }
 
 impl Slot {
     /// What this one run's tree uses right now.
     pub(crate) fn usage(&self) -> io::Result<ProcessGroupStats> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => super::linux::usage::cgroup_stats(s.cgroup()),
-            #[cfg(unix)]
-            SlotKind::Pgroup(s) => Ok(pgroup_usage(&[s.pgid()], &[])),
-            #[cfg(windows)]
-            SlotKind::Job(s) => s.usage(),
-        }
+        self.kind.usage()
     }
 }
 
-/// Linux can sum `/proc` over the groups' members.
-#[cfg(target_os = "linux")]
-fn pgroup_usage(pgids: &[i32], adopted: &[u32]) -> ProcessGroupStats {
-    super::linux::usage::pgroup_stats(pgids, adopted)
+/// Why a container cannot enforce the requested limits.
+#[cfg(feature = "limits")]
+#[derive(Debug)]
+pub(crate) enum LimitRefusal {
+    /// The mechanism has no whole-tree resource accounting (process groups).
+    #[cfg_attr(windows, allow(dead_code))]
+    NoAccounting,
+    /// The Job Object refused the limits.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    JobRefused(io::Error),
+    /// A cgroup cannot enforce `limit` (`memory_max`, `max_processes`, `cpu_quota`).
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Cgroup {
+        /// Which limit.
+        limit: &'static str,
+        /// Why not.
+        failure: LimitFailure,
+    },
 }
 
-/// Elsewhere only the live groups and adopted processes can be counted.
-#[cfg(all(unix, not(target_os = "linux")))]
-fn pgroup_usage(pgids: &[i32], adopted: &[u32]) -> ProcessGroupStats {
-    use super::unix::signal::{group_alive, pid_alive};
-    let groups = pgids.iter().filter(|&&g| group_alive(g)).count();
-    let others = adopted.iter().filter(|&&p| pid_alive(p)).count();
-    ProcessGroupStats {
-        active_process_count: (groups + others) as u64,
-        ..ProcessGroupStats::default()
-    }
+/// One cgroup limit that cannot be enforced, and the facts of why.
+#[cfg(feature = "limits")]
+#[derive(Debug)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) enum LimitFailure {
+    /// `cores` is below what `cpu.max` can express.
+    QuotaTooSmall {
+        /// The requested fraction of a core.
+        cores: f64,
+    },
+    /// There is no per-process cgroup root: why.
+    NoRoot(String),
+    /// `controller` is missing from `dir`'s `cgroup.controllers`; `v1_mount`
+    /// is the cgroup v1 hierarchy that owns it, if one does.
+    NotOffered {
+        /// The cgroup that lacks it.
+        dir: std::path::PathBuf,
+        /// `memory`, `pids` or `cpu`.
+        controller: &'static str,
+        /// Where a cgroup v1 hierarchy holding the controller is mounted.
+        v1_mount: Option<String>,
+    },
+    /// Writing `+controller` to `dir`'s `cgroup.subtree_control` failed.
+    Refused {
+        /// The cgroup that refused.
+        dir: std::path::PathBuf,
+        /// `memory`, `pids` or `cpu`.
+        controller: &'static str,
+        /// Whether `dir` is the cgroup this process itself lives in.
+        ours: bool,
+        /// What the failure means.
+        why: RefusedWhy,
+        /// The OS's error.
+        error: io::Error,
+    },
+    /// Writing the cap itself (`file` in `dir`) failed.
+    WriteFailed {
+        /// The interface file, e.g. `memory.max`.
+        file: &'static str,
+        /// The group's cgroup.
+        dir: std::path::PathBuf,
+        /// The OS's error.
+        error: io::Error,
+    },
+}
+
+/// What a refused `cgroup.subtree_control` write means.
+#[cfg(feature = "limits")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+pub(crate) enum RefusedWhy {
+    /// `EBUSY`: the cgroup holds processes (the no-internal-process rule).
+    Busy,
+    /// `EOPNOTSUPP`: the cgroup above holds processes ("domain invalid").
+    ParentBusy,
+    /// `EACCES`, `EPERM`, `EROFS`: not delegated to us.
+    Denied,
+    /// Anything else.
+    Other,
 }

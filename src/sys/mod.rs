@@ -1,6 +1,41 @@
 //! The platform layer: the only place with `unsafe`, raw syscalls and
 //! `cfg(target_os)`. Everything above sees one `Container` (a group's tree)
-//! and one `Slot` (one run inside it), whatever the mechanism.
+//! and one `Slot` (one run inside it), whatever the mechanism; the backend
+//! (`imp`) is chosen once per platform. `sys` returns `io::Error` and plain
+//! data; `crate::Error` and the words users read are made above it.
+//!
+//! # Process-global state
+//!
+//! Every static below is created lazily, on the first use that needs it.
+//!
+//! | Where | Statics | What they hold |
+//! |---|---|---|
+//! | `linux/cgroup/root.rs` | `ROOT`, `MISSING`, `CREATING`, `NONCE` | the per-process cgroup root (or why there is none, for good), its creation lock, its name's nonce |
+//! | `linux/spare.rs` | `READY`, `WANTED`, `DEMAND`, `FILLER` | single-run cgroups made ahead of time, and their filler thread's state |
+//! | `linux/kill_retry.rs` | `PENDING`, `ADDED`, `RUNNING` | failed kills waiting to be retried |
+//! | `linux/reaper.rs` | `QUEUE`, `ORPHANS` | cgroups to remove once empty; abandoned children to reap |
+//! | `linux/guardian.rs`, `linux/guardian/send.rs` | `STATE`, `RETRY`, `OUTBOX` | the guardian's state, why its last start failed, messages waiting for its socket |
+//! | `linux/spawner.rs` | `SPAWNER` | the channel to the spawner thread |
+//! | `linux/fast_spawn.rs`, `linux/clone3.rs` | `REFUSED` (both), `SAID`, `BY_ENV` | the kernel refused the clone spawner once; its tracing note; `PROCESSKIT_SPAWNER` |
+//! | `linux/pidfd_child.rs`, `linux/pipe.rs`, `linux/spawn_fds.rs` | `SUPPORTED`, `NO_SOFT_LIMIT`, `DEV_NULL`, thread-local `SPARE_STACK` | probed kernel facts, `/dev/null`, one clone stack per spawning thread |
+//! | `unix/leader.rs` | `BY_PID`, `TICKETS`, `GROUP_FLAG` | the newest leader per pid (stale records lose), whether `pidfd_send_signal` takes the group flag |
+//!
+//! Outside `sys`, `backoff.rs` keeps one jitter `COUNTER`.
+//!
+//! # Background threads and processes (Linux only)
+//!
+//! - `processkit-reaper` (`linux/reaper.rs`): removes emptied cgroups.
+//! - `processkit-pidfd-reaper` (`linux/reaper.rs`): reaps children nobody waits for.
+//! - `processkit-cgroups` (`linux/spare.rs`): makes single-run cgroups ahead of time.
+//! - `processkit-killer` (`linux/kill_retry.rs`): retries a failed kill until it lands.
+//! - `processkit-spawner` (`linux/spawner.rs`): starts every child that must die
+//!   with this process (parent-death follows the thread that forked).
+//! - `pk-guardian-send` (`linux/guardian/send.rs`): drains guardian messages
+//!   while its socket is full.
+//! - The guardian process (`linux/guardian.rs`): forked with the first
+//!   container; it tears everything down if this process dies without `Drop`.
+//!
+//! macOS, the BSDs and Windows start no thread or process of their own.
 
 #[cfg(feature = "stats")]
 mod accounting;
@@ -24,13 +59,33 @@ use crate::error::Error;
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
 
+#[cfg(feature = "limits")]
+pub(crate) use accounting::{LimitFailure, LimitRefusal, RefusedWhy};
 #[cfg(feature = "process-control")]
 pub(crate) use adopt::{adoptable, process_exists};
 pub(crate) use spawn_gate::SpawnGate;
 
+// The backend is chosen once per platform; on Linux it picks cgroup or
+// process group per container at runtime.
+#[cfg(target_os = "linux")]
+use linux::backend as imp;
+#[cfg(all(unix, not(target_os = "linux")))]
+use unix::backend as imp;
+#[cfg(windows)]
+use windows::backend as imp;
+
+use imp::{ContainerKind, SlotKind};
+
 /// Environment variable that forces a mechanism for every container
 /// (`process-group` or `cgroup-v2`), e.g. to run a test suite under the fallback.
 pub(crate) const MECHANISM_ENV: &str = "PROCESSKIT_MECHANISM";
+
+/// Whether signals other than a kill reach a container's members (not on
+/// Windows, where a job can only be terminated).
+pub(crate) const DELIVERS_SIGNALS: bool = cfg!(unix);
+
+/// The mechanisms this platform has, best first.
+pub(crate) const MECHANISMS: &[Mechanism] = imp::MECHANISMS;
 
 /// One kill-on-drop container holding a group's (or a single run's) tree.
 #[derive(Debug)]
@@ -40,16 +95,6 @@ pub(crate) struct Container {
     gate: Arc<SpawnGate>,
 }
 
-#[derive(Debug)]
-enum ContainerKind {
-    #[cfg(target_os = "linux")]
-    Cgroup(linux::CgroupContainer),
-    #[cfg(unix)]
-    Pgroup(Arc<unix::pgroup::PgroupContainer>),
-    #[cfg(windows)]
-    Job(windows::JobContainer),
-}
-
 /// Where one run lives inside a container.
 #[derive(Debug)]
 pub(crate) struct Slot {
@@ -57,14 +102,33 @@ pub(crate) struct Slot {
     gate: Arc<SpawnGate>,
 }
 
+/// Why no container could be made; `crate::Error` is built from it above `sys`.
 #[derive(Debug)]
-enum SlotKind {
-    #[cfg(target_os = "linux")]
-    Cgroup(linux::CgroupSlot),
-    #[cfg(unix)]
-    Pgroup(unix::pgroup::PgroupSlot),
-    #[cfg(windows)]
-    Job(windows::JobSlot),
+pub(crate) enum CreateError {
+    /// The requested mechanism does not exist on this platform (see `MECHANISMS`).
+    NotOnPlatform(Mechanism),
+    /// A cgroup v2 was requested, but this host has none writable: why.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    NoCgroup(&'static str),
+    /// The OS failed while making it; `step` names what was being done.
+    #[cfg_attr(all(unix, not(target_os = "linux")), allow(dead_code))]
+    Io {
+        /// What was being made.
+        step: CreateStep,
+        /// The OS's error.
+        source: io::Error,
+    },
+}
+
+/// What a container's creation was doing when the OS failed.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum CreateStep {
+    /// Making a cgroup.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Cgroup,
+    /// Making a Job Object.
+    #[cfg_attr(not(windows), allow(dead_code))]
+    JobObject,
 }
 
 /// The mechanism requested through `PROCESSKIT_MECHANISM`, if any.
@@ -74,117 +138,56 @@ fn requested_by_env() -> Option<Mechanism> {
         .and_then(|v| Mechanism::from_name(v.trim()))
 }
 
-fn unsupported(mechanism: Mechanism, reason: impl Into<String>) -> Error {
-    Error::Unsupported {
-        operation: mechanism.name(),
-        reason: reason.into(),
-    }
-}
-
 /// Why the best mechanism of this platform is unavailable, if it is.
 pub(crate) fn degraded_reason() -> Option<&'static str> {
-    // A passing failure (out of descriptors) is no verdict on the host.
-    #[cfg(target_os = "linux")]
-    return match linux::CgroupContainer::available() {
-        Err(linux::cgroup::RootError::Missing(why)) => Some(why),
-        _ => None,
-    };
-    #[cfg(not(target_os = "linux"))]
-    None
+    imp::degraded_reason()
 }
 
 impl Container {
     /// A new container. `request` picks a mechanism (else `PROCESSKIT_MECHANISM`,
     /// else the best available); a `single_run` container holds exactly one run.
-    pub(crate) fn new(request: Option<Mechanism>, single_run: bool) -> Result<Container, Error> {
+    pub(crate) fn new(
+        request: Option<Mechanism>,
+        single_run: bool,
+    ) -> Result<Container, CreateError> {
         let request = request.or_else(requested_by_env);
-        let kind = new_kind(request, single_run)?;
-        #[cfg(target_os = "linux")]
-        linux::guardian::ensure_started();
         Ok(Container {
-            kind,
+            kind: imp::new_container(request, single_run)?,
             gate: Arc::default(),
         })
     }
 
     pub(crate) fn mechanism(&self) -> Mechanism {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(_) => Mechanism::CgroupV2,
-            #[cfg(unix)]
-            ContainerKind::Pgroup(_) => Mechanism::ProcessGroup,
-            #[cfg(windows)]
-            ContainerKind::Job(_) => Mechanism::JobObject,
-        }
+        self.kind.mechanism()
     }
 
     /// A place for one more run in this container.
     pub(crate) fn slot(&self) -> io::Result<Slot> {
         drop(self.gate.enter()?);
-        let kind = match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot()?),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => SlotKind::Pgroup(c.slot()),
-            #[cfg(windows)]
-            ContainerKind::Job(c) => SlotKind::Job(c.slot()?),
-        };
         Ok(Slot {
-            kind,
+            kind: self.kind.slot()?,
             gate: Arc::clone(&self.gate),
         })
     }
 
     /// Hard-kills every process in the container, now.
     pub(crate) fn kill_all(&self) -> io::Result<()> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => c.kill(),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => {
-                c.signal_all(libc::SIGKILL);
-                Ok(())
-            }
-            #[cfg(windows)]
-            ContainerKind::Job(c) => c.terminate(),
-        }
+        self.kind.kill_all()
     }
 
     /// Hard-kills every process for a teardown nobody can hear fail (a
     /// dropped group): a failed kill is retried in the background.
     pub(crate) fn kill_all_or_retry(&self) {
-        #[cfg(target_os = "linux")]
-        if let ContainerKind::Cgroup(c) = &self.kind {
-            let _ = c.kill_or_retry();
-            return;
-        }
-        let _ = self.kill_all();
+        self.kind.kill_all_or_retry();
     }
 
-    /// Delivers `signal` to every member. `Signal::Kill` is `kill_all`.
-    pub(crate) fn signal_all(&self, signal: Signal) -> Result<(), Error> {
+    /// Delivers `signal` to every member; `Signal::Kill` is `kill_all`. Where
+    /// `DELIVERS_SIGNALS` is false any other signal fails as `Unsupported`.
+    pub(crate) fn signal_all(&self, signal: Signal) -> io::Result<()> {
         if signal == Signal::Kill {
-            return self
-                .kill_all()
-                .map_err(|e| Error::group_io(crate::error::Operation::Kill, e));
+            return self.kill_all();
         }
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => c
-                .cgroup()
-                .signal(unix::signal::number(signal))
-                .map_err(|e| Error::group_io(crate::error::Operation::Signal, e)),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => {
-                c.signal_all(unix::signal::number(signal));
-                Ok(())
-            }
-            #[cfg(windows)]
-            ContainerKind::Job(_) => Err(Error::Unsupported {
-                operation: "signal",
-                reason: "Windows delivers only Signal::Kill (job terminate)".into(),
-            }),
-        }
+        self.kind.signal_all(signal)
     }
 
     /// Freezes (or thaws) the whole tree.
@@ -194,146 +197,54 @@ impl Container {
         if frozen {
             self.gate.set(true);
         }
-        let result = self.freeze(frozen);
+        let result = self.kind.set_frozen(frozen);
         if !frozen {
             self.gate.set(false);
         }
         result
     }
 
-    fn freeze(&self, frozen: bool) -> io::Result<()> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => c.cgroup().set_frozen(frozen),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => {
-                c.signal_all(if frozen { libc::SIGSTOP } else { libc::SIGCONT });
-                Ok(())
-            }
-            #[cfg(windows)]
-            ContainerKind::Job(c) => c.set_frozen(frozen),
-        }
-    }
-
     /// Live member pids: the whole tree, or the tracked leaders for process groups.
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => c.cgroup().pids(),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => Ok(c.members()),
-            #[cfg(windows)]
-            ContainerKind::Job(c) => c.members(),
-        }
+        self.kind.members()
     }
 
     /// Whether any process is still contained.
+    #[cfg_attr(not(all(windows, test)), allow(dead_code))]
     pub(crate) fn is_populated(&self) -> io::Result<bool> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => c.cgroup().is_populated(),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => Ok(c.is_populated()),
-            #[cfg(windows)]
-            ContainerKind::Job(c) => c.members().map(|m| !m.is_empty()),
-        }
+        self.kind.is_populated()
     }
 
     /// Waits until no process is left, at most `limit`; `true` once empty.
     /// A cgroup is watched through inotify; other mechanisms are polled.
     pub(crate) async fn wait_empty(&self, limit: std::time::Duration) -> bool {
-        #[cfg(target_os = "linux")]
-        if let ContainerKind::Cgroup(c) = &self.kind {
-            return linux::events::wait_empty(c.cgroup(), limit).await;
-        }
-        let deadline = tokio::time::Instant::now() + limit;
-        let mut pause = std::time::Duration::from_micros(500);
-        while tokio::time::Instant::now() < deadline {
-            if !self.is_populated().unwrap_or(false) {
-                return true;
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(std::time::Duration::from_millis(20));
-        }
-        false
+        self.kind.wait_empty(limit).await
     }
 
     /// Moves an existing process into this container.
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            ContainerKind::Cgroup(c) => c.adopt(pid),
-            #[cfg(unix)]
-            ContainerKind::Pgroup(c) => {
-                c.adopt(pid);
-                Ok(())
-            }
-            #[cfg(windows)]
-            ContainerKind::Job(c) => c.adopt(pid),
-        }
+        self.kind.adopt(pid)
     }
 }
 
-impl Drop for Container {
-    // On macOS/BSD the process group is the only kind, so the `if let` always matches.
-    #[allow(irrefutable_let_patterns)]
-    fn drop(&mut self) {
-        // cgroups and jobs tear themselves down in their own Drop.
-        #[cfg(unix)]
-        if let ContainerKind::Pgroup(c) = &self.kind {
-            c.signal_all(libc::SIGKILL);
+/// Polls `populated` with a growing pause until it says no, at most `limit`;
+/// `true` once empty. For the mechanisms that have nothing to watch.
+pub(crate) async fn poll_until_empty(
+    populated: impl Fn() -> io::Result<bool>,
+    limit: std::time::Duration,
+) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    let mut pause = std::time::Duration::from_micros(500);
+    while tokio::time::Instant::now() < deadline {
+        if !populated().unwrap_or(false) {
+            return true;
         }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(std::time::Duration::from_millis(20));
     }
-}
-
-#[cfg(target_os = "linux")]
-fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKind, Error> {
-    use linux::cgroup::RootError;
-    // Only a definitive "no writable cgroup v2" falls back (and says so in
-    // `mechanism()`); a passing failure is this call's error, and the next retries.
-    let cgroup = |reason_if_missing: bool| match linux::CgroupContainer::available() {
-        Ok(()) => linux::CgroupContainer::new(single_run)
-            .map(ContainerKind::Cgroup)
-            .map_err(|e| Error::group_io(crate::error::Operation::CreateCgroup, e)),
-        Err(RootError::Missing(why)) if reason_if_missing => {
-            Err(unsupported(Mechanism::CgroupV2, why))
-        }
-        Err(RootError::Missing(_)) => Ok(ContainerKind::Pgroup(unix::pgroup::new_container())),
-        Err(RootError::Transient(e)) => {
-            Err(Error::group_io(crate::error::Operation::CreateCgroup, e))
-        }
-    };
-    match request {
-        None => cgroup(false),
-        Some(Mechanism::CgroupV2) => cgroup(true),
-        Some(Mechanism::ProcessGroup) => Ok(ContainerKind::Pgroup(unix::pgroup::new_container())),
-        Some(other) => Err(unsupported(other, "not available on Linux")),
-    }
-}
-
-#[cfg(all(unix, not(target_os = "linux")))]
-fn new_kind(request: Option<Mechanism>, _single_run: bool) -> Result<ContainerKind, Error> {
-    match request {
-        None | Some(Mechanism::ProcessGroup) => {
-            Ok(ContainerKind::Pgroup(unix::pgroup::new_container()))
-        }
-        Some(other) => Err(unsupported(
-            other,
-            "only process groups exist on this platform",
-        )),
-    }
-}
-
-#[cfg(windows)]
-fn new_kind(request: Option<Mechanism>, single_run: bool) -> Result<ContainerKind, Error> {
-    match request {
-        None | Some(Mechanism::JobObject) => windows::JobContainer::new(single_run)
-            .map(ContainerKind::Job)
-            .map_err(|e| Error::group_io(crate::error::Operation::CreateJobObject, e)),
-        Some(other) => Err(unsupported(other, "only Job Objects exist on Windows")),
-    }
+    false
 }
 
 impl Slot {
@@ -410,32 +321,12 @@ impl Slot {
 
     /// Hard-kills this run and everything it started (not its siblings).
     pub(crate) fn kill(&self) -> io::Result<()> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s.kill(),
-            #[cfg(unix)]
-            SlotKind::Pgroup(s) => {
-                s.signal(libc::SIGKILL);
-                Ok(())
-            }
-            #[cfg(windows)]
-            SlotKind::Job(s) => s.kill(),
-        }
+        self.kind.kill()
     }
 
     /// Sends SIGTERM to this run's tree (Unix); on Windows terminates it.
     pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
-        match &self.kind {
-            #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s.cgroup().signal(libc::SIGTERM),
-            #[cfg(unix)]
-            SlotKind::Pgroup(s) => {
-                s.signal(libc::SIGTERM);
-                Ok(())
-            }
-            #[cfg(windows)]
-            SlotKind::Job(s) => s.kill(),
-        }
+        self.kind.terminate_gracefully()
     }
 }
 
@@ -450,46 +341,20 @@ pub(crate) fn exit_parts(
     status: &std::process::ExitStatus,
     slot: Option<&Slot>,
 ) -> (Option<i32>, Option<i32>) {
-    #[cfg(windows)]
-    if let Some(Slot {
-        kind: SlotKind::Job(s),
-        ..
-    }) = slot
-        && s.killed_child()
-    {
+    if slot.is_some_and(|s| s.kind.killed_child()) {
         return (None, None);
     }
-    let _ = slot;
     (status.code(), exit_signal(status))
 }
 
 /// The signal that ended a child (Unix), if any.
 pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
-    #[cfg(unix)]
-    return unix::exit_signal(status);
-    #[cfg(not(unix))]
-    {
-        let _ = status;
-        None
-    }
+    imp::exit_signal(status)
 }
 
 /// Whether a guardian is watching over this process's containers.
 pub(crate) fn guardian_status() -> crate::GuardianStatus {
-    #[cfg(target_os = "linux")]
-    return linux::guardian::status();
-    #[cfg(not(target_os = "linux"))]
-    if crate::guardian::disabled_by_env() {
-        return crate::GuardianStatus::Disabled;
-    }
-    #[cfg(windows)]
-    return crate::GuardianStatus::NotNeeded;
-    #[cfg(not(any(target_os = "linux", windows)))]
-    crate::GuardianStatus::Unavailable {
-        reason: "no guardian on this platform yet: a SIGKILLed owner leaves its \
-                 process groups running"
-            .into(),
-    }
+    imp::guardian_status()
 }
 
 /// Starts a prepared child through `gate`. On Linux a child that must die

@@ -44,8 +44,8 @@ pub(crate) fn run(plan: &Plan, channel: RawFd) -> ! {
 /// the owner's group miss us), resets inherited signal handlers, ignores the
 /// terminal signals, and closes every descriptor but the socket.
 fn detach(keep: RawFd) {
-    // SAFETY (whole function): only async-signal-safe syscalls, on zeroed
-    // structures that live on this stack.
+    // SAFETY: only async-signal-safe syscalls (for the whole block), on
+    // zeroed structures that live on this stack.
     unsafe {
         libc::setsid();
         let mut action: libc::sigaction = std::mem::zeroed();

@@ -1,15 +1,16 @@
 //! Whole-tree caps on a group's cgroup: hands the memory/pids/cpu controllers
 //! down to the group (through our own cgroup's and the per-process root's
 //! `cgroup.subtree_control`) and writes `memory.max`, `pids.max`, `cpu.max`.
-//! When that cannot be done the error says which limit, why, and what fixes it.
+//! When that cannot be done it reports which limit and the facts of why;
+//! `crate::limits` words them (and the fix) for users.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
 use super::cgroup::{self, Cgroup};
-use crate::error::Error;
 use crate::limits::Limits;
+use crate::sys::{LimitFailure, LimitRefusal, RefusedWhy};
 
 /// `cpu.max` period: 100 ms, the kernel default.
 const CPU_PERIOD_USEC: u64 = 100_000;
@@ -24,26 +25,19 @@ struct Cap {
     value: String,
 }
 
-/// Why a cap cannot be enforced, and what would fix it.
-struct Refusal {
-    reason: String,
-    fix: String,
-}
-
 /// Enforces every requested limit on `group`, or fails on the first that
 /// cannot be enforced (the group is then discarded by the caller).
-pub(crate) fn apply(group: &Cgroup, limits: &Limits) -> Result<(), Error> {
+pub(crate) fn apply(group: &Cgroup, limits: &Limits) -> Result<(), LimitRefusal> {
     for cap in caps(limits)? {
-        enforce(group, &cap).map_err(|r| Error::ResourceLimit {
+        enforce(group, &cap).map_err(|failure| LimitRefusal::Cgroup {
             limit: cap.limit,
-            reason: r.reason,
-            fix: r.fix,
+            failure,
         })?;
     }
     Ok(())
 }
 
-fn caps(limits: &Limits) -> Result<Vec<Cap>, Error> {
+fn caps(limits: &Limits) -> Result<Vec<Cap>, LimitRefusal> {
     let mut out = Vec::new();
     if let Some(bytes) = limits.memory_max {
         out.push(Cap {
@@ -66,32 +60,29 @@ fn caps(limits: &Limits) -> Result<Vec<Cap>, Error> {
             limit: "cpu_quota",
             controller: "cpu",
             file: "cpu.max",
-            value: format!("{} {CPU_PERIOD_USEC}", cpu_quota_usec(cores)?),
+            value: format!(
+                "{} {CPU_PERIOD_USEC}",
+                cpu_quota_usec(cores).map_err(|failure| LimitRefusal::Cgroup {
+                    limit: "cpu_quota",
+                    failure
+                })?
+            ),
         });
     }
     Ok(out)
 }
 
 /// The `cpu.max` quota for `cores`, refusing what the kernel cannot express.
-fn cpu_quota_usec(cores: f64) -> Result<u64, Error> {
+fn cpu_quota_usec(cores: f64) -> Result<u64, LimitFailure> {
     let quota = (cores * CPU_PERIOD_USEC as f64).round();
     if quota < CPU_MIN_QUOTA_USEC as f64 {
-        return Err(Error::ResourceLimit {
-            limit: "cpu_quota",
-            reason: format!(
-                "{cores} of a core is below what cpu.max can express (1 ms per 100 ms)"
-            ),
-            fix: "pass at least 0.01".into(),
-        });
+        return Err(LimitFailure::QuotaTooSmall { cores });
     }
     Ok(quota as u64)
 }
 
-fn enforce(group: &Cgroup, cap: &Cap) -> Result<(), Refusal> {
-    let root = cgroup::root().map_err(|why| Refusal {
-        reason: format!("no per-process cgroup: {why}"),
-        fix: "run where a cgroup v2 hierarchy is mounted and writable".into(),
-    })?;
+fn enforce(group: &Cgroup, cap: &Cap) -> Result<(), LimitFailure> {
+    let root = cgroup::root().map_err(|why| LimitFailure::NoRoot(why.to_string()))?;
     let ours = root.path.parent().unwrap_or(&root.path);
     let mut enabled_in_ours = false;
     if !lists(&root.path.join("cgroup.controllers"), cap.controller) {
@@ -104,20 +95,19 @@ fn enforce(group: &Cgroup, cap: &Cap) -> Result<(), Refusal> {
         }
         return Err(refusal);
     }
-    group.write(cap.file, &cap.value).map_err(|e| Refusal {
-        reason: format!(
-            "writing {} in {} failed: {e}",
-            cap.file,
-            group.path().display()
-        ),
-        fix: "check that the controller is delegated to this process's cgroup".into(),
-    })
+    group
+        .write(cap.file, &cap.value)
+        .map_err(|error| LimitFailure::WriteFailed {
+            file: cap.file,
+            dir: group.path().to_owned(),
+            error,
+        })
 }
 
 /// Writes `+controller` to `dir`'s `cgroup.subtree_control`; true when this
 /// call switched it on. `ours` marks the cgroup this process itself lives in,
 /// where the internal-process rule bites.
-fn enable_in(dir: &Path, controller: &str, ours: bool) -> Result<bool, Refusal> {
+fn enable_in(dir: &Path, controller: &'static str, ours: bool) -> Result<bool, LimitFailure> {
     if lists(&dir.join("cgroup.subtree_control"), controller) {
         return Ok(false);
     }
@@ -126,7 +116,13 @@ fn enable_in(dir: &Path, controller: &str, ours: bool) -> Result<bool, Refusal> 
     }
     write_control(dir, &format!("+{controller}"))
         .map(|()| true)
-        .map_err(|e| refused(dir, controller, ours, &e))
+        .map_err(|error| LimitFailure::Refused {
+            dir: dir.to_owned(),
+            controller,
+            ours,
+            why: refused_why(&error),
+            error,
+        })
 }
 
 fn write_control(dir: &Path, change: &str) -> io::Result<()> {
@@ -138,63 +134,23 @@ fn write_control(dir: &Path, change: &str) -> io::Result<()> {
 
 /// The controller is not in `dir`'s `cgroup.controllers`: nobody above
 /// delegated it (or, on a hybrid host, a cgroup v1 hierarchy owns it).
-fn not_offered(dir: &Path, controller: &str) -> Refusal {
-    let reason = match v1_mount_of(controller) {
-        Some(v1) => format!(
-            "the `{controller}` controller is bound to a cgroup v1 hierarchy ({v1}), so the \
-             cgroup v2 tree cannot use it: it is missing from {}/cgroup.controllers",
-            dir.display()
-        ),
-        None => format!(
-            "the `{controller}` controller is not delegated to {}: it is missing from its \
-             cgroup.controllers (the parent's cgroup.subtree_control does not enable it)",
-            dir.display()
-        ),
-    };
-    Refusal {
-        reason,
-        fix: "run on a pure cgroup v2 hierarchy (systemd.unified_cgroup_hierarchy=1) inside a \
-              unit or scope with Delegate=yes (e.g. `systemd-run --scope -p Delegate=yes ...`), \
-              or as root in a container that delegates memory, pids and cpu"
-            .into(),
+fn not_offered(dir: &Path, controller: &'static str) -> LimitFailure {
+    LimitFailure::NotOffered {
+        dir: dir.to_owned(),
+        controller,
+        v1_mount: v1_mount_of(controller),
     }
 }
 
-fn refused(dir: &Path, controller: &str, ours: bool, e: &io::Error) -> Refusal {
-    let path = dir.display();
+/// What a refused `cgroup.subtree_control` write means.
+fn refused_why(e: &io::Error) -> RefusedWhy {
     match e.raw_os_error() {
-        Some(libc::EBUSY) => Refusal {
-            reason: format!(
-                "the no-internal-process rule: {path} holds processes{}, so it cannot hand \
-                 the `{controller}` controller down to the cgroups below it",
-                if ours { " (this one among them)" } else { "" }
-            ),
-            fix: format!(
-                "start this program in a leaf of a delegated subtree, or move it into a child \
-                 cgroup (e.g. {path}/leaf) before creating the group"
-            ),
-        },
+        Some(libc::EBUSY) => RefusedWhy::Busy,
         // A domain cgroup below one that holds processes and hands down a
         // threaded controller (pids, cpu) is "domain invalid" and refuses.
-        Some(libc::EOPNOTSUPP) => Refusal {
-            reason: format!(
-                "the no-internal-process rule: the cgroup above {path} holds processes, so \
-                 the kernel will not hand the `{controller}` controller down through {path}"
-            ),
-            fix: "start this program in a leaf of a delegated subtree (a cgroup with no \
-                  other processes and no children), so its own cgroup can delegate"
-                .into(),
-        },
-        Some(libc::EACCES | libc::EPERM | libc::EROFS) => Refusal {
-            reason: format!(
-                "no delegation: not allowed to write {path}/cgroup.subtree_control ({e})"
-            ),
-            fix: "run as root, or under a systemd unit or scope with Delegate=yes".into(),
-        },
-        _ => Refusal {
-            reason: format!("enabling `{controller}` in {path}/cgroup.subtree_control failed: {e}"),
-            fix: "check the cgroup v2 delegation of this process's cgroup".into(),
-        },
+        Some(libc::EOPNOTSUPP) => RefusedWhy::ParentBusy,
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => RefusedWhy::Denied,
+        _ => RefusedWhy::Other,
     }
 }
 
@@ -245,52 +201,12 @@ mod tests {
     }
 
     #[test]
-    fn explains_each_way_enabling_a_controller_fails() {
-        let dir = Path::new("/sys/fs/cgroup/app.scope");
-        let busy = refused(
-            dir,
-            "memory",
-            true,
-            &io::Error::from_raw_os_error(libc::EBUSY),
-        );
-        assert!(
-            busy.reason.contains("no-internal-process rule"),
-            "{}",
-            busy.reason
-        );
-        assert!(busy.reason.contains("this one among them"));
-        assert!(
-            busy.fix.contains("/sys/fs/cgroup/app.scope/leaf"),
-            "{}",
-            busy.fix
-        );
-        let denied = refused(
-            dir,
-            "pids",
-            false,
-            &io::Error::from_raw_os_error(libc::EACCES),
-        );
-        assert!(denied.reason.contains("no delegation"), "{}", denied.reason);
-        assert!(denied.fix.contains("Delegate=yes"));
-        let invalid = refused(
-            dir,
-            "pids",
-            false,
-            &io::Error::from_raw_os_error(libc::EOPNOTSUPP),
-        );
-        assert!(
-            invalid.reason.contains("no-internal-process rule"),
-            "{}",
-            invalid.reason
-        );
-        assert!(invalid.fix.contains("leaf"));
-        let other = refused(
-            dir,
-            "cpu",
-            false,
-            &io::Error::from_raw_os_error(libc::EINVAL),
-        );
-        assert!(other.reason.contains("`cpu`"), "{}", other.reason);
+    fn sorts_each_way_enabling_a_controller_fails() {
+        let why = |errno| refused_why(&io::Error::from_raw_os_error(errno));
+        assert_eq!(why(libc::EBUSY), RefusedWhy::Busy);
+        assert_eq!(why(libc::EOPNOTSUPP), RefusedWhy::ParentBusy);
+        assert_eq!(why(libc::EACCES), RefusedWhy::Denied);
+        assert_eq!(why(libc::EINVAL), RefusedWhy::Other);
     }
 
     #[test]

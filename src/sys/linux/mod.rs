@@ -3,8 +3,8 @@
 
 #[cfg(feature = "process-control")]
 pub(crate) mod ancestry;
+pub(crate) mod backend;
 pub(crate) mod cgroup;
-mod cgroup_root;
 mod clone3;
 mod clone_child;
 pub(crate) mod clone_spawn;
@@ -24,7 +24,6 @@ pub(crate) mod reaper;
 mod spare;
 mod spawn_fds;
 pub(crate) mod spawner;
-pub(crate) mod sweep;
 #[cfg(feature = "stats")]
 pub(crate) mod usage;
 
@@ -91,6 +90,11 @@ impl CgroupContainer {
 
     pub(crate) fn cgroup(&self) -> &Cgroup {
         &self.cg
+    }
+
+    /// Sends `signal` to every process in the tree.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        signal_members(&self.cg, signal)
     }
 
     /// Kills the whole tree now, through the descriptor opened up front.
@@ -221,8 +225,14 @@ impl CgroupSlot {
         self.dir = None;
     }
 
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn cgroup(&self) -> &Cgroup {
         &self.cg
+    }
+
+    /// Sends `signal` to every process in this run's tree.
+    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+        signal_members(&self.cg, signal)
     }
 
     /// Kills this run's tree (for a single-run container: the whole
@@ -244,4 +254,13 @@ impl Drop for CgroupSlot {
             reaper::remove_when_empty(self.cg.path().to_owned());
         }
     }
+}
+
+/// Sends `signal` to every member of `cg`, pinning each with a pidfd so a pid
+/// recycled between listing and signalling is never hit.
+fn signal_members(cg: &Cgroup, signal: i32) -> io::Result<()> {
+    for pid in cg.owned_pids()? {
+        pidfd::signal_pid(pid, signal)?;
+    }
+    Ok(())
 }

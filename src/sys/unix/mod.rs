@@ -1,6 +1,8 @@
 //! POSIX pieces shared by Linux, macOS and the BSDs: the process-group
 //! container and its leaders, guarded signal delivery and the pre-exec step.
 
+#[cfg(not(target_os = "linux"))]
+pub(crate) mod backend;
 pub(crate) mod leader;
 #[cfg(target_os = "linux")]
 pub(crate) mod pgid_table;

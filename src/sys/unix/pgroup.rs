@@ -50,6 +50,15 @@ impl PgroupContainer {
         lock(&self.adopted).retain(|a| a.signal(sig) == Reach::Sent);
     }
 
+    /// Stops (SIGSTOP) or continues (SIGCONT) every tracked group.
+    pub(crate) fn set_stopped(&self, stopped: bool) {
+        self.signal_all(if stopped {
+            libc::SIGSTOP
+        } else {
+            libc::SIGCONT
+        });
+    }
+
     /// Running tracked leaders and adopted processes.
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn members(&self) -> Vec<u32> {
@@ -116,7 +125,7 @@ impl PgroupContainer {
 
 impl Drop for PgroupContainer {
     fn drop(&mut self) {
-        // The owning `Container` has already sent SIGKILL to every group, so
+        // The owning container has already sent SIGKILL to every group, so
         // the guardian no longer needs them.
         for group in &lock(&self.groups).list {
             guardian_forget(group);

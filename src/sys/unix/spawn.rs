@@ -112,21 +112,21 @@ impl PreExec {
                 return Err(io::Error::last_os_error());
             }
         }
-        // SAFETY: setgid/setuid take plain integers. Group first: after setuid
-        // we would no longer be allowed to change it.
+        // Group first: after setuid we would no longer be allowed to change it.
         if let Some(gid) = self.gid
+            // SAFETY: setgid takes a plain integer.
             && unsafe { libc::setgid(gid) } != 0
         {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: as above.
         if let Some(uid) = self.uid
+            // SAFETY: setuid takes a plain integer.
             && unsafe { libc::setuid(uid) } != 0
         {
             return Err(io::Error::last_os_error());
         }
-        // SAFETY: `dir` is a NUL-terminated string owned by self.
         if let Some(dir) = &self.cwd
+            // SAFETY: `dir` is a NUL-terminated string owned by self.
             && unsafe { libc::chdir(dir.as_ptr()) } != 0
         {
             return Err(io::Error::last_os_error());

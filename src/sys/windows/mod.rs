@@ -4,6 +4,7 @@
 
 #[cfg(feature = "stats")]
 pub(crate) mod accounting;
+pub(crate) mod backend;
 pub(crate) mod job;
 pub(crate) mod process;
 pub(crate) mod threads;

@@ -5,14 +5,14 @@
 use std::fs;
 use std::hash::{BuildHasher, RandomState};
 use std::io::{self, ErrorKind};
-use std::os::fd::{AsRawFd, OwnedFd};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::cgroup::{Cgroup, find_cgroup2_mount, open_procs, own_cgroup, start_time};
+use super::files::{open_dir, open_procs, try_lock};
+use super::mount::{find_cgroup2_mount, own_cgroup, start_time};
 
 /// The cgroup this process owns; everything it starts lives below it.
 #[derive(Debug)]
@@ -188,31 +188,6 @@ fn lock_alive(dir: &Path) -> io::Result<Option<OwnedFd>> {
     }
 }
 
-/// A cgroup directory, open read-only and close-on-exec.
-pub(crate) fn open_dir(dir: &Path) -> io::Result<OwnedFd> {
-    let file = fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
-        .open(dir)?;
-    Ok(OwnedFd::from(file))
-}
-
-/// A non-blocking exclusive `flock`: `Ok(false)` while someone else holds it.
-pub(crate) fn try_lock(fd: &OwnedFd) -> io::Result<bool> {
-    loop {
-        // SAFETY: flock on a descriptor we own; it touches no memory.
-        if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            Some(libc::EINTR) => continue,
-            _ => return Err(e),
-        }
-    }
-}
-
 /// `processkit-<pid>-<starttime>-<nonce>`: pid and start time for people,
 /// the per-process random nonce so two owners in different pid namespaces
 /// never share a name. Liveness is the lock, never these numbers.
@@ -224,11 +199,6 @@ pub(crate) fn root_name(pid: u32, start_time: u64) -> String {
 }
 
 impl CgroupRoot {
-    /// Creates a fresh child cgroup of the root (`g<N>` for groups, `r<N>` for runs).
-    pub(crate) fn create_child(&self, prefix: char) -> io::Result<Cgroup> {
-        Cgroup::create(self.path.join(self.next_name(prefix)))
-    }
-
     /// A fresh unique name for a nested cgroup.
     pub(crate) fn next_name(&self, prefix: char) -> String {
         format!("{prefix}{}", self.next_id.fetch_add(1, Ordering::Relaxed))

@@ -7,8 +7,7 @@ use std::io::ErrorKind;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::cgroup::remove_tree;
-use super::cgroup_root::{open_dir, try_lock};
+use super::files::{open_dir, remove_tree, try_lock};
 
 /// Kills and removes every `processkit-*` sibling in `parent` whose owner no
 /// longer exists. A root whose owner may be alive is never touched.

@@ -1,6 +1,6 @@
-//! cgroup v2 directories: finding the cgroup2 mount, and the kill / freeze /
-//! membership operations on the cgroups created below the per-process root
-//! (made in `cgroup_root`).
+//! One cgroup below the per-process root: create, join, kill, freeze, list
+//! members, read and write its interface files, each refused on any cgroup
+//! that is not strictly below our root.
 
 use std::fs;
 use std::io::{self, ErrorKind, Write};
@@ -9,56 +9,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-pub(crate) use super::cgroup_root::{CgroupRoot, RootError, existing_root, root, root_name};
-
-/// Mount point of the cgroup2 filesystem from a `/proc/self/mountinfo` text.
-pub(crate) fn find_cgroup2_mount(mountinfo: &str) -> Option<PathBuf> {
-    mountinfo.lines().find_map(|line| {
-        let (left, right) = line.split_once(" - ")?;
-        if right.split_whitespace().next()? != "cgroup2" {
-            return None;
-        }
-        left.split_whitespace()
-            .nth(4)
-            .map(|p| PathBuf::from(unescape_mount_path(p)))
-    })
-}
-
-/// mountinfo escapes space, tab, newline and backslash as octal.
-fn unescape_mount_path(raw: &str) -> String {
-    raw.replace("\\040", " ")
-        .replace("\\011", "\t")
-        .replace("\\012", "\n")
-        .replace("\\134", "\\")
-}
-
-/// The `0::<path>` entry of a `/proc/<pid>/cgroup` text.
-pub(crate) fn own_cgroup(proc_cgroup: &str) -> Option<String> {
-    proc_cgroup
-        .lines()
-        .find_map(|l| l.strip_prefix("0::"))
-        .map(str::to_owned)
-}
-
-/// Field 22 of `/proc/<pid>/stat`: start time in clock ticks since boot.
-pub(crate) fn start_time(pid: u32) -> io::Result<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    parse_start_time(&stat).ok_or_else(|| io::Error::other("malformed /proc/<pid>/stat"))
-}
-
-fn parse_start_time(stat: &str) -> Option<u64> {
-    // The command name may hold spaces and parentheses; fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-pub(crate) fn open_procs(dir: &Path) -> io::Result<OwnedFd> {
-    let file = fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_CLOEXEC)
-        .open(dir.join("cgroup.procs"))?;
-    Ok(OwnedFd::from(file))
-}
+use super::files::{open_procs, vanished, write_file};
+use super::root::{CgroupRoot, existing_root};
 
 /// One cgroup directory created by this process, strictly below its root.
 #[derive(Debug, Clone)]
@@ -125,14 +77,11 @@ impl Cgroup {
         self.set_frozen(false)
     }
 
-    /// Sends `signal` to every member, pinning each with a pidfd so a pid
-    /// recycled between listing and signalling is never hit.
-    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
+    /// Every live pid in this cgroup and below, for a caller about to signal
+    /// them; refused on a cgroup that is not ours.
+    pub(crate) fn owned_pids(&self) -> io::Result<Vec<u32>> {
         self.assert_owned()?;
-        for pid in self.pids()? {
-            super::pidfd::signal_pid(pid, signal)?;
-        }
-        Ok(())
+        self.pids()
     }
 
     /// Writes `cgroup.freeze` and waits (bounded) until the kernel reports the
@@ -199,6 +148,13 @@ impl Cgroup {
                 "refusing to act on a foreign cgroup",
             )),
         }
+    }
+}
+
+impl CgroupRoot {
+    /// Creates a fresh child cgroup of the root (`g<N>` for groups, `r<N>` for runs).
+    pub(crate) fn create_child(&self, prefix: char) -> io::Result<Cgroup> {
+        Cgroup::create(self.path.join(self.next_name(prefix)))
     }
 }
 
@@ -276,79 +232,10 @@ fn collect_pids(dir: &Path, out: &mut Vec<u32>) -> io::Result<()> {
     Ok(())
 }
 
-/// Whether a cgroup file failed because its cgroup was just removed (a
-/// finished run's cgroup goes away on the reaper thread at any moment):
-/// `ENOENT` once it is gone, `ENODEV` while the kernel is removing it.
-fn vanished(error: &io::Error) -> bool {
-    error.kind() == ErrorKind::NotFound || error.raw_os_error() == Some(libc::ENODEV)
-}
-
-/// Removes `dir` and every cgroup below it, deepest first. Fails with `EBUSY`
-/// while any of them still holds a process.
-pub(crate) fn remove_tree(dir: &Path) -> io::Result<()> {
-    // Most cgroups we remove are leaves: one rmdir, no directory listing.
-    match fs::remove_dir(dir) {
-        Ok(()) => return Ok(()),
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(_) => {}
-    }
-    let entries = match fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_type()?.is_dir() {
-            remove_tree(&entry.path())?;
-        }
-    }
-    match fs::remove_dir(dir) {
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-        other => other,
-    }
-}
-
-fn write_file(path: &Path, value: &str) -> io::Result<()> {
-    fs::OpenOptions::new()
-        .write(true)
-        .open(path)?
-        .write_all(value.as_bytes())
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::root::root;
     use super::*;
-
-    #[test]
-    fn finds_hybrid_and_pure_mounts() {
-        let hybrid = "31 23 0:28 / /sys/fs/cgroup rw - tmpfs tmpfs rw\n\
-                      41 31 0:38 / /sys/fs/cgroup/unified rw,relatime - cgroup2 cgroup2 rw\n";
-        assert_eq!(
-            find_cgroup2_mount(hybrid),
-            Some(PathBuf::from("/sys/fs/cgroup/unified"))
-        );
-        let pure =
-            "30 23 0:26 / /sys/fs/cgroup rw,nosuid shared:4 - cgroup2 cgroup2 rw,nsdelegate\n";
-        assert_eq!(
-            find_cgroup2_mount(pure),
-            Some(PathBuf::from("/sys/fs/cgroup"))
-        );
-        assert_eq!(
-            find_cgroup2_mount("32 31 0:29 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu\n"),
-            None
-        );
-    }
-
-    #[test]
-    fn reads_own_cgroup_and_start_time() {
-        assert_eq!(
-            own_cgroup("1:cpu:/\n0::/user.slice/a.scope\n").as_deref(),
-            Some("/user.slice/a.scope")
-        );
-        let stat = "42 (a (weird) name) S 1 42 42 0 -1 4194560 0 0 0 0 0 0 0 0 20 0 1 0 98765 0 0";
-        assert_eq!(parse_start_time(stat), Some(98765));
-    }
 
     #[test]
     fn only_cgroups_strictly_below_the_root_are_ours() {
@@ -362,18 +249,18 @@ mod tests {
         assert!(!strictly_below(Path::new("/cg/processkit-1-2-abc"), root));
     }
 
-    /// Teardown never targets the root itself (harmless probe: signal 0).
+    /// Teardown never targets the root itself.
     #[test]
     fn the_root_itself_is_refused() {
         let Ok(root) = root() else {
             eprintln!("SKIP: no writable cgroup2 here");
             return;
         };
-        let err = Cgroup::at(root.path.clone()).signal(0).unwrap_err();
+        let err = Cgroup::at(root.path.clone()).owned_pids().unwrap_err();
         assert_eq!(err.kind(), ErrorKind::PermissionDenied);
-        assert!(Cgroup::at(root.path.join("..")).signal(0).is_err());
+        assert!(Cgroup::at(root.path.join("..")).owned_pids().is_err());
         let below = root.create_child('t').unwrap();
-        assert!(below.signal(0).is_ok());
-        remove_tree(below.path()).unwrap();
+        assert!(below.owned_pids().is_ok());
+        super::super::files::remove_tree(below.path()).unwrap();
     }
 }

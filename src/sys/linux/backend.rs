@@ -1,0 +1,232 @@
+//! The Linux backend behind `sys::Container` and `sys::Slot`: a cgroup v2
+//! where one is writable, else process groups, chosen per container at runtime.
+
+use std::io;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::cgroup::RootError;
+use super::{CgroupContainer, CgroupSlot};
+use crate::mechanism::Mechanism;
+use crate::signal::Signal;
+use crate::sys::CreateError;
+use crate::sys::unix::pgroup::{self, PgroupContainer, PgroupSlot};
+use crate::sys::unix::signal::number;
+
+/// Best first.
+pub(crate) const MECHANISMS: &[Mechanism] = &[Mechanism::CgroupV2, Mechanism::ProcessGroup];
+
+/// One container's mechanism.
+#[derive(Debug)]
+pub(crate) enum ContainerKind {
+    Cgroup(CgroupContainer),
+    Pgroup(Arc<PgroupContainer>),
+}
+
+/// One run's place in its container.
+#[derive(Debug)]
+pub(crate) enum SlotKind {
+    Cgroup(CgroupSlot),
+    Pgroup(PgroupSlot),
+}
+
+/// A new container. Only a definitive "no writable cgroup v2" falls back to
+/// process groups (and says so in `mechanism()`); a passing failure is this
+/// call's error, and the next call retries.
+pub(crate) fn new_container(
+    request: Option<Mechanism>,
+    single_run: bool,
+) -> Result<ContainerKind, CreateError> {
+    let cgroup = |required: bool| match CgroupContainer::available() {
+        Ok(()) => CgroupContainer::new(single_run)
+            .map(ContainerKind::Cgroup)
+            .map_err(|source| CreateError::Io {
+                step: crate::sys::CreateStep::Cgroup,
+                source,
+            }),
+        Err(RootError::Missing(why)) if required => Err(CreateError::NoCgroup(why)),
+        Err(RootError::Missing(_)) => Ok(ContainerKind::Pgroup(pgroup::new_container())),
+        Err(RootError::Transient(source)) => Err(CreateError::Io {
+            step: crate::sys::CreateStep::Cgroup,
+            source,
+        }),
+    };
+    let kind = match request {
+        None => cgroup(false),
+        Some(Mechanism::CgroupV2) => cgroup(true),
+        Some(Mechanism::ProcessGroup) => Ok(ContainerKind::Pgroup(pgroup::new_container())),
+        Some(other) => Err(CreateError::NotOnPlatform(other)),
+    }?;
+    super::guardian::ensure_started();
+    Ok(kind)
+}
+
+/// Why no writable cgroup v2 is available, if none is. A passing failure
+/// (out of descriptors) is no verdict on the host.
+pub(crate) fn degraded_reason() -> Option<&'static str> {
+    match CgroupContainer::available() {
+        Err(RootError::Missing(why)) => Some(why),
+        _ => None,
+    }
+}
+
+pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    crate::sys::unix::exit_signal(status)
+}
+
+pub(crate) fn guardian_status() -> crate::GuardianStatus {
+    super::guardian::status()
+}
+
+impl ContainerKind {
+    pub(crate) fn mechanism(&self) -> Mechanism {
+        match self {
+            ContainerKind::Cgroup(_) => Mechanism::CgroupV2,
+            ContainerKind::Pgroup(_) => Mechanism::ProcessGroup,
+        }
+    }
+
+    pub(crate) fn slot(&self) -> io::Result<SlotKind> {
+        Ok(match self {
+            ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot()?),
+            ContainerKind::Pgroup(c) => SlotKind::Pgroup(c.slot()),
+        })
+    }
+
+    pub(crate) fn kill_all(&self) -> io::Result<()> {
+        match self {
+            ContainerKind::Cgroup(c) => c.kill(),
+            ContainerKind::Pgroup(c) => {
+                c.signal_all(libc::SIGKILL);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn kill_all_or_retry(&self) {
+        let _ = match self {
+            ContainerKind::Cgroup(c) => c.kill_or_retry(),
+            ContainerKind::Pgroup(_) => self.kill_all(),
+        };
+    }
+
+    pub(crate) fn signal_all(&self, signal: Signal) -> io::Result<()> {
+        match self {
+            ContainerKind::Cgroup(c) => c.signal(number(signal)),
+            ContainerKind::Pgroup(c) => {
+                c.signal_all(number(signal));
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        match self {
+            ContainerKind::Cgroup(c) => c.cgroup().set_frozen(frozen),
+            ContainerKind::Pgroup(c) => {
+                c.set_stopped(frozen);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
+        match self {
+            ContainerKind::Cgroup(c) => c.cgroup().pids(),
+            ContainerKind::Pgroup(c) => Ok(c.members()),
+        }
+    }
+
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        match self {
+            ContainerKind::Cgroup(c) => c.cgroup().is_populated(),
+            ContainerKind::Pgroup(c) => Ok(c.is_populated()),
+        }
+    }
+
+    /// A cgroup is watched through inotify; process groups are polled.
+    pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
+        match self {
+            ContainerKind::Cgroup(c) => super::events::wait_empty(c.cgroup(), limit).await,
+            ContainerKind::Pgroup(_) => {
+                crate::sys::poll_until_empty(|| self.is_populated(), limit).await
+            }
+        }
+    }
+
+    pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
+        match self {
+            ContainerKind::Cgroup(c) => c.adopt(pid),
+            ContainerKind::Pgroup(c) => {
+                c.adopt(pid);
+                Ok(())
+            }
+        }
+    }
+
+    #[cfg(feature = "stats")]
+    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+        match self {
+            ContainerKind::Cgroup(c) => super::usage::cgroup_stats(c.cgroup()),
+            ContainerKind::Pgroup(c) => {
+                Ok(super::usage::pgroup_stats(&c.pgids(), &c.adopted_pids()))
+            }
+        }
+    }
+
+    #[cfg(feature = "limits")]
+    pub(crate) fn apply_limits(
+        &self,
+        limits: &crate::limits::Limits,
+    ) -> Result<(), crate::sys::LimitRefusal> {
+        match self {
+            ContainerKind::Cgroup(c) => super::limits::apply(c.cgroup(), limits),
+            ContainerKind::Pgroup(_) => Err(crate::sys::LimitRefusal::NoAccounting),
+        }
+    }
+}
+
+impl Drop for ContainerKind {
+    fn drop(&mut self) {
+        // A cgroup tears itself down in its own Drop; process groups are
+        // killed here, by their owner (slots share the tracking list).
+        if let ContainerKind::Pgroup(c) = self {
+            c.signal_all(libc::SIGKILL);
+        }
+    }
+}
+
+impl SlotKind {
+    pub(crate) fn kill(&self) -> io::Result<()> {
+        match self {
+            SlotKind::Cgroup(s) => s.kill(),
+            SlotKind::Pgroup(s) => {
+                s.signal(libc::SIGKILL);
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
+        match self {
+            SlotKind::Cgroup(s) => s.signal(libc::SIGTERM),
+            SlotKind::Pgroup(s) => {
+                s.signal(libc::SIGTERM);
+                Ok(())
+            }
+        }
+    }
+
+    /// Only a Windows job forces an exit code on a killed child.
+    pub(crate) fn killed_child(&self) -> bool {
+        false
+    }
+
+    #[cfg(feature = "stats")]
+    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+        match self {
+            SlotKind::Cgroup(s) => super::usage::cgroup_stats(s.cgroup()),
+            SlotKind::Pgroup(s) => Ok(super::usage::pgroup_stats(&[s.pgid()], &[])),
+        }
+    }
+}
