@@ -2,8 +2,6 @@
 //! container and its leaders, guarded signal delivery and the pre-exec step.
 
 pub(crate) mod leader;
-#[cfg(target_os = "linux")]
-pub(crate) mod pgid_table;
 pub(crate) mod pgroup;
 pub(crate) mod signal;
 pub(crate) mod spawn;

@@ -68,9 +68,11 @@ fn own_pid() -> i32 {
     std::process::id() as i32
 }
 
-/// This process's group.
+/// This process's group: 0 when it lies outside our pid namespace, which
+/// rustix's `getpgrp` (a non-zero `Pid`) cannot represent.
 pub(crate) fn own_pgid() -> i32 {
-    rx::getpgrp().as_raw_pid()
+    // SAFETY: getpgrp(2) takes no arguments and cannot fail.
+    unsafe { libc::getpgrp() }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
