@@ -8,7 +8,7 @@
 use std::ffi::{CStr, CString};
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
 use rustix::event::Timespec;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, SeekFrom};
@@ -121,10 +121,7 @@ fn watch(channel: BorrowedFd<'_>, table: &mut PgidTable) -> bool {
     let mut message: Message = [0; 12];
     loop {
         match receive(channel, &mut message) {
-            Ok((12, pidfd)) => {
-                let pidfd = pidfd.map_or(-1, IntoRawFd::into_raw_fd);
-                table.apply(message, pidfd, group_alive, &mut close_fd);
-            }
+            Ok((12, pidfd)) => table.apply(message, pidfd, group_alive, &mut drop),
             // End-of-file, or a short message that is not ours (its
             // descriptor, if any, closes here).
             Ok((0, _)) => return true,
@@ -161,18 +158,9 @@ fn receive(
     Ok((received.bytes, pidfd))
 }
 
-fn close_fd(fd: RawFd) {
-    if fd >= 0 {
-        // SAFETY: closing a descriptor this process received and owns.
-        unsafe { libc::close(fd) };
-    }
-}
-
-/// The pidfd a table entry holds until it is released through `close_fd`.
+/// The pidfd a table entry holds.
 fn entry_pidfd(entry: &Entry) -> Option<BorrowedFd<'_>> {
-    // SAFETY: the table owns this open descriptor for as long as the entry
-    // (and so the borrow) lives; it is closed only when the entry is dropped.
-    (entry.pidfd >= 0).then(|| unsafe { BorrowedFd::borrow_raw(entry.pidfd) })
+    entry.pidfd.as_ref().map(AsFd::as_fd)
 }
 
 fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: i32, flags: libc::c_uint) -> Result<(), Errno> {
