@@ -2,11 +2,11 @@
 //! as the kernel flips `populated`, so teardown neither oversleeps nor spins.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::time::Duration;
 
+use rustix::fs::inotify;
 use tokio::io::unix::AsyncFd;
 
 use super::cgroup::Cgroup;
@@ -24,23 +24,8 @@ struct EventsWatch {
 
 impl EventsWatch {
     fn new(dir: &Path) -> io::Result<EventsWatch> {
-        let path = dir.join("cgroup.events");
-        let mut c_path = path.as_os_str().as_bytes().to_vec();
-        c_path.push(0);
-        // SAFETY: inotify_init1 takes flags and returns a new descriptor or -1.
-        let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `c_path` is NUL-terminated and outlives the call.
-        let wd = unsafe {
-            libc::inotify_add_watch(fd.as_raw_fd(), c_path.as_ptr().cast(), libc::IN_MODIFY)
-        };
-        if wd < 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = inotify::init(inotify::CreateFlags::NONBLOCK | inotify::CreateFlags::CLOEXEC)?;
+        inotify::add_watch(&fd, dir.join("cgroup.events"), inotify::WatchFlags::MODIFY)?;
         // `AsyncFd::new` is deprecated in newer tokio for descriptors it does
         // not own; this one it owns outright (an `OwnedFd`), and its
         // replacement, `register`, is missing from the oldest tokio we support.
@@ -58,14 +43,8 @@ impl EventsWatch {
             let mut guard = self.fd.readable().await?;
             let drained = guard.try_io(|fd| {
                 let mut events = [0u8; 1024];
-                // SAFETY: reads into a local buffer of the given length.
-                let n =
-                    unsafe { libc::read(fd.as_raw_fd(), events.as_mut_ptr().cast(), events.len()) };
-                if n < 0 {
-                    Err(io::Error::last_os_error())
-                } else {
-                    Ok(())
-                }
+                rustix::io::read(fd.get_ref(), &mut events)?;
+                Ok(())
             });
             match drained {
                 Ok(result) => return result,

@@ -5,17 +5,20 @@
 use std::ffi::CString;
 use std::fs;
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
+use rustix::net::{AddressFamily, SocketFlags, SocketType, socketpair};
+use rustix::process::{Pid, WaitOptions};
+
 use super::cgroup;
 use super::guardian_process::{self, Plan};
 use crate::guardian::{GuardianStatus, disabled_by_env};
-use crate::sys::unix::pgid_table;
 use send::Outgoing;
 
+pub(super) mod pgid_table;
 mod send;
 
 enum State {
@@ -122,9 +125,9 @@ pub(crate) fn forget(pgid: i32, ticket: u64) {
     }
 }
 
-fn channel() -> Option<libc::c_int> {
+fn channel() -> Option<BorrowedFd<'static>> {
     match STATE.get() {
-        Some(State::Running { channel, .. }) => Some(channel.as_raw_fd()),
+        Some(State::Running { channel, .. }) => Some(channel.as_fd()),
         _ => None,
     }
 }
@@ -178,31 +181,19 @@ fn fork_guardian() -> Result<(libc::pid_t, OwnedFd), Failure> {
             .map_err(|e| failure("cannot find the cgroup root", e))?
             .and_then(|p| CString::new(p.as_os_str().as_bytes()).ok()),
     };
-    let mut fds = [0; 2];
-    // SAFETY: socketpair writes two new descriptors into the array we pass.
-    // SEQPACKET keeps each 4-byte message whole; CLOEXEC keeps both ends out
-    // of every child we exec.
-    let rc = unsafe {
-        libc::socketpair(
-            libc::AF_UNIX,
-            libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC,
-            0,
-            fds.as_mut_ptr(),
-        )
-    };
-    if rc != 0 {
-        return Err(failure(
-            "cannot create the guardian's socket pair",
-            io::Error::last_os_error(),
-        ));
-    }
-    // SAFETY: socketpair succeeded, so both descriptors are open and ours alone.
-    let (owner_end, guardian_end) =
-        unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    // SEQPACKET keeps each message whole; CLOEXEC keeps both ends out of
+    // every child we exec.
+    let (owner_end, guardian_end) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| failure("cannot create the guardian's socket pair", e.into()))?;
     // SAFETY: the child runs only `guardian_process::run`, which makes
     // async-signal-safe syscalls on memory prepared above and never returns.
     match unsafe { libc::fork() } {
-        0 => guardian_process::run(&plan, guardian_end.as_raw_fd()),
+        0 => guardian_process::run(&plan, guardian_end.as_fd()),
         -1 => Err(failure(
             "cannot fork the guardian",
             io::Error::last_os_error(),
@@ -239,18 +230,22 @@ fn read_proc(path: &str) -> io::Result<String> {
 
 /// Why the guardian is gone, if it has exited (reaping it if so).
 fn reap(pid: libc::pid_t) -> Option<String> {
-    let mut status = 0;
-    // SAFETY: waitpid on our own child with WNOHANG only writes `status`.
-    match unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) } {
-        0 => None,
-        -1 => Some(format!("the guardian (pid {pid}) is gone")),
-        _ if libc::WIFSIGNALED(status) => Some(format!(
+    let child = Pid::from_raw(pid)?;
+    // WNOHANG: never blocks; reaps our own child only once it has exited.
+    let status = match rustix::process::waitpid(Some(child), WaitOptions::NOHANG) {
+        Ok(None) => return None,
+        Err(_) => return Some(format!("the guardian (pid {pid}) is gone")),
+        Ok(Some((_, status))) => status.as_raw(),
+    };
+    if libc::WIFSIGNALED(status) {
+        Some(format!(
             "the guardian (pid {pid}) was killed by signal {}",
             libc::WTERMSIG(status)
-        )),
-        _ => Some(format!(
+        ))
+    } else {
+        Some(format!(
             "the guardian (pid {pid}) exited with status {}",
             libc::WEXITSTATUS(status)
-        )),
+        ))
     }
 }

@@ -2,13 +2,22 @@
 //! signals, wait for the owner's end of the socket to close, then kill every
 //! tracked process group (through its leader's pidfd, so never a recycled
 //! id) and the per-process cgroup root, and remove it. This runs in a forked
-//! copy of a multi-threaded process: raw async-signal-safe syscalls only, no
-//! allocation.
+//! copy of a multi-threaded process: raw async-signal-safe syscalls only
+//! (rustix's are direct syscalls), no allocation.
 
 use std::ffi::{CStr, CString};
-use std::os::fd::RawFd;
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 
-use crate::sys::unix::pgid_table::{CAPACITY, Entry, Message, PgidTable};
+use rustix::event::Timespec;
+use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, SeekFrom};
+use rustix::io::Errno;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::process::{Pid, Resource, Rlimit, Signal};
+
+use super::guardian::pgid_table::{CAPACITY, Entry, Message, PgidTable};
+use super::pidfd::{PIDFD_SIGNAL_PROCESS_GROUP, send_signal};
 
 /// Everything the guardian needs, built by the owner before fork.
 pub(crate) struct Plan {
@@ -20,12 +29,10 @@ pub(crate) struct Plan {
 const EMPTY_POLLS: u32 = 1000;
 /// Deepest cgroup nesting the guardian walks (the crate nests three levels).
 const MAX_DEPTH: u32 = 16;
-/// `pidfd_send_signal` flag (Linux 6.9): signal the pidfd's process group.
-const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
 
 /// The guardian process's whole life. Never returns.
-pub(crate) fn run(plan: &Plan, channel: RawFd) -> ! {
-    detach(channel);
+pub(crate) fn run(plan: &Plan, channel: BorrowedFd<'_>) -> ! {
+    detach(channel.as_raw_fd());
     let mut table = PgidTable::new();
     let owner_gone = watch(channel, &mut table);
     if owner_gone {
@@ -44,10 +51,10 @@ pub(crate) fn run(plan: &Plan, channel: RawFd) -> ! {
 /// the owner's group miss us), resets inherited signal handlers, ignores the
 /// terminal signals, and closes every descriptor but the socket.
 fn detach(keep: RawFd) {
-    // SAFETY: only async-signal-safe syscalls (for the whole block), on
-    // zeroed structures that live on this stack.
+    let _ = rustix::process::setsid();
+    // SAFETY: sigaction and sigprocmask (no safe wrapper) are
+    // async-signal-safe; they read zeroed structures on this stack.
     unsafe {
-        libc::setsid();
         let mut action: libc::sigaction = std::mem::zeroed();
         libc::sigemptyset(&mut action.sa_mask);
         action.sa_sigaction = libc::SIG_DFL;
@@ -71,15 +78,20 @@ fn detach(keep: RawFd) {
         let mut none: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut none);
         libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
-        libc::prctl(libc::PR_SET_NAME, c"pk-guardian".as_ptr());
-        libc::chdir(c"/".as_ptr());
-        // Room for a pidfd per tracked group, as far as the hard limit allows.
-        let mut limit: libc::rlimit = std::mem::zeroed();
-        let want = (CAPACITY + 64) as libc::rlim_t;
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < want {
-            limit.rlim_cur = want.min(limit.rlim_max);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
+    }
+    let _ = rustix::thread::set_name(c"pk-guardian");
+    let _ = rustix::process::chdir(c"/");
+    // Room for a pidfd per tracked group, as far as the hard limit allows.
+    let want = (CAPACITY + 64) as u64;
+    let limit = rustix::process::getrlimit(Resource::Nofile);
+    if let Some(current) = limit.current
+        && current < want
+    {
+        let raised = Rlimit {
+            current: Some(limit.maximum.map_or(want, |max| want.min(max))),
+            maximum: limit.maximum,
+        };
+        let _ = rustix::process::setrlimit(Resource::Nofile, raised);
     }
     close_all_except(keep);
 }
@@ -87,6 +99,7 @@ fn detach(keep: RawFd) {
 fn close_all_except(keep: RawFd) {
     let keep = keep as libc::c_uint;
     // SAFETY: close_range only closes descriptors; ranges exclude `keep`.
+    // (rustix's wrapper is `unsafe` too: it ends descriptors others may own.)
     let done = unsafe {
         (keep == 0 || libc::syscall(libc::SYS_close_range, 0, keep - 1, 0) == 0)
             && libc::syscall(libc::SYS_close_range, keep + 1, libc::c_uint::MAX, 0) == 0
@@ -104,106 +117,69 @@ fn close_all_except(keep: RawFd) {
 
 /// Applies the owner's messages until its end closes. Returns whether the
 /// owner is gone (end-of-file) rather than the socket failing.
-fn watch(channel: RawFd, table: &mut PgidTable) -> bool {
+fn watch(channel: BorrowedFd<'_>, table: &mut PgidTable) -> bool {
     let mut message: Message = [0; 12];
     loop {
-        let (n, pidfd) = receive(channel, &mut message);
-        let error = errno();
-        match n {
-            12 => table.apply(message, pidfd, group_alive, &mut close_fd),
-            n if n >= 0 => {
-                // End-of-file, or a short message that is not ours.
-                close_fd(pidfd);
-                if n == 0 {
-                    return true;
-                }
-            }
-            _ => match error {
-                libc::EINTR | libc::ENOMEM | libc::ENOBUFS => nap(),
-                libc::ECONNRESET => return true,
-                // Blind now: exit without touching what a live owner may still own.
-                _ => return false,
-            },
+        match receive(channel, &mut message) {
+            Ok((12, pidfd)) => table.apply(message, pidfd, group_alive, &mut drop),
+            // End-of-file, or a short message that is not ours (its
+            // descriptor, if any, closes here).
+            Ok((0, _)) => return true,
+            Ok(_) => {}
+            Err(Errno::INTR | Errno::NOMEM | Errno::NOBUFS) => nap(),
+            Err(Errno::CONNRESET) => return true,
+            // Blind now: exit without touching what a live owner may still own.
+            Err(_) => return false,
         }
     }
 }
 
-/// One message and the descriptor that came with it (-1 if none).
-fn receive(channel: RawFd, message: &mut Message) -> (isize, RawFd) {
-    let mut iov = libc::iovec {
-        iov_base: message.as_mut_ptr().cast(),
-        iov_len: message.len(),
-    };
-    // u64 elements keep the control buffer aligned for a cmsghdr.
-    let mut control = [0u64; 8];
-    let mut pidfd = -1;
-    // SAFETY: a zeroed msghdr pointing at `iov` and `control` on this stack;
-    // the kernel writes at most their lengths, and the control headers are
-    // walked with the CMSG macros inside the length it reported.
-    let n = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        let n = libc::recvmsg(channel, &mut msg, libc::MSG_CMSG_CLOEXEC);
-        if n >= 0 {
-            let mut header = libc::CMSG_FIRSTHDR(&msg);
-            while !header.is_null() {
-                if (*header).cmsg_level == libc::SOL_SOCKET
-                    && (*header).cmsg_type == libc::SCM_RIGHTS
-                {
-                    let bytes = (*header).cmsg_len as usize - libc::CMSG_LEN(0) as usize;
-                    let data = libc::CMSG_DATA(header).cast::<RawFd>();
-                    for i in 0..bytes / std::mem::size_of::<RawFd>() {
-                        let fd = std::ptr::read_unaligned(data.add(i));
-                        if pidfd < 0 {
-                            pidfd = fd;
-                        } else {
-                            libc::close(fd);
-                        }
-                    }
-                }
-                header = libc::CMSG_NXTHDR(&msg, header);
+/// One message and the first descriptor that came with it (others close).
+fn receive(
+    channel: BorrowedFd<'_>,
+    message: &mut Message,
+) -> rustix::io::Result<(usize, Option<OwnedFd>)> {
+    let mut space = [MaybeUninit::uninit(); 64];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        channel,
+        &mut [IoSliceMut::new(message)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut pidfd = None;
+    for cmsg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = cmsg {
+            for fd in fds {
+                pidfd.get_or_insert(fd);
             }
         }
-        n
-    };
-    (n, pidfd)
+    }
+    Ok((received.bytes, pidfd))
 }
 
-fn close_fd(fd: RawFd) {
-    if fd >= 0 {
-        // SAFETY: closing a descriptor this process received and owns.
-        unsafe { libc::close(fd) };
-    }
+/// The pidfd a table entry holds.
+fn entry_pidfd(entry: &Entry) -> Option<BorrowedFd<'_>> {
+    entry.pidfd.as_ref().map(AsFd::as_fd)
 }
 
-fn pidfd_signal(pidfd: RawFd, signal: i32, flags: libc::c_uint) -> bool {
-    // SAFETY: pidfd_send_signal on a descriptor we own, with a null siginfo.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            pidfd,
-            signal,
-            std::ptr::null::<libc::siginfo_t>(),
-            flags,
-        ) == 0
-    }
+fn pidfd_signal(pidfd: BorrowedFd<'_>, signal: i32, flags: libc::c_uint) -> Result<(), Errno> {
+    send_signal(pidfd, signal, flags)
+        .map_err(|e| Errno::from_raw_os_error(e.raw_os_error().unwrap_or(0)))
 }
 
 /// Kills one tracked group, unless its id may now be someone else's.
 fn kill_group(entry: &Entry) {
-    if entry.pidfd >= 0 {
+    if let Some(pidfd) = entry_pidfd(entry) {
         // Exact: the kernel follows the leader's pid object (Linux 6.9+).
-        if pidfd_signal(entry.pidfd, libc::SIGKILL, PIDFD_SIGNAL_PROCESS_GROUP)
-            || errno() == libc::ESRCH
+        if let Ok(()) | Err(Errno::SRCH) =
+            pidfd_signal(pidfd, libc::SIGKILL, PIDFD_SIGNAL_PROCESS_GROUP)
         {
             return;
         }
         // Older kernels: while the leader lives or is a zombie, its id is
         // still its group's. Once reaped, a process with that pid is someone else.
-        if !pidfd_signal(entry.pidfd, 0, 0) && process_exists(entry.pgid) {
+        if pidfd_signal(pidfd, 0, 0).is_err() && process_exists(entry.pgid) {
             return;
         }
     } else if entry.start != 0
@@ -212,27 +188,37 @@ fn kill_group(entry: &Entry) {
     {
         return; // the leader's pid now names a younger process
     }
-    // SAFETY: killpg with a pgid > 1 (the table refuses 0 and 1).
-    unsafe { libc::killpg(entry.pgid, libc::SIGKILL) };
+    // The table refuses pgids 0 and 1.
+    if let Some(pgid) = pid(entry.pgid) {
+        let _ = rustix::process::kill_process_group(pgid, Signal::KILL);
+    }
 }
 
 /// Whether a tracked group still has members (to make room in a full table).
 fn group_alive(entry: &Entry) -> bool {
-    if entry.pidfd >= 0 {
-        if pidfd_signal(entry.pidfd, 0, PIDFD_SIGNAL_PROCESS_GROUP) {
-            return true;
-        }
-        if errno() == libc::ESRCH {
-            return false;
+    if let Some(pidfd) = entry_pidfd(entry) {
+        match pidfd_signal(pidfd, 0, PIDFD_SIGNAL_PROCESS_GROUP) {
+            Ok(()) => return true,
+            Err(Errno::SRCH) => return false,
+            Err(_) => {}
         }
     }
-    // SAFETY: signal 0 only checks whether the group has members.
-    unsafe { libc::killpg(entry.pgid, 0) == 0 }
+    pid(entry.pgid).is_some_and(|pgid| rustix::process::test_kill_process_group(pgid).is_ok())
 }
 
-fn process_exists(pid: libc::pid_t) -> bool {
-    // SAFETY: signal 0 only checks for existence and permission.
-    unsafe { libc::kill(pid, 0) == 0 || errno() == libc::EPERM }
+fn process_exists(pid_number: libc::pid_t) -> bool {
+    pid(pid_number).is_some_and(|p| {
+        matches!(
+            rustix::process::test_kill_process(p),
+            Ok(()) | Err(Errno::PERM)
+        )
+    })
+}
+
+/// `pid` as a rustix `Pid` when it names one process or group (never 0, 1
+/// or a negative broadcast).
+fn pid(pid: libc::pid_t) -> Option<Pid> {
+    if pid > 1 { Pid::from_raw(pid) } else { None }
 }
 
 /// Field 22 of `/proc/<pid>/stat`, read into stack buffers.
@@ -263,21 +249,13 @@ fn start_time_of(pid: libc::pid_t) -> Option<u64> {
         path[at] = b;
         at += 1;
     }
+    // The array was zeroed and is longer than what was written.
+    let path = CStr::from_bytes_until_nul(&path).ok()?;
+    let fd = rustix::fs::open(path, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty()).ok()?;
     let mut text = [0u8; 1024];
-    // SAFETY: a NUL-terminated path on our stack (the array was zeroed and
-    // is longer than what was written); read into a stack buffer; close.
-    let n = unsafe {
-        let fd = libc::open(path.as_ptr().cast(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if fd < 0 {
-            return None;
-        }
-        let n = libc::read(fd, text.as_mut_ptr().cast(), text.len());
-        libc::close(fd);
-        n
-    };
-    parse_start_time(&text[..n.max(0) as usize])
+    let n = rustix::io::read(&fd, &mut text).unwrap_or(0);
+    parse_start_time(&text[..n])
 }
-
 fn parse_start_time(stat: &[u8]) -> Option<u64> {
     let close = stat.iter().rposition(|&b| b == b')')?;
     let field = stat[close + 1..]
@@ -310,11 +288,17 @@ enum KillBy {
 }
 
 fn tear_down(root: &CStr, kill_by: KillBy) {
-    // SAFETY: opening a directory by a NUL-terminated path.
-    let dir = unsafe { libc::open(root.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
-    if dir < 0 {
+    let Ok(dir) = rustix::fs::open(root, OFlags::RDONLY | OFlags::DIRECTORY, Mode::empty()) else {
         return; // never created, or already removed
-    }
+    };
+    kill_and_empty(dir.as_fd(), kill_by);
+    drop(dir);
+    let _ = rustix::fs::rmdir(root);
+}
+
+/// Kills everything in the tree at `dir`, waits for it to empty, and
+/// removes every cgroup below it.
+fn kill_and_empty(dir: BorrowedFd<'_>, kill_by: KillBy) {
     if kill_by == KillBy::Members || !write_at(dir, c"cgroup.kill", b"1") {
         write_at(dir, c"cgroup.freeze", b"1");
         for_each_cgroup(dir, 0, &mut kill_members);
@@ -327,35 +311,23 @@ fn tear_down(root: &CStr, kill_by: KillBy) {
         nap();
     }
     remove_below(dir, 0);
-    // SAFETY: closing our descriptor, then removing the emptied root by path.
-    unsafe {
-        libc::close(dir);
-        libc::rmdir(root.as_ptr());
-    }
 }
 
-fn is_populated(dir: RawFd) -> bool {
+fn is_populated(dir: BorrowedFd<'_>) -> bool {
     let mut text = [0u8; 256];
     let n = read_at(dir, c"cgroup.events", &mut text);
     text[..n].windows(11).any(|w| w == b"populated 1")
 }
 
 /// Sends SIGKILL to every pid listed in this cgroup's `cgroup.procs`.
-fn kill_members(dir: RawFd) {
-    // SAFETY: opening a file relative to a directory descriptor we own.
-    let fd = unsafe { libc::openat(dir, c"cgroup.procs".as_ptr(), libc::O_RDONLY) };
-    if fd < 0 {
+fn kill_members(dir: BorrowedFd<'_>) {
+    let Ok(fd) = rustix::fs::openat(dir, c"cgroup.procs", OFlags::RDONLY, Mode::empty()) else {
         return;
-    }
+    };
     let mut chunk = [0u8; 512];
     let mut pid: libc::pid_t = 0;
-    loop {
-        // SAFETY: reads into a stack buffer of the given length.
-        let n = unsafe { libc::read(fd, chunk.as_mut_ptr().cast(), chunk.len()) };
-        if n <= 0 {
-            break;
-        }
-        for &byte in &chunk[..n as usize] {
+    while let Ok(n @ 1..) = rustix::io::read(&fd, &mut chunk) {
+        for &byte in &chunk[..n] {
             if byte.is_ascii_digit() {
                 pid = pid
                     .saturating_mul(10)
@@ -367,19 +339,16 @@ fn kill_members(dir: RawFd) {
         }
     }
     kill_pid(pid);
-    // SAFETY: closing the descriptor opened above.
-    unsafe { libc::close(fd) };
 }
 
-fn kill_pid(pid: libc::pid_t) {
-    if pid > 1 {
-        // SAFETY: kill with a positive pid signals that one process.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
+fn kill_pid(pid_number: libc::pid_t) {
+    if let Some(pid) = pid(pid_number) {
+        let _ = rustix::process::kill_process(pid, Signal::KILL);
     }
 }
 
 /// Calls `visit` on `dir` and every cgroup below it.
-fn for_each_cgroup(dir: RawFd, depth: u32, visit: &mut impl FnMut(RawFd)) {
+fn for_each_cgroup(dir: BorrowedFd<'_>, depth: u32, visit: &mut impl FnMut(BorrowedFd<'_>)) {
     visit(dir);
     if depth < MAX_DEPTH {
         for_each_subdir(dir, &mut |sub, _name| {
@@ -389,107 +358,54 @@ fn for_each_cgroup(dir: RawFd, depth: u32, visit: &mut impl FnMut(RawFd)) {
 }
 
 /// Removes every cgroup below `dir`, deepest first.
-fn remove_below(dir: RawFd, depth: u32) {
+fn remove_below(dir: BorrowedFd<'_>, depth: u32) {
     if depth >= MAX_DEPTH {
         return;
     }
     for_each_subdir(dir, &mut |sub, name| {
         remove_below(sub, depth + 1);
-        // SAFETY: removing a directory entry relative to a descriptor we own.
-        unsafe { libc::unlinkat(dir, name.as_ptr(), libc::AT_REMOVEDIR) };
+        let _ = rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR);
     });
 }
 
-/// Calls `visit(subdir_fd, name)` for each subdirectory of `dir`, reading the
+/// Calls `visit(subdir, name)` for each subdirectory of `dir`, reading the
 /// entries with getdents64 into a stack buffer.
-fn for_each_subdir(dir: RawFd, visit: &mut dyn FnMut(RawFd, &CStr)) {
-    // u64 elements keep the buffer aligned for linux_dirent64.
-    let mut buf = [0u64; 256];
-    let len = std::mem::size_of_val(&buf);
-    // SAFETY: rewinds a directory descriptor we own.
-    unsafe { libc::lseek(dir, 0, libc::SEEK_SET) };
-    loop {
-        // SAFETY: getdents64 fills at most `len` bytes of our buffer.
-        let n = unsafe { libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), len) };
-        if n <= 0 {
-            return;
+fn for_each_subdir(dir: BorrowedFd<'_>, visit: &mut dyn FnMut(BorrowedFd<'_>, &CStr)) {
+    let mut buf = [MaybeUninit::uninit(); 2048];
+    let _ = rustix::fs::seek(dir, SeekFrom::Start(0));
+    let mut entries = RawDir::new(dir, &mut buf);
+    while let Some(Ok(entry)) = entries.next() {
+        let name = entry.file_name();
+        if entry.file_type() != FileType::Directory || name == c"." || name == c".." {
+            continue;
         }
-        let bytes = buf.as_ptr().cast::<u8>();
-        let mut at = 0usize;
-        while at + 19 < n as usize {
-            // SAFETY: the kernel wrote whole records: d_reclen (u16) at offset
-            // 16, d_type at 18, a NUL-terminated d_name from 19, all inside `n`.
-            let (reclen, kind, name) = unsafe {
-                let reclen = std::ptr::read_unaligned(bytes.add(at + 16).cast::<u16>());
-                let kind = *bytes.add(at + 18);
-                (
-                    reclen as usize,
-                    kind,
-                    CStr::from_ptr(bytes.add(at + 19).cast()),
-                )
-            };
-            if reclen == 0 {
-                return;
-            }
-            at += reclen;
-            if kind != libc::DT_DIR || name == c"." || name == c".." {
-                continue;
-            }
-            // SAFETY: opening a subdirectory relative to a descriptor we own.
-            let sub = unsafe {
-                libc::openat(
-                    dir,
-                    name.as_ptr(),
-                    libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
-                )
-            };
-            if sub >= 0 {
-                visit(sub, name);
-                // SAFETY: closing the descriptor opened just above.
-                unsafe { libc::close(sub) };
-            }
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        if let Ok(sub) = rustix::fs::openat(dir, name, flags, Mode::empty()) {
+            visit(sub.as_fd(), name);
         }
     }
 }
 
-fn write_at(dir: RawFd, file: &CStr, value: &[u8]) -> bool {
-    // SAFETY: open relative to our directory, write from a borrowed slice, close.
-    unsafe {
-        let fd = libc::openat(dir, file.as_ptr(), libc::O_WRONLY);
-        if fd < 0 {
-            return false;
-        }
-        let ok = libc::write(fd, value.as_ptr().cast(), value.len()) == value.len() as isize;
-        libc::close(fd);
-        ok
-    }
+fn write_at(dir: BorrowedFd<'_>, file: &CStr, value: &[u8]) -> bool {
+    let Ok(fd) = rustix::fs::openat(dir, file, OFlags::WRONLY, Mode::empty()) else {
+        return false;
+    };
+    rustix::io::write(&fd, value).is_ok_and(|n| n == value.len())
 }
 
-fn read_at(dir: RawFd, file: &CStr, into: &mut [u8]) -> usize {
-    // SAFETY: open relative to our directory, read into a borrowed slice, close.
-    unsafe {
-        let fd = libc::openat(dir, file.as_ptr(), libc::O_RDONLY);
-        if fd < 0 {
-            return 0;
-        }
-        let n = libc::read(fd, into.as_mut_ptr().cast(), into.len());
-        libc::close(fd);
-        n.max(0) as usize
-    }
+fn read_at(dir: BorrowedFd<'_>, file: &CStr, into: &mut [u8]) -> usize {
+    let Ok(fd) = rustix::fs::openat(dir, file, OFlags::RDONLY, Mode::empty()) else {
+        return 0;
+    };
+    rustix::io::read(&fd, into).unwrap_or(0)
 }
 
 fn nap() {
-    let pause = libc::timespec {
+    let pause = Timespec {
         tv_sec: 0,
         tv_nsec: 10_000_000,
     };
-    // SAFETY: nanosleep reads the timespec on our stack; the remainder is unused.
-    unsafe { libc::nanosleep(&pause, std::ptr::null_mut()) };
-}
-
-fn errno() -> i32 {
-    // SAFETY: __errno_location returns this thread's errno slot.
-    unsafe { *libc::__errno_location() }
+    let _ = rustix::thread::nanosleep(&pause);
 }
 
 #[cfg(test)]

@@ -1,8 +1,16 @@
-//! Signalling cgroup members through pidfds, so a recycled pid is never hit.
+//! Signalling through pidfds, so a recycled pid is never hit: cgroup members
+//! here, and the one raw `pidfd_send_signal` every caller shares.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 use std::{fs, io};
 
+use rustix::io::Errno;
+use rustix::process::{Pid, PidfdFlags};
+
 use crate::sys::unix::signal::kill_pid;
+
+/// `pidfd_send_signal` flag (Linux 6.9): signal the pidfd's process group.
+pub(crate) const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
 
 /// Opens a pidfd for `pid`, confirms the process is still a member of one of
 /// our cgroups, then signals through the pidfd. Falls back to `kill` only on
@@ -13,39 +21,46 @@ pub(crate) fn signal_pid(pid: u32, sig: i32) -> io::Result<()> {
     let Ok(raw_pid) = libc::pid_t::try_from(pid) else {
         return Ok(());
     };
-    if raw_pid <= 1 {
+    let Some(target) = Pid::from_raw(raw_pid).filter(|_| raw_pid > 1) else {
         return Ok(());
-    }
-    // SAFETY: pidfd_open takes a pid and flags; it returns a new fd or -1.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, raw_pid, 0) } as i32;
-    if fd < 0 {
-        let error = io::Error::last_os_error();
-        return match error.raw_os_error() {
-            Some(libc::ENOSYS) => {
-                kill_pid(pid, sig);
-                Ok(())
-            }
-            Some(libc::ESRCH) => Ok(()),
-            _ => Err(error),
-        };
-    }
+    };
+    let fd = match rustix::process::pidfd_open(target, PidfdFlags::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOSYS) => {
+            kill_pid(pid, sig);
+            return Ok(());
+        }
+        Err(Errno::SRCH) => return Ok(()),
+        Err(error) => return Err(error.into()),
+    };
     // The pidfd pins the process: if the pid was recycled before we opened it,
     // the new process is not one of ours and its cgroup says so.
     if is_ours(pid) {
-        // SAFETY: fd is a pidfd we own; a null siginfo is allowed; flags 0.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd,
-                sig,
-                std::ptr::null::<u8>(),
-                0,
-            )
-        };
+        let _ = send_signal(fd.as_fd(), sig, 0);
     }
-    // SAFETY: fd was returned by pidfd_open above and is closed exactly once.
-    unsafe { libc::close(fd) };
     Ok(())
+}
+
+/// `pidfd_send_signal(pidfd, sig, NULL, flags)`. Raw because rustix's wrapper
+/// takes neither flags (the process-group one) nor signal 0 nor unnamed signals.
+/// Async-signal-safe: the guardian calls it after fork.
+pub(crate) fn send_signal(pidfd: BorrowedFd<'_>, sig: i32, flags: libc::c_uint) -> io::Result<()> {
+    // SAFETY: a live pidfd (borrowed), a null siginfo (allowed), plain flags;
+    // the syscall touches no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            sig,
+            std::ptr::null::<libc::siginfo_t>(),
+            flags,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 fn is_ours(pid: u32) -> bool {
@@ -95,13 +110,12 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let low = libc::rlimit {
-            rlim_cur: 256,
-            rlim_max: 256,
+        // This process is a throwaway copy of the test binary.
+        let low = rustix::process::Rlimit {
+            current: Some(256),
+            maximum: Some(256),
         };
-        // SAFETY: setrlimit reads the struct above; this process is a
-        // throwaway copy of the test binary.
-        assert_eq!(unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &low) }, 0);
+        rustix::process::setrlimit(rustix::process::Resource::Nofile, low).unwrap();
         let mut filler: Vec<OwnedFd> = Vec::new();
         while let Ok(file) = std::fs::File::open("/dev/null") {
             filler.push(file.into());

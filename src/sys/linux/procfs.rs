@@ -126,11 +126,11 @@ fn status_kib(status: &str, key: &str) -> Option<u64> {
         .ok()
 }
 
-/// The length of one clock tick (`sysconf(_SC_CLK_TCK)`, almost always 10 ms).
+/// The length of one clock tick (`AT_CLKTCK`, what `sysconf(_SC_CLK_TCK)`
+/// reports; almost always 10 ms).
 fn tick_duration() -> Duration {
-    // SAFETY: sysconf reads a configuration value; it has no memory arguments.
-    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    let hz = u64::try_from(hz).ok().filter(|&h| h > 0).unwrap_or(100);
+    let hz = rustix::param::clock_ticks_per_second();
+    let hz = Some(hz).filter(|&h| h > 0).unwrap_or(100);
     Duration::from_nanos(1_000_000_000 / hz)
 }
 

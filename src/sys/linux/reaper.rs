@@ -3,11 +3,13 @@
 //! children through their pidfds, whatever runtime (if any) is still alive.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
 use super::cgroup::remove_tree;
 use super::pidfd_child::try_reap;
@@ -86,14 +88,8 @@ pub(crate) fn reap_orphan(pidfd: OwnedFd) {
 }
 
 fn start_orphan_reaper() -> io::Result<Arc<OwnedFd>> {
-    // SAFETY: eventfd takes an initial count and flags; it returns a new
-    // descriptor or -1.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: fd was just returned by eventfd and is owned by nothing else.
-    let wake = Arc::new(unsafe { OwnedFd::from_raw_fd(fd) });
+    let flags = EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK;
+    let wake = Arc::new(rustix::event::eventfd(0, flags)?);
     let thread_wake = Arc::clone(&wake);
     std::thread::Builder::new()
         .name("processkit-pidfd-reaper".into())
@@ -102,10 +98,9 @@ fn start_orphan_reaper() -> io::Result<Arc<OwnedFd>> {
 }
 
 fn wake_up(wake: &OwnedFd) {
-    let one: u64 = 1;
-    // SAFETY: writes 8 bytes from a live u64 to our eventfd; a full counter
-    // (EAGAIN) still leaves it readable, which is all the reaper needs.
-    unsafe { libc::write(wake.as_raw_fd(), (&raw const one).cast(), 8) };
+    // A full counter (EAGAIN) still leaves the eventfd readable, which is
+    // all the reaper needs.
+    let _ = rustix::io::write(wake, &1u64.to_ne_bytes());
 }
 
 fn reap_orphans(wake: &OwnedFd) {
@@ -120,23 +115,16 @@ fn reap_orphans(wake: &OwnedFd) {
         // A pidfd turns readable when its process exits; ECHILD means someone
         // else reaped it. Either way it is done with.
         waiting.retain(|pidfd| matches!(try_reap(pidfd), Ok(None)));
-        let mut polled: Vec<libc::pollfd> = std::iter::once(wake)
+        let mut polled: Vec<PollFd<'_>> = std::iter::once(wake)
             .chain(&waiting)
-            .map(|fd| libc::pollfd {
-                fd: fd.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
+            .map(|fd| PollFd::new(fd, PollFlags::IN))
             .collect();
-        // SAFETY: the pointer and length describe `polled`, which outlives
-        // the call; every descriptor in it stays open meanwhile.
-        let ready = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
-        if ready < 0 {
+        if rustix::event::poll(&mut polled, None).is_err() {
             // EINTR, or ENOMEM with this many pidfds: look again shortly.
             std::thread::sleep(Duration::from_millis(10));
         }
-        let mut count = [0u8; 8];
-        // SAFETY: reads at most 8 bytes into `count`; EAGAIN when not woken.
-        unsafe { libc::read(wake.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+        drop(polled);
+        // EAGAIN when not woken.
+        let _ = rustix::io::read(wake, &mut [0u8; 8]);
     }
 }

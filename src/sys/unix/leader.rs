@@ -3,7 +3,6 @@
 //! once since 6.9), elsewhere only while the leader is still our unreaped child.
 
 use std::collections::HashMap;
-use std::io;
 #[cfg(target_os = "linux")]
 use std::os::fd::{BorrowedFd, OwnedFd};
 use std::sync::Mutex;
@@ -225,82 +224,49 @@ fn lock_by_pid() -> std::sync::MutexGuard<'static, Option<HashMap<i32, u64>>> {
 
 /// Our child `pid`'s state, read without reaping it.
 fn own_child_state(pid: i32) -> State {
+    use rustix::process::{Pid, WaitId, WaitIdOptions};
+    let Some(pid) = Pid::from_raw(pid.max(0)) else {
+        return State::Reaped;
+    };
+    // WNOWAIT | WNOHANG: neither blocks nor reaps.
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT | WaitIdOptions::NOHANG;
     loop {
-        // SAFETY: waitid with WNOWAIT | WNOHANG only fills the zeroed siginfo
-        // on our stack; it neither blocks nor reaps.
-        let (rc, reported) = unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let rc = libc::waitid(
-                libc::P_PID,
-                pid as libc::id_t,
-                &mut info,
-                libc::WEXITED | libc::WNOWAIT | libc::WNOHANG,
-            );
-            (rc, siginfo_pid(&info))
-        };
-        if rc == 0 {
-            return if reported == 0 {
-                State::Running
-            } else {
-                State::Zombie
-            };
-        }
-        if io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+        match rustix::process::waitid(WaitId::Pid(pid), options) {
+            Ok(None) => return State::Running,
+            Ok(Some(_)) => return State::Zombie,
+            Err(rustix::io::Errno::INTR) => {}
             // ECHILD: not (or no longer) a child of ours.
-            return State::Reaped;
+            Err(_) => return State::Reaped,
         }
     }
-}
-
-fn siginfo_pid(info: &libc::siginfo_t) -> libc::pid_t {
-    // SAFETY: waitid filled a SIGCHLD siginfo (or left it zeroed).
-    unsafe { info.si_pid() }
 }
 
 #[cfg(target_os = "linux")]
 mod linux {
     use std::fs;
     use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::fd::{AsFd, OwnedFd};
     use std::sync::atomic::{AtomicU8, Ordering};
 
-    use super::{Reach, State};
+    use rustix::event::{PollFd, PollFlags, Timespec};
+    use rustix::process::{Pid, PidfdFlags};
 
-    /// `pidfd_send_signal` flag (Linux 6.9): signal the pidfd's process group.
-    const PIDFD_SIGNAL_PROCESS_GROUP: libc::c_uint = 1 << 2;
-    /// Whether the kernel takes that flag: 0 unknown, 1 yes, 2 no.
+    use super::{Reach, State};
+    use crate::sys::linux::pidfd::{PIDFD_SIGNAL_PROCESS_GROUP, send_signal};
+
+    /// Whether the kernel takes `PIDFD_SIGNAL_PROCESS_GROUP`: 0 unknown, 1 yes, 2 no.
     static GROUP_FLAG: AtomicU8 = AtomicU8::new(0);
 
     pub(super) fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
-        if pid <= 1 {
+        let Some(pid) = Pid::from_raw(pid).filter(|_| pid > 1) else {
             return Err(io::ErrorKind::InvalidInput.into());
-        }
-        // SAFETY: pidfd_open takes a pid and flags and returns a new
-        // close-on-exec descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: the kernel just returned this descriptor; nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+        };
+        // Close-on-exec, as every pidfd is.
+        Ok(rustix::process::pidfd_open(pid, PidfdFlags::empty())?)
     }
 
     pub(super) fn send(fd: &OwnedFd, sig: i32, flags: libc::c_uint) -> io::Result<()> {
-        // SAFETY: a pidfd we own, a null siginfo (allowed), plain flags.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                fd.as_raw_fd(),
-                sig,
-                std::ptr::null::<libc::siginfo_t>(),
-                flags,
-            )
-        };
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(io::Error::last_os_error())
-        }
+        send_signal(fd.as_fd(), sig, flags)
     }
 
     /// Signals the group the pidfd's process leads, exactly: the kernel
@@ -336,14 +302,13 @@ mod linux {
 
     /// Whether the process behind the pidfd has exited (zombie or reaped).
     pub(super) fn has_exited(fd: &OwnedFd) -> bool {
-        let mut poll = libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
+        let mut poll = [PollFd::new(fd, PollFlags::IN)];
+        let now = Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
         };
-        // SAFETY: polls one pollfd on our stack without waiting.
-        let rc = unsafe { libc::poll(&mut poll, 1, 0) };
-        rc > 0 && poll.revents & libc::POLLIN != 0
+        let ready = rustix::event::poll(&mut poll, Some(&now));
+        matches!(ready, Ok(n) if n > 0) && poll[0].revents().contains(PollFlags::IN)
     }
 
     /// The leader's state: a pidfd polls readable once it exited, and still
@@ -402,7 +367,6 @@ mod linux {
 #[cfg(all(test, target_os = "linux"))]
 mod tests {
     use super::*;
-    use std::os::fd::AsRawFd;
 
     #[test]
     fn reads_state_and_group_from_a_stat_line() {
@@ -426,14 +390,13 @@ mod tests {
     fn an_unreaped_leader_is_a_zombie_until_waited_for() {
         let mut child = std::process::Command::new("true").spawn().unwrap();
         let leader = Leader::new(child.id());
-        let fd = leader.pidfd.as_ref().expect("pidfd").as_raw_fd();
-        let mut poll = libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
+        let fd = leader.pidfd.as_ref().expect("pidfd");
+        let mut poll = [rustix::event::PollFd::new(fd, rustix::event::PollFlags::IN)];
+        let limit = rustix::event::Timespec {
+            tv_sec: 10,
+            tv_nsec: 0,
         };
-        // SAFETY: waits on one pollfd on our stack for at most 10 s.
-        unsafe { libc::poll(&mut poll, 1, 10_000) };
+        let _ = rustix::event::poll(&mut poll, Some(&limit));
         assert_eq!(leader.state(), State::Zombie);
         assert!(!leader.has_live_members(), "a lone zombie is no member");
         child.wait().unwrap();

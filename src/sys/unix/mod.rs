@@ -4,8 +4,6 @@
 #[cfg(not(target_os = "linux"))]
 pub(crate) mod backend;
 pub(crate) mod leader;
-#[cfg(target_os = "linux")]
-pub(crate) mod pgid_table;
 pub(crate) mod pgroup;
 pub(crate) mod signal;
 pub(crate) mod spawn;

@@ -4,11 +4,19 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use crate::sys::unix::pgid_table::{self, Message};
+use rustix::event::{PollFd, PollFlags, Timespec};
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+
+use super::pgid_table::{self, Message};
+
+/// The guardian's socket: ours for the life of the process.
+type Channel = BorrowedFd<'static>;
 
 /// How long a sender waits for room before a thread takes over: long
 /// enough to slow a burst of spawns to the guardian's pace.
@@ -41,7 +49,7 @@ fn outbox() -> MutexGuard<'static, Outbox> {
 }
 
 /// Queues "track `pgid`" and returns its ticket.
-pub(super) fn track(channel: RawFd, pgid: i32, out: Outgoing) -> u64 {
+pub(super) fn track(channel: Channel, pgid: i32, out: Outgoing) -> u64 {
     let mut outbox = outbox();
     let ticket = outbox.next_ticket;
     outbox.next_ticket += 1;
@@ -55,7 +63,7 @@ pub(super) fn track(channel: RawFd, pgid: i32, out: Outgoing) -> u64 {
 }
 
 /// Queues "forget `pgid`" if `ticket` is still that pgid's newest group.
-pub(super) fn forget(channel: RawFd, pgid: i32, ticket: u64) {
+pub(super) fn forget(channel: Channel, pgid: i32, ticket: u64) {
     let mut outbox = outbox();
     let newest = outbox.tickets.as_ref().and_then(|t| t.get(&pgid)).copied();
     if ticket == 0 || newest != Some(ticket) {
@@ -73,7 +81,7 @@ pub(super) fn forget(channel: RawFd, pgid: i32, ticket: u64) {
 
 /// Sends what is queued, waiting a little for room; then leaves the rest to
 /// a thread. Nothing is dropped unless the guardian is gone.
-fn deliver(channel: RawFd, mut outbox: MutexGuard<'static, Outbox>) {
+fn deliver(channel: Channel, mut outbox: MutexGuard<'static, Outbox>) {
     if outbox.draining {
         return;
     }
@@ -107,7 +115,7 @@ fn outbox_again() -> MutexGuard<'static, Outbox> {
     outbox()
 }
 
-fn drain_in_background(channel: RawFd) {
+fn drain_in_background(channel: Channel) {
     loop {
         let mut outbox = outbox();
         if send_queued(channel, &mut outbox) {
@@ -121,7 +129,7 @@ fn drain_in_background(channel: RawFd) {
 
 /// Sends queued messages until the queue is empty (true) or the socket is
 /// full (false). A dead guardian empties the queue: nobody listens any more.
-fn send_queued(channel: RawFd, outbox: &mut Outbox) -> bool {
+fn send_queued(channel: Channel, outbox: &mut Outbox) -> bool {
     while let Some(front) = outbox.queue.front() {
         match send_one(channel, front) {
             Ok(()) => {
@@ -152,53 +160,38 @@ fn send_queued(channel: RawFd, outbox: &mut Outbox) -> bool {
     true
 }
 
-fn wait_for_room(channel: RawFd, limit: Duration) {
-    let mut poll = libc::pollfd {
-        fd: channel,
-        events: libc::POLLOUT,
-        revents: 0,
+fn wait_for_room(channel: Channel, limit: Duration) {
+    let millis = limit.as_millis().clamp(1, 100) as u64;
+    let timeout = Timespec {
+        tv_sec: 0,
+        tv_nsec: (millis * 1_000_000) as _,
     };
-    let millis = limit.as_millis().clamp(1, 100) as libc::c_int;
-    // SAFETY: polls one pollfd on our stack for at most `millis`.
-    let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-    if ready > 0 && poll.revents & libc::POLLOUT == 0 {
+    let mut poll = [PollFd::from_borrowed_fd(channel, PollFlags::OUT)];
+    let ready = rustix::event::poll(&mut poll, Some(&timeout));
+    if matches!(ready, Ok(n) if n > 0) && !poll[0].revents().contains(PollFlags::OUT) {
         // An error or hang-up is reported at once; pace the retries anyway.
-        std::thread::sleep(Duration::from_millis(millis as u64));
+        std::thread::sleep(Duration::from_millis(millis));
     }
 }
 
 /// One message, with its descriptor as `SCM_RIGHTS` when it has one.
-fn send_one(channel: RawFd, out: &Outgoing) -> io::Result<()> {
-    let mut iov = libc::iovec {
-        iov_base: out.message.as_ptr() as *mut libc::c_void,
-        iov_len: out.message.len(),
-    };
-    // u64 elements keep the control buffer aligned for a cmsghdr.
-    let mut control = [0u64; 4];
-    // SAFETY: a zeroed msghdr is valid; every pointer set below points into
-    // `iov`, `out.message` or `control`, which outlive the sendmsg call, and
-    // the control header is written inside `control` (CMSG_SPACE(4) <= 32).
-    let sent = unsafe {
-        let mut msg: libc::msghdr = std::mem::zeroed();
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        if let Some(fd) = &out.pidfd {
-            msg.msg_control = control.as_mut_ptr().cast();
-            msg.msg_controllen = libc::CMSG_SPACE(size_of::<RawFd>() as u32) as _;
-            let header = libc::CMSG_FIRSTHDR(&msg);
-            (*header).cmsg_level = libc::SOL_SOCKET;
-            (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(size_of::<RawFd>() as u32) as _;
-            std::ptr::write_unaligned(libc::CMSG_DATA(header).cast::<RawFd>(), fd.as_raw_fd());
-        }
-        // MSG_NOSIGNAL turns a dead guardian into EPIPE instead of SIGPIPE;
-        // MSG_DONTWAIT keeps a full socket from blocking with the lock held.
-        libc::sendmsg(channel, &msg, libc::MSG_NOSIGNAL | libc::MSG_DONTWAIT)
-    };
-    if sent == out.message.len() as isize {
+fn send_one(channel: Channel, out: &Outgoing) -> io::Result<()> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    let pidfd = out.pidfd.as_ref().map(|fd| [fd.as_fd()]);
+    if let Some(fds) = &pidfd {
+        control.push(SendAncillaryMessage::ScmRights(fds));
+    }
+    // NOSIGNAL turns a dead guardian into EPIPE instead of SIGPIPE; DONTWAIT
+    // keeps a full socket from blocking with the lock held.
+    let sent = rustix::net::sendmsg(
+        channel,
+        &[IoSlice::new(&out.message)],
+        &mut control,
+        SendFlags::NOSIGNAL | SendFlags::DONTWAIT,
+    )?;
+    if sent == out.message.len() {
         Ok(())
-    } else if sent < 0 {
-        Err(io::Error::last_os_error())
     } else {
         Err(io::Error::other("short send to the guardian"))
     }
