@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::command::Command;
 use crate::error::Result;
+use crate::policy::Cancel;
 use crate::result::ProcessResult;
 use crate::runner::{JobRunner, ProcessRunner, ProcessRunnerExt};
 use crate::running::RunningProcess;
@@ -30,8 +31,7 @@ pub struct CliClient<R: ProcessRunner = JobRunner> {
     runner: R,
     timeout: Option<Duration>,
     env: Vec<(OsString, OsString)>,
-    #[cfg(feature = "cancellation")]
-    cancel: Option<tokio_util::sync::CancellationToken>,
+    cancel: Cancel,
 }
 
 impl CliClient<JobRunner> {
@@ -42,8 +42,7 @@ impl CliClient<JobRunner> {
             runner: JobRunner::new(),
             timeout: None,
             env: Vec::new(),
-            #[cfg(feature = "cancellation")]
-            cancel: None,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -57,7 +56,6 @@ impl<R: ProcessRunner> CliClient<R> {
             runner,
             timeout: self.timeout,
             env: self.env,
-            #[cfg(feature = "cancellation")]
             cancel: self.cancel,
         }
     }
@@ -80,7 +78,7 @@ impl<R: ProcessRunner> CliClient<R> {
     /// [`Error::Cancelled`](crate::Error::Cancelled).
     #[cfg(feature = "cancellation")]
     pub fn default_cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
-        self.cancel = Some(token);
+        self.cancel = Cancel::on(token);
         self
     }
 
@@ -108,9 +106,8 @@ impl<R: ProcessRunner> CliClient<R> {
         if let Some(timeout) = self.timeout {
             cmd = cmd.timeout(timeout);
         }
-        #[cfg(feature = "cancellation")]
-        if let Some(token) = &self.cancel {
-            cmd.cancel = Some(token.clone());
+        if self.cancel.is_armed() {
+            cmd.cancel = self.cancel.clone();
         }
         cmd
     }

@@ -17,7 +17,6 @@
 //! maps "I want to …" to a working snippet.
 #![deny(missing_docs)]
 
-mod backoff;
 mod client;
 mod command;
 #[cfg(doctest)]
@@ -32,8 +31,8 @@ mod guardian;
 mod limits;
 mod mechanism;
 mod pipeline;
+mod policy;
 mod result;
-mod retry;
 mod runner;
 mod running;
 mod signal;
@@ -52,8 +51,8 @@ pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::{Mechanism, fallback_reason};
 pub use pipeline::Pipeline;
+pub use policy::RetryPolicy;
 pub use result::ProcessResult;
-pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
 #[cfg(feature = "stats")]
 pub use running::RunProfile;

@@ -6,8 +6,8 @@ use std::ffi::OsStr;
 use crate::command::Command;
 use crate::error::Result;
 use crate::finish;
+use crate::policy;
 use crate::result::ProcessResult;
-use crate::retry;
 use crate::runner::{JobRunner, ProcessRunner};
 use crate::running::RunningProcess;
 
@@ -17,7 +17,15 @@ impl Command {
     /// policy applies to spawn failures only here.
     pub async fn start(&self) -> Result<RunningProcess> {
         let runner = JobRunner::new();
-        retry::with_retries(self, || runner.start(self), |_| None).await
+        let program = self.display_name();
+        policy::with_retries(
+            self.retry.as_ref(),
+            &self.cancel,
+            &program,
+            || runner.start(self),
+            |_| None,
+        )
+        .await
     }
 
     /// Runs to completion and returns trimmed stdout. A non-zero exit

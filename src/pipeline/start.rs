@@ -100,6 +100,7 @@ fn assemble(
     let watchdog = watch::start(
         deadline,
         &pipeline.stages,
+        (program.clone(), pid),
         Arc::clone(&container),
         Arc::clone(&arbiter),
     );

@@ -70,11 +70,17 @@ pub trait ProcessRunner: Send + Sync {
         cmd: &'a Command,
     ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
         let attempt = move || async move { finish::output_bytes(self.start(cmd).await?).await };
-        Box::pin(crate::retry::with_retries(
-            cmd,
-            attempt,
-            ProcessResult::failure,
-        ))
+        Box::pin(async move {
+            let program = cmd.display_name();
+            crate::policy::with_retries(
+                cmd.retry.as_ref(),
+                &cmd.cancel,
+                &program,
+                attempt,
+                ProcessResult::failure,
+            )
+            .await
+        })
     }
 }
 
@@ -113,7 +119,16 @@ pub trait ProcessRunnerExt: ProcessRunner {
         P: FnMut(&str) -> bool + Send + 'a,
     {
         async move {
-            let run = crate::retry::with_retries(cmd, || self.start(cmd), |_| None).await?;
+            let program = cmd.display_name();
+            let start = || self.start(cmd);
+            let run = crate::policy::with_retries(
+                cmd.retry.as_ref(),
+                &cmd.cancel,
+                &program,
+                start,
+                |_| None,
+            )
+            .await?;
             finish::first_line(run, pred).await
         }
     }

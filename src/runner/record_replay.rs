@@ -133,12 +133,7 @@ impl RecordReplayRunner {
 
     /// Replay: the next recorded entry for `cmd`, repeating the last one.
     fn next_entry(&self, cmd: &Command) -> Result<Entry> {
-        #[cfg(feature = "cancellation")]
-        if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
-            return Err(Error::Cancelled {
-                program: cmd.display_name(),
-            });
-        }
+        cmd.cancel.check(&cmd.display_name())?;
         let mut state = self.state();
         let State {
             entries, by_key, ..

@@ -2,7 +2,6 @@
 //! pumps, the stdin pipe and the deadline watchdog; dropping a handle whose
 //! run owns its container kills the whole tree.
 
-mod arbiter;
 mod batch;
 mod lines;
 mod probe;
@@ -18,9 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncRead;
-use tokio::sync::oneshot;
 
-pub(crate) use arbiter::{Arbiter, Verdict};
+pub(crate) use crate::policy::{Arbiter, Verdict};
 pub use batch::{LineBatch, LineBatchIter};
 pub(crate) use lines::LineReader;
 pub use lines::MAX_LINE;
@@ -32,6 +30,7 @@ pub use stdin::StdinWriter;
 pub use stream::LineStream;
 
 use crate::error::{Error, Result};
+use crate::policy::{Stop, Watchdog};
 use crate::result::ProcessResult;
 use crate::sys::child::{InputPipe, OsChild};
 use crate::sys::{self, Container, Slot};
@@ -114,6 +113,17 @@ impl std::fmt::Debug for StdoutState {
     }
 }
 
+/// A run's tree, as the watchdog stops it.
+impl Stop for Arc<Slot> {
+    fn halt(&self) {
+        let _ = self.as_ref().kill();
+    }
+
+    fn terminate(&self) {
+        let _ = self.terminate_gracefully();
+    }
+}
+
 /// How the child exited.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Exit {
@@ -139,7 +149,7 @@ pub struct RunningProcess {
     pub(crate) started: Instant,
     pub(crate) timeout: Option<Duration>,
     pub(crate) arbiter: Arc<Arbiter>,
-    pub(crate) watchdog: Option<oneshot::Sender<()>>,
+    pub(crate) watchdog: Option<Watchdog>,
     pub(crate) stdout: StdoutState,
     pub(crate) stderr: Option<Capture>,
     pub(crate) stdin: Option<InputPipe>,

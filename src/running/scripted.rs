@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
-use super::arbiter::Arbiter;
 use super::pump::Capture;
 use super::{RunningProcess, StdoutState, Waiter};
 use crate::command::Command;
 use crate::error::{Error, Result};
+use crate::policy::{Arbiter, Stop, Watch};
 
 /// Buffer of the in-memory stdout pipe; like a real pipe, a writer blocks
 /// when nobody reads.
@@ -61,10 +61,7 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
             reason: "it must be started inside a tokio runtime".to_owned(),
         });
     }
-    #[cfg(feature = "cancellation")]
-    if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
-        return Err(Error::Cancelled { program });
-    }
+    cmd.cancel.check(&program)?;
     let started = Instant::now();
     let arbiter = Arc::new(Arbiter::default());
     let stderr = std::mem::take(&mut script.stderr);
@@ -111,12 +108,17 @@ fn feed(
     mut writer: tokio::io::DuplexStream,
     arbiter: Arc<Arbiter>,
 ) -> impl Future<Output = (Option<i32>, Option<i32>)> + Send + 'static {
-    // A deadline too far away to represent is no deadline.
-    let deadline = cmd
-        .timeout
-        .and_then(|t| tokio::time::Instant::now().checked_add(t));
-    #[cfg(feature = "cancellation")]
-    let token = cmd.cancel.clone();
+    let watch = Watch {
+        // A deadline too far away to represent is no deadline.
+        deadline: cmd
+            .timeout
+            .and_then(|t| tokio::time::Instant::now().checked_add(t)),
+        // A script has nothing to stop politely.
+        grace: None,
+        cancel: cmd.cancel.clone(),
+        program: cmd.display_name(),
+        pid: None,
+    };
     async move {
         let play = async {
             for (delay, chunk) in &script.stdout {
@@ -134,31 +136,11 @@ fn feed(
                 tokio::time::sleep(script.exit_delay).await;
             }
         };
-        let expired = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(feature = "cancellation")]
-        let cancelled = async {
-            match &token {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(feature = "cancellation"))]
-        let cancelled = std::future::pending::<()>();
+        // The watchdog acting ends the script: `play` is dropped unfinished.
+        let stopped = watch.enforce(&EndsTheScript, &arbiter, std::future::pending());
         tokio::select! {
             biased;
-            () = cancelled => {
-                arbiter.mark_cancelled();
-                KILLED
-            }
-            () = expired => {
-                arbiter.mark_timed_out();
-                KILLED
-            }
+            () = stopped => KILLED,
             () = play => match script.end {
                 ScriptedEnd::Code(code) => (Some(code), None),
                 ScriptedEnd::Signal(signal) => (None, Some(signal)),
@@ -170,6 +152,14 @@ fn feed(
             },
         }
     }
+}
+
+/// The watchdog's target for a script: returning from the watchdog is what
+/// stops it, so there is nothing more to do.
+struct EndsTheScript;
+
+impl Stop for EndsTheScript {
+    fn halt(&self) {}
 }
 
 /// The exit of a scripted run: its feeder task's answer. Killing the run

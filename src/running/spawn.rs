@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::arbiter::{self, Arbiter, Watch};
 use super::pump::Capture;
 use super::stdin::feed;
 use super::{RunningProcess, StdoutState, Waiter};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
+use crate::policy::{Arbiter, Watch};
 use crate::stdin::StdinSource;
 use crate::sys::Container;
 use crate::sys::child::{self, StartError, StdinPlan};
@@ -53,10 +53,7 @@ pub(crate) async fn spawn_with(
 ) -> Result<(RunningProcess, Option<StagePipe>)> {
     let program = cmd.display_name();
     // A token cancelled before the run starts wins over any other outcome.
-    #[cfg(feature = "cancellation")]
-    if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
-        return Err(Error::Cancelled { program });
-    }
+    cmd.cancel.check(&program)?;
     validate(cmd, &program)?;
     super::check_runtime(&program)?;
     let (container, owned) = match placement {
@@ -111,12 +108,11 @@ pub(crate) async fn spawn_with(
             .timeout
             .and_then(|t| tokio::time::Instant::from_std(started).checked_add(t)),
         grace: cmd.timeout_grace,
-        #[cfg(feature = "cancellation")]
         cancel: cmd.cancel.clone(),
         program: program.clone(),
         pid,
     };
-    let watchdog = arbiter::start(watch, Arc::clone(&slot), Arc::clone(&arbiter));
+    let watchdog = watch.spawn(Arc::clone(&slot), Arc::clone(&arbiter));
     trace_event!(
         debug,
         "spawn",
