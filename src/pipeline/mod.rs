@@ -8,8 +8,6 @@ mod watch;
 use std::ops::BitOr;
 use std::time::Duration;
 
-pub(crate) use outcome::Stages;
-
 use crate::command::Command;
 use crate::error::Result;
 use crate::finish;

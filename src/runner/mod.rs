@@ -9,6 +9,7 @@ mod mock;
 #[cfg(feature = "record")]
 mod record_replay;
 mod recording;
+mod script;
 mod scripted;
 
 use std::future::Future;

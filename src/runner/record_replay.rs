@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::cassette::{self, Entry, Key};
+use super::script::start_scripted;
 use super::scripted::no_reply;
 use super::{BoxFuture, ProcessRunner};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
 use crate::running::RunningProcess;
-use crate::running::scripted::start_scripted;
 
 enum Mode {
     Record(Box<dyn ProcessRunner>),

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
+use super::RunningProcess;
+use super::child::OsProcess;
 use super::pump::Capture;
 use super::stdin::feed;
-use super::{RunningProcess, StdoutState, Waiter};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
@@ -92,11 +93,9 @@ pub(crate) async fn spawn_with(
     }
     let stdout = child
         .stdout
-        .map_or(StdoutState::Taken, |pipe| match &cmd.stdout_handler {
-            Some(handler) => {
-                StdoutState::Capturing(Capture::start(Vec::new(), pipe, Some(handler.clone())))
-            }
-            None => StdoutState::Pipe(pipe),
+        .map_or_else(Capture::closed, |pipe| match &cmd.stdout_handler {
+            Some(handler) => Capture::start(Vec::new(), pipe, Some(handler.clone())),
+            None => Capture::idle(pipe),
         });
     let stderr = child
         .stderr
@@ -123,10 +122,13 @@ pub(crate) async fn spawn_with(
         shared_group = %!owned,
     );
     let run = RunningProcess {
+        child: Box::new(OsProcess {
+            child: child.child,
+            slot: Arc::clone(&slot),
+            program: program.clone(),
+        }),
         program,
         pid,
-        child: Waiter::Os(child.child),
-        slot: Some(slot),
         container: owned.then_some(container),
         started,
         timeout: cmd.timeout,
@@ -136,6 +138,7 @@ pub(crate) async fn spawn_with(
         stderr,
         stdin,
         exit: None,
+        finished_off: false,
     };
     Ok((run, child.stage_stdout))
 }

@@ -1,20 +1,18 @@
-//! Scripted runs: a `RunningProcess` with no OS child behind it, for test
-//! doubles. A feeder task writes canned stdout through an in-memory pipe into
-//! the same pumps and line reader a real child's output goes through.
+//! Scripted runs: a `RunningProcess` over a script instead of an OS child,
+//! for the test doubles. A feeder task writes canned stdout through an
+//! in-memory pipe into the same output machinery a real child's goes through.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
-use super::pump::Capture;
-use super::{RunningProcess, StdoutState, Waiter};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::policy::{Arbiter, Stop, Watch};
+use crate::running::{Capture, ChildExit, ChildWait, RunningProcess, WaitFuture};
 
 /// Buffer of the in-memory stdout pipe; like a real pipe, a writer blocks
 /// when nobody reads.
@@ -70,10 +68,8 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
     let exit = ScriptedExit { feeder };
 
     let stdout = match &cmd.stdout_handler {
-        Some(handler) => {
-            StdoutState::Capturing(Capture::start(Vec::new(), reader, Some(handler.clone())))
-        }
-        None => StdoutState::Pipe(Box::new(reader)),
+        Some(handler) => Capture::start(Vec::new(), reader, Some(handler.clone())),
+        None => Capture::idle(Box::new(reader)),
     };
     let stderr = match &cmd.stderr_handler {
         Some(handler) => Capture::start(
@@ -85,9 +81,8 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
     };
     Ok(RunningProcess {
         program,
-        child: Waiter::Scripted(exit),
+        child: Box::new(exit),
         pid: None,
-        slot: None,
         container: None,
         started,
         timeout: cmd.timeout,
@@ -97,6 +92,7 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
         stderr: Some(stderr),
         stdin: None,
         exit: None,
+        finished_off: false,
     })
 }
 
@@ -165,25 +161,33 @@ impl Stop for EndsTheScript {
 /// The exit of a scripted run: its feeder task's answer. Killing the run
 /// aborts the feeder, which closes stdout and ends the run as killed; so
 /// does dropping it, so a dropped run's script stops playing.
-pub(crate) struct ScriptedExit {
+struct ScriptedExit {
     feeder: JoinHandle<(Option<i32>, Option<i32>)>,
 }
 
-impl ScriptedExit {
-    /// Ends the script now; harmless once it has ended.
-    pub(crate) fn kill(&self) {
-        self.feeder.abort();
+impl std::fmt::Debug for ScriptedExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scripted")
     }
 }
 
-impl Future for ScriptedExit {
-    type Output = (Option<i32>, Option<i32>);
+impl ChildWait for ScriptedExit {
+    fn wait(&mut self) -> WaitFuture<'_> {
+        Box::pin(async move {
+            // An aborted (or panicked) feeder is a killed run.
+            let joined = Pin::new(&mut self.feeder).await;
+            Ok(ChildExit::own(joined.unwrap_or(KILLED)))
+        })
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // An aborted (or panicked) feeder is a killed run.
-        Pin::new(&mut self.feeder)
-            .poll(cx)
-            .map(|joined| joined.unwrap_or(KILLED))
+    /// Ends the script now; harmless once it has ended.
+    fn kill(&self) -> Result<()> {
+        self.feeder.abort();
+        Ok(())
+    }
+
+    fn keeps_own_time(&self) -> bool {
+        true
     }
 }
 
