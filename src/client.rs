@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::command::Command;
 use crate::error::Result;
+use crate::policy::Cancel;
 use crate::result::ProcessResult;
 use crate::runner::{JobRunner, ProcessRunner, ProcessRunnerExt};
 use crate::running::RunningProcess;
@@ -32,8 +33,7 @@ pub struct CliClient<R: ProcessRunner = JobRunner> {
     runner: R,
     timeout: Option<Duration>,
     env: Vec<(OsString, OsString)>,
-    #[cfg(feature = "cancellation")]
-    cancel: Option<tokio_util::sync::CancellationToken>,
+    cancel: Cancel,
 }
 
 impl CliClient<JobRunner> {
@@ -44,8 +44,7 @@ impl CliClient<JobRunner> {
             runner: JobRunner::new(),
             timeout: None,
             env: Vec::new(),
-            #[cfg(feature = "cancellation")]
-            cancel: None,
+            cancel: Cancel::default(),
         }
     }
 }
@@ -59,7 +58,6 @@ impl<R: ProcessRunner> CliClient<R> {
             runner,
             timeout: self.timeout,
             env: self.env,
-            #[cfg(feature = "cancellation")]
             cancel: self.cancel,
         }
     }
@@ -83,7 +81,7 @@ impl<R: ProcessRunner> CliClient<R> {
     #[cfg(feature = "cancellation")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cancellation")))]
     pub fn default_cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Self {
-        self.cancel = Some(token);
+        self.cancel = Cancel::on(token);
         self
     }
 
@@ -111,9 +109,8 @@ impl<R: ProcessRunner> CliClient<R> {
         if let Some(timeout) = self.timeout {
             cmd = cmd.timeout(timeout);
         }
-        #[cfg(feature = "cancellation")]
-        if let Some(token) = &self.cancel {
-            cmd.cancel = Some(token.clone());
+        if self.cancel.is_armed() {
+            cmd.cancel = self.cancel.clone();
         }
         cmd
     }

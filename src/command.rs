@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::policy::Cancel;
 use crate::stdin::Stdin;
 
 /// A callback run on the read pump for every line of output.
@@ -89,9 +90,8 @@ pub struct Command {
     pub(crate) stdout_handler: Option<LineHandler>,
     pub(crate) stderr_handler: Option<LineHandler>,
     pub(crate) os: OsOptions,
-    #[cfg(feature = "cancellation")]
-    pub(crate) cancel: Option<tokio_util::sync::CancellationToken>,
-    pub(crate) retry: Option<crate::retry::RetryPolicy>,
+    pub(crate) cancel: Cancel,
+    pub(crate) retry: Option<crate::RetryPolicy>,
 }
 
 impl Command {
@@ -111,8 +111,7 @@ impl Command {
             stdout_handler: None,
             stderr_handler: None,
             os: OsOptions::default(),
-            #[cfg(feature = "cancellation")]
-            cancel: None,
+            cancel: Cancel::default(),
             retry: None,
         }
     }
@@ -285,14 +284,14 @@ impl Command {
     #[cfg(feature = "cancellation")]
     #[cfg_attr(docsrs, doc(cfg(feature = "cancellation")))]
     pub fn cancel_on(mut self, token: tokio_util::sync::CancellationToken) -> Command {
-        self.cancel = Some(token);
+        self.cancel = Cancel::on(token);
         self
     }
 
     /// Replays the run under `policy` until it succeeds or the policy gives
     /// up; applies to the verbs on `Command` (`start` retries spawn failures
     /// only). See [`RetryPolicy`](crate::RetryPolicy).
-    pub fn retry(mut self, policy: crate::retry::RetryPolicy) -> Command {
+    pub fn retry(mut self, policy: crate::RetryPolicy) -> Command {
         self.retry = Some(policy);
         self
     }

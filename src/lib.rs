@@ -21,7 +21,6 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
-mod backoff;
 mod client;
 mod command;
 mod container;
@@ -40,8 +39,8 @@ mod guardian;
 mod limits;
 mod mechanism;
 mod pipeline;
+mod policy;
 mod result;
-mod retry;
 mod runner;
 mod running;
 mod signal;
@@ -64,8 +63,8 @@ pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::{Mechanism, fallback_reason};
 pub use pipeline::Pipeline;
+pub use policy::RetryPolicy;
 pub use result::ProcessResult;
-pub use retry::RetryPolicy;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]

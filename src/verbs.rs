@@ -8,8 +8,8 @@ use std::future::Future;
 use crate::command::Command;
 use crate::error::Result;
 use crate::finish;
+use crate::policy;
 use crate::result::ProcessResult;
-use crate::retry;
 use crate::runner::{JobRunner, ProcessRunner};
 use crate::running::RunningProcess;
 
@@ -37,7 +37,17 @@ pub(crate) struct OnRunner<'a, R: ?Sized> {
 impl<R: ProcessRunner + ?Sized> Expression for OnRunner<'_, R> {
     /// A [`retry`](Command::retry) policy applies to spawn failures only here.
     fn start(&self) -> impl Future<Output = Result<RunningProcess>> + Send {
-        retry::with_retries(self.cmd, || self.runner.start(self.cmd), |_| None)
+        async move {
+            let program = self.cmd.display_name();
+            policy::with_retries(
+                self.cmd.retry.as_ref(),
+                &self.cmd.cancel,
+                &program,
+                || self.runner.start(self.cmd),
+                |_| None,
+            )
+            .await
+        }
     }
 
     fn output_bytes(&self) -> impl Future<Output = Result<ProcessResult<Vec<u8>>>> + Send {

@@ -9,8 +9,6 @@ use std::future::Future;
 use std::ops::BitOr;
 use std::time::Duration;
 
-pub(crate) use outcome::Stages;
-
 use crate::command::Command;
 use crate::error::Result;
 use crate::finish;

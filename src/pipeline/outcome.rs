@@ -1,15 +1,14 @@
-//! Pipefail attribution: waiting for every stage of a started pipeline, and
-//! choosing the stage whose exit code, stderr and program the outcome reports.
+//! The chain under a pipeline's handle: `Stages` is its `ChildWait`. Waiting
+//! waits for every stage, then attributes the exit (pipefail) to the stage
+//! whose exit code, stderr and program the outcome reports.
 
+use crate::error::{Error, Result};
+use crate::policy::Verdict;
+use crate::running::{Attribution, ChildExit, ChildWait, LineBatch, RunningProcess, WaitFuture};
+use crate::sys::Container;
 use std::fmt;
 use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::Duration;
-
-use crate::error::{Error, Result};
-use crate::runner::BoxFuture;
-use crate::running::{Arbiter, Capture, LineBatch, RunningProcess, Verdict};
-use crate::sys::Container;
 
 /// The started stages of one pipeline, all in one shared container.
 pub(crate) struct Stages {
@@ -39,18 +38,6 @@ pub(crate) fn blamed_stage(ends: &[StageEnd]) -> usize {
         .unwrap_or(ends.len().saturating_sub(1))
 }
 
-/// What the attributed stage contributes to the pipeline's outcome.
-pub(crate) struct Blame {
-    program: String,
-    code: Option<i32>,
-    signal: Option<i32>,
-    stderr: Option<Capture>,
-    /// The stage's own timeout, when that is what ended it.
-    stage_timeout: Option<Duration>,
-    /// Some stage's cancellation token fired.
-    cancelled: bool,
-}
-
 impl Stages {
     pub(crate) fn new(
         runs: Vec<RunningProcess>,
@@ -63,17 +50,6 @@ impl Stages {
             container,
             next_stderr: 0,
         }
-    }
-
-    /// The next stderr line of any stage, in the order the stages write
-    /// them; `None` once every stage's stderr is closed.
-    pub(crate) fn poll_stderr_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
-        self.poll_any_stderr(cx, |run, cx| run.poll_stderr_line(cx))
-    }
-
-    /// Like `poll_stderr_line`, but the lines one stage has ready as a batch.
-    pub(crate) fn poll_stderr_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
-        self.poll_any_stderr(cx, |run, cx| run.poll_stderr_batch(cx))
     }
 
     fn poll_any_stderr<T>(
@@ -101,36 +77,12 @@ impl Stages {
         }
     }
 
-    /// Puts every stage's stderr back to background draining after a merged
-    /// stderr stream stopped being read.
-    pub(crate) fn resume_stderr(&mut self) {
-        for run in &mut self.runs {
-            run.resume_stderr_capture();
-        }
-    }
-
-    /// Kills every stage and everything the stages started.
-    pub(crate) fn kill_all(&self) -> Result<()> {
-        self.container.kill_all().map_err(|e| {
-            Error::io(
-                self.last_program(),
-                crate::error::Operation::KillPipeline,
-                e,
-            )
-        })
-    }
-
     fn last_program(&self) -> &str {
         self.runs.last().map_or("pipeline", |r| r.program())
     }
 
-    /// Waits for every stage to exit, then attributes the outcome. Boxed:
-    /// a stage's own wait is the same `wait_exit` that awaits this.
-    pub(crate) fn wait_all(&mut self) -> BoxFuture<'_, Result<Blame>> {
-        Box::pin(self.wait_all_inner())
-    }
-
-    async fn wait_all_inner(&mut self) -> Result<Blame> {
+    /// Waits for every stage to exit, then attributes the outcome.
+    async fn wait_all(&mut self) -> Result<ChildExit> {
         let mut ends = Vec::with_capacity(self.runs.len());
         let mut cancelled = false;
         for (run, &checked) in self.runs.iter_mut().zip(&self.checked) {
@@ -143,39 +95,57 @@ impl Stages {
         let run = &mut self.runs[blamed_stage(&ends)];
         let exit = run.exit.expect("every stage was waited for above");
         let timed_out = run.arbiter.verdict() == Verdict::TimedOut;
-        Ok(Blame {
-            program: run.program.clone(),
+        Ok(ChildExit {
             code: if timed_out { None } else { exit.code },
             signal: exit.signal,
-            stderr: run.stderr.take(),
-            stage_timeout: if timed_out { run.timeout } else { None },
-            cancelled,
+            attribution: Some(Attribution {
+                program: run.program.clone(),
+                stderr: run.stderr.take(),
+                timeout: if timed_out { run.timeout } else { None },
+                cancelled,
+            }),
         })
     }
 }
 
-impl Blame {
-    /// Writes the attribution into the pipeline's handle and returns the
-    /// `(code, signal)` it reports.
-    pub(crate) fn record(
-        self,
-        program: &mut String,
-        stderr: &mut Option<Capture>,
-        timeout: &mut Option<Duration>,
-        arbiter: &Arbiter,
-    ) -> (Option<i32>, Option<i32>) {
-        *program = self.program;
-        *stderr = self.stderr;
-        if self.cancelled {
-            arbiter.mark_cancelled();
-        } else if let Some(stage_timeout) = self.stage_timeout
-            && arbiter.verdict() == Verdict::Running
-        {
-            // The blamed stage hit its own deadline: report that deadline.
-            arbiter.mark_timed_out();
-            *timeout = Some(stage_timeout);
+impl ChildWait for Stages {
+    /// Boxed: a stage's own wait is the same `wait_exit` that awaits this.
+    fn wait(&mut self) -> WaitFuture<'_> {
+        Box::pin(self.wait_all())
+    }
+
+    /// Kills every stage and everything the stages started.
+    fn kill(&self) -> Result<()> {
+        self.container.kill_all().map_err(|e| {
+            Error::io(
+                self.last_program(),
+                crate::error::Operation::KillPipeline,
+                e,
+            )
+        })
+    }
+
+    #[cfg(feature = "stats")]
+    fn sampled(&self) -> crate::running::Sampled {
+        crate::running::Sampled::Container(Arc::clone(&self.container))
+    }
+
+    /// The next stderr line of any stage, in the order the stages write
+    /// them; `None` once every stage's stderr is closed.
+    fn poll_stderr_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        self.poll_any_stderr(cx, |run, cx| run.poll_stderr_line(cx))
+    }
+
+    fn poll_stderr_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
+        self.poll_any_stderr(cx, |run, cx| run.poll_stderr_batch(cx))
+    }
+
+    /// Puts every stage's stderr back to background draining after a merged
+    /// stderr stream stopped being read.
+    fn resume_stderr(&mut self) {
+        for run in &mut self.runs {
+            run.resume_stderr_capture();
         }
-        (self.code, self.signal)
     }
 }
 

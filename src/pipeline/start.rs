@@ -8,9 +8,8 @@ use super::outcome::Stages;
 use super::{Pipeline, watch};
 use crate::command::Command;
 use crate::error::{Error, Result};
-use crate::running::{
-    Arbiter, Placement, RunningProcess, StageIo, StdoutState, Waiter, spawn_with,
-};
+use crate::policy::Arbiter;
+use crate::running::{Placement, RunningProcess, StageIo, spawn_with};
 use crate::stdin::StdinSource;
 use crate::sys::Container;
 
@@ -90,8 +89,8 @@ fn assemble(
 ) -> RunningProcess {
     let stdin = runs.first_mut().and_then(|first| first.stdin.take());
     let last = runs.last_mut().expect("a pipeline has at least two stages");
-    let stdout = std::mem::replace(&mut last.stdout, StdoutState::Taken);
-    let (program, pid, slot) = (last.program.clone(), last.pid, last.slot.clone());
+    let stdout = last.stdout.take();
+    let (program, pid) = (last.program.clone(), last.pid);
     let arbiter = Arc::new(Arbiter::default());
     // A deadline too far away to represent is no deadline.
     let deadline = pipeline
@@ -100,6 +99,7 @@ fn assemble(
     let watchdog = watch::start(
         deadline,
         &pipeline.stages,
+        (program.clone(), pid),
         Arc::clone(&container),
         Arc::clone(&arbiter),
     );
@@ -107,9 +107,8 @@ fn assemble(
     let stages = Stages::new(runs, checked, Arc::clone(&container));
     RunningProcess {
         program,
-        child: Waiter::Pipeline(Box::new(stages)),
+        child: Box::new(stages),
         pid,
-        slot,
         container: Some(container),
         started,
         timeout: pipeline.timeout,
@@ -119,5 +118,6 @@ fn assemble(
         stderr: None,
         stdin,
         exit: None,
+        finished_off: false,
     }
 }

@@ -1,75 +1,38 @@
-//! The chain's watchdog: kills every stage at the pipeline's deadline, or as
-//! soon as any stage's cancellation token fires, and records which happened.
+//! The chain's watchdog: the one policy watchdog, over the chain's shared
+//! container, armed by the pipeline's deadline and every stage's token.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 
-use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use crate::command::Command;
-use crate::running::Arbiter;
+use crate::policy::{Arbiter, Cancel, Stop, Watch, Watchdog};
 use crate::sys::Container;
 
-type Cancelled = Pin<Box<dyn Future<Output = ()> + Send>>;
+/// Every stage, and everything the stages started.
+impl Stop for Arc<Container> {
+    fn halt(&self) {
+        let _ = self.kill_all();
+    }
+}
 
-/// Starts the watchdog unless there is nothing to watch; dropping the returned
-/// sender (the chain ended) stops it.
+/// Starts the watchdog unless there is nothing to watch; dropping it (the
+/// chain ended) stops it. `program` and `pid` name the chain in events.
 pub(crate) fn start(
     deadline: Option<Instant>,
     stages: &[Command],
+    (program, pid): (String, Option<u32>),
     container: Arc<Container>,
     arbiter: Arc<Arbiter>,
-) -> Option<oneshot::Sender<()>> {
-    let tokens = cancellations(stages);
-    if deadline.is_none() && tokens.is_empty() {
-        return None;
-    }
-    let (done_tx, done_rx) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let expired = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            _ = done_rx => return,
-            () = any(tokens) => arbiter.mark_cancelled(),
-            () = expired => arbiter.mark_timed_out(),
-        }
-        let _ = container.kill_all();
-    });
-    Some(done_tx)
-}
-
-/// Resolves when the first of `futures` does; never when there are none.
-async fn any(mut futures: Vec<Cancelled>) {
-    std::future::poll_fn(|cx| {
-        if futures.iter_mut().any(|f| f.as_mut().poll(cx).is_ready()) {
-            Poll::Ready(())
-        } else {
-            Poll::Pending
-        }
-    })
-    .await
-}
-
-#[cfg(feature = "cancellation")]
-fn cancellations(stages: &[Command]) -> Vec<Cancelled> {
-    stages
-        .iter()
-        .filter_map(|c| c.cancel.clone())
-        .map(|token| Box::pin(token.cancelled_owned()) as Cancelled)
-        .collect()
-}
-
-#[cfg(not(feature = "cancellation"))]
-fn cancellations(_stages: &[Command]) -> Vec<Cancelled> {
-    Vec::new()
+) -> Option<Watchdog> {
+    let watch = Watch {
+        deadline,
+        grace: None,
+        cancel: Cancel::any(stages.iter().map(|c| &c.cancel)),
+        program,
+        pid,
+    };
+    watch.spawn(container, arbiter)
 }
 
 #[cfg(all(test, unix, feature = "cancellation"))]
@@ -84,8 +47,7 @@ mod tests {
     #[tokio::test]
     async fn one_stage_cancelled_ends_every_stage() {
         let token = CancellationToken::new();
-        let mut first = Command::new("sleep").arg("600");
-        first.cancel = Some(token.clone());
+        let first = Command::new("sleep").arg("600").cancel_on(token.clone());
         // The last stage never reads stdin: only the chain's teardown ends it.
         let chain = first | Command::new("sleep").arg("600");
         let mut run = chain.start().await.unwrap();

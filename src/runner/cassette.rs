@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::script::{Script, ScriptedEnd};
 use crate::command::Command;
 use crate::error::{Error, Operation, Result, Subject};
 use crate::result::ProcessResult;
-use crate::running::scripted::{Script, ScriptedEnd};
 
 /// The format version this build writes and reads.
 pub(crate) const VERSION: u32 = 1;

@@ -9,6 +9,7 @@ mod mock;
 #[cfg(feature = "record")]
 mod record_replay;
 mod recording;
+mod script;
 mod scripted;
 
 use std::future::Future;
@@ -71,11 +72,17 @@ pub trait ProcessRunner: Send + Sync {
         cmd: &'a Command,
     ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
         let attempt = move || async move { finish::output_bytes(self.start(cmd).await?).await };
-        Box::pin(crate::retry::with_retries(
-            cmd,
-            attempt,
-            ProcessResult::failure,
-        ))
+        Box::pin(async move {
+            let program = cmd.display_name();
+            crate::policy::with_retries(
+                cmd.retry.as_ref(),
+                &cmd.cancel,
+                &program,
+                attempt,
+                ProcessResult::failure,
+            )
+            .await
+        })
     }
 }
 

@@ -6,13 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::cassette::{self, Entry, Key};
+use super::script::start_scripted;
 use super::scripted::no_reply;
 use super::{BoxFuture, ProcessRunner};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
 use crate::running::RunningProcess;
-use crate::running::scripted::start_scripted;
 
 enum Mode {
     Record(Box<dyn ProcessRunner>),
@@ -133,12 +133,7 @@ impl RecordReplayRunner {
 
     /// Replay: the next recorded entry for `cmd`, repeating the last one.
     fn next_entry(&self, cmd: &Command) -> Result<Entry> {
-        #[cfg(feature = "cancellation")]
-        if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
-            return Err(Error::Cancelled {
-                program: cmd.display_name(),
-            });
-        }
+        cmd.cancel.check(&cmd.display_name())?;
         let mut state = self.state();
         let State {
             entries, by_key, ..

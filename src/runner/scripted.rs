@@ -8,11 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use super::script::{Script, ScriptedEnd, start_scripted};
 use super::{BoxFuture, ProcessRunner};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::running::RunningProcess;
-use crate::running::scripted::{Script, ScriptedEnd, start_scripted};
 
 /// What a scripted run does: its stdout (optionally line by line with
 /// delays), its stderr, and how it ends.

@@ -112,6 +112,7 @@ impl Span {
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
+    #[cfg(test)]
     pub(crate) fn new(reader: R) -> LineReader<R> {
         LineReader::with_buffered(Vec::new(), reader)
     }
@@ -132,6 +133,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// The next line, or `None` at end-of-file.
+    #[cfg(test)]
     pub(crate) async fn next_line(&mut self) -> io::Result<Option<String>> {
         std::future::poll_fn(|cx| self.poll_next_line(cx)).await
     }

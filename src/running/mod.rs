@@ -1,15 +1,15 @@
-//! `RunningProcess`: the live handle on one started child. It owns the read
-//! pumps, the stdin pipe and the deadline watchdog; dropping a handle whose
-//! run owns its container kills the whole tree.
+//! `RunningProcess`: the live handle on one started run, over a `ChildWait`
+//! (an OS child, a script, a pipeline chain). It owns the output streams, the
+//! stdin pipe and the watchdog; dropping a handle whose run owns its container
+//! kills the whole tree.
 
-mod arbiter;
 mod batch;
+mod child;
 mod lines;
 mod probe;
 #[cfg(feature = "stats")]
 mod profile;
 mod pump;
-pub(crate) mod scripted;
 mod spawn;
 mod status;
 mod stdin;
@@ -19,11 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncRead;
-use tokio::sync::oneshot;
 
-pub(crate) use arbiter::{Arbiter, Verdict};
 pub use batch::{LineBatch, LineBatchIter};
-pub(crate) use lines::LineReader;
+#[cfg(feature = "stats")]
+pub(crate) use child::Sampled;
+pub(crate) use child::{Attribution, ChildExit, ChildWait, WaitFuture};
 pub use lines::MAX_LINE;
 #[cfg(feature = "stats")]
 pub use profile::RunProfile;
@@ -33,9 +33,10 @@ pub use stdin::StdinWriter;
 pub use stream::LineStream;
 
 use crate::error::{Error, Result};
+use crate::policy::{Arbiter, Verdict, Watchdog};
 use crate::result::ProcessResult;
-use crate::sys::child::{InputPipe, OsChild};
-use crate::sys::{self, Container, Slot};
+use crate::sys::Container;
+use crate::sys::child::InputPipe;
 use crate::trace::trace_event;
 
 /// How long pumps may take to reach end-of-file once the run's tree is dead,
@@ -70,51 +71,6 @@ pub(crate) fn check_runtime(program: &str) -> Result<()> {
 /// A readable output stream: a child's pipe, or canned bytes from a double.
 pub(crate) type OutputPipe = Box<dyn AsyncRead + Send + Unpin>;
 
-/// What the handle waits on for the exit: an OS child, or a double's script.
-// tokio's Windows `Child` is large; there is one `Waiter` per run, not per poll.
-#[allow(clippy::large_enum_variant)]
-pub(crate) enum Waiter {
-    /// A real child process.
-    Os(OsChild),
-    /// A test double's scripted exit: `(code, signal)`.
-    Scripted(scripted::ScriptedExit),
-    /// Every stage of a pipeline; the exit is the pipefail attribution.
-    Pipeline(Box<crate::pipeline::Stages>),
-}
-
-impl std::fmt::Debug for Waiter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Waiter::Os(child) => child.fmt(f),
-            Waiter::Scripted(_) => f.write_str("Scripted"),
-            Waiter::Pipeline(stages) => stages.fmt(f),
-        }
-    }
-}
-
-/// What happened to stdout so far.
-pub(crate) enum StdoutState {
-    /// Nobody has read it yet.
-    Pipe(OutputPipe),
-    /// Drained in the background into a buffer.
-    Capturing(Capture),
-    /// Being read line by line by the caller; unread bytes stay buffered.
-    Lines(LineReader<OutputPipe>),
-    /// Handed to a consumer (a line stream) or finished.
-    Taken,
-}
-
-impl std::fmt::Debug for StdoutState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            StdoutState::Pipe(_) => "Pipe",
-            StdoutState::Capturing(_) => "Capturing",
-            StdoutState::Lines(_) => "Lines",
-            StdoutState::Taken => "Taken",
-        })
-    }
-}
-
 /// How the child exited.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Exit {
@@ -131,20 +87,21 @@ pub(crate) struct Exit {
 /// [`ProcessGroup`](crate::ProcessGroup) lives until the group is torn down.
 pub struct RunningProcess {
     pub(crate) program: String,
-    pub(crate) child: Waiter,
+    pub(crate) child: Box<dyn ChildWait>,
     pub(crate) pid: Option<u32>,
-    /// Where the run lives; `None` for a test double's scripted run.
-    pub(crate) slot: Option<Arc<Slot>>,
     /// Present when this run owns its container.
     pub(crate) container: Option<Arc<Container>>,
     pub(crate) started: Instant,
     pub(crate) timeout: Option<Duration>,
     pub(crate) arbiter: Arc<Arbiter>,
-    pub(crate) watchdog: Option<oneshot::Sender<()>>,
-    pub(crate) stdout: StdoutState,
+    pub(crate) watchdog: Option<Watchdog>,
+    pub(crate) stdout: Capture,
     pub(crate) stderr: Option<Capture>,
     pub(crate) stdin: Option<InputPipe>,
     pub(crate) exit: Option<Exit>,
+    /// Set once the handle killed what was left after the exit: nothing of
+    /// the run remains, so it is not killed again (its ids may be reused).
+    pub(crate) finished_off: bool,
 }
 
 impl std::fmt::Debug for RunningProcess {
@@ -198,20 +155,12 @@ impl RunningProcess {
     /// shared group). Harmless after the child exited. A test double's
     /// scripted run stops its script at once and reports killed.
     pub fn kill(&mut self) -> Result<()> {
-        match &self.child {
-            Waiter::Pipeline(stages) => return stages.kill_all(),
-            Waiter::Scripted(exit) => {
-                exit.kill();
-                return Ok(());
-            }
-            Waiter::Os(_) => {}
+        if self.finished_off {
+            return Ok(());
         }
-        match &self.slot {
-            Some(slot) => slot
-                .kill()
-                .map_err(|e| Error::io(&self.program, crate::error::Operation::Kill, e)),
-            None => Ok(()),
-        }
+        self.child.kill()?;
+        self.finished_off = self.exit.is_some();
+        Ok(())
     }
 
     /// Whether the run's timeout expired: the tree was killed at the
@@ -237,32 +186,17 @@ impl RunningProcess {
         if let Some(exit) = self.exit {
             return Ok(exit);
         }
-        // Taken before a pipeline's attribution may replace `timeout`.
+        // Taken before an attribution may replace `timeout`.
         let deadline = self.deadline();
-        let (code, signal) = match &mut self.child {
-            Waiter::Os(child) => {
-                let status = child
-                    .wait()
-                    .await
-                    .map_err(|e| Error::io(&self.program, crate::error::Operation::Wait, e))?;
-                sys::exit_parts(&status, self.slot.as_deref())
-            }
-            Waiter::Scripted(exit) => exit.await,
-            Waiter::Pipeline(stages) => {
-                let blame = stages.wait_all().await?;
-                blame.record(
-                    &mut self.program,
-                    &mut self.stderr,
-                    &mut self.timeout,
-                    &self.arbiter,
-                )
-            }
-        };
+        let ended = self.child.wait().await?;
         let exit = Exit {
-            code,
-            signal,
+            code: ended.code,
+            signal: ended.signal,
             at: Instant::now(),
         };
+        if let Some(attribution) = ended.attribution {
+            self.attribute(attribution);
+        }
         trace_event!(
             debug,
             "exit",
@@ -282,9 +216,25 @@ impl RunningProcess {
     /// double's script keeps its own time, and a deadline too far away to
     /// represent is none.
     fn deadline(&self) -> Option<Instant> {
-        match self.child {
-            Waiter::Scripted(_) => None,
-            Waiter::Os(_) | Waiter::Pipeline(_) => self.started.checked_add(self.timeout?),
+        if self.child.keeps_own_time() {
+            return None;
+        }
+        self.started.checked_add(self.timeout?)
+    }
+
+    /// Reports the run an exit is attributed to (a pipeline's blamed stage)
+    /// as this handle's: its program, stderr, and how it ended.
+    fn attribute(&mut self, attribution: Attribution) {
+        self.program = attribution.program;
+        self.stderr = attribution.stderr;
+        if attribution.cancelled {
+            self.arbiter.mark_cancelled();
+        } else if let Some(stage_timeout) = attribution.timeout
+            && self.arbiter.verdict() == Verdict::Running
+        {
+            // The blamed stage hit its own deadline: report that deadline.
+            self.arbiter.mark_timed_out();
+            self.timeout = Some(stage_timeout);
         }
     }
 
@@ -309,52 +259,20 @@ impl RunningProcess {
     }
 
     /// Moves stdout into a background capture (keeping any bytes a line
-    /// reader had buffered), unless it is already captured or taken.
+    /// reader had buffered), unless it is already captured or was handed on.
     pub(crate) fn start_stdout_capture(&mut self) {
-        self.stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
-            StdoutState::Pipe(pipe) => {
-                StdoutState::Capturing(Capture::start(Vec::new(), pipe, None))
-            }
-            StdoutState::Lines(reader) => {
-                let (unread, pipe) = reader.into_parts();
-                StdoutState::Capturing(Capture::start(unread, pipe, None))
-            }
-            // A line reader that took the pipe back stops reading it now.
-            StdoutState::Capturing(mut capture) => {
-                capture.resume();
-                StdoutState::Capturing(capture)
-            }
-            other => other,
-        };
-    }
-
-    /// stdout as a line reader, unless it is being captured or was taken.
-    pub(crate) fn stdout_reader(&mut self) -> Option<&mut LineReader<OutputPipe>> {
-        if let StdoutState::Pipe(_) = self.stdout {
-            let StdoutState::Pipe(pipe) = std::mem::replace(&mut self.stdout, StdoutState::Taken)
-            else {
-                unreachable!("checked above")
-            };
-            self.stdout = StdoutState::Lines(LineReader::new(pipe));
-        }
-        match &mut self.stdout {
-            StdoutState::Lines(reader) => Some(reader),
-            _ => None,
-        }
+        self.stdout.resume();
     }
 
     /// The next stdout line, which an `on_stdout_line` handler sees too
-    /// (once); `None` once stdout is closed or was taken.
+    /// (once); `None` once stdout is closed or was handed on.
     pub(crate) async fn next_stdout_line_handled(&mut self) -> Result<Option<String>> {
-        if let StdoutState::Capturing(_) = self.stdout {
-            return Ok(std::future::poll_fn(|cx| self.poll_stdout_line(cx, true)).await);
-        }
-        let program = self.program.clone();
-        match self.stdout_reader() {
-            Some(reader) => (reader.next_line().await)
-                .map_err(|e| Error::io(&program, crate::error::Operation::ReadStdout, e)),
-            None => Ok(None),
-        }
+        let line = std::future::poll_fn(|cx| {
+            self.resume_stderr_capture();
+            self.stdout.poll_line(cx, true)
+        })
+        .await;
+        line.map_err(|e| Error::io(&self.program, crate::error::Operation::ReadStdout, e))
     }
 
     pub(crate) fn check_cancelled(&self) -> Result<()> {
@@ -372,10 +290,7 @@ impl RunningProcess {
         let exit = self.wait_exit().await?;
         let _ = self.kill();
         self.arbiter.end();
-        let stdout = match std::mem::replace(&mut self.stdout, StdoutState::Taken) {
-            StdoutState::Capturing(c) => c.finish(PIPE_GRACE).await,
-            StdoutState::Pipe(_) | StdoutState::Lines(_) | StdoutState::Taken => Vec::new(),
-        };
+        let stdout = self.stdout.take().finish(PIPE_GRACE).await;
         let stderr = match self.stderr.take() {
             Some(c) => c.finish(PIPE_GRACE).await,
             None => Vec::new(),

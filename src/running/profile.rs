@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{RunningProcess, Waiter};
+use super::{RunningProcess, Sampled};
 use crate::error::Result;
 use crate::result::ProcessResult;
 use crate::stats::{ProcessGroupStats, sample_interval};
@@ -80,15 +80,12 @@ impl RunningProcess {
     /// ```
     pub async fn profile(mut self, interval: Duration) -> Result<RunProfile> {
         let interval = sample_interval(interval);
-        // A pipeline's stages share one container: sample all of it.
-        let container = match self.child {
-            Waiter::Pipeline(_) => self.container.clone(),
-            Waiter::Os(_) | Waiter::Scripted(_) => None,
-        };
-        let slot = self.slot.clone();
-        let sample = || match &container {
-            Some(container) => container.usage().ok(),
-            None => slot.as_ref().and_then(|s| s.usage().ok()),
+        // A pipeline's stages share one container: it samples all of it.
+        let sampled = self.child.sampled();
+        let sample = || match &sampled {
+            Sampled::Slot(slot) => slot.usage().ok(),
+            Sampled::Container(container) => container.usage().ok(),
+            Sampled::Nothing => None,
         };
         let mut tracker = Tracker::default();
         let mut ticks = tokio::time::interval(interval);

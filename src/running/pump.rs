@@ -1,9 +1,10 @@
-//! Read pumps: background tasks that drain a child's stdout or stderr into a
-//! buffer (calling an optional line handler), so no child ever blocks on a
-//! full pipe that nobody reads. A pump can hand its pipe back to be read line
-//! by line; the handler sees each line once, however the reading moves.
+//! The one "reading output" state machine: a child's stdout or stderr is
+//! idle, drained by a background pump into a buffer (calling an optional line
+//! handler, so no child blocks on a full pipe), or read line by line by the
+//! caller; the handler sees each line once, however the reading moves.
 
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,8 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::lines::find_span;
-use super::{LineBatch, LineReader, OutputPipe};
+use super::lines::{LineReader, find_span};
+use super::{LineBatch, OutputPipe};
 use crate::command::LineHandler;
 
 /// Size of each read from a pipe.
@@ -33,17 +34,22 @@ const MAX_GROWTH: usize = 256 * 1024 * 1024;
 /// (or a line handler that is still catching up) after the tree died.
 const MAX_DRAIN_AFTER_EXIT: Duration = Duration::from_secs(30);
 
-/// A running capture of one output stream.
+/// One output stream of a run, however it is being read.
 pub(crate) struct Capture {
     buf: Arc<Mutex<Vec<u8>>>,
     handler: Option<LineHandler>,
     mode: Mode,
+    /// Whether what is read belongs to the run's result: false while the
+    /// caller only reads lines off a pipe that was never captured.
+    collects: bool,
     /// Bumped by the drain task for every read and every handled line, so a
     /// finisher can tell a pump that is busy from a pipe held open idle.
     progress: Arc<AtomicU64>,
 }
 
 enum Mode {
+    /// Nobody has read the pipe yet.
+    Idle(OutputPipe),
     /// A background task drains the pipe into `buf`; it returns the pipe
     /// when `stop` fires, or `None` at end-of-file.
     Draining {
@@ -79,6 +85,7 @@ impl std::fmt::Debug for Capture {
 impl std::fmt::Debug for Mode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
+            Mode::Idle(_) => "Idle",
             Mode::Draining { .. } => "Draining",
             Mode::Lines { .. } => "Lines",
             Mode::Closed => "Closed",
@@ -98,9 +105,36 @@ impl Capture {
             handler,
             mode: Mode::Closed,
             progress: Arc::default(),
+            collects: true,
         };
         capture.drain_in_background(Box::new(reader), 0);
         capture
+    }
+
+    /// A pipe read only when asked: line by line by the caller, or in the
+    /// background from the first `resume` on.
+    pub(crate) fn idle(pipe: OutputPipe) -> Capture {
+        Capture::unread(Mode::Idle(pipe))
+    }
+
+    /// Nothing to read: no pipe, or it was handed on (to a pipeline's handle).
+    pub(crate) fn closed() -> Capture {
+        Capture::unread(Mode::Closed)
+    }
+
+    fn unread(mode: Mode) -> Capture {
+        Capture {
+            buf: Arc::default(),
+            handler: None,
+            mode,
+            progress: Arc::default(),
+            collects: false,
+        }
+    }
+
+    /// Hands this stream on, leaving it closed here.
+    pub(crate) fn take(&mut self) -> Capture {
+        std::mem::replace(self, Capture::closed())
     }
 
     /// A capture of something already collected (e.g. a scripted reply).
@@ -110,6 +144,7 @@ impl Capture {
             handler: None,
             mode: Mode::Closed,
             progress: Arc::default(),
+            collects: true,
         }
     }
 
@@ -144,15 +179,26 @@ impl Capture {
         cx: &mut Context<'_>,
         through_handler: bool,
     ) -> Poll<Option<String>> {
+        self.poll_line(cx, through_handler)
+            .map(|line| line.ok().flatten())
+    }
+
+    /// `poll_next_line`, with a read error reported rather than taken as
+    /// end-of-file.
+    pub(crate) fn poll_line(
+        &mut self,
+        cx: &mut Context<'_>,
+        through_handler: bool,
+    ) -> Poll<io::Result<Option<String>>> {
         let handler = self.handler.clone().filter(|_| through_handler);
         let (reader, handled) = ready!(self.poll_reader(cx));
-        let line = ready!(reader.poll_next_line(cx)).ok().flatten();
+        let line = ready!(reader.poll_next_line(cx))?;
         if let (Some(line), Some(handler)) = (&line, handler)
             && reader.delivered() > handled
         {
             handler(line);
         }
-        Poll::Ready(line)
+        Poll::Ready(Ok(line))
     }
 
     /// Like `poll_next_line` (bypassing the handler), but every line that
@@ -167,6 +213,12 @@ impl Capture {
         loop {
             match &mut self.mode {
                 Mode::Lines { .. } => break,
+                Mode::Idle(_) => {
+                    let Mode::Idle(pipe) = std::mem::replace(&mut self.mode, Mode::Closed) else {
+                        unreachable!("matched above")
+                    };
+                    self.read_lines_from(pipe, 0);
+                }
                 Mode::Draining { task, stop } => {
                     if let Some(stop) = stop.take() {
                         let _ = stop.send(());
@@ -195,10 +247,19 @@ impl Capture {
         };
     }
 
-    /// Goes back to draining in the background if the caller was reading
-    /// lines, so a stream nobody reads any more cannot block the child.
+    /// Goes back to (or starts) draining in the background if the caller
+    /// was reading lines or nobody read yet, so a stream nobody reads any
+    /// more cannot block the child. From here on the stream is collected.
     pub(crate) fn resume(&mut self) {
+        if let Mode::Idle(_) = self.mode {
+            let Mode::Idle(pipe) = std::mem::replace(&mut self.mode, Mode::Closed) else {
+                unreachable!("checked above")
+            };
+            self.collects = true;
+            self.drain_in_background(pipe, 0);
+        }
         if let Mode::Lines { .. } = self.mode {
+            self.collects = true;
             let Mode::Lines { reader, handled } = std::mem::replace(&mut self.mode, Mode::Closed)
             else {
                 unreachable!("checked above")
@@ -222,7 +283,12 @@ impl Capture {
     /// progress it stops waiting: a process that escaped teardown may hold
     /// the pipe open. A pump that is still reading or handing lines to a
     /// slow handler is waited for, up to `MAX_DRAIN_AFTER_EXIT`.
+    /// A stream that was never collected (only read line by line, or
+    /// handed on) gives nothing.
     pub(crate) async fn finish(mut self, grace: Duration) -> Vec<u8> {
+        if !self.collects {
+            return Vec::new();
+        }
         let begun = tokio::time::Instant::now();
         let mut deadline = begun + grace;
         let mut seen = self.progress.load(Ordering::Acquire);

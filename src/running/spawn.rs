@@ -6,13 +6,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use super::arbiter::{self, Arbiter, Watch};
+use super::RunningProcess;
+use super::child::OsProcess;
 use super::pump::Capture;
 use super::stdin::feed;
-use super::{RunningProcess, StdoutState, Waiter};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
+use crate::policy::{Arbiter, Watch};
 use crate::stdin::StdinSource;
 use crate::sys::Container;
 use crate::sys::child::{self, StartError, StdinPlan};
@@ -53,10 +54,7 @@ pub(crate) async fn spawn_with(
 ) -> Result<(RunningProcess, Option<StagePipe>)> {
     let program = cmd.display_name();
     // A token cancelled before the run starts wins over any other outcome.
-    #[cfg(feature = "cancellation")]
-    if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
-        return Err(Error::Cancelled { program });
-    }
+    cmd.cancel.check(&program)?;
     validate(cmd, &program)?;
     super::check_runtime(&program)?;
     let (container, owned) = match placement {
@@ -97,11 +95,9 @@ pub(crate) async fn spawn_with(
     }
     let stdout = child
         .stdout
-        .map_or(StdoutState::Taken, |pipe| match &cmd.stdout_handler {
-            Some(handler) => {
-                StdoutState::Capturing(Capture::start(Vec::new(), pipe, Some(handler.clone())))
-            }
-            None => StdoutState::Pipe(pipe),
+        .map_or_else(Capture::closed, |pipe| match &cmd.stdout_handler {
+            Some(handler) => Capture::start(Vec::new(), pipe, Some(handler.clone())),
+            None => Capture::idle(pipe),
         });
     let stderr = child
         .stderr
@@ -113,12 +109,11 @@ pub(crate) async fn spawn_with(
             .timeout
             .and_then(|t| tokio::time::Instant::from_std(started).checked_add(t)),
         grace: cmd.timeout_grace,
-        #[cfg(feature = "cancellation")]
         cancel: cmd.cancel.clone(),
         program: program.clone(),
         pid,
     };
-    let watchdog = arbiter::start(watch, Arc::clone(&slot), Arc::clone(&arbiter));
+    let watchdog = watch.spawn(Arc::clone(&slot), Arc::clone(&arbiter));
     trace_event!(
         debug,
         "spawn",
@@ -129,10 +124,13 @@ pub(crate) async fn spawn_with(
         shared_group = %!owned,
     );
     let run = RunningProcess {
+        child: Box::new(OsProcess {
+            child: child.child,
+            slot: Arc::clone(&slot),
+            program: program.clone(),
+        }),
         program,
         pid,
-        child: Waiter::Os(child.child),
-        slot: Some(slot),
         container: owned.then_some(container),
         started,
         timeout: cmd.timeout,
@@ -142,6 +140,7 @@ pub(crate) async fn spawn_with(
         stderr,
         stdin,
         exit: None,
+        finished_off: false,
     };
     Ok((run, child.stage_stdout))
 }

@@ -7,8 +7,8 @@ use std::task::{Context, Poll};
 
 use tokio_stream::Stream;
 
+use super::RunningProcess;
 use super::batch::LineBatch;
-use super::{RunningProcess, StdoutState, Waiter};
 use crate::error::Result;
 
 /// Which output a [`LineStream`] reads.
@@ -164,26 +164,14 @@ impl RunningProcess {
         through_handler: bool,
     ) -> Poll<Option<String>> {
         self.resume_stderr_capture();
-        if let StdoutState::Capturing(capture) = &mut self.stdout {
-            return capture.poll_next_line(cx, through_handler);
-        }
-        match self.stdout_reader() {
-            Some(reader) => reader.poll_next_line(cx).map(|r| r.ok().flatten()),
-            None => Poll::Ready(None),
-        }
+        self.stdout.poll_next_line(cx, through_handler)
     }
 
     /// The stdout lines that are ready, as one batch; `None` once stdout is
     /// closed or was taken.
     pub(crate) fn poll_stdout_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
         self.resume_stderr_capture();
-        if let StdoutState::Capturing(capture) = &mut self.stdout {
-            return capture.poll_next_batch(cx);
-        }
-        match self.stdout_reader() {
-            Some(reader) => reader.poll_next_batch(cx).map(|r| r.ok().flatten()),
-            None => Poll::Ready(None),
-        }
+        self.stdout.poll_next_batch(cx)
     }
 
     /// Drains stderr in the background again if a stderr stream had taken
@@ -192,28 +180,24 @@ impl RunningProcess {
         if let Some(stderr) = self.stderr.as_mut() {
             stderr.resume();
         }
-        if let Waiter::Pipeline(stages) = &mut self.child {
-            stages.resume_stderr();
-        }
+        self.child.resume_stderr();
     }
 
     /// The next stderr line; `None` once stderr is closed. A pipeline that
     /// has not been waited for yet streams every stage's stderr.
     pub(crate) fn poll_stderr_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
-        match (self.stderr.as_mut(), &mut self.child) {
-            (Some(capture), _) => capture.poll_next_line(cx, false),
-            (None, Waiter::Pipeline(stages)) => stages.poll_stderr_line(cx),
-            (None, _) => Poll::Ready(None),
+        match self.stderr.as_mut() {
+            Some(capture) => capture.poll_next_line(cx, false),
+            None => self.child.poll_stderr_line(cx),
         }
     }
 
     /// The stderr lines that are ready, as one batch; `None` once stderr is
     /// closed.
     pub(crate) fn poll_stderr_batch(&mut self, cx: &mut Context<'_>) -> Poll<Option<LineBatch>> {
-        match (self.stderr.as_mut(), &mut self.child) {
-            (Some(capture), _) => capture.poll_next_batch(cx),
-            (None, Waiter::Pipeline(stages)) => stages.poll_stderr_batch(cx),
-            (None, _) => Poll::Ready(None),
+        match self.stderr.as_mut() {
+            Some(capture) => capture.poll_next_batch(cx),
+            None => self.child.poll_stderr_batch(cx),
         }
     }
 }

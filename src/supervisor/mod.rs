@@ -11,9 +11,9 @@ use std::time::Duration;
 pub use outcome::{RestartPolicy, StopReason, SupervisionOutcome};
 use storm::StormGuard;
 
-use crate::backoff::{self, Backoff};
 use crate::command::Command;
 use crate::error::Result;
+use crate::policy::Backoff;
 use crate::result::ProcessResult;
 use crate::runner::{JobRunner, ProcessRunner};
 use crate::trace::trace_event;
@@ -186,9 +186,7 @@ impl<R: ProcessRunner> Supervisor<R> {
         let mut restarts = 0;
         let mut storms = 0;
         loop {
-            if backoff::is_cancelled(cmd) {
-                return Err(backoff::cancelled(cmd));
-            }
+            cmd.cancel.check(&program)?;
             let result = self.runner.output_bytes(cmd).await?.into_lossy_string();
             let stop = |stopped| SupervisionOutcome {
                 result: result.clone(),
@@ -236,7 +234,7 @@ impl<R: ProcessRunner> Supervisor<R> {
                 timed_out = %result.timed_out(),
                 delay = ?delay,
             );
-            backoff::pause(cmd, delay).await?;
+            cmd.cancel.sleep(&program, delay).await?;
         }
     }
 }

@@ -1,11 +1,10 @@
 //! Exponential backoff with optional jitter, shared by retries and the
-//! supervisor, and the cancellable pause between attempts.
+//! supervisor. The pause itself is `Cancel::sleep`, so a token cuts it short.
 
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::command::Command;
 use crate::error::{Error, Result};
 
 /// The delay before the n-th repeat: `base * multiplier^(n-1)`, capped at `max`.
@@ -74,39 +73,6 @@ fn random_unit() -> f64 {
     let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
     hasher.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
     (hasher.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// Sleeps for `delay` (on tokio's clock), ending early with
-/// [`Error::Cancelled`] when the command's token is cancelled.
-pub(crate) async fn pause(cmd: &Command, delay: Duration) -> Result<()> {
-    #[cfg(feature = "cancellation")]
-    if let Some(token) = &cmd.cancel {
-        return tokio::select! {
-            biased;
-            () = token.cancelled() => Err(cancelled(cmd)),
-            () = tokio::time::sleep(delay) => Ok(()),
-        };
-    }
-    let _ = cmd;
-    tokio::time::sleep(delay).await;
-    Ok(())
-}
-
-/// Whether the command's token has been cancelled.
-pub(crate) fn is_cancelled(cmd: &Command) -> bool {
-    #[cfg(feature = "cancellation")]
-    if let Some(token) = &cmd.cancel {
-        return token.is_cancelled();
-    }
-    let _ = cmd;
-    false
-}
-
-/// The error for a run abandoned through its token.
-pub(crate) fn cancelled(cmd: &Command) -> Error {
-    Error::Cancelled {
-        program: cmd.display_name(),
-    }
 }
 
 #[cfg(test)]

@@ -1,20 +1,18 @@
-//! Scripted runs: a `RunningProcess` with no OS child behind it, for test
-//! doubles. A feeder task writes canned stdout through an in-memory pipe into
-//! the same pumps and line reader a real child's output goes through.
+//! Scripted runs: a `RunningProcess` over a script instead of an OS child,
+//! for the test doubles. A feeder task writes canned stdout through an
+//! in-memory pipe into the same output machinery a real child's goes through.
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt;
 use tokio::task::JoinHandle;
 
-use super::arbiter::Arbiter;
-use super::pump::Capture;
-use super::{RunningProcess, StdoutState, Waiter};
 use crate::command::Command;
 use crate::error::{Error, Result};
+use crate::policy::{Arbiter, Stop, Watch};
+use crate::running::{Capture, ChildExit, ChildWait, RunningProcess, WaitFuture};
 
 /// Buffer of the in-memory stdout pipe; like a real pipe, a writer blocks
 /// when nobody reads.
@@ -61,10 +59,7 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
             reason: "it must be started inside a tokio runtime".to_owned(),
         });
     }
-    #[cfg(feature = "cancellation")]
-    if cmd.cancel.as_ref().is_some_and(|t| t.is_cancelled()) {
-        return Err(Error::Cancelled { program });
-    }
+    cmd.cancel.check(&program)?;
     let started = Instant::now();
     let arbiter = Arc::new(Arbiter::default());
     let stderr = std::mem::take(&mut script.stderr);
@@ -73,10 +68,8 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
     let exit = ScriptedExit { feeder };
 
     let stdout = match &cmd.stdout_handler {
-        Some(handler) => {
-            StdoutState::Capturing(Capture::start(Vec::new(), reader, Some(handler.clone())))
-        }
-        None => StdoutState::Pipe(Box::new(reader)),
+        Some(handler) => Capture::start(Vec::new(), reader, Some(handler.clone())),
+        None => Capture::idle(Box::new(reader)),
     };
     let stderr = match &cmd.stderr_handler {
         Some(handler) => Capture::start(
@@ -88,9 +81,8 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
     };
     Ok(RunningProcess {
         program,
-        child: Waiter::Scripted(exit),
+        child: Box::new(exit),
         pid: None,
-        slot: None,
         container: None,
         started,
         timeout: cmd.timeout,
@@ -100,6 +92,7 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
         stderr: Some(stderr),
         stdin: None,
         exit: None,
+        finished_off: false,
     })
 }
 
@@ -111,12 +104,17 @@ fn feed(
     mut writer: tokio::io::DuplexStream,
     arbiter: Arc<Arbiter>,
 ) -> impl Future<Output = (Option<i32>, Option<i32>)> + Send + 'static {
-    // A deadline too far away to represent is no deadline.
-    let deadline = cmd
-        .timeout
-        .and_then(|t| tokio::time::Instant::now().checked_add(t));
-    #[cfg(feature = "cancellation")]
-    let token = cmd.cancel.clone();
+    let watch = Watch {
+        // A deadline too far away to represent is no deadline.
+        deadline: cmd
+            .timeout
+            .and_then(|t| tokio::time::Instant::now().checked_add(t)),
+        // A script has nothing to stop politely.
+        grace: None,
+        cancel: cmd.cancel.clone(),
+        program: cmd.display_name(),
+        pid: None,
+    };
     async move {
         let play = async {
             for (delay, chunk) in &script.stdout {
@@ -134,31 +132,11 @@ fn feed(
                 tokio::time::sleep(script.exit_delay).await;
             }
         };
-        let expired = async {
-            match deadline {
-                Some(at) => tokio::time::sleep_until(at).await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(feature = "cancellation")]
-        let cancelled = async {
-            match &token {
-                Some(token) => token.cancelled().await,
-                None => std::future::pending().await,
-            }
-        };
-        #[cfg(not(feature = "cancellation"))]
-        let cancelled = std::future::pending::<()>();
+        // The watchdog acting ends the script: `play` is dropped unfinished.
+        let stopped = watch.enforce(&EndsTheScript, &arbiter, std::future::pending());
         tokio::select! {
             biased;
-            () = cancelled => {
-                arbiter.mark_cancelled();
-                KILLED
-            }
-            () = expired => {
-                arbiter.mark_timed_out();
-                KILLED
-            }
+            () = stopped => KILLED,
             () = play => match script.end {
                 ScriptedEnd::Code(code) => (Some(code), None),
                 ScriptedEnd::Signal(signal) => (None, Some(signal)),
@@ -172,28 +150,44 @@ fn feed(
     }
 }
 
+/// The watchdog's target for a script: returning from the watchdog is what
+/// stops it, so there is nothing more to do.
+struct EndsTheScript;
+
+impl Stop for EndsTheScript {
+    fn halt(&self) {}
+}
+
 /// The exit of a scripted run: its feeder task's answer. Killing the run
 /// aborts the feeder, which closes stdout and ends the run as killed; so
 /// does dropping it, so a dropped run's script stops playing.
-pub(crate) struct ScriptedExit {
+struct ScriptedExit {
     feeder: JoinHandle<(Option<i32>, Option<i32>)>,
 }
 
-impl ScriptedExit {
-    /// Ends the script now; harmless once it has ended.
-    pub(crate) fn kill(&self) {
-        self.feeder.abort();
+impl std::fmt::Debug for ScriptedExit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Scripted")
     }
 }
 
-impl Future for ScriptedExit {
-    type Output = (Option<i32>, Option<i32>);
+impl ChildWait for ScriptedExit {
+    fn wait(&mut self) -> WaitFuture<'_> {
+        Box::pin(async move {
+            // An aborted (or panicked) feeder is a killed run.
+            let joined = Pin::new(&mut self.feeder).await;
+            Ok(ChildExit::own(joined.unwrap_or(KILLED)))
+        })
+    }
 
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        // An aborted (or panicked) feeder is a killed run.
-        Pin::new(&mut self.feeder)
-            .poll(cx)
-            .map(|joined| joined.unwrap_or(KILLED))
+    /// Ends the script now; harmless once it has ended.
+    fn kill(&self) -> Result<()> {
+        self.feeder.abort();
+        Ok(())
+    }
+
+    fn keeps_own_time(&self) -> bool {
+        true
     }
 }
 

@@ -8,15 +8,16 @@ use std::io;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::backoff::{self, Backoff};
-use crate::command::Command;
+use super::Cancel;
+use super::backoff::Backoff;
 use crate::error::{Error, Result};
 use crate::trace::trace_event;
 
 /// A caller-supplied classifier: `true` means "try again".
 type Classifier = Arc<dyn Fn(&Error) -> bool + Send + Sync>;
 
-/// How a [`Command`] is retried (see [`Command::retry`]).
+/// How a [`Command`](crate::Command) is retried (see
+/// [`Command::retry`](crate::Command::retry)).
 ///
 /// By default a policy retries only transient spawn failures (the OS was
 /// briefly out of processes, descriptors or memory, or the executable was
@@ -185,12 +186,14 @@ impl fmt::Debug for RetryPolicy {
     }
 }
 
-/// Runs `attempt` under the command's retry policy (once when it has none).
-/// `failure_of` says whether a produced value is a failure worth classifying
-/// (a result with a non-zero exit); when the attempts run out, the last
-/// outcome is returned as it is.
+/// Runs `attempt` under `policy` (once without one); `cancel` cuts the
+/// pauses between attempts short. `failure_of` says whether a produced value
+/// is a failure worth classifying (a result with a non-zero exit); when the
+/// attempts run out, the last outcome is returned as it is.
 pub(crate) async fn with_retries<T, F, Fut>(
-    cmd: &Command,
+    policy: Option<&RetryPolicy>,
+    cancel: &Cancel,
+    program: &str,
     mut attempt: F,
     failure_of: impl Fn(&T) -> Option<Error>,
 ) -> Result<T>
@@ -198,10 +201,10 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T>>,
 {
-    let Some(policy) = &cmd.retry else {
+    let Some(policy) = policy else {
         return attempt().await;
     };
-    policy.backoff.check(&cmd.display_name())?;
+    policy.backoff.check(program)?;
     let mut attempts = 1;
     loop {
         let outcome = attempt().await;
@@ -221,13 +224,13 @@ where
         trace_event!(
             info,
             "retry",
-            program = %cmd.display_name(),
+            program = %program,
             attempt = %attempts,
             reason = %reason,
             delay = ?delay,
         );
         drop(outcome);
-        backoff::pause(cmd, delay).await?;
+        cancel.sleep(program, delay).await?;
         attempts += 1;
     }
 }
