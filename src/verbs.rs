@@ -36,18 +36,16 @@ pub(crate) struct OnRunner<'a, R: ?Sized> {
 
 impl<R: ProcessRunner + ?Sized> Expression for OnRunner<'_, R> {
     /// A [`retry`](Command::retry) policy applies to spawn failures only here.
-    fn start(&self) -> impl Future<Output = Result<RunningProcess>> + Send {
-        async move {
-            let program = self.cmd.display_name();
-            policy::with_retries(
-                self.cmd.retry.as_ref(),
-                &self.cmd.cancel,
-                &program,
-                || self.runner.start(self.cmd),
-                |_| None,
-            )
-            .await
-        }
+    async fn start(&self) -> Result<RunningProcess> {
+        let program = self.cmd.display_name();
+        policy::with_retries(
+            self.cmd.retry.as_ref(),
+            &self.cmd.cancel,
+            &program,
+            || self.runner.start(self.cmd),
+            |_| None,
+        )
+        .await
     }
 
     fn output_bytes(&self) -> impl Future<Output = Result<ProcessResult<Vec<u8>>>> + Send {
