@@ -187,8 +187,9 @@ pub(crate) struct CgroupSlot {
     /// `cgroup.kill`, open from the start: a timeout or a dropped handle
     /// kills even when the process has no descriptor left.
     kill: Arc<KillSwitch>,
-    /// Set once this slot's cgroup was killed; after `cgroup.kill` nothing can
-    /// enter it again (no run spawns into a used slot), so later kills are no-ops.
+    /// Set once this slot's cgroup was killed; no run spawns into a used slot,
+    /// so later kills are no-ops. A cancelled start's child that still joins
+    /// after the kill is killed when the cgroup is removed (`reaper`).
     killed: Arc<AtomicBool>,
 }
 

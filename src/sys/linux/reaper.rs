@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use rustix::event::{EventfdFlags, PollFd, PollFlags};
 
-use super::cgroup::remove_tree;
+use super::cgroup::{Cgroup, remove_tree};
 use super::pidfd_child::try_reap;
 
 /// How long a killed cgroup may take to empty before we stop retrying.
@@ -52,8 +52,20 @@ fn run(rx: Receiver<PathBuf>) {
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
-        pending.retain(|(dir, give_up)| remove_tree(dir).is_err() && now < *give_up);
+        pending.retain(|(dir, give_up)| !remove_doomed(dir) && now < *give_up);
     }
+}
+
+/// One try at removing a cgroup whose run is over; `true` once it is gone.
+/// A process can still join after the teardown's kill (a cancelled start's
+/// child writing itself into `cgroup.procs` just before it execs), so a
+/// cgroup that will not go is killed again: everything in it is ours.
+fn remove_doomed(dir: &std::path::Path) -> bool {
+    if remove_tree(dir).is_ok() {
+        return true;
+    }
+    let _ = Cgroup::at(dir.to_owned()).kill();
+    false
 }
 
 /// Children nobody waits for any more, and the eventfd that wakes their reaper.
@@ -126,5 +138,52 @@ fn reap_orphans(wake: &OwnedFd) {
         drop(polled);
         // EAGAIN when not woken.
         let _ = rustix::io::read(wake, &mut [0u8; 8]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+    use std::time::{Duration, Instant};
+
+    use super::remove_when_empty;
+    use crate::sys::linux::cgroup::root;
+
+    /// A process that joins a cgroup after its teardown's kill is killed by
+    /// the removal, not left running until the program ends.
+    #[test]
+    fn a_process_joining_after_the_kill_is_killed_by_the_removal() {
+        let Ok(root) = root() else {
+            eprintln!("SKIP: no writable cgroup2 here");
+            return;
+        };
+        let cg = root.create_child('t').expect("a cgroup below our root");
+        cg.kill().expect("the teardown's kill (of an empty cgroup)");
+        let mut late = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let joined = cg.add_pid(late.id());
+        let mut exited = || {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if late.try_wait().ok().flatten().is_some() {
+                    return true;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            false
+        };
+        let killed = joined.is_ok() && {
+            remove_when_empty(cg.path().to_owned());
+            exited()
+        };
+        // Never leave it behind, whatever happened above.
+        let _ = late.kill();
+        let _ = late.wait();
+        joined.expect("the late process joins the killed cgroup");
+        assert!(killed, "the late joiner outlived the removal");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cg.path().exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!cg.path().exists(), "the cgroup was never removed");
     }
 }

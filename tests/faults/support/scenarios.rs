@@ -76,23 +76,11 @@ pub fn races() {
         }
         let mark = mark();
         let gone = crate::common::eventually_async(LIMIT, || marked(&mark).is_empty()).await;
-        // Known open defect: under the std spawner fallback a raced run now and
-        // then outlives its dropped handle until the process ends (the outer
-        // test still proves it gone then). Reported, not hidden; see
-        // docs/reliability.md.
-        let std_spawner = std::env::var("PROCESSKIT_SPAWNER").is_ok_and(|v| v.trim() == "std");
-        if !gone && std_spawner {
-            eprintln!(
-                "KNOWN DEFECT (std spawner): survivors after {ROUNDS} rounds: {:?}",
-                describe(marked(&mark))
-            );
-        } else {
-            assert!(
-                gone,
-                "survivors after {ROUNDS} rounds: {:?}",
-                describe(marked(&mark))
-            );
-        }
+        assert!(
+            gone,
+            "survivors after {ROUNDS} rounds: {:?}",
+            describe(marked(&mark))
+        );
         let reaped = crate::common::eventually_async(LIMIT, || zombie_children().is_empty()).await;
         let comm =
             |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
