@@ -33,7 +33,7 @@ pub use stream::LineStream;
 
 use crate::error::{Error, Result};
 use crate::result::ProcessResult;
-use crate::sys::child::{InputPipe, OsChild};
+use crate::sys::spawn::{InputPipe, OsChild};
 use crate::sys::{self, Container, Slot};
 use crate::trace::trace_event;
 

@@ -15,8 +15,8 @@ use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
 use crate::stdin::StdinSource;
 use crate::sys::Container;
-use crate::sys::child::{self, StartError, StdinPlan};
-use crate::sys::stdio::StagePipe;
+use crate::sys::spawn::stdio::StagePipe;
+use crate::sys::spawn::{self as child, StartError, StdinPlan};
 use crate::trace::trace_event;
 
 /// Where a new run goes.

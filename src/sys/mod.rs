@@ -6,11 +6,10 @@
 mod accounting;
 #[cfg(feature = "process-control")]
 mod adopt;
-pub(crate) mod child;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod spawn;
 mod spawn_gate;
-pub(crate) mod stdio;
 #[cfg(unix)]
 pub(crate) mod unix;
 #[cfg(windows)]
@@ -375,10 +374,10 @@ impl Slot {
     /// How a child spawned by the clone spawner joins this slot, with the
     /// cgroup directory it names (handed over: the spawn must own it).
     #[cfg(target_os = "linux")]
-    pub(crate) fn fast_join(&mut self) -> Option<linux::fast_spawn::FastJoin> {
+    pub(crate) fn fast_join(&mut self) -> Option<spawn::linux::FastJoin> {
         match &mut self.kind {
-            SlotKind::Cgroup(s) => s.take_dir().map(linux::fast_spawn::FastJoin::Cgroup),
-            SlotKind::Pgroup(_) => Some(linux::fast_spawn::FastJoin::ProcessGroup),
+            SlotKind::Cgroup(s) => s.take_dir().map(spawn::linux::FastJoin::Cgroup),
+            SlotKind::Pgroup(_) => Some(spawn::linux::FastJoin::ProcessGroup),
         }
     }
 
@@ -498,15 +497,15 @@ pub(crate) async fn spawn_child(
     os: &OsOptions,
     gate: &Arc<SpawnGate>,
     leads_group: bool,
-) -> io::Result<child::Unclaimed> {
+) -> io::Result<spawn::Unclaimed> {
     #[cfg(target_os = "linux")]
     if os.kill_on_parent_death {
-        return linux::spawner::spawn(cmd, Arc::clone(gate), leads_group).await;
+        return spawn::linux::thread::spawn(cmd, Arc::clone(gate), leads_group).await;
     }
     let _ = os;
     let _entered = gate.enter()?;
     cmd.spawn()
-        .map(|child| child::Unclaimed::new(child, leads_group))
+        .map(|child| spawn::Unclaimed::new(child, leads_group))
 }
 
 /// Whether `error` says the process or the system ran out of file descriptors.

@@ -5,11 +5,7 @@
 pub(crate) mod ancestry;
 pub(crate) mod cgroup;
 mod cgroup_root;
-mod clone3;
-mod clone_child;
-pub(crate) mod clone_spawn;
 pub(crate) mod events;
-pub(crate) mod fast_spawn;
 pub(crate) mod guardian;
 mod guardian_process;
 mod kill_retry;
@@ -22,8 +18,6 @@ pub(crate) mod pipe;
 pub(crate) mod procfs;
 pub(crate) mod reaper;
 mod spare;
-mod spawn_fds;
-pub(crate) mod spawner;
 pub(crate) mod sweep;
 #[cfg(feature = "stats")]
 pub(crate) mod usage;
@@ -35,8 +29,8 @@ use std::sync::{Arc, Mutex};
 
 use cgroup::{Cgroup, KillSwitch};
 
-use super::unix::spawn::PreExec;
 use crate::command::OsOptions;
+use crate::sys::spawn::setup::PreExec;
 
 /// A cgroup holding one group's (or one run's) whole tree.
 #[derive(Debug)]

@@ -84,7 +84,7 @@ impl PidfdChild {
             // Only a definite "no IO driver" stops us: a probe that could not
             // even make its socket (out of descriptors) says nothing, and the
             // registration itself needs no descriptor.
-            if let Err(e) = crate::sys::child::io_driver_available()
+            if let Err(e) = crate::sys::spawn::io_driver_available()
                 && e.raw_os_error().is_none()
             {
                 self.pidfd = Some(Pidfd::Plain(plain));

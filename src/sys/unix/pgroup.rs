@@ -5,8 +5,8 @@
 use std::sync::{Arc, Mutex};
 
 use super::leader::{Adopted, Leader, Reach, any_live_member};
-use super::spawn::PreExec;
 use crate::command::OsOptions;
+use crate::sys::spawn::setup::PreExec;
 
 /// One run's group as the container and the guardian know it.
 #[derive(Debug)]

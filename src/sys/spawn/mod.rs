@@ -7,8 +7,14 @@ use std::process::{ExitStatus, Stdio};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+#[cfg(target_os = "linux")]
+pub(crate) mod linux;
+#[cfg(unix)]
+pub(crate) mod setup;
+pub(crate) mod stdio;
+
+use self::stdio::StagePipe;
 use super::Slot;
-use super::stdio::StagePipe;
 use crate::command::Command;
 use crate::error::Error;
 
@@ -33,7 +39,7 @@ pub(crate) enum StdinPlan {
 pub(crate) enum OsChild {
     Std(tokio::process::Child),
     #[cfg(target_os = "linux")]
-    Pidfd(super::linux::pidfd_child::PidfdChild),
+    Pidfd(crate::sys::linux::pidfd_child::PidfdChild),
 }
 
 impl OsChild {
@@ -119,7 +125,7 @@ impl Drop for Unclaimed {
         // Unreaped, the child still pins its pid and so its group's id.
         #[cfg(unix)]
         if let Some(pid) = child.id().filter(|_| self.leads_group) {
-            let _ = super::unix::signal::group_signal(pid as i32, libc::SIGKILL);
+            let _ = crate::sys::unix::signal::group_signal(pid as i32, libc::SIGKILL);
         }
         #[cfg(not(unix))]
         let _ = self.leads_group;
@@ -173,10 +179,7 @@ pub(crate) async fn start(
     // Checked before anything starts: nothing is left running on this error.
     io_driver_available().map_err(StartError::Spawn)?;
     #[cfg(target_os = "linux")]
-    let stdin = match super::linux::fast_spawn::usable()
-        .then(|| slot.fast_join())
-        .flatten()
-    {
+    let stdin = match linux::usable().then(|| slot.fast_join()).flatten() {
         Some(join) => match fast_start(cmd, stdin, raw_stdout, join, slot).await? {
             Ok(started) => return Ok(started),
             Err(stdin) => stdin,
@@ -193,11 +196,10 @@ async fn fast_start(
     cmd: &Command,
     stdin: StdinPlan,
     raw_stdout: bool,
-    join: super::linux::fast_spawn::FastJoin,
+    join: linux::FastJoin,
     slot: &mut Slot,
 ) -> Result<Result<StartedChild, StdinPlan>, StartError> {
-    use super::linux::clone_spawn::StdinWiring;
-    use super::linux::fast_spawn;
+    use linux::clone::StdinWiring;
     use tokio::net::unix::pipe;
 
     let wiring = match stdin {
@@ -206,9 +208,9 @@ async fn fast_start(
         StdinPlan::Pipe => StdinWiring::Pipe,
         StdinPlan::Stage(fd) => StdinWiring::Fd(fd),
     };
-    let plan = fast_spawn::plan(cmd, wiring, raw_stdout, &join).map_err(StartError::Spawn)?;
+    let plan = linux::plan(cmd, wiring, raw_stdout, &join).map_err(StartError::Spawn)?;
     let gate = slot.gate();
-    let started = match fast_spawn::spawn(plan, join, gate, cmd.os.kill_on_parent_death).await {
+    let started = match linux::spawn(plan, join, gate, cmd.os.kill_on_parent_death).await {
         Ok(Ok(started)) => started,
         Ok(Err(plan)) => {
             return Ok(Err(match plan.stdin {
@@ -287,7 +289,7 @@ async fn std_start(
     slot.prepare(&mut tc, &cmd.os)
         .map_err(StartError::Refused)?;
     let leads_group = slot.child_leads_group(&cmd.os);
-    let mut unclaimed = super::spawn_child(tc, &cmd.os, slot.gate(), leads_group)
+    let mut unclaimed = crate::sys::spawn_child(tc, &cmd.os, slot.gate(), leads_group)
         .await
         .map_err(spawn_failed)?;
     let child = unclaimed.get_mut().map_err(StartError::Spawn)?;
@@ -297,11 +299,11 @@ async fn std_start(
     let stdout = child.stdout.take();
     let (stdout, stage_stdout) = match stdout {
         Some(pipe) if raw_stdout => {
-            let raw = super::stdio::into_stage_pipe(pipe).map_err(StartError::Contain)?;
+            let raw = stdio::into_stage_pipe(pipe).map_err(StartError::Contain)?;
             (None, Some(raw))
         }
         Some(pipe) => {
-            super::enlarge_pipe(&pipe);
+            crate::sys::enlarge_pipe(&pipe);
             (Some(Box::new(pipe) as ReadPipe), None)
         }
         None => (None, None),

@@ -9,10 +9,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::ptr;
 
-use super::clone_child::{Shared, Step, child_main};
+use super::child::{Shared, Step, child_main};
 use super::clone3;
-use super::spawn_fds::{Pipes, Stack};
-use crate::sys::unix::spawn::primary_gid;
+use super::fds::{Pipes, Stack};
+use crate::sys::spawn::setup::primary_gid;
 
 /// How the child's stdin is wired.
 #[derive(Debug)]
@@ -340,7 +340,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "sys::linux::clone_spawn::tests::spawns_racing_set_var_get_a_whole_environment",
+                "sys::spawn::linux::clone::tests::spawns_racing_set_var_get_a_whole_environment",
                 "--nocapture",
                 "--test-threads=1",
             ])

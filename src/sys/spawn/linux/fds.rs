@@ -9,7 +9,7 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::OnceLock;
 
-use super::clone_spawn::{Plan, StdinWiring};
+use super::clone::{Plan, StdinWiring};
 
 /// The child's stack: small, since the child only makes syscalls. One page
 /// below it stays unmapped so an overflow faults instead of corrupting us.
@@ -122,7 +122,7 @@ impl Pipes {
         let stdout = pipe()?;
         if !plan.raw_stdout {
             set_nonblocking(&stdout.0)?;
-            super::pipe::enlarge(stdout.0.as_raw_fd());
+            crate::sys::linux::pipe::enlarge(stdout.0.as_raw_fd());
         }
         let stderr = pipe()?;
         set_nonblocking(&stderr.0)?;

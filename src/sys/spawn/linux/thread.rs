@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock};
 use tokio::process::Command;
 
 use crate::sys::SpawnGate;
-use crate::sys::child::Unclaimed;
+use crate::sys::spawn::Unclaimed;
 
 /// A unit of work for the spawner thread.
 type Job = Box<dyn FnOnce() + Send>;

@@ -6,7 +6,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr;
 
-use super::clone_spawn::{Join, Plan};
+use super::clone::{Join, Plan};
 
 /// What the child failed at, written into shared memory before it exits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

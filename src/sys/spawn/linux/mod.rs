@@ -11,10 +11,16 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use super::clone_spawn::{self, CloneError, Join, Plan, Spawned, StdinWiring};
-use super::pidfd_child::PidfdChild;
+pub(crate) mod child;
+pub(crate) mod clone;
+mod clone3;
+mod fds;
+pub(crate) mod thread;
+
+use self::clone::{CloneError, Join, Plan, Spawned, StdinWiring};
 use crate::command::Command;
 use crate::sys::SpawnGate;
+use crate::sys::linux::pidfd_child::{self, PidfdChild};
 
 /// Set `PROCESSKIT_SPAWNER=std` to spawn through std/tokio (fork + exec when
 /// a pre-exec step is needed) instead of the vfork-style clone.
@@ -44,7 +50,7 @@ fn unavailable_reason() -> Option<&'static str> {
     if by_env {
         return Some("PROCESSKIT_SPAWNER=std");
     }
-    if !super::pidfd_child::supported() {
+    if !pidfd_child::supported() {
         return Some("this kernel cannot wait on pidfds (Linux 5.4+ is needed)");
     }
     if REFUSED.load(Ordering::Relaxed) {
@@ -128,7 +134,7 @@ impl Drop for ClonedChild {
                 0,
             )
         };
-        super::reaper::reap_orphan(pidfd);
+        crate::sys::linux::reaper::reap_orphan(pidfd);
     }
 }
 
@@ -222,7 +228,7 @@ pub(crate) async fn spawn(
         // The job owns the plan and the directory it names: the caller may be
         // gone (and its slot closed) by the time the job runs.
         let gate = Arc::clone(gate);
-        super::spawner::run(move || spawn_now(plan, join, &gate)).await?
+        thread::run(move || spawn_now(plan, join, &gate)).await?
     } else {
         spawn_now(plan, join, gate)
     };
@@ -249,7 +255,7 @@ fn spawn_now(plan: Plan, join: FastJoin, gate: &SpawnGate) -> (Plan, Result<Star
         Ok(entered) => entered,
         Err(e) => return (plan, Err(CloneError::Other(e))),
     };
-    let result = clone_spawn::spawn(&plan);
+    let result = clone::spawn(&plan);
     drop(entered);
     let started = result.map(|spawned: Spawned| Started {
         child: ClonedChild {
