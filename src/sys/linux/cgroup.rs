@@ -86,11 +86,6 @@ impl Cgroup {
         Cgroup::create(self.path.join(name))
     }
 
-    /// `cgroup.procs`, opened close-on-exec, for a child to join before exec.
-    pub(crate) fn procs_fd(&self) -> io::Result<OwnedFd> {
-        open_procs(&self.path)
-    }
-
     /// The cgroup's directory, open for `clone3(CLONE_INTO_CGROUP)`.
     pub(crate) fn dir_fd(&self) -> io::Result<OwnedFd> {
         let dir = fs::OpenOptions::new()

@@ -1,45 +1,37 @@
-//! Starting one child in a slot. Linux uses the vfork-style clone spawner
-//! (`linux::clone_spawn`); other platforms, and Linux when the kernel refuses
-//! that clone, go through tokio/std. Either way the caller gets a `StartedChild`.
-
-use std::io;
-use std::process::{ExitStatus, Stdio};
-
-use tokio::io::{AsyncRead, AsyncWrite};
+//! Starting one child in a slot from a lowered `SpawnSpec`. Linux tries the
+//! vfork-style clone (`linux`); other platforms, and Linux when the kernel
+//! refuses that clone, use std/tokio (`std_spawn`). Either way the caller
+//! gets a `StartedChild`: the child and the parent's ends of its pipes.
 
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 #[cfg(unix)]
 pub(crate) mod setup;
-pub(crate) mod stdio;
+pub(crate) mod spec;
+mod std_spawn;
 
-use self::stdio::StagePipe;
-use super::Slot;
-use crate::command::Command;
-use crate::error::Error;
+use std::io;
+use std::process::ExitStatus;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub(crate) use self::spec::{
+    EnvPlan, Invalid, SpawnError, SpawnOptions, SpawnSpec, StagePipe, StdinPlan,
+};
+use super::{Slot, SpawnGate};
 
 /// The parent's end of a child's stdin.
 pub(crate) type InputPipe = Box<dyn AsyncWrite + Send + Unpin>;
 /// The parent's end of a child's stdout or stderr.
 pub(crate) type ReadPipe = Box<dyn AsyncRead + Send + Unpin>;
 
-/// Where a child's stdin comes from.
-#[derive(Debug)]
-pub(crate) enum StdinPlan {
-    Inherit,
-    Null,
-    /// A pipe the parent writes.
-    Pipe,
-    /// The previous pipeline stage's stdout.
-    Stage(StagePipe),
-}
-
 /// A started child process, however it was spawned.
 #[derive(Debug)]
 pub(crate) enum OsChild {
     Std(tokio::process::Child),
     #[cfg(target_os = "linux")]
-    Pidfd(crate::sys::linux::pidfd_child::PidfdChild),
+    Pidfd(super::linux::pidfd_child::PidfdChild),
 }
 
 impl OsChild {
@@ -75,61 +67,31 @@ pub(crate) struct StartedChild {
     pub(crate) spawner: &'static str,
 }
 
-/// Why a child did not start.
+/// A child just spawned, until `start` claims it: dropped unclaimed (a
+/// cancelled start, a failure right after the spawn) it is killed with its
+/// tree and reaped.
 #[derive(Debug)]
-pub(crate) enum StartError {
-    /// The command asks for something this platform cannot do.
-    Refused(Error),
-    /// The OS refused the spawn.
-    Spawn(io::Error),
-    /// The child could not be contained (it was ended).
-    Contain(io::Error),
-}
-
-/// A child std/tokio started, until its caller claims it. Dropped unclaimed
-/// (a cancelled start, or a failure right after the spawn), it is killed with
-/// its process group when it leads one; tokio reaps it.
-#[derive(Debug)]
-pub(crate) struct Unclaimed {
-    /// `None` once claimed.
-    child: Option<tokio::process::Child>,
-    leads_group: bool,
+pub(crate) enum Unclaimed {
+    Std(std_spawn::StdChild),
+    #[cfg(target_os = "linux")]
+    Cloned(linux::Cloned),
 }
 
 impl Unclaimed {
-    pub(crate) fn new(child: tokio::process::Child, leads_group: bool) -> Unclaimed {
-        Unclaimed {
-            child: Some(child),
-            leads_group,
+    /// The child's pid.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match self {
+            Unclaimed::Std(child) => child.get().ok().and_then(tokio::process::Child::id),
+            #[cfg(target_os = "linux")]
+            Unclaimed::Cloned(cloned) => Some(cloned.child.pid()),
         }
     }
 
-    fn get_mut(&mut self) -> io::Result<&mut tokio::process::Child> {
-        self.child
-            .as_mut()
-            .ok_or_else(|| io::Error::other("the child was already claimed"))
-    }
-
-    fn claim(mut self) -> io::Result<tokio::process::Child> {
-        self.child
-            .take()
-            .ok_or_else(|| io::Error::other("the child was already claimed"))
-    }
-}
-
-impl Drop for Unclaimed {
-    fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        // Unreaped, the child still pins its pid and so its group's id.
-        #[cfg(unix)]
-        if let Some(pid) = child.id().filter(|_| self.leads_group) {
-            let _ = crate::sys::unix::signal::group_signal(pid as i32, libc::SIGKILL);
-        }
-        #[cfg(not(unix))]
-        let _ = self.leads_group;
-        let _ = child.start_kill();
+    /// The child std started (the only kind on Windows).
+    #[cfg(windows)]
+    pub(crate) fn std_child(&self) -> io::Result<&tokio::process::Child> {
+        let Unclaimed::Std(child) = self;
+        child.get()
     }
 }
 
@@ -158,158 +120,95 @@ pub(crate) fn io_driver_available() -> io::Result<()> {
     Ok(())
 }
 
+/// Starts `spec` inside `slot`.
+pub(crate) async fn start(
+    mut spec: SpawnSpec,
+    slot: &mut Slot,
+) -> Result<StartedChild, SpawnError> {
+    // Checked before anything starts: nothing is left running on this error.
+    io_driver_available().map_err(SpawnError::Spawn)?;
+    slot.prepare(&mut spec).map_err(SpawnError::Prepare)?;
+    let raw_stdout = spec.raw_stdout;
+    let child = spawn(spec, slot.gate()).await?;
+    // Until claimed below, a failure kills and reaps the child.
+    slot.attach(&child).map_err(SpawnError::Contain)?;
+    claim(child, raw_stdout)
+}
+
+/// Spawns on this thread, or for a child that must die with this process
+/// on the long-lived spawner thread: Linux's parent-death signal fires when
+/// the *thread* that started the child ends. The job owns the spec (and the
+/// descriptors in it): the caller may be gone by the time it runs.
+async fn spawn(spec: SpawnSpec, gate: &Arc<SpawnGate>) -> Result<Unclaimed, SpawnError> {
+    #[cfg(target_os = "linux")]
+    if spec.setup.parent_death.is_some() {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| SpawnError::Spawn(io::Error::other(e)))?;
+        let gate = Arc::clone(gate);
+        let job = move || {
+            // A std child registers with this runtime's reaper, as if spawned on it.
+            let _context = runtime.enter();
+            spawn_now(spec, &gate)
+        };
+        return linux::thread::run(job).await.map_err(SpawnError::Spawn)?;
+    }
+    spawn_now(spec, gate)
+}
+
+/// The clone spawner where it is usable (it answers `None` when this
+/// kernel refuses it), else std; through `gate`, held until the child
+/// has exec'd.
+fn spawn_now(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
+    let _entered = gate.enter().map_err(|e| failed(&spec, e))?;
+    #[cfg(target_os = "linux")]
+    match linux::spawn(&spec) {
+        Ok(Some(cloned)) => return Ok(Unclaimed::Cloned(cloned)),
+        Ok(None) => {}
+        Err(e) => return Err(failed(&spec, e)),
+    }
+    std_spawn::spawn(&mut spec)
+        .map(Unclaimed::Std)
+        .map_err(|e| failed(&spec, e))
+}
+
 /// A spawn refused because the tree is suspended (or the cgroup refuses a
 /// member) is a containment error, like a start refused before it queued.
-fn spawn_failed(error: io::Error) -> StartError {
+fn failed(spec: &SpawnSpec, error: io::Error) -> SpawnError {
     if error.kind() == io::ErrorKind::ResourceBusy {
-        StartError::Contain(error)
+        SpawnError::Contain(error)
     } else {
-        StartError::Spawn(error)
+        spec.classify(error)
     }
 }
 
-/// Starts `cmd` inside `slot`. With `raw_stdout`, stdout is kept as a plain
-/// descriptor for a pipeline's next stage instead of being read by us.
-pub(crate) async fn start(
-    cmd: &Command,
-    stdin: StdinPlan,
-    raw_stdout: bool,
-    slot: &mut Slot,
-) -> Result<StartedChild, StartError> {
-    // Checked before anything starts: nothing is left running on this error.
-    io_driver_available().map_err(StartError::Spawn)?;
-    #[cfg(target_os = "linux")]
-    let stdin = match linux::usable().then(|| slot.fast_join()).flatten() {
-        Some(join) => match fast_start(cmd, stdin, raw_stdout, join, slot).await? {
-            Ok(started) => return Ok(started),
-            Err(stdin) => stdin,
-        },
-        None => stdin,
-    };
-    std_start(cmd, stdin, raw_stdout, slot).await
+/// Takes the child over with the parent's ends of its pipes.
+fn claim(child: Unclaimed, raw_stdout: bool) -> Result<StartedChild, SpawnError> {
+    match child {
+        Unclaimed::Std(child) => claim_std(child, raw_stdout),
+        #[cfg(target_os = "linux")]
+        Unclaimed::Cloned(cloned) => linux::claim(cloned, raw_stdout),
+    }
 }
 
-/// The clone spawner; `Ok(Err(stdin))` hands stdin back when the kernel
-/// refuses that clone.
-#[cfg(target_os = "linux")]
-async fn fast_start(
-    cmd: &Command,
-    stdin: StdinPlan,
+fn claim_std(
+    mut unclaimed: std_spawn::StdChild,
     raw_stdout: bool,
-    join: linux::FastJoin,
-    slot: &mut Slot,
-) -> Result<Result<StartedChild, StdinPlan>, StartError> {
-    use linux::clone::StdinWiring;
-    use tokio::net::unix::pipe;
-
-    let wiring = match stdin {
-        StdinPlan::Inherit => StdinWiring::Inherit,
-        StdinPlan::Null => StdinWiring::Null,
-        StdinPlan::Pipe => StdinWiring::Pipe,
-        StdinPlan::Stage(fd) => StdinWiring::Fd(fd),
-    };
-    let plan = linux::plan(cmd, wiring, raw_stdout, &join).map_err(StartError::Spawn)?;
-    let gate = slot.gate();
-    let started = match linux::spawn(plan, join, gate, cmd.os.kill_on_parent_death).await {
-        Ok(Ok(started)) => started,
-        Ok(Err(plan)) => {
-            return Ok(Err(match plan.stdin {
-                StdinWiring::Inherit => StdinPlan::Inherit,
-                StdinWiring::Null => StdinPlan::Null,
-                StdinWiring::Pipe => StdinPlan::Pipe,
-                StdinWiring::Fd(fd) => StdinPlan::Stage(fd),
-            }));
-        }
-        Err(e) => return Err(spawn_failed(e)),
-    };
-    slot.attach_pid(started.child.pid());
-    // Until claimed below, a failure kills and reaps the child.
-    let reader = |fd| -> Result<ReadPipe, StartError> {
-        let pipe = pipe::Receiver::from_owned_fd_unchecked(fd).map_err(StartError::Contain)?;
-        Ok(Box::new(pipe))
-    };
-    let stdin = match started.stdin {
-        Some(fd) => {
-            let pipe = pipe::Sender::from_owned_fd_unchecked(fd).map_err(StartError::Contain)?;
-            Some(Box::new(pipe) as InputPipe)
-        }
-        None => None,
-    };
-    let (stdout, stage_stdout) = if raw_stdout {
-        (None, Some(started.stdout))
-    } else {
-        (Some(reader(started.stdout)?), None)
-    };
-    let stderr = Some(reader(started.stderr)?);
-    let spawner = if started.born_in_cgroup {
-        "clone3"
-    } else {
-        "clone"
-    };
-    Ok(Ok(StartedChild {
-        child: OsChild::Pidfd(started.child.claim()),
-        stdin,
-        stdout,
-        stage_stdout,
-        stderr,
-        spawner,
-    }))
-}
-
-/// tokio's spawner: posix_spawn, or fork + exec when the slot needs a
-/// pre-exec step.
-async fn std_start(
-    cmd: &Command,
-    stdin: StdinPlan,
-    raw_stdout: bool,
-    slot: &mut Slot,
-) -> Result<StartedChild, StartError> {
-    let mut tc = tokio::process::Command::new(&cmd.program);
-    tc.args(&cmd.args);
-    if cmd.env.starts_from_parent() {
-        for (name, value) in &cmd.env.overrides {
-            match value {
-                Some(v) => tc.env(name, v),
-                None => tc.env_remove(name),
-            };
-        }
-    } else {
-        tc.env_clear().envs(cmd.env.resolve());
-    }
-    if let Some(dir) = &cmd.cwd {
-        tc.current_dir(dir);
-    }
-    tc.stdin(match stdin {
-        StdinPlan::Inherit => Stdio::inherit(),
-        StdinPlan::Null => Stdio::null(),
-        StdinPlan::Pipe => Stdio::piped(),
-        StdinPlan::Stage(pipe) => Stdio::from(pipe),
-    });
-    tc.stdout(Stdio::piped()).stderr(Stdio::piped());
-    slot.prepare(&mut tc, &cmd.os)
-        .map_err(StartError::Refused)?;
-    let leads_group = slot.child_leads_group(&cmd.os);
-    let mut unclaimed = crate::sys::spawn_child(tc, &cmd.os, slot.gate(), leads_group)
-        .await
-        .map_err(spawn_failed)?;
-    let child = unclaimed.get_mut().map_err(StartError::Spawn)?;
-    slot.attach(child).map_err(StartError::Contain)?;
-
+) -> Result<StartedChild, SpawnError> {
+    let child = unclaimed.get_mut().map_err(SpawnError::Spawn)?;
     let stdin = child.stdin.take().map(|p| Box::new(p) as InputPipe);
-    let stdout = child.stdout.take();
-    let (stdout, stage_stdout) = match stdout {
+    let (stdout, stage_stdout) = match child.stdout.take() {
         Some(pipe) if raw_stdout => {
-            let raw = stdio::into_stage_pipe(pipe).map_err(StartError::Contain)?;
+            let raw = std_spawn::into_stage_pipe(pipe).map_err(SpawnError::Contain)?;
             (None, Some(raw))
         }
         Some(pipe) => {
-            crate::sys::enlarge_pipe(&pipe);
+            super::enlarge_pipe(&pipe);
             (Some(Box::new(pipe) as ReadPipe), None)
         }
         None => (None, None),
     };
     let stderr = child.stderr.take().map(|p| Box::new(p) as ReadPipe);
-    let child = unclaimed.claim().map_err(StartError::Spawn)?;
+    let child = unclaimed.claim().map_err(SpawnError::Spawn)?;
     Ok(StartedChild {
         child: OsChild::Std(child),
         stdin,

@@ -1,25 +1,21 @@
-//! Choosing and feeding the fast spawner: turns a `Command` into a `Plan` of
-//! C strings, remembers whether this kernel accepts the clone, routes children
-//! that must die with us through the long-lived spawner thread, and kills a
-//! started child that its caller never claims.
+//! The Linux clone spawner's front: whether it is used (and, once the
+//! kernel refuses the clone, that it no longer is), and the child it starts,
+//! killed with its tree if its caller never claims it.
 
-use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-pub(crate) mod child;
-pub(crate) mod clone;
+mod child;
+mod clone;
 mod clone3;
 mod fds;
 pub(crate) mod thread;
 
-use self::clone::{CloneError, Join, Plan, Spawned, StdinWiring};
-use crate::command::Command;
-use crate::sys::SpawnGate;
+use self::clone::{CloneError, Spawned};
+use super::{InputPipe, OsChild, ReadPipe, SpawnError, SpawnSpec, StartedChild};
 use crate::sys::linux::pidfd_child::{self, PidfdChild};
 
 /// Set `PROCESSKIT_SPAWNER=std` to spawn through std/tokio (fork + exec when
@@ -29,8 +25,8 @@ pub(crate) const SPAWNER_ENV: &str = "PROCESSKIT_SPAWNER";
 /// The kernel refused the clone once; every later spawn uses std.
 static REFUSED: AtomicBool = AtomicBool::new(false);
 
-/// Whether to use the fast spawner; the first time it is not, says why in tracing.
-pub(crate) fn usable() -> bool {
+/// Whether to use the clone spawner; the first time it is not, says why in tracing.
+fn usable() -> bool {
     static SAID: AtomicBool = AtomicBool::new(false);
     let Some(reason) = unavailable_reason() else {
         return true;
@@ -41,7 +37,7 @@ pub(crate) fn usable() -> bool {
     false
 }
 
-/// Why the fast spawner is not used, if it is not.
+/// Why the clone spawner is not used, if it is not.
 fn unavailable_reason() -> Option<&'static str> {
     static BY_ENV: OnceLock<bool> = OnceLock::new();
     let by_env = *BY_ENV.get_or_init(|| {
@@ -59,32 +55,15 @@ fn unavailable_reason() -> Option<&'static str> {
     None
 }
 
-/// How a cloned child joins its slot. The cgroup directory is owned: the plan
-/// names it by number, so it must stay open for as long as the spawn may run.
+/// A cloned child and the parent's ends of its pipes.
 #[derive(Debug)]
-pub(crate) enum FastJoin {
-    Cgroup(OwnedFd),
-    ProcessGroup,
-}
-
-impl FastJoin {
-    fn join(&self) -> Join {
-        match self {
-            FastJoin::Cgroup(dir) => Join::Cgroup(dir.as_raw_fd()),
-            FastJoin::ProcessGroup => Join::ProcessGroup,
-        }
-    }
-}
-
-/// A started child and the parent's ends of its pipes.
-#[derive(Debug)]
-pub(crate) struct Started {
+pub(crate) struct Cloned {
     pub(crate) child: ClonedChild,
-    pub(crate) stdin: Option<OwnedFd>,
-    pub(crate) stdout: OwnedFd,
-    pub(crate) stderr: OwnedFd,
+    stdin: Option<OwnedFd>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
     /// Born in its cgroup by `clone3(CLONE_INTO_CGROUP)`.
-    pub(crate) born_in_cgroup: bool,
+    born_in_cgroup: bool,
 }
 
 /// A child the clone spawner started, until its caller claims it. Dropped
@@ -96,7 +75,7 @@ pub(crate) struct ClonedChild {
     /// `None` once claimed.
     pidfd: Option<OwnedFd>,
     /// Its cgroup's directory, when it joined one.
-    cgroup: Option<OwnedFd>,
+    cgroup: Option<Arc<OwnedFd>>,
     leads_group: bool,
 }
 
@@ -106,7 +85,7 @@ impl ClonedChild {
     }
 
     /// Takes the child over: from now on its handle owns it.
-    pub(crate) fn claim(mut self) -> PidfdChild {
+    fn claim(mut self) -> PidfdChild {
         let pidfd = self.pidfd.take().expect("a child is claimed once");
         PidfdChild::new(self.pid, pidfd)
     }
@@ -124,116 +103,29 @@ impl Drop for ClonedChild {
         if self.leads_group {
             let _ = crate::sys::unix::signal::group_signal(self.pid as i32, libc::SIGKILL);
         }
-        // SAFETY: pidfd is our child's pidfd; a null siginfo is allowed; flags 0.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                pidfd.as_raw_fd(),
-                libc::SIGKILL,
-                std::ptr::null::<u8>(),
-                0,
-            )
-        };
+        let _ = rustix::process::pidfd_send_signal(&pidfd, rustix::process::Signal::KILL);
         crate::sys::linux::reaper::reap_orphan(pidfd);
     }
 }
 
 /// Writes `1` to `cgroup.kill` in the open cgroup directory `dir` (5.14+;
-/// elsewhere the pidfd's SIGKILL does the work). Best effort.
-fn kill_cgroup(dir: &OwnedFd) {
-    // SAFETY: openat on our open directory with a static NUL-terminated name;
-    // the result is a new descriptor or -1.
-    let fd = unsafe {
-        libc::openat(
-            dir.as_raw_fd(),
-            c"cgroup.kill".as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC,
-        )
-    };
-    if fd >= 0 {
-        // SAFETY: fd was just opened and is owned by nothing else.
-        let kill = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: writes one byte from a static buffer to our open descriptor.
-        unsafe { libc::write(kill.as_raw_fd(), b"1".as_ptr().cast(), 1) };
+/// elsewhere killing the child itself does the work). Best effort.
+pub(crate) fn kill_cgroup(dir: &OwnedFd) {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::WRONLY | OFlags::CLOEXEC;
+    if let Ok(kill) = rustix::fs::openat(dir, c"cgroup.kill", flags, Mode::empty()) {
+        let _ = rustix::io::write(&kill, b"1");
     }
 }
 
-/// Builds the child's plan: argv, environment, the paths exec will try, cwd.
-pub(crate) fn plan(
-    cmd: &Command,
-    stdin: StdinWiring,
-    raw_stdout: bool,
-    join: &FastJoin,
-) -> io::Result<Plan> {
-    let join = join.join();
-    let argv = std::iter::once(&cmd.program)
-        .chain(&cmd.args)
-        .map(|s| c_string(s))
-        .collect::<io::Result<Vec<_>>>()?;
-    let inherits_unchanged = cmd.env.starts_from_parent() && cmd.env.overrides.is_empty();
-    let (envp, path) = if inherits_unchanged {
-        (None, std::env::var_os("PATH"))
-    } else {
-        let mut env = cmd.env.resolve();
-        let path = env.remove(OsStr::new("PATH"));
-        let path_var = path.as_deref().map(|p| (OsStr::new("PATH"), p));
-        let vars = env
-            .iter()
-            .map(|(name, value)| (name.as_os_str(), value.as_os_str()))
-            .chain(path_var)
-            .map(|(name, value)| {
-                let mut pair = name.as_bytes().to_vec();
-                pair.push(b'=');
-                pair.extend_from_slice(value.as_bytes());
-                CString::new(pair).map_err(nul_error)
-            })
-            .collect::<io::Result<Vec<_>>>()?;
-        (Some(vars), path)
-    };
-    let os = &cmd.os;
-    let drops_privileges = os.uid.is_some() || os.gid.is_some() || os.groups.is_some();
-    Ok(Plan {
-        candidates: exec_candidates(&cmd.program, path.as_deref())?,
-        argv,
-        envp,
-        cwd: cmd
-            .cwd
-            .as_deref()
-            .map(|d| c_string(d.as_os_str()))
-            .transpose()?,
-        stdin,
-        raw_stdout,
-        join,
-        setsid: os.setsid,
-        groups: drops_privileges.then(|| os.groups.clone().unwrap_or_default()),
-        gid: os.gid,
-        uid: os.uid,
-        parent_death: os
-            .kill_on_parent_death
-            .then(|| std::process::id() as libc::pid_t),
-    })
-}
-
-/// Starts the planned child (planned with `join`) through `gate`. `Ok(Err)`
-/// hands the plan back: this kernel refuses the clone (said once in
-/// tracing), so the caller uses std instead.
-pub(crate) async fn spawn(
-    plan: Plan,
-    join: FastJoin,
-    gate: &Arc<SpawnGate>,
-    kill_on_parent_death: bool,
-) -> io::Result<Result<Started, Plan>> {
-    let (plan, result) = if kill_on_parent_death {
-        // PR_SET_PDEATHSIG fires when the *thread* that cloned the child ends.
-        // The job owns the plan and the directory it names: the caller may be
-        // gone (and its slot closed) by the time the job runs.
-        let gate = Arc::clone(gate);
-        thread::run(move || spawn_now(plan, join, &gate)).await?
-    } else {
-        spawn_now(plan, join, gate)
-    };
-    match result {
-        Ok(started) => Ok(Ok(started)),
+/// Starts `spec` with the clone spawner. `None`: this kernel refuses the
+/// clone (said once in tracing; later spawns skip it), so use std instead.
+pub(crate) fn spawn(spec: &SpawnSpec) -> io::Result<Option<Cloned>> {
+    if !usable() {
+        return Ok(None);
+    }
+    match clone::spawn(spec) {
+        Ok(spawned) => Ok(Some(wrap(spec, spawned))),
         Err(CloneError::Other(e)) => Err(e),
         Err(CloneError::Unsupported(e)) => {
             if !REFUSED.swap(true, Ordering::Relaxed) {
@@ -243,109 +135,95 @@ pub(crate) async fn spawn(
                     reason = %format!("clone(CLONE_VM | CLONE_VFORK | CLONE_PIDFD) failed: {e}"),
                 );
             }
-            Ok(Err(plan))
+            Ok(None)
         }
     }
 }
 
-/// Clones unless the slot's tree is suspended, and wraps the child at once so
-/// it is killed if nobody takes it.
-fn spawn_now(plan: Plan, join: FastJoin, gate: &SpawnGate) -> (Plan, Result<Started, CloneError>) {
-    let entered = match gate.enter() {
-        Ok(entered) => entered,
-        Err(e) => return (plan, Err(CloneError::Other(e))),
-    };
-    let result = clone::spawn(&plan);
-    drop(entered);
-    let started = result.map(|spawned: Spawned| Started {
+/// Wraps a child at once, so it is killed if nobody takes it.
+fn wrap(spec: &SpawnSpec, spawned: Spawned) -> Cloned {
+    Cloned {
         child: ClonedChild {
             pid: spawned.pid,
             pidfd: Some(spawned.pidfd),
-            cgroup: match join {
-                FastJoin::Cgroup(dir) => Some(dir),
-                FastJoin::ProcessGroup => None,
-            },
-            leads_group: matches!(plan.join, Join::ProcessGroup) || plan.setsid,
+            cgroup: spec.setup.cgroup().cloned(),
+            leads_group: spec.setup.leads_group(),
         },
         stdin: spawned.stdin,
         stdout: spawned.stdout,
         stderr: spawned.stderr,
         born_in_cgroup: spawned.born_in_cgroup,
-    });
-    (plan, started)
-}
-
-/// The paths exec tries, like `execvp`: a name with a slash as is, a bare
-/// name in each `PATH` directory (an empty entry is the working directory).
-fn exec_candidates(program: &OsStr, path: Option<&OsStr>) -> io::Result<Vec<CString>> {
-    if program.as_bytes().contains(&b'/') {
-        return Ok(vec![c_string(program)?]);
     }
-    // glibc's search list when PATH is unset.
-    let path = path.unwrap_or(OsStr::new("/bin:/usr/bin"));
-    path.as_bytes()
-        .split(|&b| b == b':')
-        .map(|dir| {
-            if dir.is_empty() {
-                return c_string(program);
-            }
-            c_string(Path::new(OsStr::from_bytes(dir)).join(program).as_os_str())
-        })
-        .collect()
 }
 
-fn c_string(s: &OsStr) -> io::Result<CString> {
-    CString::new(s.as_bytes()).map_err(nul_error)
-}
-
-fn nul_error(_: std::ffi::NulError) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "a NUL byte in a spawn argument",
-    )
+/// Takes a cloned child over with its pipes, registered with tokio.
+pub(crate) fn claim(cloned: Cloned, raw_stdout: bool) -> Result<StartedChild, SpawnError> {
+    use tokio::net::unix::pipe;
+    let reader = |fd| -> Result<ReadPipe, SpawnError> {
+        let pipe = pipe::Receiver::from_owned_fd_unchecked(fd).map_err(SpawnError::Contain)?;
+        Ok(Box::new(pipe))
+    };
+    let stdin = match cloned.stdin {
+        Some(fd) => {
+            let pipe = pipe::Sender::from_owned_fd_unchecked(fd).map_err(SpawnError::Contain)?;
+            Some(Box::new(pipe) as InputPipe)
+        }
+        None => None,
+    };
+    let (stdout, stage_stdout) = if raw_stdout {
+        (None, Some(cloned.stdout))
+    } else {
+        (Some(reader(cloned.stdout)?), None)
+    };
+    let stderr = Some(reader(cloned.stderr)?);
+    Ok(StartedChild {
+        child: OsChild::Pidfd(cloned.child.claim()),
+        stdin,
+        stdout,
+        stage_stdout,
+        stderr,
+        spawner: if cloned.born_in_cgroup {
+            "clone3"
+        } else {
+            "clone"
+        },
+    })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
+    use std::ffi::{CStr, CString};
+
     use super::*;
+    use crate::sys::SpawnGate;
+    use crate::sys::spawn::setup::{ChildSetup, Join};
+    use crate::sys::spawn::spec::{Environment, StdinPlan};
 
-    fn strings(v: Vec<CString>) -> Vec<String> {
-        v.into_iter().map(|c| c.into_string().unwrap()).collect()
-    }
-
-    #[test]
-    fn a_bare_name_is_searched_in_every_path_entry() {
-        let found = exec_candidates(OsStr::new("ls"), Some(OsStr::new("/a::/b/"))).unwrap();
-        assert_eq!(strings(found), ["/a/ls", "ls", "/b/ls"]);
-    }
-
-    #[test]
-    fn a_name_with_a_slash_is_taken_as_is() {
-        let found = exec_candidates(OsStr::new("./tool"), Some(OsStr::new("/a"))).unwrap();
-        assert_eq!(strings(found), ["./tool"]);
-    }
-
-    #[test]
-    fn without_path_the_default_list_is_searched() {
-        let found = exec_candidates(OsStr::new("sh"), None).unwrap();
-        assert_eq!(strings(found), ["/bin/sh", "/usr/bin/sh"]);
-    }
-
-    fn sleeper() -> Plan {
-        Plan {
-            candidates: vec![c"/bin/sleep".into()],
-            argv: vec![c"sleep".into(), c"30".into()],
-            envp: Some(Vec::new()),
+    /// A spec running `argv` from `program` with stdout kept raw (the one
+    /// builder every clone-spawner test uses).
+    pub(crate) fn spec(program: &CStr, argv: &[&CStr], env: Environment, join: Join) -> SpawnSpec {
+        SpawnSpec {
+            argv: argv.iter().map(|&a| CString::from(a)).collect(),
+            env,
+            candidates: vec![program.into()],
             cwd: None,
-            stdin: StdinWiring::Null,
+            stdin: StdinPlan::Null,
             raw_stdout: true,
-            join: Join::ProcessGroup,
-            setsid: false,
-            groups: None,
-            gid: None,
-            uid: None,
-            parent_death: None,
+            setup: ChildSetup {
+                join,
+                ..ChildSetup::default()
+            },
         }
+    }
+
+    fn sleeper() -> SpawnSpec {
+        let argv = [c"sleep", c"30"];
+        spec(
+            c"/bin/sleep",
+            &argv,
+            Environment::Exact(Vec::new()),
+            Join::ProcessGroup,
+        )
     }
 
     /// The state letter of `pid` while it is still a child of ours.
@@ -359,8 +237,9 @@ mod tests {
 
     #[test]
     fn a_child_nobody_claims_is_killed_and_reaped() {
-        let (_, started) = spawn_now(sleeper(), FastJoin::ProcessGroup, &SpawnGate::default());
-        let started = started.map_err(|e| format!("{e:?}")).unwrap();
+        let spec = sleeper();
+        let spawned = clone::spawn(&spec).map_err(|e| format!("{e:?}")).unwrap();
+        let started = wrap(&spec, spawned);
         let pid = started.child.pid();
         assert_eq!(our_child_state(pid).map(|s| s != 'Z'), Some(true));
         drop(started);
@@ -372,12 +251,11 @@ mod tests {
     }
 
     #[test]
-    fn a_suspended_gate_refuses_the_clone() {
+    fn a_suspended_gate_refuses_the_spawn() {
         let gate = SpawnGate::default();
         gate.set(true);
-        let (_, started) = spawn_now(sleeper(), FastJoin::ProcessGroup, &gate);
-        match started {
-            Err(CloneError::Other(e)) => assert_eq!(e.kind(), io::ErrorKind::ResourceBusy),
+        match crate::sys::spawn::spawn_now(sleeper(), &gate) {
+            Err(SpawnError::Contain(e)) => assert_eq!(e.kind(), io::ErrorKind::ResourceBusy),
             other => panic!("{other:?}"),
         }
     }
