@@ -473,8 +473,8 @@ pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
 /// Asks for a 1 MiB kernel buffer on a pipe we drain, where that costs the
 /// user's other pipes nothing (Linux; best effort).
 #[cfg(target_os = "linux")]
-pub(crate) fn enlarge_pipe(pipe: &impl std::os::fd::AsRawFd) {
-    linux::pipe::enlarge(pipe.as_raw_fd());
+pub(crate) fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
+    linux::pipe::enlarge(pipe);
 }
 
 /// Pipe sizes are fixed on this platform.

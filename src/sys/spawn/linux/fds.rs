@@ -124,7 +124,7 @@ impl Pipes {
         let stdout = pipe()?;
         if !spec.raw_stdout {
             set_nonblocking(&stdout.0)?;
-            crate::sys::linux::pipe::enlarge(stdout.0.as_raw_fd());
+            crate::sys::linux::pipe::enlarge(&stdout.0);
         }
         let stderr = pipe()?;
         set_nonblocking(&stderr.0)?;
