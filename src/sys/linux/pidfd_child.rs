@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
 
-/// A child started by the fast spawner, owned through its pidfd.
+/// A child started by the clone spawner, owned through its pidfd.
 #[derive(Debug)]
 pub(crate) struct PidfdChild {
     pid: u32,

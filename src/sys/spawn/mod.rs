@@ -79,6 +79,7 @@ pub(crate) enum Unclaimed {
 
 impl Unclaimed {
     /// The child's pid.
+    #[cfg(unix)]
     pub(crate) fn pid(&self) -> Option<u32> {
         match self {
             Unclaimed::Std(child) => child.get().ok().and_then(tokio::process::Child::id),

@@ -47,7 +47,9 @@ pub(crate) struct ChildSetup {
     pub(crate) parent_death: Option<libc::pid_t>,
 }
 
-/// The step a child failed at.
+/// The step a child failed at (the clone child reports it; std's hook
+/// passes on only the errno).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub(crate) enum Step {
@@ -63,6 +65,7 @@ pub(crate) enum Step {
 }
 
 impl Step {
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn describe(self) -> &'static str {
         match self {
             Step::None | Step::Exec => "exec",

@@ -1,4 +1,4 @@
-//! The child's side of the fast spawner: what runs between clone and exec,
+//! The child's side of the clone spawner: what runs between clone and exec,
 //! on its own stack in the parent's address space. Raw syscalls only: nothing
 //! here allocates, locks, or touches libc state shared with other threads.
 
