@@ -1,7 +1,6 @@
 //! `Command`: the plain-data description of one run. No I/O happens here, so a
 //! runner can inspect, record, replay or script a command before anything spawns.
 
-use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -10,57 +9,10 @@ use std::time::Duration;
 
 use crate::policy::Cancel;
 use crate::stdin::Stdin;
+use crate::sys::spawn::{EnvPlan, SpawnOptions};
 
 /// A callback run on the read pump for every line of output.
 pub(crate) type LineHandler = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// How the child's environment is built from ours.
-#[derive(Clone, Default)]
-pub(crate) struct EnvPlan {
-    /// Start from an empty environment.
-    pub(crate) clear: bool,
-    /// Copy only these of our variables (implies `clear`).
-    pub(crate) inherit: Option<Vec<OsString>>,
-    /// Explicit overrides applied on top, in order: `None` removes.
-    pub(crate) overrides: Vec<(OsString, Option<OsString>)>,
-}
-
-impl EnvPlan {
-    /// The complete environment the child will see.
-    pub(crate) fn resolve(&self) -> BTreeMap<OsString, OsString> {
-        let mut env: BTreeMap<OsString, OsString> = match (&self.inherit, self.clear) {
-            (Some(names), _) => names
-                .iter()
-                .filter_map(|n| std::env::var_os(n).map(|v| (n.clone(), v)))
-                .collect(),
-            (None, true) => BTreeMap::new(),
-            (None, false) => std::env::vars_os().collect(),
-        };
-        for (name, value) in &self.overrides {
-            match value {
-                Some(v) => env.insert(name.clone(), v.clone()),
-                None => env.remove(name),
-            };
-        }
-        env
-    }
-
-    /// Whether the child's environment differs from ours only by `overrides`.
-    pub(crate) fn starts_from_parent(&self) -> bool {
-        !self.clear && self.inherit.is_none()
-    }
-}
-
-/// Spawn-time OS controls: privileges, sessions, window and parent-death flags.
-#[derive(Clone, Default, Debug)]
-pub(crate) struct OsOptions {
-    pub(crate) uid: Option<u32>,
-    pub(crate) gid: Option<u32>,
-    pub(crate) groups: Option<Vec<u32>>,
-    pub(crate) setsid: bool,
-    pub(crate) create_no_window: bool,
-    pub(crate) kill_on_parent_death: bool,
-}
 
 /// A description of a program to run: its arguments, environment, working
 /// directory, stdin, timeout and spawn flags.
@@ -89,7 +41,7 @@ pub struct Command {
     pub(crate) unchecked: bool,
     pub(crate) stdout_handler: Option<LineHandler>,
     pub(crate) stderr_handler: Option<LineHandler>,
-    pub(crate) os: OsOptions,
+    pub(crate) os: SpawnOptions,
     pub(crate) cancel: Cancel,
     pub(crate) retry: Option<crate::RetryPolicy>,
 }
@@ -110,7 +62,7 @@ impl Command {
             unchecked: false,
             stdout_handler: None,
             stderr_handler: None,
-            os: OsOptions::default(),
+            os: SpawnOptions::default(),
             cancel: Cancel::default(),
             retry: None,
         }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use super::{Capture, LineBatch};
 use crate::error::{Error, Result};
 use crate::policy::Stop;
-use crate::sys::child::OsChild;
+use crate::sys::spawn::OsChild;
 use crate::sys::{self, Slot};
 
 /// The future of `ChildWait::wait`.

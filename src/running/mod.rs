@@ -36,7 +36,7 @@ use crate::error::{Error, Result};
 use crate::policy::{Arbiter, Verdict, Watchdog};
 use crate::result::ProcessResult;
 use crate::sys::Container;
-use crate::sys::child::InputPipe;
+use crate::sys::spawn::InputPipe;
 use crate::trace::trace_event;
 
 /// How long pumps may take to reach end-of-file once the run's tree is dead,

@@ -1,8 +1,6 @@
-//! The one spawn path: validate the command, place the child in a container
-//! slot, start the pumps and the deadline watchdog.
+//! The one spawn path: lower the command into a spawn spec, place the child
+//! in a container slot, start the pumps and the deadline watchdog.
 
-use std::ffi::{OsStr, OsString};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -11,13 +9,12 @@ use super::child::OsProcess;
 use super::pump::Capture;
 use super::stdin::feed;
 use crate::command::Command;
-use crate::error::{Error, Result};
+use crate::error::{Error, Operation, Result};
 use crate::mechanism::Mechanism;
 use crate::policy::{Arbiter, Watch};
 use crate::stdin::StdinSource;
 use crate::sys::Container;
-use crate::sys::child::{self, StartError, StdinPlan};
-use crate::sys::stdio::StagePipe;
+use crate::sys::spawn::{self, Invalid, SpawnError, SpawnSpec, StagePipe, StdinPlan};
 use crate::trace::trace_event;
 
 /// Where a new run goes.
@@ -55,7 +52,15 @@ pub(crate) async fn spawn_with(
     let program = cmd.display_name();
     // A token cancelled before the run starts wins over any other outcome.
     cmd.cancel.check(&program)?;
-    validate(cmd, &program)?;
+    let stdin = match (io.stdin, &cmd.stdin.0, cmd.keep_stdin_open) {
+        (Some(upstream), _, _) => StdinPlan::Stage(upstream),
+        (None, _, true) | (None, StdinSource::Bytes(_) | StdinSource::Lines(_), _) => {
+            StdinPlan::Pipe
+        }
+        (None, StdinSource::Inherit, false) => StdinPlan::Inherit,
+        (None, StdinSource::Null, false) => StdinPlan::Null,
+    };
+    let spec = lower(cmd, stdin, io.raw_stdout).map_err(|e| spawn_error(e, &program))?;
     super::check_runtime(&program)?;
     let (container, owned) = match placement {
         Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
@@ -65,24 +70,10 @@ pub(crate) async fn spawn_with(
         .slot()
         .map_err(|e| Error::io(&program, crate::error::Operation::PrepareContainer, e))?;
 
-    let stdin = match (io.stdin, &cmd.stdin.0, cmd.keep_stdin_open) {
-        (Some(upstream), _, _) => StdinPlan::Stage(upstream),
-        (None, _, true) | (None, StdinSource::Bytes(_) | StdinSource::Lines(_), _) => {
-            StdinPlan::Pipe
-        }
-        (None, StdinSource::Inherit, false) => StdinPlan::Inherit,
-        (None, StdinSource::Null, false) => StdinPlan::Null,
-    };
     let started = Instant::now();
-    let child = child::start(cmd, stdin, io.raw_stdout, &mut slot)
+    let child = spawn::start(spec, &mut slot)
         .await
-        .map_err(|e| match e {
-            StartError::Refused(e) => e,
-            StartError::Spawn(e) => spawn_error(cmd, &program, e),
-            StartError::Contain(e) => {
-                Error::io(&program, crate::error::Operation::PlaceInContainer, e)
-            }
-        })?;
+        .map_err(|e| spawn_error(e, &program))?;
     let slot = Arc::new(slot);
     let pid = child.child.id();
 
@@ -145,98 +136,61 @@ pub(crate) async fn spawn_with(
     Ok((run, child.stage_stdout))
 }
 
-/// Rejects what the OS would reject less clearly: NUL bytes and a missing
-/// working directory. A missing program is recognised from the spawn error
-/// (`spawn_error`), so a successful spawn pays for no `PATH` search of ours.
-fn validate(cmd: &Command, program: &str) -> Result<()> {
-    let has_nul = |s: &OsStr| s.as_encoded_bytes().contains(&0);
-    let invalid = |reason: &str| Error::InvalidCommand {
+/// Lowers `cmd` into the spec both spawners consume; sys validates it
+/// (NUL bytes, an empty program, a missing working directory, what this
+/// platform cannot do) and resolves its environment and `PATH` once.
+fn lower(
+    cmd: &Command,
+    stdin: StdinPlan,
+    raw_stdout: bool,
+) -> std::result::Result<SpawnSpec, SpawnError> {
+    SpawnSpec::new(
+        &cmd.program,
+        &cmd.args,
+        &cmd.env,
+        cmd.cwd.as_deref(),
+        stdin,
+        raw_stdout,
+        &cmd.os,
+    )
+}
+
+/// The user-facing error for a spawn that did not happen.
+fn spawn_error(error: SpawnError, program: &str) -> Error {
+    let invalid = |reason: String| Error::InvalidCommand {
         program: program.to_owned(),
-        reason: reason.to_owned(),
+        reason,
     };
-    if cmd.program.is_empty() {
-        return Err(invalid("the program name is empty"));
-    }
-    if has_nul(&cmd.program) {
-        return Err(invalid("the program name contains a NUL byte"));
-    }
-    if let Some(i) = cmd.args.iter().position(|a| has_nul(a)) {
-        return Err(invalid(&format!("argument {i} contains a NUL byte")));
-    }
-    let env_nul = cmd.env.overrides.iter().any(|(k, v)| {
-        has_nul(k)
-            || k.is_empty()
-            || k.as_encoded_bytes().contains(&b'=')
-            || v.as_deref().is_some_and(has_nul)
-    });
-    if env_nul {
-        return Err(invalid(
-            "an environment variable name or value contains a NUL byte or '='",
-        ));
-    }
-    if let Some(dir) = &cmd.cwd
-        && !dir.is_dir()
-    {
-        return Err(Error::WorkingDirectory {
+    match error {
+        SpawnError::Invalid(Invalid::EmptyProgram) => {
+            invalid("the program name is empty".to_owned())
+        }
+        SpawnError::Invalid(Invalid::NulInProgram) => {
+            invalid("the program name contains a NUL byte".to_owned())
+        }
+        SpawnError::Invalid(Invalid::NulInArgument(i)) => {
+            invalid(format!("argument {i} contains a NUL byte"))
+        }
+        SpawnError::Invalid(Invalid::Environment) => {
+            invalid("an environment variable name or value contains a NUL byte or '='".to_owned())
+        }
+        SpawnError::WorkingDirectory(dir) => Error::WorkingDirectory {
             program: program.to_owned(),
-            dir: dir.clone(),
-        });
-    }
-    Ok(())
-}
-
-/// Resolves the program the way the OS will: a path is taken as is (relative
-/// to the working directory), a bare name is searched on the child's `PATH`.
-fn find_program(cmd: &Command) -> Option<PathBuf> {
-    let program = Path::new(&cmd.program);
-    if program.components().count() > 1 || program.is_absolute() {
-        let full = match &cmd.cwd {
-            Some(dir) if program.is_relative() => dir.join(program),
-            _ => program.to_owned(),
-        };
-        return is_executable_file(&full).then_some(full);
-    }
-    let path: Option<OsString> = match cmd.env.overrides.iter().rev().find(|(k, _)| k == "PATH") {
-        Some((_, value)) => value.clone(),
-        None if cmd.env.starts_from_parent() => std::env::var_os("PATH"),
-        None => cmd.env.resolve().remove(OsStr::new("PATH")),
-    };
-    // Without PATH, exec searches libc's default list (glibc and macOS alike).
-    let path = path.unwrap_or_else(|| OsString::from("/usr/bin:/bin"));
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .chain(windows_candidates(program, &path))
-        .find(|p| is_executable_file(p))
-}
-
-/// On Windows a bare name may omit `.exe`.
-fn windows_candidates(program: &Path, path: &OsStr) -> Vec<PathBuf> {
-    if !cfg!(windows) || program.extension().is_some() {
-        return Vec::new();
-    }
-    let mut with_ext = program.as_os_str().to_owned();
-    with_ext.push(".exe");
-    let mut out: Vec<PathBuf> = std::env::split_paths(path)
-        .map(|dir| dir.join(&with_ext))
-        .collect();
-    if let Some(system) = std::env::var_os("SystemRoot") {
-        out.push(Path::new(&system).join("System32").join(&with_ext));
-    }
-    out
-}
-
-fn is_executable_file(path: &Path) -> bool {
-    path.metadata().is_ok_and(|m| m.is_file())
-}
-
-fn spawn_error(cmd: &Command, program: &str, source: std::io::Error) -> Error {
-    if source.kind() == std::io::ErrorKind::NotFound && find_program(cmd).is_none() {
-        return Error::NotFound {
+            dir,
+        },
+        #[cfg(windows)]
+        SpawnError::Unsupported(operation) => Error::Unsupported {
+            operation,
+            reason: "POSIX-only: Windows has no user/group ids or sessions to set at spawn".into(),
+        },
+        SpawnError::Prepare(e) => Error::group_io(Operation::OpenCgroupProcs, e),
+        SpawnError::NotFound => Error::NotFound {
             program: program.to_owned(),
-        };
-    }
-    Error::Spawn {
-        program: program.to_owned(),
-        source,
+        },
+        SpawnError::Spawn(source) => Error::Spawn {
+            program: program.to_owned(),
+            source,
+        },
+        SpawnError::Contain(e) => Error::io(program, Operation::PlaceInContainer, e),
     }
 }

@@ -10,7 +10,7 @@ use tokio_stream::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::stdin::StdinSource;
-use crate::sys::child::InputPipe;
+use crate::sys::spawn::InputPipe;
 
 /// Writes `source` to the child's stdin in the background, then closes it.
 /// A child that stops reading early (EPIPE) simply ends the feed, and so

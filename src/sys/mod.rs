@@ -41,11 +41,10 @@
 mod accounting;
 #[cfg(feature = "process-control")]
 mod adopt;
-pub(crate) mod child;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod spawn;
 mod spawn_gate;
-pub(crate) mod stdio;
 #[cfg(unix)]
 pub(crate) mod unix;
 #[cfg(windows)]
@@ -54,8 +53,6 @@ pub(crate) mod windows;
 use std::io;
 use std::sync::Arc;
 
-use crate::command::OsOptions;
-use crate::error::Error;
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
 
@@ -248,75 +245,44 @@ pub(crate) async fn poll_until_empty(
 }
 
 impl Slot {
-    /// Configures `cmd` so the child starts inside this slot.
-    pub(crate) fn prepare(
-        &mut self,
-        cmd: &mut tokio::process::Command,
-        os: &OsOptions,
-    ) -> Result<(), Error> {
+    /// Readies `spec` so the child starts inside this slot: it joins the
+    /// run's cgroup (whose directory the spec now owns) or leads a process
+    /// group of its own; on Windows it starts suspended until `attach`.
+    pub(crate) fn prepare(&mut self, spec: &mut spawn::SpawnSpec) -> io::Result<()> {
         match &mut self.kind {
             #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s
-                .prepare(cmd, os)
-                .map_err(|e| Error::group_io(crate::error::Operation::OpenCgroupProcs, e))?,
+            SlotKind::Cgroup(s) => {
+                spec.setup.join = spawn::setup::Join::Cgroup(Arc::new(s.take_dir()?))
+            }
             #[cfg(unix)]
-            SlotKind::Pgroup(s) => s.prepare(cmd, os),
+            SlotKind::Pgroup(_) => spec.setup.join = spawn::setup::Join::ProcessGroup,
             #[cfg(windows)]
-            SlotKind::Job(s) => s.prepare(cmd, os)?,
+            SlotKind::Job(_) => spec.start_suspended = true,
         }
         Ok(())
     }
 
-    /// Called right after a successful spawn with the child's pid.
-    pub(crate) fn attach(&mut self, child: &tokio::process::Child) -> io::Result<()> {
+    /// Called right after a successful spawn, before the child is claimed:
+    /// records it (process groups) or places and resumes it (jobs).
+    pub(crate) fn attach(&mut self, child: &spawn::Unclaimed) -> io::Result<()> {
         match &mut self.kind {
             #[cfg(target_os = "linux")]
             SlotKind::Cgroup(s) => s.attach(),
             #[cfg(unix)]
             SlotKind::Pgroup(s) => {
-                if let Some(pid) = child.id() {
+                if let Some(pid) = child.pid() {
                     s.attach(pid);
                 }
             }
             #[cfg(windows)]
-            SlotKind::Job(s) => s.attach(child)?,
+            SlotKind::Job(s) => s.attach(child.std_child()?)?,
         }
-        let _ = child;
         Ok(())
-    }
-
-    /// How a child spawned by the clone spawner joins this slot, with the
-    /// cgroup directory it names (handed over: the spawn must own it).
-    #[cfg(target_os = "linux")]
-    pub(crate) fn fast_join(&mut self) -> Option<linux::fast_spawn::FastJoin> {
-        match &mut self.kind {
-            SlotKind::Cgroup(s) => s.take_dir().map(linux::fast_spawn::FastJoin::Cgroup),
-            SlotKind::Pgroup(_) => Some(linux::fast_spawn::FastJoin::ProcessGroup),
-        }
     }
 
     /// The gate a spawn into this slot passes just before it clones.
     pub(crate) fn gate(&self) -> &Arc<SpawnGate> {
         &self.gate
-    }
-
-    /// Whether the child will lead a process group of its own (this
-    /// mechanism's, or one `setsid` makes).
-    pub(crate) fn child_leads_group(&self, os: &OsOptions) -> bool {
-        #[cfg(unix)]
-        if matches!(self.kind, SlotKind::Pgroup(_)) {
-            return true;
-        }
-        os.setsid
-    }
-
-    /// Records a child the clone spawner started (already placed by `fast_join`).
-    #[cfg(target_os = "linux")]
-    pub(crate) fn attach_pid(&mut self, pid: u32) {
-        match &mut self.kind {
-            SlotKind::Cgroup(s) => s.attach(),
-            SlotKind::Pgroup(s) => s.attach(pid),
-        }
     }
 
     /// Hard-kills this run and everything it started (not its siblings).
@@ -357,25 +323,6 @@ pub(crate) fn guardian_status() -> crate::GuardianStatus {
     imp::guardian_status()
 }
 
-/// Starts a prepared child through `gate`. On Linux a child that must die
-/// with this process is started from one long-lived thread (see
-/// `linux::spawner`); every other child is spawned right here.
-pub(crate) async fn spawn_child(
-    mut cmd: tokio::process::Command,
-    os: &OsOptions,
-    gate: &Arc<SpawnGate>,
-    leads_group: bool,
-) -> io::Result<child::Unclaimed> {
-    #[cfg(target_os = "linux")]
-    if os.kill_on_parent_death {
-        return linux::spawner::spawn(cmd, Arc::clone(gate), leads_group).await;
-    }
-    let _ = os;
-    let _entered = gate.enter()?;
-    cmd.spawn()
-        .map(|child| child::Unclaimed::new(child, leads_group))
-}
-
 /// Whether `error` says the process or the system ran out of file descriptors.
 pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
     #[cfg(unix)]
@@ -392,8 +339,8 @@ pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
 /// Asks for a 1 MiB kernel buffer on a pipe we drain, where that costs the
 /// user's other pipes nothing (Linux; best effort).
 #[cfg(target_os = "linux")]
-pub(crate) fn enlarge_pipe(pipe: &impl std::os::fd::AsRawFd) {
-    linux::pipe::enlarge(pipe.as_raw_fd());
+pub(crate) fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
+    linux::pipe::enlarge(pipe);
 }
 
 /// Pipe sizes are fixed on this platform.

@@ -5,11 +5,7 @@
 pub(crate) mod ancestry;
 pub(crate) mod backend;
 pub(crate) mod cgroup;
-mod clone3;
-mod clone_child;
-pub(crate) mod clone_spawn;
 pub(crate) mod events;
-pub(crate) mod fast_spawn;
 pub(crate) mod guardian;
 mod guardian_process;
 mod kill_retry;
@@ -22,20 +18,15 @@ pub(crate) mod pipe;
 pub(crate) mod procfs;
 pub(crate) mod reaper;
 mod spare;
-mod spawn_fds;
-pub(crate) mod spawner;
 #[cfg(feature = "stats")]
 pub(crate) mod usage;
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use cgroup::{Cgroup, KillSwitch};
-
-use super::unix::spawn::PreExec;
-use crate::command::OsOptions;
 
 /// A cgroup holding one group's (or one run's) whole tree.
 #[derive(Debug)]
@@ -194,31 +185,14 @@ pub(crate) struct CgroupSlot {
 }
 
 impl CgroupSlot {
-    /// Installs the pre-exec join for the std spawner.
-    pub(crate) fn prepare(
-        &mut self,
-        cmd: &mut tokio::process::Command,
-        os: &OsOptions,
-    ) -> io::Result<()> {
-        let procs = self.cg.procs_fd()?;
-        PreExec::new(Some(procs.as_raw_fd()), os).install(cmd);
-        // The hook above writes to that descriptor by number, maybe on the
-        // spawner thread after this slot is gone (a cancelled start): the
-        // command itself keeps it open, so the number is never a reused one.
-        // SAFETY: this hook only holds the descriptor; it makes no call at all.
-        unsafe {
-            cmd.pre_exec(move || {
-                let _ = &procs;
-                Ok(())
-            });
+    /// The open cgroup directory a child is to join (born there by
+    /// `clone3`, or writing to its `cgroup.procs`): the spawn takes it, so it
+    /// stays open for as long as the spawn may use it. Opened again if taken.
+    pub(crate) fn take_dir(&mut self) -> io::Result<OwnedFd> {
+        match self.dir.take() {
+            Some(dir) => Ok(dir),
+            None => self.cg.dir_fd(),
         }
-        Ok(())
-    }
-
-    /// The open cgroup directory a cloned child is to be born into; the
-    /// spawn takes it, so it stays open for as long as the spawn may use it.
-    pub(crate) fn take_dir(&mut self) -> Option<OwnedFd> {
-        self.dir.take()
     }
 
     pub(crate) fn attach(&mut self) {

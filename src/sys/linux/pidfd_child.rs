@@ -3,14 +3,14 @@
 //! exit hands the pidfd to the reaper thread, so no zombie is left behind.
 
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::OnceLock;
 
 use tokio::io::unix::AsyncFd;
 
-/// A child started by the fast spawner, owned through its pidfd.
+/// A child started by the clone spawner, owned through its pidfd.
 #[derive(Debug)]
 pub(crate) struct PidfdChild {
     pid: u32,
@@ -84,7 +84,7 @@ impl PidfdChild {
             // Only a definite "no IO driver" stops us: a probe that could not
             // even make its socket (out of descriptors) says nothing, and the
             // registration itself needs no descriptor.
-            if let Err(e) = crate::sys::child::io_driver_available()
+            if let Err(e) = crate::sys::spawn::io_driver_available()
                 && e.raw_os_error().is_none()
             {
                 self.pidfd = Some(Pidfd::Plain(plain));
@@ -140,32 +140,19 @@ pub(crate) fn supported() -> bool {
 
 /// Reaps the child if it has exited.
 pub(crate) fn try_reap(pidfd: &OwnedFd) -> io::Result<Option<ExitStatus>> {
-    // SAFETY: waitid fills the zeroed siginfo for our own pidfd; WNOHANG
-    // returns at once with si_pid 0 while the child runs.
-    let info = unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        let flags = libc::WEXITED | libc::WNOHANG;
-        if libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
-            &mut info,
-            flags,
-        ) != 0
-        {
-            let error = io::Error::last_os_error();
-            if error.kind() == io::ErrorKind::Interrupted {
-                return Ok(None);
-            }
-            return Err(error);
-        }
-        info
+    use rustix::process::{WaitId, WaitIdOptions};
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOHANG;
+    let info = match rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), options) {
+        Ok(Some(info)) => info,
+        // Still running.
+        Ok(None) | Err(rustix::io::Errno::INTR) => return Ok(None),
+        Err(e) => return Err(e.into()),
     };
-    // SAFETY: waitid filled a SIGCHLD siginfo (or left it zeroed).
-    let (pid, code, status) = unsafe { (info.si_pid(), info.si_code, info.si_status()) };
-    if pid == 0 {
-        return Ok(None);
-    }
-    Ok(Some(wait_status(code, status)))
+    let status = info
+        .exit_status()
+        .or(info.terminating_signal())
+        .unwrap_or(0);
+    Ok(Some(wait_status(info.raw_code(), status)))
 }
 
 /// Rebuilds the `wait(2)` status word std's `ExitStatus` is made from.

@@ -2,7 +2,7 @@
 //! writer fills more per wake-up and the reader makes fewer, larger reads,
 //! where that costs no other program of our user its pipe buffers.
 
-use std::os::fd::RawFd;
+use std::os::fd::AsFd;
 use std::sync::OnceLock;
 
 /// The pipe size we ask for: 1 MiB, the default `/proc/sys/fs/pipe-max-size`.
@@ -14,15 +14,12 @@ pub(crate) const PIPE_SIZE: libc::c_int = 1 << 20;
 /// unprivileged user's every new pipe, in any program, gets 8 KiB. So without
 /// `CAP_SYS_RESOURCE`/`CAP_SYS_ADMIN` (which lift that limit), pipes keep the
 /// default size unless the soft limit is off. Best effort.
-pub(crate) fn enlarge(fd: RawFd) {
+pub(crate) fn enlarge(fd: impl AsFd) {
     if !enlarging_is_harmless() {
         return;
     }
-    // SAFETY: fcntl(F_SETPIPE_SZ) takes an integer argument and only fails
-    // (EBADF, EINVAL, EPERM, EBUSY) without side effects on a bad request.
-    unsafe {
-        libc::fcntl(fd, libc::F_SETPIPE_SZ, PIPE_SIZE);
-    }
+    // Fails without side effects on a bad request.
+    let _ = rustix::pipe::fcntl_setpipe_size(fd, PIPE_SIZE as usize);
 }
 
 /// Whether growing our pipes cannot starve other pipes of our user.
@@ -39,29 +36,11 @@ fn enlarging_is_harmless() -> bool {
 /// Whether this thread holds CAP_SYS_RESOURCE or CAP_SYS_ADMIN in its
 /// effective set, as the kernel's pipe accounting checks.
 fn exempt_from_pipe_limits() -> bool {
-    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
-    const CAP_SYS_ADMIN: u32 = 21;
-    const CAP_SYS_RESOURCE: u32 = 24;
-    #[repr(C)]
-    struct Header {
-        version: u32,
-        pid: libc::c_int,
-    }
-    #[repr(C)]
-    #[derive(Clone, Copy, Default)]
-    struct Data {
-        effective: u32,
-        permitted: u32,
-        inheritable: u32,
-    }
-    let mut header = Header {
-        version: LINUX_CAPABILITY_VERSION_3,
-        pid: 0,
-    };
-    let mut data = [Data::default(); 2];
-    // SAFETY: capget fills the two-element data array of version 3.
-    let rc = unsafe { libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()) };
-    rc == 0 && data[0].effective & (1 << CAP_SYS_ADMIN | 1 << CAP_SYS_RESOURCE) != 0
+    use rustix::thread::CapabilitySet;
+    rustix::thread::capabilities(None).is_ok_and(|caps| {
+        caps.effective
+            .intersects(CapabilitySet::SYS_ADMIN | CapabilitySet::SYS_RESOURCE)
+    })
 }
 
 #[cfg(test)]
@@ -74,19 +53,10 @@ mod tests {
             eprintln!("SKIP: unprivileged with a pipe-user-pages-soft limit");
             return;
         }
-        let mut fds = [0 as RawFd; 2];
-        // SAFETY: pipe2 writes two descriptors into a two-element array.
-        assert_eq!(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) }, 0);
-        // SAFETY: fds[0] is the pipe's read end, open until closed below.
-        let before = unsafe { libc::fcntl(fds[0], libc::F_GETPIPE_SZ) };
-        enlarge(fds[0]);
-        // SAFETY: as above.
-        let after = unsafe { libc::fcntl(fds[0], libc::F_GETPIPE_SZ) };
-        // SAFETY: both descriptors are ours and closed once.
-        unsafe {
-            libc::close(fds[0]);
-            libc::close(fds[1]);
-        }
+        let (read, _write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC).unwrap();
+        let before = rustix::pipe::fcntl_getpipe_size(&read).unwrap() as libc::c_int;
+        enlarge(&read);
+        let after = rustix::pipe::fcntl_getpipe_size(&read).unwrap() as libc::c_int;
         assert!(before < PIPE_SIZE, "default pipe already {before} bytes");
         assert_eq!(after, PIPE_SIZE);
     }

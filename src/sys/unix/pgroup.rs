@@ -5,8 +5,6 @@
 use std::sync::{Arc, Mutex};
 
 use super::leader::{Adopted, Leader, Reach, any_live_member};
-use super::spawn::PreExec;
-use crate::command::OsOptions;
 
 /// One run's group as the container and the guardian know it.
 #[derive(Debug)]
@@ -150,15 +148,6 @@ pub(crate) struct PgroupSlot {
 }
 
 impl PgroupSlot {
-    pub(crate) fn prepare(&self, cmd: &mut tokio::process::Command, os: &OsOptions) {
-        // A session leader is also a new group leader; setsid would fail on one
-        // that setpgid already made a leader.
-        if !os.setsid {
-            cmd.process_group(0);
-        }
-        PreExec::new(None, os).install(cmd);
-    }
-
     /// Records our just-started child `pid` (not reaped yet) as this run's leader.
     pub(crate) fn attach(&mut self, pid: u32) {
         let leader = Leader::new(pid);

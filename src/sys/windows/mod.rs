@@ -16,12 +16,8 @@ use std::io;
 use std::os::windows::io::{AsHandle, BorrowedHandle};
 use std::sync::Arc;
 
-use windows_sys::Win32::System::Threading::{CREATE_NO_WINDOW, CREATE_SUSPENDED};
-
 use self::job::{Job, Watched};
 use self::threads::ThreadAction;
-use crate::command::OsOptions;
-use crate::error::Error;
 
 /// A group's (or a single run's) Job Object, with kill-on-close.
 #[derive(Debug)]
@@ -113,30 +109,6 @@ pub(crate) struct JobSlot {
 }
 
 impl JobSlot {
-    /// Asks for a suspended start (OR'd with the caller's flags) and rejects
-    /// the POSIX-only options.
-    pub(crate) fn prepare(
-        &self,
-        cmd: &mut tokio::process::Command,
-        os: &OsOptions,
-    ) -> Result<(), Error> {
-        let posix_only = [
-            ("uid", os.uid.is_some()),
-            ("gid", os.gid.is_some()),
-            ("groups", os.groups.is_some()),
-            ("setsid", os.setsid),
-        ];
-        if let Some((operation, _)) = posix_only.iter().find(|(_, asked)| *asked) {
-            return Err(Error::Unsupported {
-                operation,
-                reason: "POSIX-only: Windows has no user/group ids or sessions to set at spawn"
-                    .into(),
-            });
-        }
-        cmd.creation_flags(creation_flags(os));
-        Ok(())
-    }
-
     /// Places the suspended child in its job(s), then lets it run. If it cannot
     /// be contained it is terminated, never left running outside.
     pub(crate) fn attach(&mut self, child: &tokio::process::Child) -> io::Result<()> {
@@ -195,13 +167,4 @@ impl JobSlot {
     pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
         self.job().usage()
     }
-}
-
-/// Our flags OR'd with the caller's: never overwrite what they asked for.
-fn creation_flags(os: &OsOptions) -> u32 {
-    let mut flags = CREATE_SUSPENDED;
-    if os.create_no_window {
-        flags |= CREATE_NO_WINDOW;
-    }
-    flags
 }

@@ -9,7 +9,7 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::files::{open_procs, vanished, write_file};
+use super::files::{vanished, write_file};
 use super::root::{CgroupRoot, existing_root};
 
 /// One cgroup directory created by this process, strictly below its root.
@@ -36,11 +36,6 @@ impl Cgroup {
     /// A nested cgroup (one per run in a shared group).
     pub(crate) fn create_nested(&self, name: &str) -> io::Result<Cgroup> {
         Cgroup::create(self.path.join(name))
-    }
-
-    /// `cgroup.procs`, opened close-on-exec, for a child to join before exec.
-    pub(crate) fn procs_fd(&self) -> io::Result<OwnedFd> {
-        open_procs(&self.path)
     }
 
     /// The cgroup's directory, open for `clone3(CLONE_INTO_CGROUP)`.

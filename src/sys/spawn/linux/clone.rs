@@ -1,63 +1,19 @@
-//! The fast spawner: a vfork-style child (`CLONE_VM | CLONE_VFORK` on a small
-//! stack of its own) that joins its container, wires stdio, drops privileges
-//! and execs with raw syscalls only. No address space is copied, so a spawn
-//! costs the same whatever the parent's RSS; the parent gets a pidfd.
+//! The clone spawner's parent side: a vfork-style child (`CLONE_VM |
+//! CLONE_VFORK` on a small stack of its own) runs `child::child_main` until
+//! exec. No address space is copied, so a spawn costs the same whatever the
+//! parent's RSS; the parent gets a pidfd and the child's verdict.
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::ptr;
 
-use super::clone_child::{Shared, Step, child_main};
+use super::child::{Shared, child_main};
 use super::clone3;
-use super::spawn_fds::{Pipes, Stack};
-use crate::sys::unix::spawn::primary_gid;
-
-/// How the child's stdin is wired.
-#[derive(Debug)]
-pub(crate) enum StdinWiring {
-    /// The parent's stdin.
-    Inherit,
-    /// `/dev/null`.
-    Null,
-    /// A new pipe whose write end the parent keeps.
-    Pipe,
-    /// A descriptor handed over (a pipeline's previous stage).
-    Fd(OwnedFd),
-}
-
-/// How the child joins its container before exec.
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Join {
-    /// Be born in this open cgroup directory (`clone3(CLONE_INTO_CGROUP)`),
-    /// or, where the kernel lacks that, write `0` to its `cgroup.procs`.
-    Cgroup(RawFd),
-    /// Become the leader of a new process group.
-    ProcessGroup,
-}
-
-/// Everything the child needs, prepared by the parent before the clone.
-#[derive(Debug)]
-pub(crate) struct Plan {
-    /// The paths to try with execve, in order (a `PATH` search or one path).
-    pub(crate) candidates: Vec<CString>,
-    pub(crate) argv: Vec<CString>,
-    /// `None`: the child gets this process's environment unchanged.
-    pub(crate) envp: Option<Vec<CString>>,
-    pub(crate) cwd: Option<CString>,
-    pub(crate) stdin: StdinWiring,
-    /// Keep stdout blocking and at its default size (a pipeline's inner pipe).
-    pub(crate) raw_stdout: bool,
-    pub(crate) join: Join,
-    pub(crate) setsid: bool,
-    /// `Some` when privileges change: the supplementary groups (maybe empty).
-    pub(crate) groups: Option<Vec<libc::gid_t>>,
-    pub(crate) gid: Option<libc::gid_t>,
-    pub(crate) uid: Option<libc::uid_t>,
-    /// The pid whose death must kill the child.
-    pub(crate) parent_death: Option<libc::pid_t>,
-}
+use super::fds::{Pipes, Stack};
+use crate::sys::spawn::setup::{Join, Step};
+use crate::sys::spawn::spec::{Environment, SpawnSpec};
 
 /// A started child: its pid, a pidfd, and the parent's ends of its pipes.
 #[derive(Debug)]
@@ -71,35 +27,30 @@ pub(crate) struct Spawned {
     pub(crate) born_in_cgroup: bool,
 }
 
-/// Starts the child described by `plan`. Errors name the step that failed;
+/// Starts the child described by `spec`. Errors name the step that failed;
 /// a failed exec keeps its OS error code (so `NotFound` stays recognisable).
 /// `EINVAL`/`ENOSYS`/`EPERM` from the clone itself mean this kernel (or a
 /// seccomp filter) refuses `CLONE_PIDFD`: the caller then uses the std path.
-pub(crate) fn spawn(plan: &Plan) -> Result<Spawned, CloneError> {
-    let gid = match (plan.uid, plan.gid) {
-        (Some(uid), None) => Some(primary_gid(uid).map_err(CloneError::Other)?),
-        (_, gid) => gid,
-    };
-    let pipes = Pipes::open(plan).map_err(CloneError::Other)?;
-    let argv = null_terminated(&plan.argv);
+pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, CloneError> {
+    let pipes = Pipes::open(spec).map_err(CloneError::Other)?;
+    let argv = null_terminated(&spec.argv);
     let mut script_argv = script_argv(&argv);
     // Our environment is copied under std's lock: the child's execve reads
     // it while our other threads run, and a `set_var` may free `environ`.
     let inherited;
-    let vars = match &plan.envp {
-        Some(vars) => vars,
-        None => {
+    let vars = match &spec.env {
+        Environment::Exact(vars) => vars,
+        Environment::Inherited => {
             inherited = environment();
             &inherited
         }
     };
     let envp = null_terminated(vars);
     let mut shared = Shared {
-        plan,
+        spec,
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         script_argv: script_argv.as_mut_ptr(),
-        gid,
         stdio: pipes.child_ends(),
         born_in_cgroup: false,
         failed_step: Step::None,
@@ -112,11 +63,11 @@ pub(crate) fn spawn(plan: &Plan) -> Result<Spawned, CloneError> {
     // shared address space; the child resets dispositions before unblocking.
     let old_mask = block_all_signals();
     let mut result = Err(io::Error::from_raw_os_error(libc::ENOSYS));
-    if let Join::Cgroup(dir) = plan.join
+    if let Join::Cgroup(dir) = &spec.setup.join
         && clone3::usable()
     {
         shared.born_in_cgroup = true;
-        result = clone3::spawn(&mut shared, &stack, dir, &mut pidfd);
+        result = clone3::spawn(&mut shared, &stack, dir.as_raw_fd(), &mut pidfd);
         if result.as_ref().is_err_and(clone3::is_refusal) {
             clone3::refused();
             shared.born_in_cgroup = false;
@@ -240,42 +191,24 @@ fn environment() -> Vec<CString> {
 
 /// Reaps a child that failed before exec (it has exited or is exiting).
 fn reap_failed(pidfd: &OwnedFd) {
-    // SAFETY: waitid on our own pidfd with a zeroed siginfo to fill.
-    unsafe {
-        let mut info: libc::siginfo_t = std::mem::zeroed();
-        libc::waitid(
-            libc::P_PIDFD,
-            pidfd.as_raw_fd() as libc::id_t,
-            &mut info,
-            libc::WEXITED,
-        );
-    }
+    use rustix::process::{WaitId, WaitIdOptions};
+    let _ = rustix::process::waitid(WaitId::PidFd(pidfd.as_fd()), WaitIdOptions::EXITED);
 }
 
 #[cfg(test)]
 mod tests {
     use std::io::Read;
 
+    use super::super::tests::spec;
     use super::*;
     use crate::sys::linux::cgroup;
 
     /// Spawns `sh -c 'cat /proc/self/cgroup'` into `cg` and returns its output.
     fn cgroup_seen_by_child(cg: &cgroup::Cgroup) -> String {
-        let dir = cg.dir_fd().unwrap();
-        let plan = Plan {
-            candidates: vec![c"/bin/sh".into()],
-            argv: vec![c"sh".into(), c"-c".into(), c"cat /proc/self/cgroup".into()],
-            envp: Some(Vec::new()),
-            cwd: None,
-            stdin: StdinWiring::Null,
-            raw_stdout: true,
-            join: Join::Cgroup(dir.as_raw_fd()),
-            setsid: false,
-            groups: None,
-            gid: None,
-            uid: None,
-            parent_death: None,
-        };
+        let dir = std::sync::Arc::new(cg.dir_fd().unwrap());
+        let argv = [c"sh", c"-c", c"cat /proc/self/cgroup"];
+        let env = Environment::Exact(Vec::new());
+        let plan = spec(c"/bin/sh", &argv, env, Join::Cgroup(dir));
         let spawned = spawn(&plan).map_err(|e| format!("{e:?}")).unwrap();
         reap_failed(&spawned.pidfd);
         let mut out = String::new();
@@ -312,20 +245,13 @@ mod tests {
 
     /// Waits for `spawned` and returns its exit code (or 128 + signal).
     fn exit_code(spawned: &Spawned) -> i32 {
-        // SAFETY: waitid on our own pidfd with a zeroed siginfo to fill.
-        unsafe {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let rc = libc::waitid(
-                libc::P_PIDFD,
-                spawned.pidfd.as_raw_fd() as libc::id_t,
-                &mut info,
-                libc::WEXITED,
-            );
-            assert_eq!(rc, 0, "waitid: {}", io::Error::last_os_error());
-            match info.si_code {
-                libc::CLD_EXITED => info.si_status(),
-                _ => 128 + info.si_status(),
-            }
+        use rustix::process::{WaitId, WaitIdOptions};
+        let status =
+            rustix::process::waitid(WaitId::PidFd(spawned.pidfd.as_fd()), WaitIdOptions::EXITED);
+        let status = status.expect("waitid").expect("an exited child");
+        match (status.exit_status(), status.terminating_signal()) {
+            (Some(code), _) => code,
+            (None, signal) => 128 + signal.unwrap_or(0),
         }
     }
 
@@ -340,7 +266,7 @@ mod tests {
         let out = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "sys::linux::clone_spawn::tests::spawns_racing_set_var_get_a_whole_environment",
+                "sys::spawn::linux::clone::tests::spawns_racing_set_var_get_a_whole_environment",
                 "--nocapture",
                 "--test-threads=1",
             ])
@@ -382,24 +308,13 @@ mod tests {
         };
         let mut failures = Vec::new();
         for round in 0..400 {
-            let plan = Plan {
-                candidates: vec![c"/bin/sh".into()],
-                argv: vec![
-                    c"sh".into(),
-                    c"-c".into(),
-                    c"test \"$PK_RACE_FIXED\" = fixed".into(),
-                ],
-                envp: None,
-                cwd: None,
-                stdin: StdinWiring::Null,
-                raw_stdout: true,
-                join: Join::ProcessGroup,
-                setsid: false,
-                groups: None,
-                gid: None,
-                uid: None,
-                parent_death: None,
-            };
+            let argv = [c"sh", c"-c", c"test \"$PK_RACE_FIXED\" = fixed"];
+            let plan = spec(
+                c"/bin/sh",
+                &argv,
+                Environment::Inherited,
+                Join::ProcessGroup,
+            );
             match spawn(&plan) {
                 Ok(spawned) => match exit_code(&spawned) {
                     0 => {}

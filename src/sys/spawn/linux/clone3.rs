@@ -7,8 +7,8 @@ use std::io;
 use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::clone_child::Shared;
-use super::spawn_fds::Stack;
+use super::child::Shared;
+use super::fds::Stack;
 
 /// The kernel refused clone3 or `CLONE_INTO_CGROUP` once: do not ask again.
 static REFUSED: AtomicBool = AtomicBool::new(false);
@@ -78,7 +78,7 @@ pub(super) fn spawn(
         cgroup: cgroup_dir as u64,
         ..CloneArgs::default()
     };
-    let entry: extern "C" fn(*mut std::ffi::c_void) -> c_int = super::clone_child::child_main;
+    let entry: extern "C" fn(*mut std::ffi::c_void) -> c_int = super::child::child_main;
     let ret: isize;
     // SAFETY: clone3 with CLONE_VM | CLONE_VFORK suspends this thread until the
     // child execs or exits. The kernel starts the child with its stack pointer

@@ -5,11 +5,13 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::ptr;
 use std::sync::OnceLock;
 
-use super::clone_spawn::{Plan, StdinWiring};
+use rustix::fs::{Mode, OFlags};
+
+use crate::sys::spawn::spec::{SpawnSpec, StdinPlan};
 
 /// The child's stack: small, since the child only makes syscalls. One page
 /// below it stays unmapped so an overflow faults instead of corrupting us.
@@ -102,27 +104,27 @@ pub(super) struct Pipes {
 }
 
 impl Pipes {
-    pub(super) fn open(plan: &Plan) -> io::Result<Pipes> {
-        let (stdin_owned, stdin_parent) = match &plan.stdin {
-            StdinWiring::Inherit | StdinWiring::Null => (None, None),
-            StdinWiring::Pipe => {
+    pub(super) fn open(spec: &SpawnSpec) -> io::Result<Pipes> {
+        let (stdin_owned, stdin_parent) = match &spec.stdin {
+            StdinPlan::Inherit | StdinPlan::Null => (None, None),
+            StdinPlan::Pipe => {
                 let (read, write) = pipe()?;
                 set_nonblocking(&write)?;
                 (Some(read), Some(write))
             }
-            StdinWiring::Fd(fd) if fd.as_raw_fd() > 2 => (None, None),
-            StdinWiring::Fd(fd) => (Some(above_stdio(fd.try_clone()?)?), None),
+            StdinPlan::Stage(fd) if fd.as_raw_fd() > 2 => (None, None),
+            StdinPlan::Stage(fd) => (Some(above_stdio(fd.try_clone()?)?), None),
         };
-        let stdin_child = match (&plan.stdin, &stdin_owned) {
+        let stdin_child = match (&spec.stdin, &stdin_owned) {
             (_, Some(owned)) => owned.as_raw_fd(),
-            (StdinWiring::Fd(fd), None) => fd.as_raw_fd(),
-            (StdinWiring::Null, None) => dev_null()?,
+            (StdinPlan::Stage(fd), None) => fd.as_raw_fd(),
+            (StdinPlan::Null, None) => dev_null()?,
             _ => -1,
         };
         let stdout = pipe()?;
-        if !plan.raw_stdout {
+        if !spec.raw_stdout {
             set_nonblocking(&stdout.0)?;
-            super::pipe::enlarge(stdout.0.as_raw_fd());
+            crate::sys::linux::pipe::enlarge(&stdout.0);
         }
         let stderr = pipe()?;
         set_nonblocking(&stderr.0)?;
@@ -151,13 +153,7 @@ impl Pipes {
 /// A close-on-exec pipe `(read, write)`, both ends numbered above stdio so
 /// wiring one never overwrites another.
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0 as RawFd; 2];
-    // SAFETY: pipe2 writes two descriptors into a two-element array.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: both descriptors are new and ours.
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    let (read, write) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)?;
     Ok((above_stdio(read)?, above_stdio(write)?))
 }
 
@@ -167,38 +163,23 @@ fn dev_null() -> io::Result<RawFd> {
     if let Some(fd) = DEV_NULL.get() {
         return Ok(fd.as_raw_fd());
     }
-    // SAFETY: a static NUL-terminated path; open returns a new fd or -1.
-    let fd = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor we own.
-    let fd = above_stdio(unsafe { OwnedFd::from_raw_fd(fd) })?;
+    let flags = OFlags::RDWR | OFlags::CLOEXEC;
+    let fd = above_stdio(rustix::fs::open(c"/dev/null", flags, Mode::empty())?)?;
     // A racing spawn may have stored its own; ours then closes here.
     Ok(DEV_NULL.get_or_init(|| fd).as_raw_fd())
 }
 
 /// Moves a descriptor numbered 0-2 (possible when this process closed its
-/// stdio) above 2, keeping close-on-exec.
+/// stdio) above 2, keeping close-on-exec; the old one closes as `fd` drops.
 fn above_stdio(fd: OwnedFd) -> io::Result<OwnedFd> {
     if fd.as_raw_fd() > 2 {
         return Ok(fd);
     }
-    // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor >= 3 or -1.
-    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 3) };
-    if moved < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    // SAFETY: a new descriptor we own; the old one closes when `fd` drops.
-    Ok(unsafe { OwnedFd::from_raw_fd(moved) })
+    Ok(rustix::io::fcntl_dupfd_cloexec(&fd, 3)?)
 }
 
 /// Makes the parent's end of a fresh pipe non-blocking (a new pipe end has
 /// no other status flags to keep).
 fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
-    // SAFETY: F_SETFL on a descriptor we own.
-    if unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
+    Ok(rustix::fs::fcntl_setfl(fd, OFlags::NONBLOCK)?)
 }

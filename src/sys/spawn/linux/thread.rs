@@ -6,36 +6,13 @@
 
 use std::io;
 use std::panic::AssertUnwindSafe;
+use std::sync::OnceLock;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, OnceLock};
-
-use tokio::process::Command;
-
-use crate::sys::SpawnGate;
-use crate::sys::child::Unclaimed;
 
 /// A unit of work for the spawner thread.
 type Job = Box<dyn FnOnce() + Send>;
 
 static SPAWNER: OnceLock<Result<Sender<Job>, String>> = OnceLock::new();
-
-/// Spawns `cmd` (through `gate`) from the spawner thread, which lives as long
-/// as the process, so the child's parent-death signal fires only when this
-/// process dies.
-pub(crate) async fn spawn(
-    mut cmd: Command,
-    gate: Arc<SpawnGate>,
-    leads_group: bool,
-) -> io::Result<Unclaimed> {
-    let runtime = tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
-    run(move || {
-        // The child registers with this runtime's reaper, as if spawned on it.
-        let _context = runtime.enter();
-        let _entered = gate.enter()?;
-        cmd.spawn().map(|child| Unclaimed::new(child, leads_group))
-    })
-    .await?
-}
 
 /// Runs `work` (a spawn) on the spawner thread and returns its result. If the
 /// caller is gone by then, the result is dropped on that thread: whatever it

@@ -1,4 +1,4 @@
-//! The child's side of the fast spawner: what runs between clone and exec,
+//! The child's side of the clone spawner: what runs between clone and exec,
 //! on its own stack in the parent's address space. Raw syscalls only: nothing
 //! here allocates, locks, or touches libc state shared with other threads.
 
@@ -6,50 +6,18 @@ use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr;
 
-use super::clone_spawn::{Join, Plan};
-
-/// What the child failed at, written into shared memory before it exits.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub(super) enum Step {
-    None,
-    Stdio,
-    Chdir,
-    ProcessGroup,
-    JoinCgroup,
-    Setsid,
-    Privileges,
-    ParentDeath,
-    Exec,
-}
-
-impl Step {
-    pub(super) fn describe(self) -> &'static str {
-        match self {
-            Step::None | Step::Exec => "exec",
-            Step::Stdio => "wire stdio",
-            Step::Chdir => "change to the working directory",
-            Step::ProcessGroup => "start a process group",
-            Step::JoinCgroup => "join the cgroup",
-            Step::Setsid => "start a session",
-            Step::Privileges => "drop privileges",
-            Step::ParentDeath => "arm the parent-death signal",
-        }
-    }
-}
+use crate::sys::spawn::setup::{Step, check, errno};
+use crate::sys::spawn::spec::SpawnSpec;
 
 /// What the child reads (through the shared address space) and writes back.
 #[repr(C)]
 pub(super) struct Shared<'a> {
-    pub(super) plan: &'a Plan,
+    pub(super) spec: &'a SpawnSpec,
     pub(super) argv: *const *const c_char,
     pub(super) envp: *const *const c_char,
     /// `/bin/sh`, a free slot for the script's path, then `argv[1..]`: how a
     /// file the kernel cannot execute (no `#!`) is run, as `execvp` does.
     pub(super) script_argv: *mut *const c_char,
-    /// The group id to switch to (the user's primary group when only the
-    /// user id was given), resolved by the parent.
-    pub(super) gid: Option<libc::gid_t>,
     pub(super) stdio: [RawFd; 3],
     /// The kernel placed the child in its cgroup at birth.
     pub(super) born_in_cgroup: bool,
@@ -70,62 +38,17 @@ pub(super) extern "C" fn child_main(arg: *mut c_void) -> c_int {
 }
 
 /// Only returns on failure. Every call below is a plain syscall: nothing
-/// allocates, locks, or touches thread-shared libc state.
+/// allocates, locks, or touches thread-shared libc state. The setup shared
+/// with the std spawner (`ChildSetup::apply`) runs between the signal reset
+/// and the unblocking.
 fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (Step, c_int)> {
-    let plan = shared.plan;
     for (target, &fd) in shared.stdio.iter().enumerate() {
         wire(fd, target as RawFd).map_err(|e| (Step::Stdio, e))?;
     }
     reset_signals();
-    match plan.join {
-        Join::Cgroup(_) if shared.born_in_cgroup => {}
-        Join::Cgroup(dir) => join_cgroup(dir).map_err(|e| (Step::JoinCgroup, e))?,
-        // A session leader is also a group leader; setsid refuses one setpgid made.
-        Join::ProcessGroup if !plan.setsid => {
-            // SAFETY: setpgid(0, 0) takes integers only.
-            check(unsafe { libc::setpgid(0, 0) }).map_err(|e| (Step::ProcessGroup, e))?;
-        }
-        Join::ProcessGroup => {}
-    }
-    if plan.setsid {
-        // SAFETY: setsid takes no arguments.
-        check(unsafe { libc::setsid() }).map_err(|e| (Step::Setsid, e))?;
-    }
-    drop_privileges(plan, shared.gid).map_err(|e| (Step::Privileges, e))?;
-    // After the privilege drop, as std does: the directory must be reachable
-    // by the user the child runs as, not by us.
-    if let Some(dir) = &plan.cwd {
-        // SAFETY: `dir` is a NUL-terminated string owned by the plan.
-        check(unsafe { libc::chdir(dir.as_ptr()) }).map_err(|e| (Step::Chdir, e))?;
-    }
-    if let Some(parent) = plan.parent_death {
-        arm_parent_death(parent).map_err(|e| (Step::ParentDeath, e))?;
-    }
+    shared.spec.setup.apply(shared.born_in_cgroup)?;
     unblock_all_signals();
     Err((Step::Exec, exec(shared)))
-}
-
-/// Moves the calling process into the cgroup whose directory is `dir`.
-fn join_cgroup(dir: RawFd) -> Result<(), c_int> {
-    // SAFETY: openat on the slot's open directory with a static name.
-    let procs = unsafe {
-        libc::openat(
-            dir,
-            c"cgroup.procs".as_ptr(),
-            libc::O_WRONLY | libc::O_CLOEXEC,
-        )
-    };
-    check(procs)?;
-    // Writing "0" to cgroup.procs moves the writer itself.
-    // SAFETY: `procs` was just opened; the buffer is a static byte.
-    let written = unsafe { libc::write(procs, b"0".as_ptr().cast(), 1) };
-    let error = errno();
-    // SAFETY: closing the descriptor opened above, once.
-    unsafe { libc::close(procs) };
-    if written != 1 {
-        return Err(error);
-    }
-    Ok(())
 }
 
 /// Tries every candidate path like glibc's `execvp`: a file the kernel
@@ -134,7 +57,7 @@ fn join_cgroup(dir: RawFd) -> Result<(), c_int> {
 fn exec(shared: &Shared<'_>) -> c_int {
     let mut denied = false;
     let mut last = libc::ENOENT;
-    for path in &shared.plan.candidates {
+    for path in &shared.spec.candidates {
         // SAFETY: path, argv and envp are NUL-terminated and live in the
         // parent's suspended frame.
         unsafe { libc::execve(path.as_ptr(), shared.argv, shared.envp) };
@@ -168,37 +91,6 @@ fn wire(fd: RawFd, target: RawFd) -> Result<(), c_int> {
     }
     // SAFETY: dup2 on two descriptor numbers; the target is replaced atomically.
     check(unsafe { libc::dup2(fd, target) })
-}
-
-fn drop_privileges(plan: &Plan, gid: Option<libc::gid_t>) -> Result<(), c_int> {
-    // Raw syscalls: glibc's wrappers would broadcast the change to every
-    // thread of the parent, whose memory the child shares.
-    if let Some(groups) = &plan.groups {
-        // SAFETY: pointer and length describe a Vec in the plan.
-        let r = unsafe { libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) };
-        check_long(r)?;
-    }
-    // Group first: after setuid we may no longer change it.
-    if let Some(gid) = gid {
-        // SAFETY: setgid takes an integer.
-        check_long(unsafe { libc::syscall(libc::SYS_setgid, gid) })?;
-    }
-    if let Some(uid) = plan.uid {
-        // SAFETY: setuid takes an integer.
-        check_long(unsafe { libc::syscall(libc::SYS_setuid, uid) })?;
-    }
-    Ok(())
-}
-
-fn arm_parent_death(parent: libc::pid_t) -> Result<(), c_int> {
-    // SAFETY: prctl(PR_SET_PDEATHSIG, SIGKILL) takes integers only.
-    check(unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) })?;
-    // The parent may have died before the signal was armed: check again.
-    // SAFETY: getppid takes no arguments.
-    if unsafe { libc::syscall(libc::SYS_getppid) } as libc::pid_t != parent {
-        return Err(libc::ESRCH);
-    }
-    Ok(())
 }
 
 /// Handlers installed by this process must not run in the exec'd program's
@@ -258,20 +150,6 @@ fn unblock_all_signals() {
         libc::sigemptyset(&mut empty);
         libc::sigprocmask(libc::SIG_SETMASK, &empty, ptr::null_mut());
     }
-}
-
-fn errno() -> c_int {
-    // SAFETY: __errno_location returns this thread's errno slot (shared with
-    // the suspended parent thread, which does not read it meanwhile).
-    unsafe { *libc::__errno_location() }
-}
-
-fn check(r: c_int) -> Result<(), c_int> {
-    if r < 0 { Err(errno()) } else { Ok(()) }
-}
-
-fn check_long(r: libc::c_long) -> Result<(), c_int> {
-    if r < 0 { Err(errno()) } else { Ok(()) }
 }
 
 #[cfg(test)]

@@ -1,0 +1,221 @@
+//! Starting one child in a slot from a lowered `SpawnSpec`. Linux tries the
+//! vfork-style clone (`linux`); other platforms, and Linux when the kernel
+//! refuses that clone, use std/tokio (`std_spawn`). Either way the caller
+//! gets a `StartedChild`: the child and the parent's ends of its pipes.
+
+#[cfg(target_os = "linux")]
+pub(crate) mod linux;
+#[cfg(unix)]
+pub(crate) mod setup;
+pub(crate) mod spec;
+mod std_spawn;
+
+use std::io;
+use std::process::ExitStatus;
+use std::sync::Arc;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+pub(crate) use self::spec::{
+    EnvPlan, Invalid, SpawnError, SpawnOptions, SpawnSpec, StagePipe, StdinPlan,
+};
+use super::{Slot, SpawnGate};
+
+/// The parent's end of a child's stdin.
+pub(crate) type InputPipe = Box<dyn AsyncWrite + Send + Unpin>;
+/// The parent's end of a child's stdout or stderr.
+pub(crate) type ReadPipe = Box<dyn AsyncRead + Send + Unpin>;
+
+/// A started child process, however it was spawned.
+#[derive(Debug)]
+pub(crate) enum OsChild {
+    Std(tokio::process::Child),
+    #[cfg(target_os = "linux")]
+    Pidfd(super::linux::pidfd_child::PidfdChild),
+}
+
+impl OsChild {
+    /// The pid (std's child forgets it once reaped).
+    pub(crate) fn id(&self) -> Option<u32> {
+        match self {
+            OsChild::Std(child) => child.id(),
+            #[cfg(target_os = "linux")]
+            OsChild::Pidfd(child) => Some(child.id()),
+        }
+    }
+
+    /// Waits for the exit and reaps the child. Cancel-safe.
+    pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self {
+            OsChild::Std(child) => child.wait().await,
+            #[cfg(target_os = "linux")]
+            OsChild::Pidfd(child) => child.wait().await,
+        }
+    }
+}
+
+/// A child and the parent's ends of its pipes.
+pub(crate) struct StartedChild {
+    pub(crate) child: OsChild,
+    pub(crate) stdin: Option<InputPipe>,
+    /// stdout for the parent to read (absent when `stage_stdout` is set).
+    pub(crate) stdout: Option<ReadPipe>,
+    /// stdout kept raw for the next pipeline stage.
+    pub(crate) stage_stdout: Option<StagePipe>,
+    pub(crate) stderr: Option<ReadPipe>,
+    /// Which spawner started it: `clone3` (born in its cgroup), `clone`, or `std`.
+    pub(crate) spawner: &'static str,
+}
+
+/// A child just spawned, until `start` claims it: dropped unclaimed (a
+/// cancelled start, a failure right after the spawn) it is killed with its
+/// tree and reaped.
+#[derive(Debug)]
+pub(crate) enum Unclaimed {
+    Std(std_spawn::StdChild),
+    #[cfg(target_os = "linux")]
+    Cloned(linux::Cloned),
+}
+
+impl Unclaimed {
+    /// The child's pid.
+    #[cfg(unix)]
+    pub(crate) fn pid(&self) -> Option<u32> {
+        match self {
+            Unclaimed::Std(child) => child.get().ok().and_then(tokio::process::Child::id),
+            #[cfg(target_os = "linux")]
+            Unclaimed::Cloned(cloned) => Some(cloned.child.pid()),
+        }
+    }
+
+    /// The child std started (the only kind on Windows).
+    #[cfg(windows)]
+    pub(crate) fn std_child(&self) -> io::Result<&tokio::process::Child> {
+        let Unclaimed::Std(child) = self;
+        child.get()
+    }
+}
+
+/// Whether the current tokio runtime can register descriptors: one built
+/// without `enable_io` panics on the first registration, and tokio has no
+/// fallible way to ask, so a throwaway socket is registered first.
+pub(crate) fn io_driver_available() -> io::Result<()> {
+    tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    #[cfg(unix)]
+    {
+        let (probe, _peer) = std::os::unix::net::UnixStream::pair()?;
+        probe.set_nonblocking(true)?;
+        let registered =
+            std::panic::catch_unwind(move || tokio::net::UnixStream::from_std(probe).map(drop));
+        match registered {
+            Ok(result) => result?,
+            Err(_) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::Unsupported,
+                    "the tokio runtime has no IO driver: build it with `enable_io()` \
+                     (or `enable_all()`)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Starts `spec` inside `slot`.
+pub(crate) async fn start(
+    mut spec: SpawnSpec,
+    slot: &mut Slot,
+) -> Result<StartedChild, SpawnError> {
+    // Checked before anything starts: nothing is left running on this error.
+    io_driver_available().map_err(SpawnError::Spawn)?;
+    slot.prepare(&mut spec).map_err(SpawnError::Prepare)?;
+    let raw_stdout = spec.raw_stdout;
+    let child = spawn(spec, slot.gate()).await?;
+    // Until claimed below, a failure kills and reaps the child.
+    slot.attach(&child).map_err(SpawnError::Contain)?;
+    claim(child, raw_stdout)
+}
+
+/// Spawns on this thread, or for a child that must die with this process
+/// on the long-lived spawner thread: Linux's parent-death signal fires when
+/// the *thread* that started the child ends. The job owns the spec (and the
+/// descriptors in it): the caller may be gone by the time it runs.
+async fn spawn(spec: SpawnSpec, gate: &Arc<SpawnGate>) -> Result<Unclaimed, SpawnError> {
+    #[cfg(target_os = "linux")]
+    if spec.setup.parent_death.is_some() {
+        let runtime = tokio::runtime::Handle::try_current()
+            .map_err(|e| SpawnError::Spawn(io::Error::other(e)))?;
+        let gate = Arc::clone(gate);
+        let job = move || {
+            // A std child registers with this runtime's reaper, as if spawned on it.
+            let _context = runtime.enter();
+            spawn_now(spec, &gate)
+        };
+        return linux::thread::run(job).await.map_err(SpawnError::Spawn)?;
+    }
+    spawn_now(spec, gate)
+}
+
+/// The clone spawner where it is usable (it answers `None` when this
+/// kernel refuses it), else std; through `gate`, held until the child
+/// has exec'd.
+fn spawn_now(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
+    let _entered = gate.enter().map_err(|e| failed(&spec, e))?;
+    #[cfg(target_os = "linux")]
+    match linux::spawn(&spec) {
+        Ok(Some(cloned)) => return Ok(Unclaimed::Cloned(cloned)),
+        Ok(None) => {}
+        Err(e) => return Err(failed(&spec, e)),
+    }
+    std_spawn::spawn(&mut spec)
+        .map(Unclaimed::Std)
+        .map_err(|e| failed(&spec, e))
+}
+
+/// A spawn refused because the tree is suspended (or the cgroup refuses a
+/// member) is a containment error, like a start refused before it queued.
+fn failed(spec: &SpawnSpec, error: io::Error) -> SpawnError {
+    if error.kind() == io::ErrorKind::ResourceBusy {
+        SpawnError::Contain(error)
+    } else {
+        spec.classify(error)
+    }
+}
+
+/// Takes the child over with the parent's ends of its pipes.
+fn claim(child: Unclaimed, raw_stdout: bool) -> Result<StartedChild, SpawnError> {
+    match child {
+        Unclaimed::Std(child) => claim_std(child, raw_stdout),
+        #[cfg(target_os = "linux")]
+        Unclaimed::Cloned(cloned) => linux::claim(cloned, raw_stdout),
+    }
+}
+
+fn claim_std(
+    mut unclaimed: std_spawn::StdChild,
+    raw_stdout: bool,
+) -> Result<StartedChild, SpawnError> {
+    let child = unclaimed.get_mut().map_err(SpawnError::Spawn)?;
+    let stdin = child.stdin.take().map(|p| Box::new(p) as InputPipe);
+    let (stdout, stage_stdout) = match child.stdout.take() {
+        Some(pipe) if raw_stdout => {
+            let raw = std_spawn::into_stage_pipe(pipe).map_err(SpawnError::Contain)?;
+            (None, Some(raw))
+        }
+        Some(pipe) => {
+            super::enlarge_pipe(&pipe);
+            (Some(Box::new(pipe) as ReadPipe), None)
+        }
+        None => (None, None),
+    };
+    let stderr = child.stderr.take().map(|p| Box::new(p) as ReadPipe);
+    let child = unclaimed.claim().map_err(SpawnError::Spawn)?;
+    Ok(StartedChild {
+        child: OsChild::Std(child),
+        stdin,
+        stdout,
+        stage_stdout,
+        stderr,
+        spawner: "std",
+    })
+}
