@@ -164,7 +164,7 @@ impl Drop for CgroupContainer {
         if !self.run_killed.load(Ordering::Acquire) {
             let _ = self.kill_or_retry();
         }
-        reaper::remove_when_empty(self.cg.path().to_owned());
+        reaper::remove_killed(self.cg.path().to_owned());
     }
 }
 
@@ -180,7 +180,7 @@ pub(crate) struct CgroupSlot {
     kill: Arc<KillSwitch>,
     /// Set once this slot's cgroup was killed; no run spawns into a used slot,
     /// so later kills are no-ops. A cancelled start's child that still joins
-    /// after the kill is killed when the cgroup is removed (`reaper`).
+    /// after the kill is killed when the cgroup is removed (`reaper::remove_killed`).
     killed: Arc<AtomicBool>,
 }
 
@@ -225,7 +225,13 @@ impl CgroupSlot {
 
 impl Drop for CgroupSlot {
     fn drop(&mut self) {
-        if self.nested {
+        if !self.nested {
+            return;
+        }
+        // A run its group still owns is left to the group's teardown.
+        if self.killed.load(Ordering::Acquire) {
+            reaper::remove_killed(self.cg.path().to_owned());
+        } else {
             reaper::remove_when_empty(self.cg.path().to_owned());
         }
     }

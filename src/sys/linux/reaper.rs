@@ -17,11 +17,31 @@ use super::pidfd_child::try_reap;
 /// How long a killed cgroup may take to empty before we stop retrying.
 const GIVE_UP_AFTER: Duration = Duration::from_secs(30);
 
-static QUEUE: OnceLock<Mutex<Sender<PathBuf>>> = OnceLock::new();
+static QUEUE: OnceLock<Mutex<Sender<Removal>>> = OnceLock::new();
+
+/// A cgroup to remove once it is empty.
+struct Removal {
+    dir: PathBuf,
+    /// Its tree was killed: whatever still joins it is doomed too.
+    killed: bool,
+}
 
 /// Removes `dir` (and everything below it) once it is empty, on the reaper
-/// thread: the caller never waits for `rmdir` and its kernel lock.
+/// thread: the caller never waits for `rmdir` and its kernel lock. Its
+/// processes, if any, are left to end on their own (a group still owns them).
 pub(crate) fn remove_when_empty(dir: PathBuf) {
+    queue(Removal { dir, killed: false });
+}
+
+/// Removes `dir`, whose tree was killed, once it is empty. A process can
+/// still join after that kill (a cancelled start's child writing itself into
+/// `cgroup.procs` just before it execs), so a cgroup that will not go is
+/// killed again each time: everything in it is ours and doomed.
+pub(crate) fn remove_killed(dir: PathBuf) {
+    queue(Removal { dir, killed: true });
+}
+
+fn queue(removal: Removal) {
     let queue = QUEUE.get_or_init(|| {
         let (tx, rx) = mpsc::channel();
         let spawned = std::thread::Builder::new()
@@ -31,15 +51,15 @@ pub(crate) fn remove_when_empty(dir: PathBuf) {
         Mutex::new(tx)
     });
     if let Ok(tx) = queue.lock()
-        && let Err(unsent) = tx.send(dir)
+        && let Err(unsent) = tx.send(removal)
     {
         // No reaper thread could be started: try once, right here.
-        let _ = remove_tree(&unsent.0);
+        let _ = try_remove(&unsent.0);
     }
 }
 
-fn run(rx: Receiver<PathBuf>) {
-    let mut pending: Vec<(PathBuf, Instant)> = Vec::new();
+fn run(rx: Receiver<Removal>) {
+    let mut pending: Vec<(Removal, Instant)> = Vec::new();
     loop {
         let next = if pending.is_empty() {
             rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
@@ -47,24 +67,23 @@ fn run(rx: Receiver<PathBuf>) {
             rx.recv_timeout(Duration::from_millis(2))
         };
         match next {
-            Ok(dir) => pending.push((dir, Instant::now() + GIVE_UP_AFTER)),
+            Ok(removal) => pending.push((removal, Instant::now() + GIVE_UP_AFTER)),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => return,
         }
         let now = Instant::now();
-        pending.retain(|(dir, give_up)| !remove_doomed(dir) && now < *give_up);
+        pending.retain(|(removal, give_up)| !try_remove(removal) && now < *give_up);
     }
 }
 
-/// One try at removing a cgroup whose run is over; `true` once it is gone.
-/// A process can still join after the teardown's kill (a cancelled start's
-/// child writing itself into `cgroup.procs` just before it execs), so a
-/// cgroup that will not go is killed again: everything in it is ours.
-fn remove_doomed(dir: &std::path::Path) -> bool {
-    if remove_tree(dir).is_ok() {
+/// One try at removing; `true` once the cgroup is gone.
+fn try_remove(removal: &Removal) -> bool {
+    if remove_tree(&removal.dir).is_ok() {
         return true;
     }
-    let _ = Cgroup::at(dir.to_owned()).kill();
+    if removal.killed {
+        let _ = Cgroup::at(removal.dir.clone()).kill();
+    }
     false
 }
 
@@ -146,7 +165,7 @@ mod tests {
     use std::process::Command;
     use std::time::{Duration, Instant};
 
-    use super::remove_when_empty;
+    use super::{remove_killed, remove_when_empty};
     use crate::sys::linux::cgroup::root;
 
     /// A process that joins a cgroup after its teardown's kill is killed by
@@ -172,7 +191,7 @@ mod tests {
             false
         };
         let killed = joined.is_ok() && {
-            remove_when_empty(cg.path().to_owned());
+            remove_killed(cg.path().to_owned());
             exited()
         };
         // Never leave it behind, whatever happened above.
@@ -180,6 +199,33 @@ mod tests {
         let _ = late.wait();
         joined.expect("the late process joins the killed cgroup");
         assert!(killed, "the late joiner outlived the removal");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while cg.path().exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert!(!cg.path().exists(), "the cgroup was never removed");
+    }
+
+    /// A cgroup whose run its group still owns is removed only once that run
+    /// ends on its own: the removal never kills it.
+    #[test]
+    fn a_removal_without_a_kill_leaves_the_run_alone() {
+        let Ok(root) = root() else {
+            eprintln!("SKIP: no writable cgroup2 here");
+            return;
+        };
+        let cg = root.create_child('t').expect("a cgroup below our root");
+        let mut owned = Command::new("sleep").arg("30").spawn().expect("sleep");
+        let joined = cg.add_pid(owned.id());
+        if joined.is_ok() {
+            remove_when_empty(cg.path().to_owned());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let alive = owned.try_wait().ok().flatten().is_none();
+        let _ = owned.kill();
+        let _ = owned.wait();
+        joined.expect("the process joins the cgroup");
+        assert!(alive, "the removal killed a run it does not own");
         let deadline = Instant::now() + Duration::from_secs(10);
         while cg.path().exists() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(10));

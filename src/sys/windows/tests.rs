@@ -9,15 +9,28 @@ use windows_sys::Win32::System::Threading::{
     OpenThread, ResumeThread, SuspendThread, THREAD_SUSPEND_RESUME,
 };
 
-use crate::command::Command;
-use crate::running::{Placement, spawn};
-use crate::sys::Container;
+use crate::sys::spawn::{self, EnvPlan, SpawnOptions, SpawnSpec, StartedChild, StdinPlan};
+use crate::sys::{Container, Slot};
 
 const GENEROUS: Duration = Duration::from_secs(30);
 
-/// `cmd.exe` running `ping.exe` for two minutes: a child and a grandchild.
-fn sleeper_tree() -> Command {
-    Command::new("cmd").args(["/c", "ping -n 120 127.0.0.1 > nul"])
+/// `cmd.exe` running `ping.exe` for two minutes (a child and a grandchild),
+/// started in a slot of `container` through the sys spawn path itself.
+async fn sleeper_tree(container: &Container) -> (StartedChild, Slot) {
+    let args = ["/c".into(), "ping -n 120 127.0.0.1 > nul".into()];
+    let spec = SpawnSpec::new(
+        "cmd".as_ref(),
+        &args,
+        &EnvPlan::default(),
+        None,
+        StdinPlan::Null,
+        false,
+        &SpawnOptions::default(),
+    )
+    .expect("a valid spec");
+    let mut slot = container.slot().expect("a slot");
+    let started = spawn::start(spec, &mut slot).await.expect("cmd starts");
+    (started, slot)
 }
 
 fn group() -> Arc<Container> {
@@ -57,10 +70,8 @@ fn suspend_counts(pid: u32) -> Vec<u32> {
 #[tokio::test]
 async fn members_list_the_whole_tree_until_it_is_killed() {
     let container = group();
-    let run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
-        .await
-        .unwrap();
-    let child = run.id().unwrap();
+    let run = sleeper_tree(&container).await;
+    let child = run.0.child.id().unwrap();
     eventually("cmd.exe and ping.exe are both members", || {
         let members = container.members().unwrap();
         members.contains(&child) && members.len() >= 2
@@ -77,9 +88,7 @@ async fn members_list_the_whole_tree_until_it_is_killed() {
 #[tokio::test]
 async fn freezing_suspends_every_thread_and_thawing_undoes_it() {
     let container = group();
-    let _run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
-        .await
-        .unwrap();
+    let _run = sleeper_tree(&container).await;
     eventually("two members", || container.members().unwrap().len() >= 2).await;
     let members = container.members().unwrap();
     container.set_frozen(true).unwrap();
@@ -137,9 +146,7 @@ fn a_process_cannot_adopt_itself() {
 #[tokio::test]
 async fn a_single_run_container_kills_its_tree_on_drop() {
     let container = Arc::new(Container::new(None, true).unwrap());
-    let run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
-        .await
-        .unwrap();
+    let run = sleeper_tree(&container).await;
     eventually("two members", || container.members().unwrap().len() >= 2).await;
     let members = container.members().unwrap();
     let watched: Vec<OwnedHandle> = members.iter().map(|&p| open(p)).collect();
@@ -174,9 +181,7 @@ fn job_of(container: &Container) -> &super::JobContainer {
 #[tokio::test]
 async fn accounting_counts_the_whole_tree() {
     let container = group();
-    let _run = spawn(&sleeper_tree(), Placement::Shared(Arc::clone(&container)))
-        .await
-        .unwrap();
+    let _run = sleeper_tree(&container).await;
     eventually("two active processes", || {
         container.usage().unwrap().active_process_count >= 2
     })
