@@ -15,12 +15,12 @@
 //! | `linux/kill_retry.rs` | `PENDING`, `ADDED`, `RUNNING` | failed kills waiting to be retried |
 //! | `linux/reaper.rs` | `QUEUE`, `ORPHANS` | cgroups to remove once empty; abandoned children to reap |
 //! | `linux/guardian.rs`, `linux/guardian/send.rs` | `STATE`, `RETRY`, `OUTBOX` | the guardian's state, why its last start failed, messages waiting for its socket |
-//! | `linux/spawner.rs` | `SPAWNER` | the channel to the spawner thread |
-//! | `linux/fast_spawn.rs`, `linux/clone3.rs` | `REFUSED` (both), `SAID`, `BY_ENV` | the kernel refused the clone spawner once; its tracing note; `PROCESSKIT_SPAWNER` |
-//! | `linux/pidfd_child.rs`, `linux/pipe.rs`, `linux/spawn_fds.rs` | `SUPPORTED`, `NO_SOFT_LIMIT`, `DEV_NULL`, thread-local `SPARE_STACK` | probed kernel facts, `/dev/null`, one clone stack per spawning thread |
+//! | `spawn/linux/thread.rs` | `SPAWNER` | the channel to the spawner thread |
+//! | `spawn/linux/mod.rs`, `spawn/linux/clone3.rs` | `REFUSED` (both), `SAID`, `BY_ENV` | the kernel refused the clone spawner once; its tracing note; `PROCESSKIT_SPAWNER` |
+//! | `linux/pidfd_child.rs`, `linux/pipe.rs`, `spawn/linux/fds.rs` | `SUPPORTED`, `NO_SOFT_LIMIT`, `DEV_NULL`, thread-local `SPARE_STACK` | probed kernel facts, `/dev/null`, one clone stack per spawning thread |
 //! | `unix/leader.rs` | `BY_PID`, `TICKETS`, `GROUP_FLAG` | the newest leader per pid (stale records lose), whether `pidfd_send_signal` takes the group flag |
 //!
-//! Outside `sys`, `backoff.rs` keeps one jitter `COUNTER`.
+//! Outside `sys`, `policy/backoff.rs` keeps one jitter `COUNTER`.
 //!
 //! # Background threads and processes (Linux only)
 //!
@@ -28,7 +28,7 @@
 //! - `processkit-pidfd-reaper` (`linux/reaper.rs`): reaps children nobody waits for.
 //! - `processkit-cgroups` (`linux/spare.rs`): makes single-run cgroups ahead of time.
 //! - `processkit-killer` (`linux/kill_retry.rs`): retries a failed kill until it lands.
-//! - `processkit-spawner` (`linux/spawner.rs`): starts every child that must die
+//! - `processkit-spawner` (`spawn/linux/thread.rs`): starts every child that must die
 //!   with this process (parent-death follows the thread that forked).
 //! - `pk-guardian-send` (`linux/guardian/send.rs`): drains guardian messages
 //!   while its socket is full.
