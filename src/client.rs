@@ -11,8 +11,9 @@ use crate::command::Command;
 use crate::error::Result;
 use crate::policy::Cancel;
 use crate::result::ProcessResult;
-use crate::runner::{JobRunner, ProcessRunner, ProcessRunnerExt};
+use crate::runner::{JobRunner, ProcessRunner};
 use crate::running::RunningProcess;
+use crate::verbs::ProcessRunnerExt;
 
 /// A client for one program: it builds [`Command`]s with the client's
 /// defaults (timeout, environment, cancellation) and runs them through its

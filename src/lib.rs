@@ -65,7 +65,7 @@ pub use mechanism::{Mechanism, fallback_reason};
 pub use pipeline::Pipeline;
 pub use policy::RetryPolicy;
 pub use result::ProcessResult;
-pub use runner::{BoxFuture, JobRunner, ProcessRunner, ProcessRunnerExt};
+pub use runner::{BoxFuture, JobRunner, ProcessRunner};
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 pub use running::RunProfile;
@@ -80,7 +80,7 @@ pub use stats::ProcessGroupStats;
 pub use stdin::Stdin;
 pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
 pub use tokio_stream::{Stream, StreamExt};
-pub use verbs::{output, run};
+pub use verbs::{ProcessRunnerExt, output, run};
 pub use wait_any::wait_any;
 
 #[cfg(feature = "cancellation")]

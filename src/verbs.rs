@@ -28,7 +28,7 @@ pub(crate) trait Expression: Sync {
 }
 
 /// `cmd` run through `runner`: the expression behind `Command`'s verbs (on a
-/// [`JobRunner`]) and behind [`ProcessRunnerExt`](crate::ProcessRunnerExt).
+/// [`JobRunner`]) and behind [`ProcessRunnerExt`].
 pub(crate) struct OnRunner<'a, R: ?Sized> {
     pub(crate) runner: &'a R,
     pub(crate) cmd: &'a Command,
@@ -89,6 +89,47 @@ pub(crate) async fn first_line_of(
 ) -> Result<Option<String>> {
     finish::first_line(expr.start().await?, pred).await
 }
+
+/// The verbs, for every [`ProcessRunner`] (including `dyn ProcessRunner`).
+pub trait ProcessRunnerExt: ProcessRunner {
+    /// Trimmed stdout; a non-zero exit, timeout or signal is an error (on a
+    /// command marked [`unchecked`](Command::unchecked), only a timeout is).
+    fn run<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<String>> + Send + 'a {
+        async move { run_of(&OnRunner { runner: self, cmd }).await }
+    }
+
+    /// The full outcome with lossily decoded text.
+    fn output_string<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> impl Future<Output = Result<ProcessResult<String>>> + Send + 'a {
+        async move { output_string_of(&OnRunner { runner: self, cmd }).await }
+    }
+
+    /// The exit code; a timed-out or killed run is an error.
+    fn exit_code<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<i32>> + Send + 'a {
+        async move { exit_code_of(&OnRunner { runner: self, cmd }).await }
+    }
+
+    /// Exit 0 → `true`, 1 → `false`, anything else is an error.
+    fn probe<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<bool>> + Send + 'a {
+        async move { probe_of(&OnRunner { runner: self, cmd }).await }
+    }
+
+    /// The first stdout line matching `pred`, or `None` when stdout closes first.
+    fn first_line<'a, P>(
+        &'a self,
+        cmd: &'a Command,
+        pred: P,
+    ) -> impl Future<Output = Result<Option<String>>> + Send + 'a
+    where
+        P: FnMut(&str) -> bool + Send + 'a,
+    {
+        async move { first_line_of(&OnRunner { runner: self, cmd }, pred).await }
+    }
+}
+
+impl<R: ProcessRunner + ?Sized> ProcessRunnerExt for R {}
 
 impl Command {
     /// The verbs' view of this command: run through a fresh [`JobRunner`].

@@ -1,5 +1,5 @@
 //! The `ProcessRunner` seam: one trait that real spawners and test doubles
-//! implement, and `ProcessRunnerExt`, which gives every runner all the verbs.
+//! implement; `ProcessRunnerExt` (in `verbs`) gives every runner all the verbs.
 
 #[cfg(feature = "record")]
 mod cassette;
@@ -30,7 +30,6 @@ use crate::finish;
 use crate::group::ProcessGroup;
 use crate::result::ProcessResult;
 use crate::running::RunningProcess;
-use crate::verbs::{self, OnRunner};
 
 /// A boxed, `Send` future: what [`ProcessRunner`] methods return, so the
 /// trait can be used as `dyn ProcessRunner`.
@@ -59,7 +58,8 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 ///
 /// Implement [`start`](ProcessRunner::start); override
 /// [`output_bytes`](ProcessRunner::output_bytes) when results can be produced
-/// without a live process. Every other verb comes from [`ProcessRunnerExt`].
+/// without a live process. Every other verb comes from
+/// [`ProcessRunnerExt`](crate::ProcessRunnerExt).
 pub trait ProcessRunner: Send + Sync {
     /// Starts `cmd` and returns the live handle.
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>>;
@@ -85,47 +85,6 @@ pub trait ProcessRunner: Send + Sync {
         })
     }
 }
-
-/// The verbs, for every [`ProcessRunner`] (including `dyn ProcessRunner`).
-pub trait ProcessRunnerExt: ProcessRunner {
-    /// Trimmed stdout; a non-zero exit, timeout or signal is an error (on a
-    /// command marked [`unchecked`](Command::unchecked), only a timeout is).
-    fn run<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<String>> + Send + 'a {
-        async move { verbs::run_of(&OnRunner { runner: self, cmd }).await }
-    }
-
-    /// The full outcome with lossily decoded text.
-    fn output_string<'a>(
-        &'a self,
-        cmd: &'a Command,
-    ) -> impl Future<Output = Result<ProcessResult<String>>> + Send + 'a {
-        async move { verbs::output_string_of(&OnRunner { runner: self, cmd }).await }
-    }
-
-    /// The exit code; a timed-out or killed run is an error.
-    fn exit_code<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<i32>> + Send + 'a {
-        async move { verbs::exit_code_of(&OnRunner { runner: self, cmd }).await }
-    }
-
-    /// Exit 0 → `true`, 1 → `false`, anything else is an error.
-    fn probe<'a>(&'a self, cmd: &'a Command) -> impl Future<Output = Result<bool>> + Send + 'a {
-        async move { verbs::probe_of(&OnRunner { runner: self, cmd }).await }
-    }
-
-    /// The first stdout line matching `pred`, or `None` when stdout closes first.
-    fn first_line<'a, P>(
-        &'a self,
-        cmd: &'a Command,
-        pred: P,
-    ) -> impl Future<Output = Result<Option<String>>> + Send + 'a
-    where
-        P: FnMut(&str) -> bool + Send + 'a,
-    {
-        async move { verbs::first_line_of(&OnRunner { runner: self, cmd }, pred).await }
-    }
-}
-
-impl<R: ProcessRunner + ?Sized> ProcessRunnerExt for R {}
 
 impl ProcessRunner for ProcessGroup {
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
