@@ -30,9 +30,6 @@ mod error;
 mod exit_status;
 mod finish;
 mod group;
-#[cfg(feature = "process-control")]
-#[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
-mod group_control;
 mod guardian;
 #[cfg(feature = "limits")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limits")))]

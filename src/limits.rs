@@ -1,11 +1,10 @@
-//! Whole-tree resource caps for a group (`limits` feature): the option
-//! setters, value checks, the hand-off to the mechanism that enforces them,
-//! and the words (reason and fix) for a mechanism's refusal.
+//! Whole-tree resource caps for a group (`limits` feature): value checks, the
+//! hand-off to the mechanism that enforces them, and the words (reason and
+//! fix) for a mechanism's refusal. The option setters live in `group::limits`.
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::group::ProcessGroupOptions;
 use crate::sys::{Container, LimitFailure, LimitRefusal, RefusedWhy};
 
 /// The caps requested for one group.
@@ -67,28 +66,6 @@ impl Limits {
             ));
         }
         Ok(())
-    }
-}
-
-impl ProcessGroupOptions {
-    /// Caps the memory of the whole tree, in bytes. Past the cap the kernel
-    /// reclaims, then OOM-kills a process of the group.
-    pub fn memory_max(mut self, bytes: u64) -> Self {
-        self.limits.memory_max = Some(bytes);
-        self
-    }
-
-    /// Caps how many processes the tree may hold at once; past it, `fork` fails
-    /// inside the group.
-    pub fn max_processes(mut self, count: u64) -> Self {
-        self.limits.max_processes = Some(count);
-        self
-    }
-
-    /// Caps CPU time as a fraction of one core (`0.5` = half a core, `2.0` = two cores).
-    pub fn cpu_quota(mut self, cores: f64) -> Self {
-        self.limits.cpu_quota = Some(cores);
-        self
     }
 }
 

@@ -3,8 +3,8 @@
 
 use std::io;
 
+use super::ProcessGroup;
 use crate::error::{Error, Operation, Result};
-use crate::group::ProcessGroup;
 use crate::signal::Signal;
 
 impl ProcessGroup {

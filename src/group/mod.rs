@@ -1,6 +1,16 @@
 //! `ProcessGroup`: a caller-owned container shared by several runs. Dropping
 //! it kills the whole tree; `shutdown` asks politely first.
 
+#[cfg(feature = "process-control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
+mod control;
+#[cfg(feature = "limits")]
+#[cfg_attr(docsrs, doc(cfg(feature = "limits")))]
+mod limits;
+#[cfg(feature = "stats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
+mod stats;
+
 use std::sync::Arc;
 use std::time::Duration;
 
