@@ -1,12 +1,16 @@
 //! `ProcessGroup`: a caller-owned container shared by several runs. Dropping
-//! it kills the whole tree; `shutdown` asks politely first.
+//! it kills the whole tree; `shutdown` asks politely first. The types live
+//! here; their methods in the files below, one per concern and feature.
 
-#[cfg(feature = "process-control")]
-#[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
-mod control;
+// rustdoc lists a type's impls in module order: `lifecycle` (the core
+// methods) sorts first.
+mod lifecycle;
 #[cfg(feature = "limits")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limits")))]
 mod limits;
+#[cfg(feature = "process-control")]
+#[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
+mod process_control;
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 mod stats;
@@ -14,15 +18,8 @@ mod stats;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::command::Command;
-use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
-use crate::running::{Placement, RunningProcess, spawn};
 use crate::sys::Container;
-use crate::trace::trace_event;
-
-/// How long `shutdown` waits after SIGTERM before it kills.
-const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// Options for [`ProcessGroup::with_options`]: the mechanism, the shutdown
 /// grace and (with the `limits` feature) whole-tree resource caps.
@@ -32,25 +29,6 @@ pub struct ProcessGroupOptions {
     pub(crate) shutdown_grace: Option<Duration>,
     #[cfg(feature = "limits")]
     pub(crate) limits: crate::limits::Limits,
-}
-
-impl ProcessGroupOptions {
-    /// Requests a specific mechanism instead of the best available one, e.g.
-    /// `Mechanism::ProcessGroup` to use the POSIX fallback on a cgroup host.
-    /// A mechanism this host lacks is an [`Error::Unsupported`].
-    ///
-    /// The `PROCESSKIT_MECHANISM` environment variable (`process-group` or
-    /// `cgroup-v2`) sets the same preference for every container.
-    pub fn mechanism(mut self, mechanism: Mechanism) -> Self {
-        self.mechanism = Some(mechanism);
-        self
-    }
-
-    /// How long [`ProcessGroup::shutdown`] waits between SIGTERM and SIGKILL (default 5 s).
-    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
-        self.shutdown_grace = Some(grace);
-        self
-    }
 }
 
 /// A kill-on-drop container for several children and all their descendants.
@@ -68,72 +46,4 @@ impl ProcessGroupOptions {
 pub struct ProcessGroup {
     pub(crate) container: Arc<Container>,
     pub(crate) shutdown_grace: Duration,
-}
-
-impl ProcessGroup {
-    /// A group on the best mechanism this host offers.
-    pub fn new() -> Result<ProcessGroup> {
-        ProcessGroup::with_options(ProcessGroupOptions::default())
-    }
-
-    /// A group with explicit options (mechanism, grace, limits).
-    pub fn with_options(options: ProcessGroupOptions) -> Result<ProcessGroup> {
-        let container = Container::new(options.mechanism, false)?;
-        #[cfg(feature = "limits")]
-        crate::limits::apply(&container, &options.limits)?;
-        Ok(ProcessGroup {
-            container: Arc::new(container),
-            shutdown_grace: options.shutdown_grace.unwrap_or(DEFAULT_SHUTDOWN_GRACE),
-        })
-    }
-
-    /// Starts `cmd` inside this group. Dropping the returned handle does not
-    /// kill the child; the group does when it is dropped or shut down. The
-    /// command's timeout and cancellation kill only this child's own tree.
-    pub async fn start(&self, cmd: &Command) -> Result<RunningProcess> {
-        spawn(cmd, Placement::Shared(Arc::clone(&self.container))).await
-    }
-
-    /// The mechanism that contains this group.
-    pub fn mechanism(&self) -> Mechanism {
-        self.container.mechanism()
-    }
-
-    /// Hard-kills every process in the group, now.
-    pub fn terminate_all(&self) -> Result<()> {
-        self.container
-            .kill_all()
-            .map_err(|e| Error::group_io(crate::error::Operation::Terminate, e))
-    }
-
-    /// Graceful teardown: SIGTERM to the whole tree, up to the shutdown grace
-    /// for it to exit, then SIGKILL; returns once the group is empty. On
-    /// Windows the job is terminated at once.
-    pub async fn shutdown(&self) -> Result<()> {
-        trace_event!(debug, "teardown", group = %"shutdown", mechanism = %self.container.mechanism());
-        // A frozen tree cannot act on SIGTERM; thaw it first.
-        let _ = self.container.set_frozen(false);
-        if self
-            .container
-            .signal_all(crate::signal::Signal::Term)
-            .is_ok()
-        {
-            self.wait_empty(self.shutdown_grace).await;
-        }
-        self.terminate_all()?;
-        self.wait_empty(Duration::from_secs(5)).await;
-        Ok(())
-    }
-
-    /// Waits (bounded) until no process is left in the group.
-    async fn wait_empty(&self, limit: Duration) -> bool {
-        self.container.wait_empty(limit).await
-    }
-}
-
-impl Drop for ProcessGroup {
-    fn drop(&mut self) {
-        trace_event!(debug, "teardown", group = %"dropped", mechanism = %self.container.mechanism());
-        self.container.kill_all_or_retry();
-    }
 }
