@@ -1,10 +1,19 @@
-//! The crate's errors for `sys::Container`: what `sys` reports as plain facts
-//! (`CreateError`, a refused signal) becomes the `Error` users see here.
+//! The crate's face of `sys::Container`: what `sys` reports as plain facts
+//! (`CreateError`, a refused signal) becomes the `Error` users see here, and
+//! `fallback_reason` says why this host uses the weaker mechanism.
 
 use crate::error::{Error, Operation};
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
 use crate::sys::{self, Container, CreateError, CreateStep};
+
+/// Why this host cannot use its platform's strongest mechanism (on Linux: why
+/// no writable cgroup v2 is available), or `None` when it can. Groups that do
+/// not request a mechanism then use [`Mechanism::ProcessGroup`], and say so
+/// through [`ProcessGroup::mechanism`](crate::ProcessGroup::mechanism).
+pub fn fallback_reason() -> Option<&'static str> {
+    sys::degraded_reason()
+}
 
 impl From<CreateError> for Error {
     fn from(e: CreateError) -> Error {

@@ -1,6 +1,8 @@
 //! The guardian's public face: whether a watchdog process stands ready to
 //! tear down everything this process started if it dies without running `Drop`.
 
+use crate::sys::{self, GuardianState};
+
 /// Environment variable that turns the guardian off (`0`, `off`, `false` or `no`).
 pub const GUARDIAN_ENV: &str = "PROCESSKIT_GUARDIAN";
 
@@ -47,15 +49,19 @@ pub enum GuardianStatus {
 /// # Ok(()) }
 /// ```
 pub fn guardian_status() -> GuardianStatus {
-    crate::sys::guardian_status()
+    match sys::guardian_status() {
+        GuardianState::NotStarted => GuardianStatus::NotStarted,
+        GuardianState::Running { pid } => GuardianStatus::Running { pid },
+        GuardianState::Disabled => GuardianStatus::Disabled,
+        GuardianState::Unavailable { reason } => GuardianStatus::Unavailable { reason },
+        GuardianState::NotNeeded => GuardianStatus::NotNeeded,
+    }
 }
 
-/// Whether `PROCESSKIT_GUARDIAN` asks for no guardian.
-pub(crate) fn disabled_by_env() -> bool {
-    std::env::var(GUARDIAN_ENV).is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "0" | "off" | "false" | "no"
-        )
-    })
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn publishes_the_variable_sys_reads() {
+        assert_eq!(super::GUARDIAN_ENV, crate::sys::GUARDIAN_ENV);
+    }
 }

@@ -54,11 +54,12 @@ mod verbs;
 mod wait_any;
 
 pub use command::Command;
+pub use container::fallback_reason;
 pub use error::{Error, NotReadyReason, Operation, Result, Subject};
 pub use exit_status::ExitStatus;
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
-pub use mechanism::{Mechanism, fallback_reason};
+pub use mechanism::Mechanism;
 pub use pipeline::Pipeline;
 pub use policy::RetryPolicy;
 pub use result::ProcessResult;

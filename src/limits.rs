@@ -5,15 +5,7 @@
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::sys::{Container, LimitFailure, LimitRefusal, RefusedWhy};
-
-/// The caps requested for one group.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub(crate) struct Limits {
-    pub(crate) memory_max: Option<u64>,
-    pub(crate) max_processes: Option<u64>,
-    pub(crate) cpu_quota: Option<f64>,
-}
+use crate::sys::{Container, LimitFailure, LimitRefusal, Limits, RefusedWhy};
 
 impl Limits {
     fn is_empty(&self) -> bool {

@@ -49,11 +49,3 @@ impl fmt::Display for Mechanism {
         f.write_str(self.name())
     }
 }
-
-/// Why this host cannot use its platform's strongest mechanism (on Linux: why
-/// no writable cgroup v2 is available), or `None` when it can. Groups that do
-/// not request a mechanism then use [`Mechanism::ProcessGroup`], and say so
-/// through [`ProcessGroup::mechanism`](crate::ProcessGroup::mechanism).
-pub fn fallback_reason() -> Option<&'static str> {
-    crate::sys::degraded_reason()
-}

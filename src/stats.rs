@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::sys::Container;
+use crate::sys::{Container, Usage};
 
 /// The shortest interval a sampler accepts; shorter ones are raised to it.
 pub(crate) const MIN_SAMPLE_INTERVAL: Duration = Duration::from_millis(1);
@@ -53,6 +53,21 @@ pub struct ProcessGroupStats {
 }
 
 impl ProcessGroupStats {
+    /// The public form of what `sys` measured.
+    pub(crate) fn from_usage(u: Usage) -> ProcessGroupStats {
+        ProcessGroupStats {
+            active_process_count: u.active_process_count,
+            total_processes: u.total_processes,
+            peak_process_count: u.peak_process_count,
+            cpu_time: u.cpu_time,
+            user_cpu_time: u.user_cpu_time,
+            system_cpu_time: u.system_cpu_time,
+            memory_bytes: u.memory_bytes,
+            peak_memory_bytes: u.peak_memory_bytes,
+            oom_kills: u.oom_kills,
+        }
+    }
+
     /// Average CPU use over `wall` time, in cores (`1.0` = one core busy).
     pub fn cpu_cores_over(&self, wall: Duration) -> Option<f64> {
         let cpu = self.cpu_time?;
@@ -63,13 +78,15 @@ impl ProcessGroupStats {
 impl Container {
     /// Stats of the whole container, as a crate error.
     pub(crate) fn stats(&self) -> Result<ProcessGroupStats> {
-        self.usage().map_err(|e| match e.kind() {
-            std::io::ErrorKind::Unsupported => Error::Unsupported {
-                operation: "stats",
-                reason: e.to_string(),
-            },
-            _ => Error::group_io(crate::error::Operation::ReadStats, e),
-        })
+        self.usage()
+            .map(ProcessGroupStats::from_usage)
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::Unsupported => Error::Unsupported {
+                    operation: "stats",
+                    reason: e.to_string(),
+                },
+                _ => Error::group_io(crate::error::Operation::ReadStats, e),
+            })
     }
 }
 

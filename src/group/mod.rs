@@ -28,7 +28,7 @@ pub struct ProcessGroupOptions {
     pub(crate) mechanism: Option<Mechanism>,
     pub(crate) shutdown_grace: Option<Duration>,
     #[cfg(feature = "limits")]
-    pub(crate) limits: crate::limits::Limits,
+    pub(crate) limits: crate::sys::Limits,
 }
 
 /// A kill-on-drop container for several children and all their descendants.

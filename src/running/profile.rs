@@ -83,8 +83,10 @@ impl RunningProcess {
         // A pipeline's stages share one container: it samples all of it.
         let sampled = self.child.sampled();
         let sample = || match &sampled {
-            Sampled::Slot(slot) => slot.usage().ok(),
-            Sampled::Container(container) => container.usage().ok(),
+            Sampled::Slot(slot) => slot.usage().ok().map(ProcessGroupStats::from_usage),
+            Sampled::Container(container) => {
+                container.usage().ok().map(ProcessGroupStats::from_usage)
+            }
             Sampled::Nothing => None,
         };
         let mut tracker = Tracker::default();

@@ -1,28 +1,56 @@
 //! Stats and resource limits per mechanism: the `Container`/`Slot` side of
-//! `ProcessGroup::stats`, `RunningProcess::profile` and `with_options` limits.
-//! Refusals come back as plain facts; `crate::limits` words them for users.
+//! `ProcessGroup::stats`, `RunningProcess::profile` and `with_options` limits,
+//! and the plain data both carry (`Usage`, `Limits`).
+//! Refusals come back as plain facts; the `limits` module words them for users.
 
 use std::io;
 
+use std::time::Duration;
+
 use super::{Container, Slot};
-use crate::stats::ProcessGroupStats;
+
+/// What a tree uses, as measured; `None` where the mechanism cannot measure
+/// it. The `stats` module publishes it as `ProcessGroupStats`, whose fields
+/// say what each one means per mechanism.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Usage {
+    pub(crate) active_process_count: u64,
+    pub(crate) total_processes: Option<u64>,
+    pub(crate) peak_process_count: Option<u64>,
+    pub(crate) cpu_time: Option<Duration>,
+    pub(crate) user_cpu_time: Option<Duration>,
+    pub(crate) system_cpu_time: Option<Duration>,
+    pub(crate) memory_bytes: Option<u64>,
+    pub(crate) peak_memory_bytes: Option<u64>,
+    pub(crate) oom_kills: Option<u64>,
+}
+
+#[cfg(feature = "limits")]
+/// The caps requested for one group; the `limits` module checks them and words
+/// a refusal.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Limits {
+    pub(crate) memory_max: Option<u64>,
+    pub(crate) max_processes: Option<u64>,
+    pub(crate) cpu_quota: Option<f64>,
+}
 
 impl Container {
     /// What the whole container uses right now.
-    pub(crate) fn usage(&self) -> io::Result<ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<Usage> {
         self.kind.usage()
     }
 
     /// Applies whole-tree caps to a fresh container, or says why not.
     #[cfg(feature = "limits")]
-    pub(crate) fn apply_limits(&self, limits: &crate::limits::Limits) -> Result<(), LimitRefusal> {
+    pub(crate) fn apply_limits(&self, limits: &Limits) -> Result<(), LimitRefusal> {
         self.kind.apply_limits(limits)
     }
 }
 
 impl Slot {
     /// What this one run's tree uses right now.
-    pub(crate) fn usage(&self) -> io::Result<ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<Usage> {
         self.kind.usage()
     }
 }

@@ -36,7 +36,7 @@ pub(crate) fn adoptable(pid: u32) -> io::Result<u32> {
         if super::linux::ancestry::is_ancestor(tgid) {
             return refuse("an ancestor of this process");
         }
-        if matches!(super::guardian_status(), crate::GuardianStatus::Running { pid: g } if g == tgid)
+        if matches!(super::guardian_status(), super::GuardianState::Running { pid: g } if g == tgid)
         {
             return refuse("this process's guardian");
         }

@@ -56,8 +56,10 @@ use std::sync::Arc;
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
 
+#[cfg(feature = "stats")]
+pub(crate) use accounting::Usage;
 #[cfg(feature = "limits")]
-pub(crate) use accounting::{LimitFailure, LimitRefusal, RefusedWhy};
+pub(crate) use accounting::{LimitFailure, LimitRefusal, Limits, RefusedWhy};
 #[cfg(feature = "process-control")]
 pub(crate) use adopt::{adoptable, process_exists};
 pub(crate) use spawn_gate::SpawnGate;
@@ -319,8 +321,48 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
 }
 
 /// Whether a guardian is watching over this process's containers.
-pub(crate) fn guardian_status() -> crate::GuardianStatus {
+pub(crate) fn guardian_status() -> GuardianState {
     imp::guardian_status()
+}
+
+/// The guardian's state as `sys` knows it; the `guardian` module reports it to
+/// users as `GuardianStatus`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum GuardianState {
+    /// No container has been created yet.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    NotStarted,
+    /// The guardian runs as process `pid`.
+    #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+    Running {
+        /// The guardian's process id.
+        pid: u32,
+    },
+    /// Turned off through [`GUARDIAN_ENV`].
+    Disabled,
+    /// It could not be started, or it has exited.
+    #[cfg_attr(windows, allow(dead_code))]
+    Unavailable {
+        /// Why.
+        reason: String,
+    },
+    /// The platform's container already dies with its owner (Windows).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    NotNeeded,
+}
+
+/// The environment variable that turns the guardian off (`0`, `off`, `false`
+/// or `no`); the `guardian` module publishes it as `GUARDIAN_ENV`.
+pub(crate) const GUARDIAN_ENV: &str = "PROCESSKIT_GUARDIAN";
+
+/// Whether [`GUARDIAN_ENV`] asks for no guardian.
+pub(crate) fn guardian_disabled_by_env() -> bool {
+    std::env::var(GUARDIAN_ENV).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "false" | "no"
+        )
+    })
 }
 
 /// Whether `error` says the process or the system ran out of file descriptors.

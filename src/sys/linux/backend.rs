@@ -74,7 +74,7 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
     crate::sys::unix::exit_signal(status)
 }
 
-pub(crate) fn guardian_status() -> crate::GuardianStatus {
+pub(crate) fn guardian_status() -> crate::sys::GuardianState {
     super::guardian::status()
 }
 
@@ -165,7 +165,7 @@ impl ContainerKind {
     }
 
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         match self {
             ContainerKind::Cgroup(c) => super::usage::cgroup_stats(c.cgroup()),
             ContainerKind::Pgroup(c) => {
@@ -177,7 +177,7 @@ impl ContainerKind {
     #[cfg(feature = "limits")]
     pub(crate) fn apply_limits(
         &self,
-        limits: &crate::limits::Limits,
+        limits: &crate::sys::Limits,
     ) -> Result<(), crate::sys::LimitRefusal> {
         match self {
             ContainerKind::Cgroup(c) => super::limits::apply(c.cgroup(), limits),
@@ -223,7 +223,7 @@ impl SlotKind {
     }
 
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         match self {
             SlotKind::Cgroup(s) => super::usage::cgroup_stats(s.cgroup()),
             SlotKind::Pgroup(s) => Ok(super::usage::pgroup_stats(&[s.pgid()], &[])),

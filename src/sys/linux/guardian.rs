@@ -15,7 +15,7 @@ use rustix::process::{Pid, WaitOptions};
 
 use super::cgroup;
 use super::guardian_process::{self, Plan};
-use crate::guardian::{GuardianStatus, disabled_by_env};
+use crate::sys::{GuardianState, guardian_disabled_by_env};
 use send::Outgoing;
 
 pub(super) mod pgid_table;
@@ -69,14 +69,14 @@ pub(crate) fn ensure_started() {
 }
 
 /// The guardian's current status.
-pub(crate) fn status() -> GuardianStatus {
+pub(crate) fn status() -> GuardianState {
     match STATE.get() {
         None => match RETRY.lock().unwrap_or_else(|e| e.into_inner()).clone() {
-            Some(reason) => GuardianStatus::Unavailable { reason },
-            None => GuardianStatus::NotStarted,
+            Some(reason) => GuardianState::Unavailable { reason },
+            None => GuardianState::NotStarted,
         },
-        Some(State::Disabled) => GuardianStatus::Disabled,
-        Some(State::Failed(reason)) => GuardianStatus::Unavailable {
+        Some(State::Disabled) => GuardianState::Disabled,
+        Some(State::Failed(reason)) => GuardianState::Unavailable {
             reason: reason.clone(),
         },
         Some(State::Running { pid, exited, .. }) => {
@@ -85,10 +85,10 @@ pub(crate) fn status() -> GuardianStatus {
                 *exited = reap(*pid);
             }
             match exited.as_ref() {
-                Some(reason) => GuardianStatus::Unavailable {
+                Some(reason) => GuardianState::Unavailable {
                     reason: reason.clone(),
                 },
-                None => GuardianStatus::Running { pid: *pid as u32 },
+                None => GuardianState::Running { pid: *pid as u32 },
             }
         }
     }
@@ -149,7 +149,7 @@ fn failure(what: &str, error: io::Error) -> Failure {
 }
 
 fn start() -> Result<State, Failure> {
-    if disabled_by_env() {
+    if guardian_disabled_by_env() {
         #[cfg(feature = "tracing")]
         tracing::debug!("processkit guardian disabled by PROCESSKIT_GUARDIAN");
         return Ok(State::Disabled);

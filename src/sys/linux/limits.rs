@@ -2,14 +2,14 @@
 //! down to the group (through our own cgroup's and the per-process root's
 //! `cgroup.subtree_control`) and writes `memory.max`, `pids.max`, `cpu.max`.
 //! When that cannot be done it reports which limit and the facts of why;
-//! `crate::limits` words them (and the fix) for users.
+//! the `limits` module words them (and the fix) for users.
 
 use std::fs;
 use std::io::{self, Write};
 use std::path::Path;
 
 use super::cgroup::{self, Cgroup};
-use crate::limits::Limits;
+use crate::sys::Limits;
 use crate::sys::{LimitFailure, LimitRefusal, RefusedWhy};
 
 /// `cpu.max` period: 100 ms, the kernel default.

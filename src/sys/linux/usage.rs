@@ -8,14 +8,14 @@ use std::time::Duration;
 
 use super::cgroup::Cgroup;
 use super::procfs;
-use crate::stats::ProcessGroupStats;
+use crate::sys::Usage;
 
 /// Stats of everything in `cg` and below.
-pub(crate) fn cgroup_stats(cg: &Cgroup) -> io::Result<ProcessGroupStats> {
+pub(crate) fn cgroup_stats(cg: &Cgroup) -> io::Result<Usage> {
     let pids = cg.pids()?;
-    let mut stats = ProcessGroupStats {
+    let mut stats = Usage {
         active_process_count: pids.len() as u64,
-        ..ProcessGroupStats::default()
+        ..Usage::default()
     };
     if let Ok(cpu) = cg.read("cpu.stat") {
         let usec = |key| keyed(&cpu, key).map(Duration::from_micros);
@@ -63,17 +63,17 @@ pub(crate) fn enable_accounting(root: &Path) {
 }
 
 /// Stats summed from `/proc` over process groups `pgids` and extra pids.
-pub(crate) fn pgroup_stats(pgids: &[i32], extra: &[u32]) -> ProcessGroupStats {
+pub(crate) fn pgroup_stats(pgids: &[i32], extra: &[u32]) -> Usage {
     let tree = procfs::groups_usage(pgids, extra);
     let any = tree.processes > 0;
-    ProcessGroupStats {
+    Usage {
         active_process_count: tree.processes,
         cpu_time: any.then(|| tree.user + tree.system),
         user_cpu_time: any.then_some(tree.user),
         system_cpu_time: any.then_some(tree.system),
         memory_bytes: tree.rss_bytes,
         peak_memory_bytes: tree.hwm_bytes,
-        ..ProcessGroupStats::default()
+        ..Usage::default()
     }
 }
 

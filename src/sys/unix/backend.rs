@@ -45,11 +45,11 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
     super::exit_signal(status)
 }
 
-pub(crate) fn guardian_status() -> crate::GuardianStatus {
-    if crate::guardian::disabled_by_env() {
-        return crate::GuardianStatus::Disabled;
+pub(crate) fn guardian_status() -> crate::sys::GuardianState {
+    if crate::sys::guardian_disabled_by_env() {
+        return crate::sys::GuardianState::Disabled;
     }
-    crate::GuardianStatus::Unavailable {
+    crate::sys::GuardianState::Unavailable {
         reason: "no guardian on this platform yet: a SIGKILLed owner leaves its \
                  process groups running"
             .into(),
@@ -108,7 +108,7 @@ impl ContainerKind {
 
     /// Only the live groups and adopted processes can be counted here.
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         let c = self.pgroup();
         Ok(count_live(&c.pgids(), &c.adopted_pids()))
     }
@@ -116,7 +116,7 @@ impl ContainerKind {
     #[cfg(feature = "limits")]
     pub(crate) fn apply_limits(
         &self,
-        _limits: &crate::limits::Limits,
+        _limits: &crate::sys::Limits,
     ) -> Result<(), crate::sys::LimitRefusal> {
         Err(crate::sys::LimitRefusal::NoAccounting)
     }
@@ -151,19 +151,19 @@ impl SlotKind {
     }
 
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         Ok(count_live(&[self.pgroup().pgid()], &[]))
     }
 }
 
 /// The live groups and adopted processes, as a process count.
 #[cfg(feature = "stats")]
-fn count_live(pgids: &[i32], adopted: &[u32]) -> crate::stats::ProcessGroupStats {
+fn count_live(pgids: &[i32], adopted: &[u32]) -> crate::sys::Usage {
     use super::signal::{group_alive, pid_alive};
     let groups = pgids.iter().filter(|&&g| group_alive(g)).count();
     let others = adopted.iter().filter(|&&p| pid_alive(p)).count();
-    crate::stats::ProcessGroupStats {
+    crate::sys::Usage {
         active_process_count: (groups + others) as u64,
-        ..crate::stats::ProcessGroupStats::default()
+        ..crate::sys::Usage::default()
     }
 }

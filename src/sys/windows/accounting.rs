@@ -9,18 +9,18 @@ use windows_sys::Win32::System::JobObjects::{
 };
 
 use super::job::Job;
-use crate::stats::ProcessGroupStats;
+use crate::sys::Usage;
 
 impl Job {
     /// The whole job's use, nested jobs included. CPU time and the process
     /// total count every process that was ever in the job; peak memory is
     /// the job's peak committed memory. Current memory is not measured.
-    pub(crate) fn usage(&self) -> io::Result<ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<Usage> {
         let basic: JOBOBJECT_BASIC_ACCOUNTING_INFORMATION = self.query()?;
         let extended: JOBOBJECT_EXTENDED_LIMIT_INFORMATION = self.query()?;
         let user = ticks(basic.TotalUserTime);
         let system = ticks(basic.TotalKernelTime);
-        Ok(ProcessGroupStats {
+        Ok(Usage {
             active_process_count: u64::from(basic.ActiveProcesses),
             total_processes: Some(u64::from(basic.TotalProcesses)),
             cpu_time: Some(user + system),
@@ -28,7 +28,7 @@ impl Job {
             system_cpu_time: Some(system),
             // Zero means "not tracked" (Wine), never a real job's peak.
             peak_memory_bytes: Some(extended.PeakJobMemoryUsed as u64).filter(|&b| b > 0),
-            ..ProcessGroupStats::default()
+            ..Usage::default()
         })
     }
 }
@@ -49,7 +49,7 @@ mod limits {
     };
 
     use super::Job;
-    use crate::limits::Limits;
+    use crate::sys::Limits;
 
     impl Job {
         /// Applies `limits` (once, to a fresh job), keeping kill-on-close.

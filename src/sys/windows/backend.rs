@@ -49,11 +49,11 @@ pub(crate) fn exit_signal(_status: &std::process::ExitStatus) -> Option<i32> {
     None
 }
 
-pub(crate) fn guardian_status() -> crate::GuardianStatus {
-    if crate::guardian::disabled_by_env() {
-        return crate::GuardianStatus::Disabled;
+pub(crate) fn guardian_status() -> crate::sys::GuardianState {
+    if crate::sys::guardian_disabled_by_env() {
+        return crate::sys::GuardianState::Disabled;
     }
-    crate::GuardianStatus::NotNeeded
+    crate::sys::GuardianState::NotNeeded
 }
 
 impl ContainerKind {
@@ -104,14 +104,14 @@ impl ContainerKind {
     }
 
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         self.job().usage()
     }
 
     #[cfg(feature = "limits")]
     pub(crate) fn apply_limits(
         &self,
-        limits: &crate::limits::Limits,
+        limits: &crate::sys::Limits,
     ) -> Result<(), crate::sys::LimitRefusal> {
         self.job()
             .set_limits(limits)
@@ -140,7 +140,7 @@ impl SlotKind {
     }
 
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         self.job().usage()
     }
 }

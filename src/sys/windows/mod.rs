@@ -74,13 +74,13 @@ impl JobContainer {
 
     /// What the whole job uses (every run's nested job included).
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         self.job.usage()
     }
 
     /// Caps the whole job's memory, process count and CPU rate.
     #[cfg(feature = "limits")]
-    pub(crate) fn set_limits(&self, limits: &crate::limits::Limits) -> io::Result<()> {
+    pub(crate) fn set_limits(&self, limits: &crate::sys::Limits) -> io::Result<()> {
         self.job.set_limits(limits)
     }
 
@@ -164,7 +164,7 @@ impl JobSlot {
 
     /// What this run's tree uses.
     #[cfg(feature = "stats")]
-    pub(crate) fn usage(&self) -> io::Result<crate::stats::ProcessGroupStats> {
+    pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         self.job().usage()
     }
 }

@@ -209,7 +209,7 @@ fn limits_are_written_to_the_job_without_losing_kill_on_close() {
     };
     let container = group();
     let job = job_of(&container);
-    let limits = crate::limits::Limits {
+    let limits = crate::sys::Limits {
         memory_max: Some(256 << 20),
         max_processes: Some(8),
         cpu_quota: None,
@@ -232,7 +232,7 @@ fn limits_are_written_to_the_job_without_losing_kill_on_close() {
 #[tokio::test]
 async fn a_job_with_limits_still_kills_its_processes_on_close() {
     let job = super::job::Job::new(true).unwrap();
-    let limits = crate::limits::Limits {
+    let limits = crate::sys::Limits {
         memory_max: Some(256 << 20),
         max_processes: Some(8),
         cpu_quota: None,
@@ -260,7 +260,7 @@ async fn a_job_with_limits_still_kills_its_processes_on_close() {
 #[ignore = "Wine 8 does not implement job CPU rate control; real Windows only"]
 fn a_cpu_quota_is_accepted_by_the_job() {
     let container = group();
-    let limits = crate::limits::Limits {
+    let limits = crate::sys::Limits {
         cpu_quota: Some(0.5),
         ..Default::default()
     };
