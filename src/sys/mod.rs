@@ -74,6 +74,9 @@ use unix::backend as imp;
 use windows::backend as imp;
 
 use imp::{ContainerKind, SlotKind};
+// Whether an `io::Error` means the descriptors (or handles) ran out; a bigger
+// kernel buffer for a pipe we drain, where the platform has one.
+pub(crate) use imp::{enlarge_pipe, is_descriptor_exhaustion};
 
 /// Environment variable that forces a mechanism for every container
 /// (`process-group` or `cgroup-v2`), e.g. to run a test suite under the fallback.
@@ -251,35 +254,13 @@ impl Slot {
     /// run's cgroup (whose directory the spec now owns) or leads a process
     /// group of its own; on Windows it starts suspended until `attach`.
     pub(crate) fn prepare(&mut self, spec: &mut spawn::SpawnSpec) -> io::Result<()> {
-        match &mut self.kind {
-            #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => {
-                spec.setup.join = spawn::setup::Join::Cgroup(Arc::new(s.take_dir()?))
-            }
-            #[cfg(unix)]
-            SlotKind::Pgroup(_) => spec.setup.join = spawn::setup::Join::ProcessGroup,
-            #[cfg(windows)]
-            SlotKind::Job(_) => spec.start_suspended = true,
-        }
-        Ok(())
+        self.kind.prepare(spec)
     }
 
     /// Called right after a successful spawn, before the child is claimed:
     /// records it (process groups) or places and resumes it (jobs).
     pub(crate) fn attach(&mut self, child: &spawn::Unclaimed) -> io::Result<()> {
-        match &mut self.kind {
-            #[cfg(target_os = "linux")]
-            SlotKind::Cgroup(s) => s.attach(),
-            #[cfg(unix)]
-            SlotKind::Pgroup(s) => {
-                if let Some(pid) = child.pid() {
-                    s.attach(pid);
-                }
-            }
-            #[cfg(windows)]
-            SlotKind::Job(s) => s.attach(child.std_child()?)?,
-        }
-        Ok(())
+        self.kind.attach(child)
     }
 
     /// The gate a spawn into this slot passes just before it clones.
@@ -364,27 +345,3 @@ pub(crate) fn guardian_disabled_by_env() -> bool {
         )
     })
 }
-
-/// Whether `error` says the process or the system ran out of file descriptors.
-pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
-    #[cfg(unix)]
-    return matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
-    #[cfg(windows)]
-    return error.raw_os_error() == Some(4); // ERROR_TOO_MANY_OPEN_FILES
-    #[cfg(not(any(unix, windows)))]
-    {
-        let _ = error;
-        false
-    }
-}
-
-/// Asks for a 1 MiB kernel buffer on a pipe we drain, where that costs the
-/// user's other pipes nothing (Linux; best effort).
-#[cfg(target_os = "linux")]
-pub(crate) fn enlarge_pipe(pipe: &impl std::os::fd::AsFd) {
-    linux::pipe::enlarge(pipe);
-}
-
-/// Pipe sizes are fixed on this platform.
-#[cfg(not(target_os = "linux"))]
-pub(crate) fn enlarge_pipe<P>(_pipe: &P) {}

@@ -10,6 +10,8 @@ use super::{CgroupContainer, CgroupSlot};
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
 use crate::sys::CreateError;
+use crate::sys::spawn::setup::Join;
+use crate::sys::spawn::{SpawnSpec, Unclaimed};
 use crate::sys::unix::pgroup::{self, PgroupContainer, PgroupSlot};
 use crate::sys::unix::signal::number;
 
@@ -69,6 +71,9 @@ pub(crate) fn degraded_reason() -> Option<&'static str> {
         _ => None,
     }
 }
+
+pub(crate) use super::pipe::enlarge as enlarge_pipe;
+pub(crate) use crate::sys::unix::is_descriptor_exhaustion;
 
 pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
     crate::sys::unix::exit_signal(status)
@@ -215,6 +220,30 @@ impl SlotKind {
                 Ok(())
             }
         }
+    }
+
+    /// Readies `spec` so the child joins this run's cgroup (whose directory
+    /// the spec now owns) or leads a process group of its own.
+    pub(crate) fn prepare(&mut self, spec: &mut SpawnSpec) -> io::Result<()> {
+        spec.setup.join = match self {
+            SlotKind::Cgroup(s) => Join::Cgroup(Arc::new(s.take_dir()?)),
+            SlotKind::Pgroup(_) => Join::ProcessGroup,
+        };
+        Ok(())
+    }
+
+    /// Right after a successful spawn: the run's cgroup is now in use, or
+    /// the process group records its leader.
+    pub(crate) fn attach(&mut self, child: &Unclaimed) -> io::Result<()> {
+        match self {
+            SlotKind::Cgroup(s) => s.attach(),
+            SlotKind::Pgroup(s) => {
+                if let Some(pid) = child.pid() {
+                    s.attach(pid);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Only a Windows job forces an exit code on a killed child.

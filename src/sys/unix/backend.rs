@@ -10,6 +10,8 @@ use super::signal::number;
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
 use crate::sys::CreateError;
+use crate::sys::spawn::setup::Join;
+use crate::sys::spawn::{SpawnSpec, Unclaimed};
 
 /// Best first.
 pub(crate) const MECHANISMS: &[Mechanism] = &[Mechanism::ProcessGroup];
@@ -40,6 +42,11 @@ pub(crate) fn new_container(
 pub(crate) fn degraded_reason() -> Option<&'static str> {
     None
 }
+
+pub(crate) use super::is_descriptor_exhaustion;
+
+/// Pipe sizes are fixed on this platform.
+pub(crate) fn enlarge_pipe<P>(_pipe: &P) {}
 
 pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
     super::exit_signal(status)
@@ -142,6 +149,21 @@ impl SlotKind {
 
     pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
         self.pgroup().signal(libc::SIGTERM);
+        Ok(())
+    }
+
+    /// Readies `spec` so the child leads a process group of its own.
+    pub(crate) fn prepare(&mut self, spec: &mut SpawnSpec) -> io::Result<()> {
+        spec.setup.join = Join::ProcessGroup;
+        Ok(())
+    }
+
+    /// Right after a successful spawn: the process group records its leader.
+    pub(crate) fn attach(&mut self, child: &Unclaimed) -> io::Result<()> {
+        let SlotKind::Pgroup(s) = self;
+        if let Some(pid) = child.pid() {
+            s.attach(pid);
+        }
         Ok(())
     }
 

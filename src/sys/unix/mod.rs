@@ -12,3 +12,8 @@ pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
     use std::os::unix::process::ExitStatusExt;
     status.signal()
 }
+
+/// Whether `error` says the process or the system ran out of file descriptors.
+pub(crate) fn is_descriptor_exhaustion(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}

@@ -8,6 +8,7 @@ use super::{JobContainer, JobSlot};
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
 use crate::sys::CreateError;
+use crate::sys::spawn::{SpawnSpec, Unclaimed};
 
 /// Best first.
 pub(crate) const MECHANISMS: &[Mechanism] = &[Mechanism::JobObject];
@@ -45,6 +46,14 @@ pub(crate) fn degraded_reason() -> Option<&'static str> {
 }
 
 /// No signals on Windows.
+/// Whether `error` says the process or the system ran out of handles.
+pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
+    error.raw_os_error() == Some(4) // ERROR_TOO_MANY_OPEN_FILES
+}
+
+/// Pipe sizes are fixed on this platform.
+pub(crate) fn enlarge_pipe<P>(_pipe: &P) {}
+
 pub(crate) fn exit_signal(_status: &std::process::ExitStatus) -> Option<i32> {
     None
 }
@@ -132,6 +141,20 @@ impl SlotKind {
     /// A job has no gentler stop than terminate.
     pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
         self.job().kill()
+    }
+
+    /// Readies `spec` so the child starts suspended, until `attach` has put
+    /// it in the job.
+    pub(crate) fn prepare(&mut self, spec: &mut SpawnSpec) -> io::Result<()> {
+        spec.start_suspended = true;
+        Ok(())
+    }
+
+    /// Right after a successful spawn: places the child in the job and
+    /// resumes it.
+    pub(crate) fn attach(&mut self, child: &Unclaimed) -> io::Result<()> {
+        let SlotKind::Job(s) = self;
+        s.attach(child.std_child()?)
     }
 
     /// Whether the run's child was still running when its job was terminated.
