@@ -28,8 +28,8 @@ type StopCondition = Box<dyn FnMut(&ProcessResult) -> bool + Send>;
 /// `[d/2, d]` unless [`jitter(false)`](Supervisor::jitter). All waiting uses
 /// tokio's clock, so tests can run it under a paused clock.
 ///
-/// A run that cannot start, or whose [`cancel_on`](Command::cancel_on)
-/// token is cancelled, ends supervision with that error: restarting into a
+/// A run that cannot start, or whose `cancel_on` token (feature
+/// `cancellation`) is cancelled, ends supervision with that error: restarting into a
 /// cancelled token could only fail again. The command's
 /// [`retry`](Command::retry) policy, if any, applies within each run (the
 /// runners' default `output_bytes` honours it).
