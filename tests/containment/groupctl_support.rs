@@ -1,9 +1,31 @@
-//! What the group-control, stats and limits tests need beyond `tests/common`:
-//! whether this host delegates the limit controllers, and SKIP/NOTE lines that
-//! reach the VM lane's log past the harness's capture.
+//! What the containment tests need beyond `tests/common`: whether this host
+//! provides a mechanism and delegates the limit controllers, and SKIP/NOTE lines
+//! that reach the VM and container lanes' logs past the harness's capture.
 #![allow(dead_code)]
 
 use std::time::Instant;
+
+use processkit::{Error, Mechanism, ProcessGroup, ProcessGroupOptions};
+
+/// Whether this host provides `mechanism` (a non-root user or a container has
+/// no writable cgroup v2). One it lacks gets one SKIP line per test process; any
+/// other failure to make a group panics. The CI host's own lane proves its
+/// cgroup is there (`teardown::this_cgroup_host_reports_no_fallback`).
+pub fn on_this_host(mechanism: Mechanism) -> bool {
+    static SAID: std::sync::Mutex<Vec<Mechanism>> = std::sync::Mutex::new(Vec::new());
+    match ProcessGroup::with_options(ProcessGroupOptions::default().mechanism(mechanism)) {
+        Ok(_) => true,
+        Err(Error::Unsupported { reason, .. }) => {
+            let mut said = SAID.lock().unwrap_or_else(|e| e.into_inner());
+            if !said.contains(&mechanism) {
+                said.push(mechanism);
+                skip(&format!("{mechanism} is not on this host: {reason}"));
+            }
+            false
+        }
+        Err(e) => panic!("a {mechanism} group on this host: {e:?}"),
+    }
+}
 
 /// Whether our own cgroup v2 offers every controller limits need.
 pub fn host_delegates_limits() -> bool {

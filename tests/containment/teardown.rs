@@ -3,6 +3,7 @@
 #![cfg(target_os = "linux")]
 
 use crate::common;
+use crate::groupctl_support::on_this_host;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -59,7 +60,8 @@ async fn teardown_spares_the_caller_and_its_siblings() {
             .unwrap(),
     );
     let own_cgroup_before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    for mechanism in [Mechanism::CgroupV2, Mechanism::ProcessGroup] {
+    let mechanisms = [Mechanism::CgroupV2, Mechanism::ProcessGroup];
+    for mechanism in mechanisms.into_iter().filter(|&m| on_this_host(m)) {
         let options = ProcessGroupOptions::default()
             .mechanism(mechanism)
             .shutdown_grace(Duration::from_millis(100));
