@@ -418,6 +418,8 @@ fn a_second_program_in_another_pid_namespace_spares_a_live_owner() {
     owner
         .next("READY", Duration::from_secs(60))
         .expect("the owner never got ready");
+    // A child caught mid-exec shows no environment for a moment: look again.
+    eventually(LIMIT, || marked(&mark).len() >= 3);
     let mut guard = KillOnDrop::default();
     let tree: Vec<Proc> = marked(&mark)
         .into_iter()
