@@ -168,6 +168,18 @@ mod tests {
     use super::{remove_killed, remove_when_empty};
     use crate::sys::linux::cgroup::root;
 
+    /// Whether `done` turns true within a generous bound.
+    fn within(mut done: impl FnMut() -> bool) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !done() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
     /// A process that joins a cgroup after its teardown's kill is killed by
     /// the removal, not left running until the program ends.
     #[test]
@@ -180,30 +192,19 @@ mod tests {
         cg.kill().expect("the teardown's kill (of an empty cgroup)");
         let mut late = Command::new("sleep").arg("30").spawn().expect("sleep");
         let joined = cg.add_pid(late.id());
-        let mut exited = || {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if late.try_wait().ok().flatten().is_some() {
-                    return true;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            false
-        };
         let killed = joined.is_ok() && {
             remove_killed(cg.path().to_owned());
-            exited()
+            within(|| late.try_wait().ok().flatten().is_some())
         };
         // Never leave it behind, whatever happened above.
         let _ = late.kill();
         let _ = late.wait();
         joined.expect("the late process joins the killed cgroup");
         assert!(killed, "the late joiner outlived the removal");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while cg.path().exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(!cg.path().exists(), "the cgroup was never removed");
+        assert!(
+            within(|| !cg.path().exists()),
+            "the cgroup was never removed"
+        );
     }
 
     /// A cgroup whose run its group still owns is removed only once that run
@@ -226,10 +227,9 @@ mod tests {
         let _ = owned.wait();
         joined.expect("the process joins the cgroup");
         assert!(alive, "the removal killed a run it does not own");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while cg.path().exists() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        assert!(!cg.path().exists(), "the cgroup was never removed");
+        assert!(
+            within(|| !cg.path().exists()),
+            "the cgroup was never removed"
+        );
     }
 }
