@@ -18,21 +18,11 @@ use processkit::Command;
 
 use crate::common::privileges::{Proc, own_cgroup_dir, remove_cgroup_tree};
 
-/// Names the scenario a re-executed test binary runs.
-pub const SCENARIO_ENV: &str = "PK_FAULT_SCENARIO";
-
-/// Inside the re-executed binary: whether this process runs `name`.
-pub fn is_scenario(name: &str) -> bool {
-    std::env::var(SCENARIO_ENV).is_ok_and(|v| v == name)
-}
-
-/// Inside the scenario: one `PK <key> <value>` line to the test.
-pub fn tell(key: &str, value: impl std::fmt::Display) {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "PK {key} {value}");
-    let _ = out.flush();
-}
+// A scenario is a re-executed test binary acting as one named helper; it
+// reports `PK <key> <value>` lines like every helper in `tests/common`.
+pub use crate::common::privileges::{
+    HELPER_ENV as SCENARIO_ENV, acting_as as is_scenario, report as tell,
+};
 
 /// Prints past the harness's capture.
 pub fn say(line: &str) {
