@@ -50,13 +50,22 @@ fn sum_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
 
 /// Usage of one process, or `None` when it is gone or a zombie.
 pub(crate) fn usage(pid: u32) -> Option<ProcUsage> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let mut usage = parse_stat(&stat)?;
+    let mut usage = cpu_usage(pid)?;
+    add_memory(pid, &mut usage);
+    Some(usage)
+}
+
+/// `/proc/<pid>/stat` alone: its group and CPU times.
+fn cpu_usage(pid: u32) -> Option<ProcUsage> {
+    parse_stat(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Adds the memory figures of `/proc/<pid>/status`, where it can be read.
+fn add_memory(pid: u32, usage: &mut ProcUsage) {
     if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
         usage.rss_bytes = status_kib(&status, "VmRSS:").map(|k| k * 1024);
         usage.hwm_bytes = status_kib(&status, "VmHWM:").map(|k| k * 1024);
     }
-    Some(usage)
 }
 
 /// Summed usage of the given pids (those still alive).
@@ -88,8 +97,13 @@ pub(crate) fn groups_usage(pgids: &[i32], extra: &[u32]) -> TreeUsage {
         else {
             continue;
         };
-        let Some(u) = usage(pid) else { continue };
+        // Every process on the host is looked at: only members pay for
+        // their (larger) `status` file.
+        let Some(mut u) = cpu_usage(pid) else {
+            continue;
+        };
         if pgids.contains(&u.pgrp) || extra.contains(&pid) {
+            add_memory(pid, &mut u);
             total.add(&u);
         }
     }
