@@ -15,21 +15,32 @@ pub enum Mechanism {
     ProcessGroup,
     /// A Windows Job Object with kill-on-close.
     JobObject,
+    /// Linux without a writable cgroup2 (a non-root user, a CI runner, a
+    /// default container): each run starts under a small shim process that is
+    /// a child subreaper, so every orphan of the tree, `setsid` and
+    /// double-forked daemons included, is re-parented to the shim and never
+    /// leaves the container. No resource limits or kernel counters.
+    Subreaper,
 }
 
 impl Mechanism {
     /// Whether every descendant is contained, including one that starts a new
     /// session or process group.
     pub fn contains_whole_tree(self) -> bool {
-        matches!(self, Mechanism::CgroupV2 | Mechanism::JobObject)
+        matches!(
+            self,
+            Mechanism::CgroupV2 | Mechanism::JobObject | Mechanism::Subreaper
+        )
     }
 
-    /// A short lowercase name (`cgroup-v2`, `process-group`, `job-object`).
+    /// A short lowercase name (`cgroup-v2`, `subreaper`, `process-group`,
+    /// `job-object`).
     pub fn name(self) -> &'static str {
         match self {
             Mechanism::CgroupV2 => "cgroup-v2",
             Mechanism::ProcessGroup => "process-group",
             Mechanism::JobObject => "job-object",
+            Mechanism::Subreaper => "subreaper",
         }
     }
 
@@ -39,6 +50,7 @@ impl Mechanism {
             "cgroup-v2" | "cgroup" => Some(Mechanism::CgroupV2),
             "process-group" | "pgroup" => Some(Mechanism::ProcessGroup),
             "job-object" | "job" => Some(Mechanism::JobObject),
+            "subreaper" => Some(Mechanism::Subreaper),
             _ => None,
         }
     }
