@@ -120,8 +120,10 @@ pub fn size_of(escape: Escape) -> usize {
 pub struct EscapingTree {
     pub escape: Escape,
     pub token: String,
-    dir: TempDir,
+    // Fields drop in order: the cleanup reads the pidfile before the
+    // directory goes.
     _cleanup: Cleanup,
+    dir: TempDir,
 }
 
 impl EscapingTree {

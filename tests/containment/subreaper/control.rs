@@ -76,7 +76,10 @@ fn sigkilled_owner_leaves_nothing(guardian: &str) {
     let scratch = TempDir::new("owner");
     let token = token("owner");
     let pidfiles: Vec<_> = (0..3).map(|n| scratch.join(format!("g{n}/pids"))).collect();
-    let _cleanup = Cleanup::token(&token);
+    let _cleanups: Vec<Cleanup> = pidfiles
+        .iter()
+        .map(|f| Cleanup::token(&token).pidfile(f))
+        .collect();
     let dir = scratch.0.to_string_lossy().into_owned();
     let env = [
         ("PK_DIR", dir.as_str()),
@@ -106,8 +109,8 @@ fn sigkilled_owner_leaves_nothing(guardian: &str) {
     assert_eq!(shims.len(), 3, "one shim per run: {shims:?}");
     all.extend(&shims);
 
-    owner.kill();
     let killed_at = Instant::now();
+    owner.kill();
     let gone = eventually(LIMIT, || all.iter().all(|p| !p.is_alive()));
     note(&format!(
         "subreaper (PROCESSKIT_GUARDIAN={guardian:?}): {} processes gone {:?} after the owner's SIGKILL",
