@@ -107,6 +107,19 @@ fn sigkilled_owner_leaves_nothing(guardian: &str) {
         .map(|p| guard.add(p))
         .collect();
     assert_eq!(shims.len(), 3, "one shim per run: {shims:?}");
+    // Each program and each daemon is a shim's child: the shims hold the trees.
+    let held = || {
+        let parents: Vec<u32> = all.iter().filter_map(|p| ppid(p.pid)).collect();
+        parents
+            .iter()
+            .filter(|p| shims.iter().any(|s| s.pid == **p))
+            .count()
+    };
+    assert!(
+        eventually(LIMIT, || held() == 6),
+        "{} held by shims",
+        held()
+    );
     all.extend(&shims);
 
     let killed_at = Instant::now();
