@@ -1,7 +1,6 @@
-//! The subreaper mechanism on real processes: `setsid` grandchildren and
-//! double-forked daemons gone after every ending, the shim as the program's
-//! parent and the orphans' reaper, exact exit statuses, and the default choice.
-//! Owner death, zombies and group control live in `control`.
+//! The subreaper on real processes: `setsid` grandchildren and double-forked
+//! daemons gone after every ending, the shim as parent and reaper, exact exit
+//! statuses, the default choice (owner death, zombies, control: `control`).
 // Subreapers, /proc and `setsid` are Linux's.
 #![cfg(target_os = "linux")]
 
