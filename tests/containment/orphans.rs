@@ -28,33 +28,44 @@ struct Outcome {
     /// Zombie children of this process at the end, but for those that were
     /// already children when the reaper started (it leaves those alone).
     zombies: Vec<u32>,
-    /// Children this process had when the reaper started.
-    preexisting: usize,
+    /// Children this process had when the reaper started, but for the early
+    /// run and the guardian.
+    strangers: Vec<u32>,
     /// processkit runs whose status was not the one they exited with.
     wrong_statuses: Vec<String>,
     /// Exempted std children whose own wait failed.
     exempt_failures: Vec<String>,
     /// Orphans the reaper reports it reaped.
     reaped: u64,
+    /// What a run started before the reaper, and left a zombie, reported.
+    early_run: String,
+    /// Whether that run was seen as a zombie before the reaper started.
+    early_zombie: bool,
     orphans_made: usize,
     guardian: String,
 }
 
-/// Turns the reaper on, makes `ORPHANS` orphans on one thread while `RUNS`
-/// processkit runs go on a runtime, then waits (up to `SETTLE`) for every
+/// Leaves a processkit run a zombie, turns the reaper on, makes `ORPHANS`
+/// orphans on one thread while `RUNS` processkit runs go on a runtime, waits (up to `SETTLE`) for every
 /// orphan to be reaped and no zombie child to remain.
 fn exercise() -> Outcome {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    // Already a zombie when the reaper starts: it must stay the run's.
+    let mut early = runtime
+        .block_on(Command::new("sh").args(["-c", "exit 42"]).start())
+        .expect("early run");
+    let early_pid = early.id().expect("pid");
+    let early_zombie = eventually(SETTLE, || stat_of(early_pid).is_some_and(|s| s.1 == 'Z'));
     let reaper = reap_orphans().expect("reap_orphans");
     reap_orphans().expect("a second call is a no-op");
     // A superset of the children the reaper treats as ours for good (more
     // may have been re-parented since): as PID 1, earlier tests' orphans.
     let preexisting = children();
     let makers = std::thread::spawn(make_orphans);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
     let wrong_statuses = runtime.block_on(runs());
     let (orphans, exempt_failures) = makers.join().expect("orphan maker");
     let me = std::process::id();
@@ -68,9 +79,10 @@ fn exercise() -> Outcome {
     eventually(SETTLE, || {
         new_zombies().is_empty() && orphans.iter().all(|&p| !is_child_of(p, me))
     });
-    let guardian = match guardian_status() {
-        GuardianStatus::Running { .. } => "running".to_owned(),
-        other => format!("{other:?}"),
+    let early_run = format!("{:?}", runtime.block_on(early.wait()));
+    let (guardian, guardian_pid) = match guardian_status() {
+        GuardianStatus::Running { pid } => ("running".to_owned(), pid),
+        other => (format!("{other:?}"), 0),
     };
     Outcome {
         orphans_left: orphans
@@ -79,10 +91,16 @@ fn exercise() -> Outcome {
             .filter(|&p| is_child_of(p, me))
             .collect(),
         zombies: new_zombies(),
-        preexisting: preexisting.len(),
+        strangers: preexisting
+            .iter()
+            .map(|p| p.0)
+            .filter(|&p| p != early_pid && p != guardian_pid)
+            .collect(),
         wrong_statuses,
         exempt_failures,
         reaped: reaper.reaped(),
+        early_run,
+        early_zombie,
         orphans_made: orphans.len(),
         guardian,
     }
@@ -180,6 +198,8 @@ fn assert_passed(outcome: &Outcome) {
     assert!(outcome.exempt_failures.is_empty(), "{outcome:?}");
     assert!(outcome.reaped >= ORPHANS as u64, "{outcome:?}");
     assert_eq!(outcome.guardian, "running", "{outcome:?}");
+    assert!(outcome.early_zombie, "{outcome:?}");
+    assert_eq!(outcome.early_run, "Ok(Some(42))", "{outcome:?}");
 }
 
 /// Helper: a child subreaper (as PID 1 would be) running the exercise.
@@ -192,9 +212,9 @@ fn helper_subreaper_exercise() {
     rustix::process::set_child_subreaper(Some(rustix::process::getpid())).expect("subreaper");
     let outcome = exercise();
     report("OUTCOME", format!("{outcome:?}"));
-    // A fresh process: nothing for the reaper to leave alone.
-    let passed =
-        outcome.preexisting == 0 && std::panic::catch_unwind(|| assert_passed(&outcome)).is_ok();
+    // A fresh process: no other child for the reaper to leave alone.
+    let passed = outcome.strangers.is_empty()
+        && std::panic::catch_unwind(|| assert_passed(&outcome)).is_ok();
     report("PASSED", passed);
 }
 
