@@ -10,6 +10,7 @@ mod group_control;
 mod guardian;
 mod limits;
 mod no_orphans;
+mod orphans;
 mod reliability_cgroup;
 mod reliability_pgroup;
 mod spec_groups;
