@@ -186,8 +186,10 @@ fn children() -> Vec<Stat> {
 }
 
 /// The early run's shim under the subreaper (ours, not a stranger).
+/// A subreaper shim, its spare, or the zygote that forks them: ours.
 fn is_shim(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "pk-shim")
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .is_ok_and(|c| matches!(c.trim(), "pk-shim" | "pk-spare" | "pk-zygote"))
 }
 
 fn is_child_of(pid: u32, parent: u32) -> bool {

@@ -55,7 +55,22 @@ pub fn state(pid: u32) -> Option<String> {
 
 /// Whether `pid` is a processkit shim (its comm is `pk-shim`).
 pub fn is_shim(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "pk-shim")
+    comm(pid).is_some_and(|c| c == "pk-shim")
+}
+
+fn comm(pid: u32) -> Option<String> {
+    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+    Some(comm.trim().to_owned())
+}
+
+/// Whether `shim` was started for `owner`: forked by it, or by its zygote
+/// (`pk-zygote`, the small copy of the owner that forks shims).
+pub fn shim_of(shim: u32, owner: u32) -> bool {
+    let Some(parent) = ppid(shim) else {
+        return false;
+    };
+    parent == owner
+        || (comm(parent).is_some_and(|c| c == "pk-zygote") && ppid(parent) == Some(owner))
 }
 
 /// Whether `p` still has a /proc entry, zombie or not: gone means reaped too.
@@ -284,7 +299,10 @@ async fn the_shim_parents_the_program_and_adopts_its_orphans() {
         "the program's parent {shim} is not a pk-shim"
     );
     assert_ne!(shim, me, "the program is not our child");
-    assert_eq!(ppid(shim), Some(me), "the shim is our child");
+    assert!(
+        shim_of(shim, me),
+        "the shim is ours (or our zygote's) child"
+    );
     let shim = Proc::of(shim).expect("shim alive");
     let adopted = eventually_async(LIMIT, || ppid(daemon[0].pid) == Some(shim.pid)).await;
     assert!(
@@ -364,4 +382,42 @@ async fn default_mechanism_is_subreaper_without_a_writable_cgroup() {
     assert!(group.mechanism().contains_whole_tree());
     let run = Command::new("true").start().await.unwrap();
     assert_eq!(run.mechanism(), Some(Mechanism::Subreaper), "{reason}");
+}
+
+/// Helper: ignores SIGHUP (as under `nohup`), then reports the ignored
+/// signals (`SigIgn`) of a program started under each mechanism.
+#[test]
+#[ignore = "helper process for the signal-disposition test"]
+fn helper_signal_dispositions() {
+    if !common::privileges::acting_as("helper_signal_dispositions") {
+        return;
+    }
+    // SAFETY: this helper process runs nothing else that handles SIGHUP.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for mechanism in [Mechanism::ProcessGroup, Mechanism::Subreaper] {
+        let runner = JobRunner::with_mechanism(mechanism);
+        let status = runtime
+            .block_on(runner.output_string(&Command::new("cat").arg("/proc/self/status")))
+            .unwrap()
+            .into_stdout();
+        let ignored = status
+            .lines()
+            .find_map(|l| l.strip_prefix("SigIgn:"))
+            .unwrap_or("?")
+            .trim()
+            .to_owned();
+        common::privileges::report(mechanism.name(), ignored);
+    }
+}
+
+#[test]
+fn a_program_ignores_exactly_what_it_would_under_process_groups() {
+    let helper = common::privileges::Helper::start("helper_signal_dispositions", &[]);
+    let under_groups = helper.value("process-group");
+    let under_shim = helper.value("subreaper");
+    let hup = 1u64 << (libc::SIGHUP - 1);
+    let mask = u64::from_str_radix(&under_groups, 16).expect("a SigIgn mask");
+    assert_eq!(mask & hup, hup, "the owner's ignored SIGHUP is inherited");
+    assert_eq!(under_shim, under_groups, "SigIgn under the shim");
 }

@@ -102,7 +102,7 @@ impl Unclaimed {
     pub(crate) fn direct_child(&self) -> Option<u32> {
         match self {
             #[cfg(target_os = "linux")]
-            Unclaimed::Shim(spawned) => Some(spawned.shim.pid()),
+            Unclaimed::Shim(spawned) => spawned.forked_here.then(|| spawned.shim.pid()),
             _ => self.pid(),
         }
     }

@@ -142,23 +142,72 @@ impl ChildSetup {
         }
     }
 
+    /// Runs the steps in the child (see `SetupView::apply`).
+    #[cfg_attr(target_os = "linux", allow(dead_code))]
+    pub(crate) fn apply(&self, born_in_cgroup: bool) -> Result<(), (Step, c_int)> {
+        self.view().apply(born_in_cgroup)
+    }
+
+    /// The steps as plain values and borrows.
+    pub(crate) fn view(&self) -> SetupView<'_> {
+        SetupView {
+            join: match &self.join {
+                Join::None => JoinView::None,
+                #[cfg(target_os = "linux")]
+                Join::Subreaper => JoinView::None,
+                Join::ProcessGroup => JoinView::ProcessGroup,
+                #[cfg(target_os = "linux")]
+                Join::Cgroup(dir) => JoinView::Cgroup(dir.as_raw_fd()),
+            },
+            setsid: self.setsid,
+            groups: self.groups.as_deref(),
+            gid: self.gid,
+            uid: self.uid,
+            cwd: self.cwd.as_deref(),
+            parent_death: self.parent_death,
+        }
+    }
+}
+
+/// How the child joins its slot, as `apply` needs it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum JoinView {
+    None,
+    ProcessGroup,
+    /// The cgroup directory's descriptor.
+    #[cfg(target_os = "linux")]
+    Cgroup(std::os::fd::RawFd),
+}
+
+/// A child's steps before exec as plain values and borrows, so a forked shim
+/// can build one from a message without allocating.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct SetupView<'a> {
+    pub(crate) join: JoinView,
+    pub(crate) setsid: bool,
+    pub(crate) groups: Option<&'a [libc::gid_t]>,
+    pub(crate) gid: Option<libc::gid_t>,
+    pub(crate) uid: Option<libc::uid_t>,
+    pub(crate) cwd: Option<&'a std::ffi::CStr>,
+    pub(crate) parent_death: Option<libc::pid_t>,
+}
+
+impl SetupView<'_> {
     /// Runs the steps in the child, in order; on failure says which step
     /// and the errno. Async-signal-safe: plain syscalls on data prepared by
     /// the parent, no allocation, no lock. Raw `libc` rather than rustix:
     /// this runs in a `CLONE_VM` child on the parent's memory, where every
     /// call must be one we can read as exactly one syscall.
     pub(crate) fn apply(&self, born_in_cgroup: bool) -> Result<(), (Step, c_int)> {
-        match &self.join {
-            Join::None => {}
+        match self.join {
+            JoinView::None => {}
             #[cfg(target_os = "linux")]
-            Join::Subreaper => {}
+            JoinView::Cgroup(_) if born_in_cgroup => {}
             #[cfg(target_os = "linux")]
-            Join::Cgroup(_) if born_in_cgroup => {}
-            #[cfg(target_os = "linux")]
-            Join::Cgroup(dir) => join_cgroup(dir.as_raw_fd()).map_err(at(Step::JoinCgroup))?,
+            JoinView::Cgroup(dir) => join_cgroup(dir).map_err(at(Step::JoinCgroup))?,
             // A session leader is also a group leader; setsid refuses one setpgid made.
-            Join::ProcessGroup if self.setsid => {}
-            Join::ProcessGroup => {
+            JoinView::ProcessGroup if self.setsid => {}
+            JoinView::ProcessGroup => {
                 // SAFETY: setpgid(0, 0) takes integers only.
                 check(unsafe { libc::setpgid(0, 0) }).map_err(at(Step::ProcessGroup))?;
             }
@@ -169,8 +218,8 @@ impl ChildSetup {
             check(unsafe { libc::setsid() }).map_err(at(Step::Setsid))?;
         }
         self.drop_privileges().map_err(at(Step::Privileges))?;
-        if let Some(dir) = &self.cwd {
-            // SAFETY: `dir` is a NUL-terminated string owned by self.
+        if let Some(dir) = self.cwd {
+            // SAFETY: `dir` is a NUL-terminated string the caller keeps alive.
             check(unsafe { libc::chdir(dir.as_ptr()) }).map_err(at(Step::Chdir))?;
         }
         if let Some(parent) = self.parent_death {
@@ -182,7 +231,7 @@ impl ChildSetup {
     /// Groups, then the group id, then the user id: after setuid we may no
     /// longer change the others.
     fn drop_privileges(&self) -> Result<(), c_int> {
-        if let Some(groups) = &self.groups {
+        if let Some(groups) = self.groups {
             check_long(raw::setgroups(groups))?;
         }
         if let Some(gid) = self.gid {

@@ -3,10 +3,13 @@
 //! orphan of the run's tree re-parents to, so nothing leaves the tree while
 //! the shim lives; the shim kills the tree when its owner says so or dies.
 
+mod request;
 mod shim;
 mod spawn;
 mod tree;
 mod wire;
+mod zygote;
+mod zygote_process;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -196,7 +199,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A new, empty subreaper container.
+/// A new, empty subreaper container (the first one starts the zygote).
 pub(crate) fn new_container() -> Arc<SubreaperContainer> {
+    zygote::ensure_started();
     Arc::new(SubreaperContainer::default())
 }

@@ -10,62 +10,110 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::ptr;
 
+use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
 use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use super::wire::{self, EXITED, Failure, Message, STARTED};
-use crate::sys::spawn::SpawnSpec;
-use crate::sys::spawn::linux::Prepared;
+use crate::sys::spawn::linux::{LaunchFailure, Launched};
 
-/// Signals the shim reads from its signalfd instead of dying of them.
-const READ_SIGNALS: [c_int; 5] = [
-    libc::SIGCHLD,
-    libc::SIGTERM,
-    libc::SIGINT,
-    libc::SIGHUP,
-    libc::SIGQUIT,
-];
+/// Signals that ask the shim to kill its tree and exit (it reads every
+/// signal from its signalfd, these included, instead of dying of them).
+const STOP_SIGNALS: [c_int; 4] = [libc::SIGTERM, libc::SIGINT, libc::SIGHUP, libc::SIGQUIT];
 
-/// The shim's whole life. Never returns.
-pub(super) fn run(spec: &mut SpawnSpec, prepared: &mut Prepared, channel: RawFd) -> ! {
-    // SAFETY: the socket's descriptor stays open until this process exits.
-    let channel = unsafe { BorrowedFd::borrow_raw(channel) };
-    let signals = take_signals();
-    let _ = rustix::thread::set_name(c"pk-shim");
-    // Out of the owner's group: terminal signals and killpg aimed at the
-    // owner miss the shim, whose death would free the tree.
+/// A shim ready for its program: made before the request arrives when the
+/// zygote keeps a spare shim waiting, so none of it is on the spawn's path.
+pub(super) struct Prelude {
+    signals: RawFd,
+    me: libc::pid_t,
+    /// Our own pidfd, for the owner: we may not be its child.
+    own: Option<OwnedFd>,
+    /// Why `PR_SET_CHILD_SUBREAPER` failed, if it did.
+    refused: Option<c_int>,
+}
+
+/// Takes the signals, leaves the owner's process group (terminal signals
+/// and killpg aimed at the owner miss the shim, whose death would free the
+/// tree) and becomes a child subreaper. `handlers_reset`: a zygote already
+/// put every handler back to the default.
+pub(super) fn prelude(handlers_reset: bool) -> Prelude {
+    let signals = take_signals(handlers_reset);
+    let _ = rustix::thread::set_name(c"pk-spare");
+    let me = rustix::process::getpid();
+    let own = rustix::process::pidfd_open(me, rustix::process::PidfdFlags::empty()).ok();
     // SAFETY: setpgid and prctl take integers only.
     let subreaper = unsafe {
         libc::setpgid(0, 0);
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     };
-    if subreaper != 0 {
-        send(channel, &wire::failed(Failure::Subreaper(errno())), None);
+    Prelude {
+        signals,
+        me: me.as_raw_nonzero().get(),
+        own,
+        refused: (subreaper != 0).then(errno),
+    }
+}
+
+/// The shim's whole life: `launch` starts the program (given the shim's
+/// pid, its parent-death parent). Never returns.
+pub(super) fn run(
+    channel: RawFd,
+    launch: impl FnOnce(libc::pid_t) -> Result<Launched, LaunchFailure>,
+) -> ! {
+    serve(prelude(false), channel, launch, None)
+}
+
+/// The shim's life once its request is here. `zygote` is told (one byte)
+/// once the program has started: the zygote forks the next spare then, not
+/// while this launch still needs the CPU.
+pub(super) fn serve(
+    prelude: Prelude,
+    channel: RawFd,
+    launch: impl FnOnce(libc::pid_t) -> Result<Launched, LaunchFailure>,
+    zygote: Option<(OwnedFd, u8)>,
+) -> ! {
+    // SAFETY: the socket's descriptor stays open until this process exits.
+    let channel = unsafe { BorrowedFd::borrow_raw(channel) };
+    let _ = rustix::thread::set_name(c"pk-shim");
+    let Prelude {
+        signals,
+        me,
+        own,
+        refused,
+    } = prelude;
+    if let Some(errno) = refused {
+        send_plain(channel, &wire::failed(Failure::Subreaper(errno)));
         exit();
     }
     // The program's parent is this shim: its parent-death signal follows us.
-    if let Some(parent) = spec.setup.parent_death.as_mut() {
-        // SAFETY: getpid takes no arguments.
-        *parent = unsafe { libc::getpid() };
-    }
-    let launched = match prepared.launch(spec) {
+    let launched = match launch(me) {
         Ok(launched) => launched,
         Err(failure) => {
-            send(channel, &wire::failed(Failure::Launch(failure)), None);
+            send_plain(channel, &wire::failed(Failure::Launch(failure)));
             exit();
         }
     };
     // The program has exec'd: every other descriptor (its pipe ends above
     // all, whose last writer must be the program) closes now.
-    let mut keep = [channel.as_raw_fd(), signals, launched.pidfd.as_raw_fd()];
+    let own_fd = own.as_ref().map_or(-1, AsRawFd::as_raw_fd);
+    let zygote_fd = zygote.as_ref().map_or(-1, |(fd, _)| fd.as_raw_fd());
+    let mut keep = [
+        channel.as_raw_fd(),
+        signals,
+        launched.pidfd.as_raw_fd(),
+        own_fd,
+        zygote_fd,
+    ];
     close_all_except(&mut keep);
     let pid = launched.pid as i32;
-    send(
-        channel,
-        &wire::encode(STARTED, pid, 0),
-        Some(launched.pidfd.as_fd()),
-    );
+    let message = wire::encode(STARTED, pid, me);
+    let own_pidfd = own.as_ref().map(AsFd::as_fd);
+    send(channel, &message, launched.pidfd.as_fd(), own_pidfd);
     drop(launched.pidfd);
+    drop(own);
+    if let Some((fd, byte)) = zygote {
+        let _ = rustix::io::write(&fd, &[byte]);
+    }
     watch(channel, signals, pid)
 }
 
@@ -151,7 +199,7 @@ fn reap(channel: BorrowedFd<'_>, program: &mut Option<i32>) -> bool {
 fn report(channel: BorrowedFd<'_>, program: &mut Option<i32>, reaped: i32, status: c_int) {
     if *program == Some(reaped) {
         *program = None;
-        send(channel, &wire::encode(EXITED, status, 0), None);
+        send_plain(channel, &wire::encode(EXITED, status, 0));
     }
 }
 
@@ -179,7 +227,7 @@ fn drain_signals(signals: RawFd) -> bool {
         if read != size as isize {
             return stop;
         }
-        stop |= info.ssi_signo != libc::SIGCHLD as u32;
+        stop |= STOP_SIGNALS.contains(&(info.ssi_signo as c_int));
     }
 }
 
@@ -187,28 +235,64 @@ fn drain_signals(signals: RawFd) -> bool {
 /// ignores job-control signals, and turns the signals the shim acts on into
 /// a non-blocking signalfd. Returns its descriptor (-1 if none could be made:
 /// the shim then notices children and stop requests on the socket only).
-fn take_signals() -> RawFd {
+fn take_signals(handlers_reset: bool) -> RawFd {
     // SAFETY: sigaction, sigprocmask and signalfd are async-signal-safe
     // syscalls reading structures zeroed on this stack.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         libc::sigemptyset(&mut action.sa_mask);
         action.sa_sigaction = libc::SIG_DFL;
-        for signal in 1..=libc::SIGRTMAX() {
-            libc::sigaction(signal, &action, ptr::null_mut());
+        if handlers_reset {
+            // The zygote's SIGCHLD has SA_NOCLDWAIT: we reap our own.
+            libc::sigaction(libc::SIGCHLD, &action, ptr::null_mut());
+        } else {
+            for signal in 1..=libc::SIGRTMAX() {
+                libc::sigaction(signal, &action, ptr::null_mut());
+            }
         }
-        action.sa_sigaction = libc::SIG_IGN;
-        for signal in [libc::SIGPIPE, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU] {
-            libc::sigaction(signal, &action, ptr::null_mut());
-        }
+        // Nothing is ignored (the program would inherit that): every signal
+        // is blocked and read instead, job control and SIGPIPE included.
+        // Every signal is blocked and read (only SIGKILL and SIGSTOP cannot
+        // be): a member that signals its shim must not free the tree.
         let mut set: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut set);
-        for signal in READ_SIGNALS {
-            libc::sigaddset(&mut set, signal);
-        }
+        libc::sigfillset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut());
         libc::signalfd(-1, &set, libc::SFD_CLOEXEC | libc::SFD_NONBLOCK)
     }
+}
+
+/// Ignores the signals set in `mask` (bit `n - 1` for signal `n`), as the
+/// owner does, so the program inherits them ignored exactly as it would
+/// from the owner itself.
+pub(super) fn ignore_like_owner(mask: u64) {
+    // SAFETY: sigaction reads a structure zeroed on this stack.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_sigaction = libc::SIG_IGN;
+        for signal in 1..=64 {
+            // Ignoring SIGCHLD would have the kernel reap the program for us.
+            if signal != libc::SIGCHLD && mask & (1 << (signal - 1)) != 0 {
+                libc::sigaction(signal, &action, ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// The signals this process ignores, as a mask for `ignore_like_owner`.
+pub(super) fn ignored_here() -> u64 {
+    let mut mask = 0;
+    for signal in 1..=libc::SIGRTMAX().min(64) {
+        // SAFETY: sigaction only writes the current disposition into `old`.
+        let ignored = unsafe {
+            let mut old: libc::sigaction = std::mem::zeroed();
+            libc::sigaction(signal, ptr::null(), &mut old) == 0 && old.sa_sigaction == libc::SIG_IGN
+        };
+        if ignored {
+            mask |= 1 << (signal - 1);
+        }
+    }
+    mask
 }
 
 /// Calls `f` with the pid of each child of this (single-threaded) process.
@@ -238,20 +322,40 @@ fn for_each_child(mut f: impl FnMut(i32)) {
     }
 }
 
-/// One message, with a descriptor as `SCM_RIGHTS`. A dead owner (EPIPE)
-/// hears nothing; the shim goes on to tear down.
-fn send(channel: BorrowedFd<'_>, message: &Message, fd: Option<BorrowedFd<'_>>) {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+/// A message without descriptors.
+fn send_plain(channel: BorrowedFd<'_>, message: &Message) {
+    let mut control = SendAncillaryBuffer::new(&mut []);
+    send_with(channel, message, &mut control);
+}
+
+/// The `STARTED` message, with the program's pidfd and ours (if we have one)
+/// as `SCM_RIGHTS`.
+fn send(
+    channel: BorrowedFd<'_>,
+    message: &Message,
+    program: BorrowedFd<'_>,
+    own: Option<BorrowedFd<'_>>,
+) {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = SendAncillaryBuffer::new(&mut space);
-    let fds = fd.map(|fd| [fd]);
-    if let Some(fds) = &fds {
-        control.push(SendAncillaryMessage::ScmRights(fds));
-    }
+    let both = [program, own.unwrap_or(program)];
+    let fds = if own.is_some() { &both[..] } else { &both[..1] };
+    control.push(SendAncillaryMessage::ScmRights(fds));
+    send_with(channel, message, &mut control);
+}
+
+/// Sends one message. A dead owner (EPIPE) hears nothing; the shim goes on
+/// to tear down.
+fn send_with(
+    channel: BorrowedFd<'_>,
+    message: &Message,
+    control: &mut SendAncillaryBuffer<'_, '_, '_>,
+) {
     loop {
         match rustix::net::sendmsg(
             channel,
             &[IoSlice::new(message)],
-            &mut control,
+            control,
             SendFlags::NOSIGNAL,
         ) {
             Err(rustix::io::Errno::INTR) => {}
@@ -261,7 +365,7 @@ fn send(channel: BorrowedFd<'_>, message: &Message, fd: Option<BorrowedFd<'_>>) 
 }
 
 /// Closes every descriptor but those in `keep` (negative entries ignored).
-fn close_all_except(keep: &mut [RawFd]) {
+pub(super) fn close_all_except(keep: &mut [RawFd]) {
     keep.sort_unstable();
     let mut from: libc::c_uint = 0;
     for &fd in keep.iter().filter(|&&fd| fd >= 0) {

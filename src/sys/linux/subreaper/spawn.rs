@@ -5,7 +5,7 @@
 use std::io;
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -44,6 +44,8 @@ impl Shim {
     /// died). Cannot fail for want of memory; repeating it is harmless.
     pub(crate) fn kill(&self) {
         let _ = rustix::net::shutdown(&self.channel, Shutdown::Write);
+        // A member may have stopped the shim (SIGSTOP cannot be blocked).
+        let _ = crate::sys::linux::pidfd::send_signal(self.pidfd.as_fd(), libc::SIGCONT, 0);
     }
 
     /// Whether the shim still runs: it exits only once its tree is empty.
@@ -68,6 +70,8 @@ impl Drop for Shim {
 #[derive(Debug)]
 pub(crate) struct ShimSpawn {
     pub(crate) shim: Arc<Shim>,
+    /// The shim is our child (forked here), not the zygote's.
+    pub(crate) forked_here: bool,
     pub(crate) pid: u32,
     program: Option<OwnedFd>,
     /// A copy of the socket, made now: waiting later needs no descriptor.
@@ -98,62 +102,96 @@ impl Drop for ShimSpawn {
     }
 }
 
-/// Forks a shim that launches `spec` as its child. Blocks until the program
-/// has exec'd (or failed to), as the clone spawner does.
+/// Starts `spec` under a shim of its own: forked by the zygote when one
+/// runs (cheap: it is small), else from this process. Blocks until the
+/// program has exec'd (or failed to), as the clone spawner does.
 pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<ShimSpawn> {
+    if let Some(started) = super::zygote::spawn(spec) {
+        return started;
+    }
     let mut prepared = Prepared::new(spec)?;
-    let (channel, shim_end) = match rustix::net::socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    ) {
+    let (channel, shim_end) = match socket_pair() {
         Ok(pair) => pair,
         Err(e) => {
             prepared.release();
-            return Err(e.into());
+            return Err(e);
         }
     };
+    let setup = spec.setup.view();
+    let ignored = shim::ignored_here();
     // SAFETY: the child runs only `shim::run`, which makes async-signal-safe
     // syscalls on memory prepared above (its copy of it) and never returns.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
-        shim::run(spec, &mut prepared, shim_end.as_raw_fd());
+        shim::run(shim_end.as_raw_fd(), |me| {
+            shim::ignore_like_owner(ignored);
+            let mut setup = setup;
+            setup.parent_death = setup.parent_death.map(|_| me);
+            prepared.launch(setup)
+        });
     }
     if pid < 0 {
         prepared.release();
         return Err(io::Error::last_os_error());
     }
     drop(shim_end);
-    let shim = Arc::new(adopt(pid, channel)?);
-    let (message, program) = receive_blocking(&shim.channel)?;
+    let pidfd = adopt(pid)?;
     let (stdin, stdout, stderr) = prepared.into_parent_ends();
+    started(channel, Some(pidfd), (stdin, stdout, stderr))
+}
+
+/// A `SEQPACKET` pair: each message arrives whole.
+pub(super) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )?)
+}
+
+/// Reads the shim's first message on `channel`: the program runs (its pid
+/// and pidfd, the shim's pid and pidfd unless we hold `shim_pidfd` already),
+/// or why not.
+pub(super) fn started(
+    channel: OwnedFd,
+    shim_pidfd: Option<OwnedFd>,
+    (stdin, stdout, stderr): (Option<OwnedFd>, OwnedFd, OwnedFd),
+) -> io::Result<ShimSpawn> {
+    let (message, [program, own]) = receive_blocking(&channel)?;
     let (kind, a, b) = wire::decode(&message);
-    match (kind, program) {
-        (STARTED, Some(program)) => {
-            rustix::io::ioctl_fionbio(&shim.channel, true)?;
-            let reader = shim.channel.try_clone()?;
-            Ok(ShimSpawn {
-                shim,
-                pid: a as u32,
-                program: Some(program),
-                reader: Some(reader),
-                stdin,
-                stdout: Some(stdout),
-                stderr: Some(stderr),
-            })
-        }
-        (FAILED, _) => Err(failure_error(wire::failure(a, b))),
-        _ => Err(io::Error::other(format!(
-            "the shim (pid {pid}) ended before starting the program"
-        ))),
+    if kind == FAILED {
+        return Err(failure_error(wire::failure(a, b)));
     }
+    let forked_here = shim_pidfd.is_some();
+    let (STARTED, Some(program), Some(pidfd)) = (kind, program, shim_pidfd.or(own)) else {
+        return Err(io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the shim ended before starting the program",
+        ));
+    };
+    rustix::io::ioctl_fionbio(&channel, true)?;
+    let reader = channel.try_clone()?;
+    Ok(ShimSpawn {
+        shim: Arc::new(Shim {
+            pid: b as u32,
+            pidfd,
+            channel,
+        }),
+        forked_here,
+        pid: a as u32,
+        program: Some(program),
+        reader: Some(reader),
+        stdin,
+        stdout: Some(stdout),
+        stderr: Some(stderr),
+    })
 }
 
 /// Holds our new child through a pidfd and has the reaper collect it once
 /// it exits. Without a pidfd it is killed and reaped at once (it is ours and
 /// unreaped: its pid cannot name anyone else).
-fn adopt(pid: libc::pid_t, channel: OwnedFd) -> io::Result<Shim> {
+fn adopt(pid: libc::pid_t) -> io::Result<OwnedFd> {
     let opened = Pid::from_raw(pid)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
         .and_then(|p| Ok(rustix::process::pidfd_open(p, PidfdFlags::empty())?));
@@ -171,11 +209,7 @@ fn adopt(pid: libc::pid_t, channel: OwnedFd) -> io::Result<Shim> {
             return Err(e);
         }
     };
-    Ok(Shim {
-        pid: pid as u32,
-        pidfd,
-        channel,
-    })
+    Ok(pidfd)
 }
 
 fn failure_error(failure: Failure) -> io::Error {
@@ -199,25 +233,26 @@ fn failure_error(failure: Failure) -> io::Error {
     }
 }
 
-/// The shim's first message, waiting for it.
-fn receive_blocking(channel: &OwnedFd) -> io::Result<(Message, Option<OwnedFd>)> {
+/// The shim's first message, waiting for it (all zeros at end-of-file).
+fn receive_blocking(channel: &OwnedFd) -> io::Result<(Message, [Option<OwnedFd>; 2])> {
     loop {
         match receive(channel, RecvFlags::empty()) {
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
-            Ok(None) => return Ok(([0; 12], None)),
+            Ok(None) => return Ok(([0; 12], [None, None])),
             Ok(Some(received)) => return Ok(received),
         }
     }
 }
 
-/// One message and its descriptor, if it came with one; `None` at end-of-file.
+/// One message and the (up to two) descriptors that came with it; `None` at
+/// end-of-file.
 fn receive(
     channel: &OwnedFd,
     flags: RecvFlags,
-) -> rustix::io::Result<Option<(Message, Option<OwnedFd>)>> {
+) -> rustix::io::Result<Option<(Message, [Option<OwnedFd>; 2])>> {
     let mut message: Message = [0; 12];
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(2))];
     let mut control = RecvAncillaryBuffer::new(&mut space);
     let received = rustix::net::recvmsg(
         channel,
@@ -225,15 +260,15 @@ fn receive(
         &mut control,
         flags | RecvFlags::CMSG_CLOEXEC,
     )?;
-    let mut fd = None;
+    let mut fds = [None, None];
     for cmsg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = cmsg {
-            for received_fd in fds {
-                fd.get_or_insert(received_fd);
+        if let RecvAncillaryMessage::ScmRights(received_fds) = cmsg {
+            for (slot, fd) in fds.iter_mut().zip(received_fds) {
+                *slot = Some(fd);
             }
         }
     }
-    Ok((received.bytes > 0).then_some((message, fd)))
+    Ok((received.bytes > 0).then_some((message, fds)))
 }
 
 /// The program a shim started, as its run waits for it.

@@ -6,13 +6,14 @@ use std::ffi::{c_char, c_int, c_void};
 use std::os::fd::RawFd;
 use std::ptr;
 
-use crate::sys::spawn::setup::{Step, check, errno};
-use crate::sys::spawn::spec::SpawnSpec;
+use crate::sys::spawn::setup::{SetupView, Step, check, errno};
 
 /// What the child reads (through the shared address space) and writes back.
 #[repr(C)]
 pub(super) struct Shared<'a> {
-    pub(super) spec: &'a SpawnSpec,
+    pub(super) setup: SetupView<'a>,
+    /// The paths to try, null-terminated.
+    pub(super) candidates: *const *const c_char,
     pub(super) argv: *const *const c_char,
     pub(super) envp: *const *const c_char,
     /// `/bin/sh`, a free slot for the script's path, then `argv[1..]`: how a
@@ -46,7 +47,7 @@ fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (St
         wire(fd, target as RawFd).map_err(|e| (Step::Stdio, e))?;
     }
     reset_signals();
-    shared.spec.setup.apply(shared.born_in_cgroup)?;
+    shared.setup.apply(shared.born_in_cgroup)?;
     unblock_all_signals();
     Err((Step::Exec, exec(shared)))
 }
@@ -57,16 +58,22 @@ fn prepare_and_exec(shared: &Shared<'_>) -> Result<std::convert::Infallible, (St
 fn exec(shared: &Shared<'_>) -> c_int {
     let mut denied = false;
     let mut last = libc::ENOENT;
-    for path in &shared.spec.candidates {
+    for index in 0.. {
+        // SAFETY: `candidates` is a null-terminated array the parent keeps
+        // alive while suspended.
+        let path = unsafe { *shared.candidates.add(index) };
+        if path.is_null() {
+            break;
+        }
         // SAFETY: path, argv and envp are NUL-terminated and live in the
         // parent's suspended frame.
-        unsafe { libc::execve(path.as_ptr(), shared.argv, shared.envp) };
+        unsafe { libc::execve(path, shared.argv, shared.envp) };
         last = errno();
         if last == libc::ENOEXEC {
             // SAFETY: `script_argv` has a free slot at index 1 and stays
             // NUL-terminated; the parent is suspended and does not read it.
             unsafe {
-                *shared.script_argv.add(1) = path.as_ptr();
+                *shared.script_argv.add(1) = path;
                 libc::execve(c"/bin/sh".as_ptr(), shared.script_argv, shared.envp);
             }
             last = errno();

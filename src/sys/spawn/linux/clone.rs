@@ -5,14 +5,14 @@
 
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::ptr;
 
 use super::child::{Shared, child_main};
 use super::clone3;
 use super::fds::{Pipes, Stack};
-use crate::sys::spawn::setup::{Join, Step};
+use crate::sys::spawn::setup::{JoinView, SetupView, Step};
 use crate::sys::spawn::spec::{Environment, SpawnSpec};
 
 /// A started child: its pid, a pidfd, and the parent's ends of its pipes.
@@ -33,7 +33,7 @@ pub(crate) struct Spawned {
 /// seccomp filter) refuses `CLONE_PIDFD`: the caller then uses the std path.
 pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, CloneError> {
     let mut prepared = Prepared::new(spec).map_err(CloneError::Other)?;
-    match prepared.launch(spec) {
+    match prepared.launch(spec.setup.view()) {
         Ok(launched) => Ok(prepared.finish(launched)),
         Err(failure) => {
             prepared.release();
@@ -50,6 +50,7 @@ pub(crate) struct Prepared {
     argv: Vec<*const c_char>,
     script_argv: Vec<*const c_char>,
     envp: Vec<*const c_char>,
+    candidates: Vec<*const c_char>,
     /// Owns the strings `envp` points to when the environment is inherited.
     _inherited: Vec<CString>,
     stack: Stack,
@@ -73,6 +74,19 @@ pub(crate) enum LaunchFailure {
     Child(Step, c_int),
 }
 
+/// What one clone reads: null-terminated arrays of NUL-terminated strings,
+/// the child's stdio, its setup and a stack, all kept alive by the caller.
+pub(crate) struct LaunchPlan<'a> {
+    pub(crate) argv: *const *const c_char,
+    pub(crate) envp: *const *const c_char,
+    pub(crate) candidates: *const *const c_char,
+    /// `/bin/sh`, a free slot, then `argv[1..]`, null-terminated.
+    pub(crate) script_argv: *mut *const c_char,
+    pub(crate) stdio: [RawFd; 3],
+    pub(crate) setup: SetupView<'a>,
+    pub(crate) stack: &'a Stack,
+}
+
 impl Prepared {
     pub(crate) fn new(spec: &SpawnSpec) -> io::Result<Prepared> {
         let pipes = Pipes::open(spec)?;
@@ -92,77 +106,28 @@ impl Prepared {
             argv,
             script_argv,
             envp,
+            candidates: null_terminated(&spec.candidates),
             _inherited: inherited,
             stack: Stack::take()?,
         })
     }
 
-    /// Clones the child and waits (CLONE_VFORK) until it has exec'd or
-    /// failed. Async-signal-safe: no allocation, no lock.
-    pub(crate) fn launch(&mut self, spec: &SpawnSpec) -> Result<Launched, LaunchFailure> {
-        let mut shared = Shared {
-            spec,
+    /// Clones the child with `setup` (see `launch`).
+    pub(crate) fn launch(&mut self, setup: SetupView<'_>) -> Result<Launched, LaunchFailure> {
+        launch(&LaunchPlan {
             argv: self.argv.as_ptr(),
             envp: self.envp.as_ptr(),
+            candidates: self.candidates.as_ptr(),
             script_argv: self.script_argv.as_mut_ptr(),
             stdio: self.pipes.child_ends(),
-            born_in_cgroup: false,
-            failed_step: Step::None,
-            errno: 0,
-        };
-        let mut pidfd: c_int = -1;
-        // Block every signal so no handler of ours runs on the child's side of the
-        // shared address space; the child resets dispositions before unblocking.
-        let old_mask = block_all_signals();
-        let mut result = Err(libc::ENOSYS);
-        if let Join::Cgroup(dir) = &spec.setup.join
-            && clone3::usable()
-        {
-            shared.born_in_cgroup = true;
-            let cloned = clone3::spawn(&mut shared, &self.stack, dir.as_raw_fd(), &mut pidfd);
-            if cloned.as_ref().is_err_and(clone3::is_refusal) {
-                clone3::refused();
-                shared.born_in_cgroup = false;
-            }
-            result = cloned.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
-        }
-        if !shared.born_in_cgroup {
-            let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
-            // SAFETY: `child_main` only makes async-signal-safe syscalls and never
-            // returns into our frames; it runs on `stack`, which outlives the call
-            // because CLONE_VFORK suspends this thread until the child execs or
-            // exits. `shared` and everything it points to live in this frame.
-            let pid = unsafe {
-                libc::clone(
-                    child_main,
-                    self.stack.top(),
-                    flags,
-                    ptr::from_mut(&mut shared).cast::<c_void>(),
-                    ptr::from_mut(&mut pidfd),
-                )
-            };
-            result = if pid < 0 { Err(errno()) } else { Ok(pid) };
-        }
-        restore_signals(&old_mask);
-        let pid = match result {
-            Ok(pid) => pid,
-            Err(e @ (libc::EINVAL | libc::ENOSYS | libc::EPERM)) => {
-                return Err(LaunchFailure::Refused(e));
-            }
-            Err(e) => return Err(LaunchFailure::Clone(e)),
-        };
-        // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
-        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-        // The child has exec'd or exited: `shared` holds its verdict.
-        if shared.failed_step != Step::None {
-            reap_failed(&pidfd);
-            return Err(LaunchFailure::Child(shared.failed_step, shared.errno));
-        }
-        Ok(Launched {
-            pid: pid as u32,
-            pidfd,
-            born_in_cgroup: shared.born_in_cgroup,
+            setup,
+            stack: &self.stack,
         })
+    }
+
+    /// The child's ends of its stdio (-1: inherited).
+    pub(crate) fn child_ends(&self) -> [RawFd; 3] {
+        self.pipes.child_ends()
     }
 
     /// The parent's ends of the pipes of a launched child.
@@ -188,6 +153,75 @@ impl Prepared {
     pub(crate) fn release(self) {
         self.stack.give_back();
     }
+}
+
+/// Clones the child and waits (CLONE_VFORK) until it has exec'd or
+/// failed. Async-signal-safe: no allocation, no lock.
+pub(crate) fn launch(plan: &LaunchPlan<'_>) -> Result<Launched, LaunchFailure> {
+    let mut shared = Shared {
+        setup: plan.setup,
+        candidates: plan.candidates,
+        argv: plan.argv,
+        envp: plan.envp,
+        script_argv: plan.script_argv,
+        stdio: plan.stdio,
+        born_in_cgroup: false,
+        failed_step: Step::None,
+        errno: 0,
+    };
+    let mut pidfd: c_int = -1;
+    // Block every signal so no handler of ours runs on the child's side of the
+    // shared address space; the child resets dispositions before unblocking.
+    let old_mask = block_all_signals();
+    let mut result = Err(libc::ENOSYS);
+    if let JoinView::Cgroup(dir) = plan.setup.join
+        && clone3::usable()
+    {
+        shared.born_in_cgroup = true;
+        let cloned = clone3::spawn(&mut shared, plan.stack, dir, &mut pidfd);
+        if cloned.as_ref().is_err_and(clone3::is_refusal) {
+            clone3::refused();
+            shared.born_in_cgroup = false;
+        }
+        result = cloned.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
+    }
+    if !shared.born_in_cgroup {
+        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+        // SAFETY: `child_main` only makes async-signal-safe syscalls and never
+        // returns into our frames; it runs on `stack`, which outlives the call
+        // because CLONE_VFORK suspends this thread until the child execs or
+        // exits. `shared` and everything it points to live in this frame.
+        let pid = unsafe {
+            libc::clone(
+                child_main,
+                plan.stack.top(),
+                flags,
+                ptr::from_mut(&mut shared).cast::<c_void>(),
+                ptr::from_mut(&mut pidfd),
+            )
+        };
+        result = if pid < 0 { Err(errno()) } else { Ok(pid) };
+    }
+    restore_signals(&old_mask);
+    let pid = match result {
+        Ok(pid) => pid,
+        Err(e @ (libc::EINVAL | libc::ENOSYS | libc::EPERM)) => {
+            return Err(LaunchFailure::Refused(e));
+        }
+        Err(e) => return Err(LaunchFailure::Clone(e)),
+    };
+    // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+    // The child has exec'd or exited: `shared` holds its verdict.
+    if shared.failed_step != Step::None {
+        reap_failed(&pidfd);
+        return Err(LaunchFailure::Child(shared.failed_step, shared.errno));
+    }
+    Ok(Launched {
+        pid: pid as u32,
+        pidfd,
+        born_in_cgroup: shared.born_in_cgroup,
+    })
 }
 
 impl From<LaunchFailure> for CloneError {
@@ -281,6 +315,7 @@ fn reap_failed(pidfd: &OwnedFd) {
 
 #[cfg(test)]
 mod tests {
+    use crate::sys::spawn::setup::Join;
     use std::io::Read;
 
     use super::super::tests::spec;

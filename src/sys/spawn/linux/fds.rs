@@ -19,7 +19,7 @@ const STACK_SIZE: usize = 64 * 1024;
 const GUARD: usize = 4096;
 
 /// The child's stack: an anonymous mapping with a guard page below it.
-pub(super) struct Stack {
+pub(crate) struct Stack {
     base: *mut c_void,
 }
 
@@ -31,7 +31,7 @@ thread_local! {
 
 impl Stack {
     /// This thread's spare stack, or a new one.
-    pub(super) fn take() -> io::Result<Stack> {
+    pub(crate) fn take() -> io::Result<Stack> {
         match SPARE_STACK.try_with(Cell::take) {
             Ok(Some(stack)) => Ok(stack),
             _ => Stack::new(),
@@ -44,7 +44,7 @@ impl Stack {
         let _ = SPARE_STACK.try_with(|spare| spare.replace(Some(self)));
     }
 
-    fn new() -> io::Result<Stack> {
+    pub(crate) fn new() -> io::Result<Stack> {
         // SAFETY: a fresh private anonymous mapping; no existing memory is touched.
         let base = unsafe {
             libc::mmap(
@@ -78,7 +78,7 @@ impl Stack {
     }
 
     /// The stack grows down from the (16-byte aligned) end of the mapping.
-    pub(super) fn top(&self) -> *mut c_void {
+    pub(crate) fn top(&self) -> *mut c_void {
         // SAFETY: one past the end of the mapping, which is page aligned.
         unsafe { self.base.cast::<u8>().add(STACK_SIZE + GUARD).cast() }
     }

@@ -1,0 +1,213 @@
+//! The zygote, owner side: forked once, with the first subreaper container,
+//! while this process is likely still small; it then forks every shim, so a
+//! spawn costs the same however large this process grows. A request carries
+//! the spawn flattened (`request`) plus the descriptors the program needs.
+
+use std::ffi::CString;
+use std::io;
+use std::io::IoSlice;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, OnceLock};
+
+use rustix::io::Errno;
+use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::process::{Pid, PidfdFlags};
+
+use super::request;
+use super::spawn::{ShimSpawn, socket_pair, started};
+use super::zygote_process::{self, Scratch};
+use crate::sys::linux::reaper;
+use crate::sys::spawn::SpawnSpec;
+use crate::sys::spawn::linux::Prepared;
+
+/// Set to `0`, `off`, `false` or `no` to fork every shim from this process.
+pub(crate) const ZYGOTE_ENV: &str = "PROCESSKIT_ZYGOTE";
+
+/// A running zygote.
+struct Zygote {
+    channel: OwnedFd,
+    /// Readable once the zygote has exited.
+    pidfd: OwnedFd,
+    /// Who we were when it was forked: a process that changed its ids since
+    /// must not start children with the old ones.
+    credentials: Credentials,
+}
+
+#[derive(PartialEq, Eq)]
+struct Credentials {
+    ids: [u32; 4],
+    groups: Vec<u32>,
+}
+
+impl Credentials {
+    fn now() -> Credentials {
+        use rustix::process::{getegid, geteuid, getgid, getuid};
+        Credentials {
+            ids: [
+                getuid().as_raw(),
+                geteuid().as_raw(),
+                getgid().as_raw(),
+                getegid().as_raw(),
+            ],
+            groups: rustix::process::getgroups()
+                .map(|g| g.iter().map(|g| g.as_raw()).collect())
+                .unwrap_or_default(),
+        }
+    }
+}
+
+/// `None` until the first start attempt has an answer.
+static ZYGOTE: OnceLock<Option<Zygote>> = OnceLock::new();
+/// Serialises the start.
+static STARTING: Mutex<()> = Mutex::new(());
+/// The zygote has gone away: shims are forked here from now on.
+static GONE: AtomicBool = AtomicBool::new(false);
+
+/// Starts the zygote unless it runs or cannot (then shims are forked from
+/// this process, which is slower but equally sound).
+pub(super) fn ensure_started() {
+    if ZYGOTE.get().is_some() {
+        return;
+    }
+    let _starting = STARTING.lock().unwrap_or_else(|e| e.into_inner());
+    if ZYGOTE.get().is_some() {
+        return;
+    }
+    let started = if disabled_by_env() {
+        None
+    } else {
+        crate::sys::orphans::own_spawn(fork_zygote, |z| z.as_ref().ok().map(|z| z.1)).ok()
+    };
+    let _ = ZYGOTE.set(started.map(|(zygote, _)| zygote));
+}
+
+fn disabled_by_env() -> bool {
+    std::env::var(ZYGOTE_ENV).is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "false" | "no"
+        )
+    })
+}
+
+fn fork_zygote() -> io::Result<(Zygote, u32)> {
+    let mut scratch = Scratch::new()?;
+    let (channel, zygote_end) = socket_pair()?;
+    let credentials = Credentials::now();
+    // SAFETY: the child runs only `zygote_process::run`, which makes
+    // async-signal-safe syscalls on memory prepared above and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        zygote_process::run(&mut scratch, zygote_end.as_raw_fd());
+    }
+    if pid < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // Collected by the reaper whenever it exits (with us, as a rule).
+    let target = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    let pidfd = match rustix::process::pidfd_open(target, PidfdFlags::empty())
+        .and_then(|fd| Ok((rustix::io::fcntl_dupfd_cloexec(&fd, 3)?, fd)))
+    {
+        Ok((pidfd, for_reaper)) => {
+            reaper::reap_orphan(for_reaper);
+            pidfd
+        }
+        Err(e) => {
+            // SAFETY: kill and waitpid take integers; `pid` is our unreaped child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(e.into());
+        }
+    };
+    Ok((
+        Zygote {
+            channel,
+            pidfd,
+            credentials,
+        },
+        pid as u32,
+    ))
+}
+
+/// Has the zygote start `spec` under a new shim. `None`: no zygote, or this
+/// spawn is not for it (too large, our ids changed): fork from here.
+pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
+    let zygote = ZYGOTE.get()?.as_ref()?;
+    if GONE.load(Ordering::Relaxed) || Credentials::now() != zygote.credentials {
+        return None;
+    }
+    let cwd = std::env::current_dir().ok()?;
+    let cwd = CString::new(cwd.as_os_str().as_bytes()).ok()?;
+    let message = request::encode(spec, Some(&cwd), super::shim::ignored_here())?;
+    let prepared = match Prepared::new(spec) {
+        Ok(prepared) => prepared,
+        Err(e) => return Some(Err(e)),
+    };
+    let result = send(zygote, &message, &prepared);
+    match result {
+        Ok(channel) => {
+            let ends = prepared.into_parent_ends();
+            match started(channel, None, ends) {
+                // Nobody took the request: the zygote (and its spare) died.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && !alive(&zygote.pidfd) => {
+                    GONE.store(true, Ordering::Relaxed);
+                    None
+                }
+                other => Some(other),
+            }
+        }
+        Err(e) => {
+            prepared.release();
+            match e.raw_os_error() {
+                Some(libc::EPIPE | libc::ECONNRESET | libc::ECONNREFUSED) => {
+                    GONE.store(true, Ordering::Relaxed);
+                    None
+                }
+                Some(libc::EMSGSIZE) => None,
+                _ => Some(Err(e)),
+            }
+        }
+    }
+}
+
+fn alive(pidfd: &OwnedFd) -> bool {
+    crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), 0, 0).is_ok()
+}
+
+/// Sends the request with the shim's end of a new socket pair and the
+/// program's stdio; returns our end.
+fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<OwnedFd> {
+    let (channel, shim_end) = socket_pair()?;
+    let [stdin, stdout, stderr] = prepared.child_ends();
+    // SAFETY: the pipe ends stay open in `prepared` until it is consumed
+    // after this call; fd 0 is borrowed only while it is open.
+    let borrow = |fd| unsafe { BorrowedFd::borrow_raw(fd) };
+    // An inherited stdin is ours: the zygote closed its own.
+    let stdin = if stdin >= 0 {
+        Some(borrow(stdin))
+    } else {
+        rustix::io::fcntl_getfd(borrow(0)).ok().map(|_| borrow(0))
+    };
+    let mut fds = vec![shim_end.as_fd(), borrow(stdout), borrow(stderr)];
+    fds.extend(stdin);
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = SendAncillaryBuffer::new(&mut space);
+    control.push(SendAncillaryMessage::ScmRights(&fds));
+    loop {
+        match rustix::net::sendmsg(
+            &zygote.channel,
+            &[IoSlice::new(message)],
+            &mut control,
+            SendFlags::NOSIGNAL,
+        ) {
+            Ok(_) => return Ok(channel),
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The zygote's life after fork: a small copy of its owner that keeps one
+//! spare shim forked ahead, so a spawn costs neither a fork of the owner
+//! (whose memory may have grown to gigabytes since) nor one of the zygote.
+//! A forked copy of a multi-threaded process: syscalls only, no allocation.
+
+use std::ffi::c_char;
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::ptr;
+
+use rustix::io::Errno;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::process::{Pid, PidfdFlags};
+
+use super::request::{self, MAX_POINTERS, MAX_REQUEST};
+use super::shim;
+use crate::sys::spawn::linux::{LaunchFailure, LaunchPlan, Stack, launch};
+use crate::sys::spawn::setup::Step;
+
+/// Memory the zygote works in, made by the owner before fork.
+pub(super) struct Scratch {
+    /// One request (8-byte aligned: `u64` words).
+    pub(super) message: Vec<u64>,
+    /// The pointer arrays a request decodes into.
+    pub(super) pointers: Vec<*const c_char>,
+    /// The stack each shim clones its program on.
+    pub(super) stack: Stack,
+}
+
+impl Scratch {
+    pub(super) fn new() -> std::io::Result<Scratch> {
+        Ok(Scratch {
+            message: vec![0; MAX_REQUEST.div_ceil(8) + 1],
+            pointers: vec![ptr::null(); MAX_POINTERS],
+            stack: Stack::new()?,
+        })
+    }
+}
+
+/// The descriptors of one request: the shim's socket, the program's stdout
+/// and stderr, and its stdin when it has one.
+const FDS: usize = 4;
+
+/// The zygote's whole life: keep one spare shim forked and ready (signals
+/// taken, a subreaper already), waiting for the next request on the shared
+/// socket; once it takes one, fork the next. The fork is off every spawn's
+/// path. Never returns.
+pub(super) fn run(scratch: &mut Scratch, channel: RawFd) -> ! {
+    detach(channel);
+    let Ok((taken, notify)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
+        exit(1);
+    };
+    loop {
+        // SAFETY: the child runs only `spare`, which makes async-signal-safe
+        // syscalls on this process's memory and never returns.
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            drop(taken);
+            spare(scratch, channel, notify);
+        }
+        if pid < 0 {
+            // Out of processes for now: a request waits in the socket.
+            nap();
+            continue;
+        }
+        let spare = Pid::from_raw(pid)
+            .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok());
+        // Until the spare has taken a request (or ended, killed or told the
+        // owner is gone).
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: taken.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: spare.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            // SAFETY: `fds` is an array of two pollfd structures on this stack.
+            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+                continue;
+            }
+            if fds[0].revents != 0 {
+                let mut byte = [0u8];
+                if let Ok(1) = rustix::io::read(&taken, &mut byte)
+                    && byte[0] == OWNER_GONE
+                {
+                    exit(0);
+                }
+                break;
+            }
+            if fds[1].revents != 0 {
+                break;
+            }
+        }
+    }
+}
+
+/// What a spare writes to the zygote: it took a request, or the owner is gone.
+const TAKEN: u8 = b't';
+const OWNER_GONE: u8 = b'e';
+
+/// A spare shim: ready before its request arrives, then a shim for good.
+fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd) -> ! {
+    let prelude = shim::prelude(true);
+    // SAFETY: the socket stays open until the request is taken.
+    let requests = unsafe { BorrowedFd::borrow_raw(channel) };
+    let bytes = scratch.message.len() * 8;
+    // SAFETY: the vector's `u64`s are plain bytes to write into.
+    let message =
+        unsafe { std::slice::from_raw_parts_mut(scratch.message.as_mut_ptr().cast::<u8>(), bytes) };
+    let mut fds: [Option<OwnedFd>; FDS] = [None, None, None, None];
+    let received = loop {
+        match receive(requests, message, &mut fds) {
+            Ok(0) | Err(Errno::CONNRESET) => {
+                let _ = rustix::io::write(&notify, &[OWNER_GONE]);
+                exit(0);
+            }
+            Ok(n) => break n,
+            Err(Errno::INTR | Errno::NOMEM | Errno::NOBUFS) => nap(),
+            Err(_) => {
+                let _ = rustix::io::write(&notify, &[OWNER_GONE]);
+                exit(1);
+            }
+        }
+    };
+    // SAFETY: closing our copy of the request socket, which we no longer
+    // use: the next spare reads the requests.
+    unsafe { libc::close(channel) };
+    let [Some(shim_end), Some(stdout), Some(stderr), stdin] = fds else {
+        exit(0); // not a request of ours: its descriptors close with us
+    };
+    let stdio = [
+        stdin.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+        stdout.as_raw_fd(),
+        stderr.as_raw_fd(),
+    ];
+    let message = &message[..received];
+    shim::serve(
+        prelude,
+        shim_end.as_raw_fd(),
+        |me| {
+            let pointers = &mut scratch.pointers;
+            let Some(decoded) = request::decode(message, pointers, me) else {
+                return Err(LaunchFailure::Clone(libc::EINVAL));
+            };
+            shim::ignore_like_owner(decoded.ignored);
+            if let Some(dir) = decoded.owner_cwd {
+                // SAFETY: chdir reads a NUL-terminated string in the message.
+                if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
+                    return Err(LaunchFailure::Child(Step::Chdir, errno()));
+                }
+            }
+            launch(&LaunchPlan {
+                argv: decoded.argv,
+                envp: decoded.envp,
+                candidates: decoded.candidates,
+                script_argv: decoded.script_argv,
+                stdio,
+                setup: decoded.setup,
+                stack: &scratch.stack,
+            })
+        },
+        Some((notify, TAKEN)),
+    )
+}
+
+fn nap() {
+    let pause = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 10_000_000,
+    };
+    // SAFETY: nanosleep reads a timespec on this stack.
+    unsafe { libc::nanosleep(&pause, ptr::null_mut()) };
+}
+
+/// One request and its descriptors (a short or oversized one is dropped
+/// by the caller: its shim socket closes, which the owner reads as failure).
+fn receive(
+    channel: BorrowedFd<'_>,
+    message: &mut [u8],
+    fds: &mut [Option<OwnedFd>; FDS],
+) -> rustix::io::Result<usize> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        channel,
+        &mut [IoSliceMut::new(message)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for cmsg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received_fds) = cmsg {
+            for (slot, fd) in fds.iter_mut().zip(received_fds) {
+                *slot = Some(fd);
+            }
+        }
+    }
+    Ok(received.bytes)
+}
+
+/// Out of the owner's process group and its signal handlers: terminal
+/// signals aimed at the owner miss the zygote; shims are reaped by the
+/// kernel (SIGCHLD ignored); every descriptor but the socket closes.
+fn detach(keep: RawFd) {
+    // SAFETY: sigaction, sigprocmask and setpgid are async-signal-safe
+    // syscalls on structures zeroed on this stack.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&mut action.sa_mask);
+        action.sa_sigaction = libc::SIG_DFL;
+        for signal in 1..=libc::SIGRTMAX() {
+            libc::sigaction(signal, &action, ptr::null_mut());
+        }
+        // Shims are reaped by the kernel; nothing is ignored (shims and
+        // programs would inherit it): terminal signals are blocked instead.
+        action.sa_flags = libc::SA_NOCLDWAIT;
+        libc::sigaction(libc::SIGCHLD, &action, ptr::null_mut());
+        let mut blocked: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut blocked);
+        let terminal = [
+            libc::SIGINT,
+            libc::SIGQUIT,
+            libc::SIGHUP,
+            libc::SIGTSTP,
+            libc::SIGTTIN,
+            libc::SIGTTOU,
+            libc::SIGPIPE,
+        ];
+        for signal in terminal {
+            libc::sigaddset(&mut blocked, signal);
+        }
+        libc::sigprocmask(libc::SIG_SETMASK, &blocked, ptr::null_mut());
+        libc::setpgid(0, 0);
+    }
+    let _ = rustix::thread::set_name(c"pk-zygote");
+    let _ = rustix::process::chdir(c"/");
+    shim::close_all_except(&mut [keep]);
+}
+
+fn errno() -> libc::c_int {
+    std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
+}
+
+fn exit(code: i32) -> ! {
+    // SAFETY: _exit ends this process without running the owner's atexit hooks.
+    unsafe { libc::_exit(code) }
+}
