@@ -25,8 +25,8 @@ impl From<CreateError> for Error {
                 };
                 Error::group_io(operation, source)
             }
-            CreateError::NoCgroup(why) => Error::Unsupported {
-                operation: Mechanism::CgroupV2.name(),
+            CreateError::Unavailable(mechanism, why) => Error::Unsupported {
+                operation: mechanism.name(),
                 reason: why.into(),
             },
             CreateError::NotOnPlatform(mechanism) => Error::Unsupported {

@@ -109,9 +109,11 @@ pub(crate) struct Slot {
 pub(crate) enum CreateError {
     /// The requested mechanism does not exist on this platform (see `MECHANISMS`).
     NotOnPlatform(Mechanism),
-    /// A cgroup v2 was requested, but this host has none writable: why.
+    /// The requested mechanism exists on this platform but not on this
+    /// host (no writable cgroup v2, a kernel without what a subreaper
+    /// needs): why.
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
-    NoCgroup(&'static str),
+    Unavailable(Mechanism, &'static str),
     /// The OS failed while making it; `step` names what was being done.
     #[cfg_attr(all(unix, not(target_os = "linux")), allow(dead_code))]
     Io {

@@ -373,6 +373,26 @@ async fn every_stage_lives_in_the_pipeline_container() {
                 assert_eq!(pgrp, *pid, "stage {pid} leads its own group");
             }
         }
+        Some(processkit::Mechanism::Subreaper) => {
+            // Each stage is the child of a shim of its own.
+            let mut shims = Vec::new();
+            for pid in &pids {
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+                let after_comm = &stat[stat.rfind(')').unwrap() + 2..];
+                let ppid: u32 = after_comm
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).unwrap();
+                assert_eq!(comm.trim(), "pk-shim", "stage {pid}'s parent {ppid}");
+                shims.push(ppid);
+            }
+            shims.sort_unstable();
+            shims.dedup();
+            assert_eq!(shims.len(), 3, "one shim per stage: {shims:?}");
+        }
         other => panic!("unexpected mechanism {other:?}"),
     }
     drop(run);

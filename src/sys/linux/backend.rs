@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::cgroup::RootError;
+use super::subreaper::{self, SubreaperContainer, SubreaperSlot};
 use super::{CgroupContainer, CgroupSlot};
 use crate::mechanism::Mechanism;
 use crate::signal::Signal;
@@ -16,12 +17,17 @@ use crate::sys::unix::pgroup::{self, PgroupContainer, PgroupSlot};
 use crate::sys::unix::signal::number;
 
 /// Best first.
-pub(crate) const MECHANISMS: &[Mechanism] = &[Mechanism::CgroupV2, Mechanism::ProcessGroup];
+pub(crate) const MECHANISMS: &[Mechanism] = &[
+    Mechanism::CgroupV2,
+    Mechanism::Subreaper,
+    Mechanism::ProcessGroup,
+];
 
 /// One container's mechanism.
 #[derive(Debug)]
 pub(crate) enum ContainerKind {
     Cgroup(CgroupContainer),
+    Subreaper(Arc<SubreaperContainer>),
     Pgroup(Arc<PgroupContainer>),
 }
 
@@ -29,12 +35,14 @@ pub(crate) enum ContainerKind {
 #[derive(Debug)]
 pub(crate) enum SlotKind {
     Cgroup(CgroupSlot),
+    Subreaper(SubreaperSlot),
     Pgroup(PgroupSlot),
 }
 
-/// A new container. Only a definitive "no writable cgroup v2" falls back to
-/// process groups (and says so in `mechanism()`); a passing failure is this
-/// call's error, and the next call retries.
+/// A new container. Only a definitive "no writable cgroup v2" falls back, to
+/// a subreaper where this kernel has what it needs, else to process groups
+/// (and `mechanism()` says which); a passing failure is this call's error,
+/// and the next call retries.
 pub(crate) fn new_container(
     request: Option<Mechanism>,
     single_run: bool,
@@ -46,8 +54,10 @@ pub(crate) fn new_container(
                 step: crate::sys::CreateStep::Cgroup,
                 source,
             }),
-        Err(RootError::Missing(why)) if required => Err(CreateError::NoCgroup(why)),
-        Err(RootError::Missing(_)) => Ok(ContainerKind::Pgroup(pgroup::new_container())),
+        Err(RootError::Missing(why)) if required => {
+            Err(CreateError::Unavailable(Mechanism::CgroupV2, why))
+        }
+        Err(RootError::Missing(_)) => Ok(weaker()),
         Err(RootError::Transient(source)) => Err(CreateError::Io {
             step: crate::sys::CreateStep::Cgroup,
             source,
@@ -56,6 +66,10 @@ pub(crate) fn new_container(
     let kind = match request {
         None => cgroup(false),
         Some(Mechanism::CgroupV2) => cgroup(true),
+        Some(Mechanism::Subreaper) => match subreaper::unavailable_reason() {
+            None => Ok(ContainerKind::Subreaper(subreaper::new_container())),
+            Some(why) => Err(CreateError::Unavailable(Mechanism::Subreaper, why)),
+        },
         Some(Mechanism::ProcessGroup) => Ok(ContainerKind::Pgroup(pgroup::new_container())),
         Some(other) => Err(CreateError::NotOnPlatform(other)),
     }?;
@@ -63,12 +77,28 @@ pub(crate) fn new_container(
     Ok(kind)
 }
 
-/// Why no writable cgroup v2 is available, if none is. A passing failure
-/// (out of descriptors) is no verdict on the host.
+/// Below a writable cgroup v2: a subreaper if this kernel has what it
+/// needs, else process groups.
+fn weaker() -> ContainerKind {
+    match subreaper::unavailable_reason() {
+        None => ContainerKind::Subreaper(subreaper::new_container()),
+        Some(_) => ContainerKind::Pgroup(pgroup::new_container()),
+    }
+}
+
+/// Why no writable cgroup v2 is available, if none is (and, when the
+/// subreaper cannot stand in either, why not). A passing failure (out of
+/// descriptors) is no verdict on the host.
 pub(crate) fn degraded_reason() -> Option<&'static str> {
-    match CgroupContainer::available() {
-        Err(RootError::Missing(why)) => Some(why),
-        _ => None,
+    static BOTH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let Err(RootError::Missing(why)) = CgroupContainer::available() else {
+        return None;
+    };
+    match subreaper::unavailable_reason() {
+        None => Some(why),
+        Some(no_subreaper) => {
+            Some(BOTH.get_or_init(|| format!("{why}; and no subreaper either: {no_subreaper}")))
+        }
     }
 }
 
@@ -87,6 +117,7 @@ impl ContainerKind {
     pub(crate) fn mechanism(&self) -> Mechanism {
         match self {
             ContainerKind::Cgroup(_) => Mechanism::CgroupV2,
+            ContainerKind::Subreaper(_) => Mechanism::Subreaper,
             ContainerKind::Pgroup(_) => Mechanism::ProcessGroup,
         }
     }
@@ -94,6 +125,7 @@ impl ContainerKind {
     pub(crate) fn slot(&self) -> io::Result<SlotKind> {
         Ok(match self {
             ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot()?),
+            ContainerKind::Subreaper(c) => SlotKind::Subreaper(c.slot()),
             ContainerKind::Pgroup(c) => SlotKind::Pgroup(c.slot()),
         })
     }
@@ -101,6 +133,10 @@ impl ContainerKind {
     pub(crate) fn kill_all(&self) -> io::Result<()> {
         match self {
             ContainerKind::Cgroup(c) => c.kill(),
+            ContainerKind::Subreaper(c) => {
+                c.kill_all();
+                Ok(())
+            }
             ContainerKind::Pgroup(c) => {
                 c.signal_all(libc::SIGKILL);
                 Ok(())
@@ -111,13 +147,17 @@ impl ContainerKind {
     pub(crate) fn kill_all_or_retry(&self) {
         let _ = match self {
             ContainerKind::Cgroup(c) => c.kill_or_retry(),
-            ContainerKind::Pgroup(_) => self.kill_all(),
+            ContainerKind::Subreaper(_) | ContainerKind::Pgroup(_) => self.kill_all(),
         };
     }
 
     pub(crate) fn signal_all(&self, signal: Signal) -> io::Result<()> {
         match self {
             ContainerKind::Cgroup(c) => c.signal(number(signal)),
+            ContainerKind::Subreaper(c) => {
+                c.signal_all(number(signal));
+                Ok(())
+            }
             ContainerKind::Pgroup(c) => {
                 c.signal_all(number(signal));
                 Ok(())
@@ -128,6 +168,10 @@ impl ContainerKind {
     pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
         match self {
             ContainerKind::Cgroup(c) => c.cgroup().set_frozen(frozen),
+            ContainerKind::Subreaper(c) => {
+                c.set_stopped(frozen);
+                Ok(())
+            }
             ContainerKind::Pgroup(c) => {
                 c.set_stopped(frozen);
                 Ok(())
@@ -138,6 +182,7 @@ impl ContainerKind {
     pub(crate) fn members(&self) -> io::Result<Vec<u32>> {
         match self {
             ContainerKind::Cgroup(c) => c.cgroup().pids(),
+            ContainerKind::Subreaper(c) => Ok(c.members()),
             ContainerKind::Pgroup(c) => Ok(c.members()),
         }
     }
@@ -145,15 +190,16 @@ impl ContainerKind {
     pub(crate) fn is_populated(&self) -> io::Result<bool> {
         match self {
             ContainerKind::Cgroup(c) => c.cgroup().is_populated(),
+            ContainerKind::Subreaper(c) => Ok(c.is_populated()),
             ContainerKind::Pgroup(c) => Ok(c.is_populated()),
         }
     }
 
-    /// A cgroup is watched through inotify; process groups are polled.
+    /// A cgroup is watched through inotify; shims and process groups are polled.
     pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
         match self {
             ContainerKind::Cgroup(c) => super::events::wait_empty(c.cgroup(), limit).await,
-            ContainerKind::Pgroup(_) => {
+            ContainerKind::Subreaper(_) | ContainerKind::Pgroup(_) => {
                 crate::sys::poll_until_empty(|| self.is_populated(), limit).await
             }
         }
@@ -162,6 +208,7 @@ impl ContainerKind {
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
         match self {
             ContainerKind::Cgroup(c) => c.adopt(pid),
+            ContainerKind::Subreaper(c) => c.adopt(pid),
             ContainerKind::Pgroup(c) => {
                 c.adopt(pid);
                 Ok(())
@@ -173,6 +220,7 @@ impl ContainerKind {
     pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         match self {
             ContainerKind::Cgroup(c) => super::usage::cgroup_stats(c.cgroup()),
+            ContainerKind::Subreaper(c) => Ok(super::usage::pid_stats(&c.members())),
             ContainerKind::Pgroup(c) => {
                 Ok(super::usage::pgroup_stats(&c.pgids(), &c.adopted_pids()))
             }
@@ -186,17 +234,21 @@ impl ContainerKind {
     ) -> Result<(), crate::sys::LimitRefusal> {
         match self {
             ContainerKind::Cgroup(c) => super::limits::apply(c.cgroup(), limits),
-            ContainerKind::Pgroup(_) => Err(crate::sys::LimitRefusal::NoAccounting),
+            ContainerKind::Subreaper(_) | ContainerKind::Pgroup(_) => {
+                Err(crate::sys::LimitRefusal::NoAccounting)
+            }
         }
     }
 }
 
 impl Drop for ContainerKind {
     fn drop(&mut self) {
-        // A cgroup tears itself down in its own Drop; process groups are
-        // killed here, by their owner (slots share the tracking list).
-        if let ContainerKind::Pgroup(c) = self {
-            c.signal_all(libc::SIGKILL);
+        // A cgroup tears itself down in its own Drop; shims and process
+        // groups are killed here, by their owner (slots share their lists).
+        match self {
+            ContainerKind::Pgroup(c) => c.signal_all(libc::SIGKILL),
+            ContainerKind::Subreaper(c) => c.kill_all(),
+            ContainerKind::Cgroup(_) => {}
         }
     }
 }
@@ -205,6 +257,10 @@ impl SlotKind {
     pub(crate) fn kill(&self) -> io::Result<()> {
         match self {
             SlotKind::Cgroup(s) => s.kill(),
+            SlotKind::Subreaper(s) => {
+                s.kill();
+                Ok(())
+            }
             SlotKind::Pgroup(s) => {
                 s.signal(libc::SIGKILL);
                 Ok(())
@@ -215,6 +271,10 @@ impl SlotKind {
     pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
         match self {
             SlotKind::Cgroup(s) => s.signal(libc::SIGTERM),
+            SlotKind::Subreaper(s) => {
+                s.signal(libc::SIGTERM);
+                Ok(())
+            }
             SlotKind::Pgroup(s) => {
                 s.signal(libc::SIGTERM);
                 Ok(())
@@ -227,6 +287,7 @@ impl SlotKind {
     pub(crate) fn prepare(&mut self, spec: &mut SpawnSpec) -> io::Result<()> {
         spec.setup.join = match self {
             SlotKind::Cgroup(s) => Join::Cgroup(Arc::new(s.take_dir()?)),
+            SlotKind::Subreaper(_) => Join::Subreaper,
             SlotKind::Pgroup(_) => Join::ProcessGroup,
         };
         Ok(())
@@ -237,6 +298,11 @@ impl SlotKind {
     pub(crate) fn attach(&mut self, child: &Unclaimed) -> io::Result<()> {
         match self {
             SlotKind::Cgroup(s) => s.attach(),
+            SlotKind::Subreaper(s) => {
+                if let Unclaimed::Shim(spawned) = child {
+                    s.attach(spawned);
+                }
+            }
             SlotKind::Pgroup(s) => {
                 if let Some(pid) = child.pid() {
                     s.attach(pid);
@@ -255,6 +321,7 @@ impl SlotKind {
     pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         match self {
             SlotKind::Cgroup(s) => super::usage::cgroup_stats(s.cgroup()),
+            SlotKind::Subreaper(s) => Ok(super::usage::pid_stats(&s.pids())),
             SlotKind::Pgroup(s) => Ok(super::usage::pgroup_stats(&[s.pgid()], &[])),
         }
     }

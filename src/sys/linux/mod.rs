@@ -18,6 +18,7 @@ pub(crate) mod pipe;
 pub(crate) mod procfs;
 pub(crate) mod reaper;
 mod spare;
+pub(crate) mod subreaper;
 #[cfg(feature = "stats")]
 pub(crate) mod usage;
 

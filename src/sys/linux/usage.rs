@@ -64,7 +64,15 @@ pub(crate) fn enable_accounting(root: &Path) {
 
 /// Stats summed from `/proc` over process groups `pgids` and extra pids.
 pub(crate) fn pgroup_stats(pgids: &[i32], extra: &[u32]) -> Usage {
-    let tree = procfs::groups_usage(pgids, extra);
+    from_tree(procfs::groups_usage(pgids, extra))
+}
+
+/// Stats summed from `/proc` over the listed processes.
+pub(crate) fn pid_stats(pids: &[u32]) -> Usage {
+    from_tree(procfs::tree_usage(pids))
+}
+
+fn from_tree(tree: procfs::TreeUsage) -> Usage {
     let any = tree.processes > 0;
     Usage {
         active_process_count: tree.processes,

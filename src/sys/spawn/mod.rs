@@ -32,6 +32,9 @@ pub(crate) enum OsChild {
     Std(tokio::process::Child),
     #[cfg(target_os = "linux")]
     Pidfd(super::linux::pidfd_child::PidfdChild),
+    /// A program started by its subreaper shim, which reports its exit.
+    #[cfg(target_os = "linux")]
+    Shim(super::linux::subreaper::ShimChild),
 }
 
 impl OsChild {
@@ -41,6 +44,8 @@ impl OsChild {
             OsChild::Std(child) => child.id(),
             #[cfg(target_os = "linux")]
             OsChild::Pidfd(child) => Some(child.id()),
+            #[cfg(target_os = "linux")]
+            OsChild::Shim(child) => Some(child.id()),
         }
     }
 
@@ -50,6 +55,8 @@ impl OsChild {
             OsChild::Std(child) => child.wait().await,
             #[cfg(target_os = "linux")]
             OsChild::Pidfd(child) => child.wait().await,
+            #[cfg(target_os = "linux")]
+            OsChild::Shim(child) => child.wait().await,
         }
     }
 }
@@ -75,6 +82,8 @@ pub(crate) enum Unclaimed {
     Std(std_spawn::StdChild),
     #[cfg(target_os = "linux")]
     Cloned(linux::Cloned),
+    #[cfg(target_os = "linux")]
+    Shim(super::linux::subreaper::ShimSpawn),
 }
 
 impl Unclaimed {
@@ -85,6 +94,8 @@ impl Unclaimed {
             Unclaimed::Std(child) => child.get().ok().and_then(tokio::process::Child::id),
             #[cfg(target_os = "linux")]
             Unclaimed::Cloned(cloned) => Some(cloned.child.pid()),
+            #[cfg(target_os = "linux")]
+            Unclaimed::Shim(spawned) => Some(spawned.pid),
         }
     }
 
@@ -162,6 +173,12 @@ async fn spawn(spec: SpawnSpec, gate: &Arc<SpawnGate>) -> Result<Unclaimed, Spaw
 fn spawn_now(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
     let _entered = gate.enter().map_err(|e| failed(&spec, e))?;
     #[cfg(target_os = "linux")]
+    if matches!(spec.setup.join, setup::Join::Subreaper) {
+        return super::linux::subreaper::spawn(&mut spec)
+            .map(Unclaimed::Shim)
+            .map_err(|e| failed(&spec, e));
+    }
+    #[cfg(target_os = "linux")]
     match linux::spawn(&spec) {
         Ok(Some(cloned)) => return Ok(Unclaimed::Cloned(cloned)),
         Ok(None) => {}
@@ -188,6 +205,8 @@ fn claim(child: Unclaimed, raw_stdout: bool) -> Result<StartedChild, SpawnError>
         Unclaimed::Std(child) => claim_std(child, raw_stdout),
         #[cfg(target_os = "linux")]
         Unclaimed::Cloned(cloned) => linux::claim(cloned, raw_stdout),
+        #[cfg(target_os = "linux")]
+        Unclaimed::Shim(spawned) => linux::claim_shim(spawned, raw_stdout),
     }
 }
 

@@ -26,6 +26,10 @@ pub(crate) enum Join {
     /// Shared so the unclaimed child can still kill the cgroup.
     #[cfg(target_os = "linux")]
     Cgroup(Arc<OwnedFd>),
+    /// Be started by a shim of its own, a child subreaper that holds the
+    /// tree; nothing to do in the child itself.
+    #[cfg(target_os = "linux")]
+    Subreaper,
 }
 
 /// The child's steps before exec, prepared by the parent: nothing in
@@ -65,6 +69,20 @@ pub(crate) enum Step {
 }
 
 impl Step {
+    /// Every step, at the index of its discriminant.
+    #[cfg(target_os = "linux")]
+    pub(crate) const ALL: [Step; 9] = [
+        Step::None,
+        Step::Stdio,
+        Step::Chdir,
+        Step::ProcessGroup,
+        Step::JoinCgroup,
+        Step::Setsid,
+        Step::Privileges,
+        Step::ParentDeath,
+        Step::Exec,
+    ];
+
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
     pub(crate) fn describe(self) -> &'static str {
         match self {
@@ -132,6 +150,8 @@ impl ChildSetup {
     pub(crate) fn apply(&self, born_in_cgroup: bool) -> Result<(), (Step, c_int)> {
         match &self.join {
             Join::None => {}
+            #[cfg(target_os = "linux")]
+            Join::Subreaper => {}
             #[cfg(target_os = "linux")]
             Join::Cgroup(_) if born_in_cgroup => {}
             #[cfg(target_os = "linux")]

@@ -32,105 +32,189 @@ pub(crate) struct Spawned {
 /// `EINVAL`/`ENOSYS`/`EPERM` from the clone itself mean this kernel (or a
 /// seccomp filter) refuses `CLONE_PIDFD`: the caller then uses the std path.
 pub(crate) fn spawn(spec: &SpawnSpec) -> Result<Spawned, CloneError> {
-    let pipes = Pipes::open(spec).map_err(CloneError::Other)?;
-    let argv = null_terminated(&spec.argv);
-    let mut script_argv = script_argv(&argv);
-    // Our environment is copied under std's lock: the child's execve reads
-    // it while our other threads run, and a `set_var` may free `environ`.
-    let inherited;
-    let vars = match &spec.env {
-        Environment::Exact(vars) => vars,
-        Environment::Inherited => {
-            inherited = environment();
-            &inherited
+    let mut prepared = Prepared::new(spec).map_err(CloneError::Other)?;
+    match prepared.launch(spec) {
+        Ok(launched) => Ok(prepared.finish(launched)),
+        Err(failure) => {
+            prepared.release();
+            Err(failure.into())
         }
-    };
-    let envp = null_terminated(vars);
-    let mut shared = Shared {
-        spec,
-        argv: argv.as_ptr(),
-        envp: envp.as_ptr(),
-        script_argv: script_argv.as_mut_ptr(),
-        stdio: pipes.child_ends(),
-        born_in_cgroup: false,
-        failed_step: Step::None,
-        errno: 0,
-    };
-    let stack = Stack::take().map_err(CloneError::Other)?;
-    let mut pidfd: c_int = -1;
+    }
+}
 
-    // Block every signal so no handler of ours runs on the child's side of the
-    // shared address space; the child resets dispositions before unblocking.
-    let old_mask = block_all_signals();
-    let mut result = Err(io::Error::from_raw_os_error(libc::ENOSYS));
-    if let Join::Cgroup(dir) = &spec.setup.join
-        && clone3::usable()
-    {
-        shared.born_in_cgroup = true;
-        result = clone3::spawn(&mut shared, &stack, dir.as_raw_fd(), &mut pidfd);
-        if result.as_ref().is_err_and(clone3::is_refusal) {
-            clone3::refused();
-            shared.born_in_cgroup = false;
-        }
-    }
-    if !shared.born_in_cgroup {
-        let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
-        // SAFETY: `child_main` only makes async-signal-safe syscalls and never
-        // returns into our frames; it runs on `stack`, which outlives the call
-        // because CLONE_VFORK suspends this thread until the child execs or
-        // exits. `shared` and everything it points to live in this frame.
-        let pid = unsafe {
-            libc::clone(
-                child_main,
-                stack.top(),
-                flags,
-                ptr::from_mut(&mut shared).cast::<c_void>(),
-                ptr::from_mut(&mut pidfd),
-            )
+/// Everything a clone needs, made in the parent beforehand: the pipes, the
+/// argument and environment arrays, a stack. `launch` then only makes
+/// syscalls, so it can also run in a forked process that must not allocate.
+pub(crate) struct Prepared {
+    pipes: Pipes,
+    argv: Vec<*const c_char>,
+    script_argv: Vec<*const c_char>,
+    envp: Vec<*const c_char>,
+    /// Owns the strings `envp` points to when the environment is inherited.
+    _inherited: Vec<CString>,
+    stack: Stack,
+}
+
+/// A child that has exec'd.
+pub(crate) struct Launched {
+    pub(crate) pid: u32,
+    pub(crate) pidfd: OwnedFd,
+    born_in_cgroup: bool,
+}
+
+/// Why `launch` started nothing; plain numbers, so a forked shim can pass it on.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum LaunchFailure {
+    /// The kernel (or a seccomp filter) refuses this clone: errno.
+    Refused(c_int),
+    /// The clone failed: errno.
+    Clone(c_int),
+    /// The child failed at `step` with errno.
+    Child(Step, c_int),
+}
+
+impl Prepared {
+    pub(crate) fn new(spec: &SpawnSpec) -> io::Result<Prepared> {
+        let pipes = Pipes::open(spec)?;
+        let argv = null_terminated(&spec.argv);
+        let script_argv = script_argv(&argv);
+        // Our environment is copied under std's lock: the child's execve reads
+        // it while our other threads run, and a `set_var` may free `environ`.
+        let (envp, inherited) = match &spec.env {
+            Environment::Exact(vars) => (null_terminated(vars), Vec::new()),
+            Environment::Inherited => {
+                let inherited = environment();
+                (null_terminated(&inherited), inherited)
+            }
         };
-        result = if pid < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(pid)
-        };
+        Ok(Prepared {
+            pipes,
+            argv,
+            script_argv,
+            envp,
+            _inherited: inherited,
+            stack: Stack::take()?,
+        })
     }
-    restore_signals(&old_mask);
-    stack.give_back();
-    let pid = match result {
-        Ok(pid) => pid,
-        Err(e)
-            if matches!(
-                e.raw_os_error(),
-                Some(libc::EINVAL | libc::ENOSYS | libc::EPERM)
-            ) =>
+
+    /// Clones the child and waits (CLONE_VFORK) until it has exec'd or
+    /// failed. Async-signal-safe: no allocation, no lock.
+    pub(crate) fn launch(&mut self, spec: &SpawnSpec) -> Result<Launched, LaunchFailure> {
+        let mut shared = Shared {
+            spec,
+            argv: self.argv.as_ptr(),
+            envp: self.envp.as_ptr(),
+            script_argv: self.script_argv.as_mut_ptr(),
+            stdio: self.pipes.child_ends(),
+            born_in_cgroup: false,
+            failed_step: Step::None,
+            errno: 0,
+        };
+        let mut pidfd: c_int = -1;
+        // Block every signal so no handler of ours runs on the child's side of the
+        // shared address space; the child resets dispositions before unblocking.
+        let old_mask = block_all_signals();
+        let mut result = Err(libc::ENOSYS);
+        if let Join::Cgroup(dir) = &spec.setup.join
+            && clone3::usable()
         {
-            return Err(CloneError::Unsupported(e));
+            shared.born_in_cgroup = true;
+            let cloned = clone3::spawn(&mut shared, &self.stack, dir.as_raw_fd(), &mut pidfd);
+            if cloned.as_ref().is_err_and(clone3::is_refusal) {
+                clone3::refused();
+                shared.born_in_cgroup = false;
+            }
+            result = cloned.map_err(|e| e.raw_os_error().unwrap_or(libc::EIO));
         }
-        Err(e) => return Err(CloneError::Other(e)),
-    };
-    // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
-    // The child has exec'd or exited: `shared` holds its verdict.
-    if shared.failed_step != Step::None {
-        reap_failed(&pidfd);
-        let os = io::Error::from_raw_os_error(shared.errno);
-        let error = if shared.failed_step == Step::Exec {
-            os
-        } else {
-            let what = shared.failed_step.describe();
-            io::Error::new(os.kind(), format!("cannot {what}: {os}"))
+        if !shared.born_in_cgroup {
+            let flags = libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD;
+            // SAFETY: `child_main` only makes async-signal-safe syscalls and never
+            // returns into our frames; it runs on `stack`, which outlives the call
+            // because CLONE_VFORK suspends this thread until the child execs or
+            // exits. `shared` and everything it points to live in this frame.
+            let pid = unsafe {
+                libc::clone(
+                    child_main,
+                    self.stack.top(),
+                    flags,
+                    ptr::from_mut(&mut shared).cast::<c_void>(),
+                    ptr::from_mut(&mut pidfd),
+                )
+            };
+            result = if pid < 0 { Err(errno()) } else { Ok(pid) };
+        }
+        restore_signals(&old_mask);
+        let pid = match result {
+            Ok(pid) => pid,
+            Err(e @ (libc::EINVAL | libc::ENOSYS | libc::EPERM)) => {
+                return Err(LaunchFailure::Refused(e));
+            }
+            Err(e) => return Err(LaunchFailure::Clone(e)),
         };
-        return Err(CloneError::Other(error));
+        // SAFETY: with CLONE_PIDFD the kernel stored a new descriptor we now own.
+        let pidfd = unsafe { OwnedFd::from_raw_fd(pidfd) };
+        // The child has exec'd or exited: `shared` holds its verdict.
+        if shared.failed_step != Step::None {
+            reap_failed(&pidfd);
+            return Err(LaunchFailure::Child(shared.failed_step, shared.errno));
+        }
+        Ok(Launched {
+            pid: pid as u32,
+            pidfd,
+            born_in_cgroup: shared.born_in_cgroup,
+        })
     }
-    let (stdin, stdout, stderr) = pipes.into_parent_ends();
-    Ok(Spawned {
-        pid: pid as u32,
-        pidfd,
-        stdin,
-        stdout,
-        stderr,
-        born_in_cgroup: shared.born_in_cgroup,
-    })
+
+    /// The parent's ends of the pipes of a launched child.
+    pub(crate) fn finish(self, launched: Launched) -> Spawned {
+        let (stdin, stdout, stderr) = self.into_parent_ends();
+        Spawned {
+            pid: launched.pid,
+            pidfd: launched.pidfd,
+            stdin,
+            stdout,
+            stderr,
+            born_in_cgroup: launched.born_in_cgroup,
+        }
+    }
+
+    /// The parent's ends of the pipes; the child's ends close here.
+    pub(crate) fn into_parent_ends(self) -> (Option<OwnedFd>, OwnedFd, OwnedFd) {
+        self.stack.give_back();
+        self.pipes.into_parent_ends()
+    }
+
+    /// Nothing was started: keep the stack for the next spawn on this thread.
+    pub(crate) fn release(self) {
+        self.stack.give_back();
+    }
+}
+
+impl From<LaunchFailure> for CloneError {
+    fn from(failure: LaunchFailure) -> CloneError {
+        match failure {
+            LaunchFailure::Refused(e) => CloneError::Unsupported(io::Error::from_raw_os_error(e)),
+            LaunchFailure::Clone(e) => CloneError::Other(io::Error::from_raw_os_error(e)),
+            LaunchFailure::Child(step, e) => CloneError::Other(child_error(step, e)),
+        }
+    }
+}
+
+/// The error a child that failed at `step` with `errno` makes.
+pub(crate) fn child_error(step: Step, errno: c_int) -> io::Error {
+    let os = io::Error::from_raw_os_error(errno);
+    if step == Step::Exec || step == Step::None {
+        os
+    } else {
+        let what = step.describe();
+        io::Error::new(os.kind(), format!("cannot {what}: {os}"))
+    }
+}
+
+fn errno() -> c_int {
+    io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::EIO)
 }
 
 /// Why a clone spawn did not happen.

@@ -15,6 +15,7 @@ mod fds;
 pub(crate) mod thread;
 
 use self::clone::{CloneError, Spawned};
+pub(crate) use self::clone::{LaunchFailure, Prepared, child_error};
 use super::{InputPipe, OsChild, ReadPipe, SpawnError, SpawnSpec, StartedChild};
 use crate::sys::linux::pidfd_child::{self, PidfdChild};
 
@@ -158,12 +159,50 @@ fn wrap(spec: &SpawnSpec, spawned: Spawned) -> Cloned {
 
 /// Takes a cloned child over with its pipes, registered with tokio.
 pub(crate) fn claim(cloned: Cloned, raw_stdout: bool) -> Result<StartedChild, SpawnError> {
+    let spawner = if cloned.born_in_cgroup {
+        "clone3"
+    } else {
+        "clone"
+    };
+    let pipes = (cloned.stdin, cloned.stdout, cloned.stderr);
+    with_pipes(
+        OsChild::Pidfd(cloned.child.claim()),
+        pipes,
+        raw_stdout,
+        spawner,
+    )
+}
+
+/// Takes a program started under a subreaper shim over with its pipes.
+pub(crate) fn claim_shim(
+    mut spawned: crate::sys::linux::subreaper::ShimSpawn,
+    raw_stdout: bool,
+) -> Result<StartedChild, SpawnError> {
+    let missing = || SpawnError::Contain(io::Error::other("a shim's pipes are taken once"));
+    let stdout = spawned.stdout.take().ok_or_else(missing)?;
+    let stderr = spawned.stderr.take().ok_or_else(missing)?;
+    let pipes = (spawned.stdin.take(), stdout, stderr);
+    with_pipes(
+        OsChild::Shim(spawned.claim_child()),
+        pipes,
+        raw_stdout,
+        "shim",
+    )
+}
+
+/// A started child with the parent's ends of its pipes registered with tokio.
+fn with_pipes(
+    child: OsChild,
+    (stdin, stdout, stderr): (Option<OwnedFd>, OwnedFd, OwnedFd),
+    raw_stdout: bool,
+    spawner: &'static str,
+) -> Result<StartedChild, SpawnError> {
     use tokio::net::unix::pipe;
     let reader = |fd| -> Result<ReadPipe, SpawnError> {
         let pipe = pipe::Receiver::from_owned_fd_unchecked(fd).map_err(SpawnError::Contain)?;
         Ok(Box::new(pipe))
     };
-    let stdin = match cloned.stdin {
+    let stdin = match stdin {
         Some(fd) => {
             let pipe = pipe::Sender::from_owned_fd_unchecked(fd).map_err(SpawnError::Contain)?;
             Some(Box::new(pipe) as InputPipe)
@@ -171,22 +210,18 @@ pub(crate) fn claim(cloned: Cloned, raw_stdout: bool) -> Result<StartedChild, Sp
         None => None,
     };
     let (stdout, stage_stdout) = if raw_stdout {
-        (None, Some(cloned.stdout))
+        (None, Some(stdout))
     } else {
-        (Some(reader(cloned.stdout)?), None)
+        (Some(reader(stdout)?), None)
     };
-    let stderr = Some(reader(cloned.stderr)?);
+    let stderr = Some(reader(stderr)?);
     Ok(StartedChild {
-        child: OsChild::Pidfd(cloned.child.claim()),
+        child,
         stdin,
         stdout,
         stage_stdout,
         stderr,
-        spawner: if cloned.born_in_cgroup {
-            "clone3"
-        } else {
-            "clone"
-        },
+        spawner,
     })
 }
 

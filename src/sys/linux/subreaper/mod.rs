@@ -1,0 +1,202 @@
+//! Subreaper containers, for Linux without a writable cgroup2: every run
+//! starts under a shim of its own (`shim`), a child subreaper that every
+//! orphan of the run's tree re-parents to, so nothing leaves the tree while
+//! the shim lives; the shim kills the tree when its owner says so or dies.
+
+mod shim;
+mod spawn;
+mod tree;
+mod wire;
+
+use std::sync::{Arc, Mutex, OnceLock};
+
+pub(crate) use spawn::{ShimChild, ShimSpawn, spawn};
+
+use self::spawn::Shim;
+use self::tree::Member;
+
+/// Why this kernel cannot hold a tree with a subreaper shim, if it cannot.
+pub(crate) fn unavailable_reason() -> Option<&'static str> {
+    static REASON: OnceLock<Option<&'static str>> = OnceLock::new();
+    *REASON.get_or_init(|| {
+        if !crate::sys::linux::pidfd_child::supported() {
+            Some("this kernel has no pidfds to wait on (Linux 5.4+ is needed)")
+        } else if !std::path::Path::new("/proc/thread-self/children").exists() {
+            Some("this kernel does not list a process's children in /proc (CONFIG_PROC_CHILDREN)")
+        } else {
+            None
+        }
+    })
+}
+
+/// The shims of every run started in one container, plus adopted processes.
+#[derive(Debug, Default)]
+pub(crate) struct SubreaperContainer {
+    shims: Mutex<Vec<Arc<Shim>>>,
+    adopted: Mutex<Vec<Member>>,
+}
+
+impl SubreaperContainer {
+    pub(crate) fn slot(self: &Arc<Self>) -> SubreaperSlot {
+        SubreaperSlot {
+            container: Arc::clone(self),
+            shim: None,
+        }
+    }
+
+    /// Every shim kills its tree; adopted processes die with what they
+    /// started (as far as it is still below them).
+    pub(crate) fn kill_all(&self) {
+        for shim in lock(&self.shims).iter() {
+            shim.kill();
+        }
+        for adopted in lock(&self.adopted).iter() {
+            kill_below(adopted.pid);
+            adopted.signal(libc::SIGKILL);
+        }
+    }
+
+    /// Sends `signal` to every process of every tree (shims excluded).
+    pub(crate) fn signal_all(&self, signal: i32) {
+        for member in self.members_pinned() {
+            member.signal(signal);
+        }
+    }
+
+    /// Stops (SIGSTOP, until no new process appears) or continues every tree.
+    pub(crate) fn set_stopped(&self, stopped: bool) {
+        if stopped {
+            tree::stop_all(&self.roots());
+            for adopted in lock(&self.adopted).iter() {
+                adopted.signal(libc::SIGSTOP);
+            }
+        } else {
+            self.signal_all(libc::SIGCONT);
+        }
+    }
+
+    /// Every live process of every tree, adopted ones included.
+    pub(crate) fn members(&self) -> Vec<u32> {
+        self.members_pinned().iter().map(|m| m.pid).collect()
+    }
+
+    /// Whether any shim (which lives as long as its tree) or adopted
+    /// process is still there.
+    pub(crate) fn is_populated(&self) -> bool {
+        self.live_shims().iter().any(|s| s.is_alive())
+            || lock(&self.adopted).iter().any(Member::is_alive)
+    }
+
+    /// Tracks an existing process: it and what is below it are signalled
+    /// and killed with the container, but its orphans re-parent elsewhere.
+    pub(crate) fn adopt(&self, pid: u32) -> std::io::Result<()> {
+        let member = Member::pin_any(pid)?;
+        lock(&self.adopted).push(member);
+        Ok(())
+    }
+
+    fn attach(&self, shim: &Arc<Shim>) {
+        let mut shims = lock(&self.shims);
+        shims.retain(|s| s.is_alive());
+        shims.push(Arc::clone(shim));
+    }
+
+    /// The live shims, forgetting those that are gone.
+    fn live_shims(&self) -> Vec<Arc<Shim>> {
+        let mut shims = lock(&self.shims);
+        shims.retain(|s| s.is_alive());
+        shims.clone()
+    }
+
+    /// The shims and adopted processes: the tops of the trees.
+    fn roots(&self) -> Vec<u32> {
+        let adopted = lock(&self.adopted)
+            .iter()
+            .map(|a| a.pid)
+            .collect::<Vec<_>>();
+        self.live_shims()
+            .iter()
+            .map(|s| s.pid())
+            .chain(adopted)
+            .collect()
+    }
+
+    fn members_pinned(&self) -> Vec<Member> {
+        let mut members: Vec<Member> = Vec::new();
+        for shim in self.live_shims() {
+            members.extend(tree::descendants(shim.pid()));
+        }
+        for adopted in lock(&self.adopted).iter() {
+            if let Ok(again) = adopted.repin() {
+                members.push(again);
+                members.extend(tree::descendants(adopted.pid));
+            }
+        }
+        members
+    }
+}
+
+impl Drop for SubreaperContainer {
+    fn drop(&mut self) {
+        self.kill_all();
+    }
+}
+
+/// One run's shim, once it started.
+#[derive(Debug)]
+pub(crate) struct SubreaperSlot {
+    container: Arc<SubreaperContainer>,
+    shim: Option<Arc<Shim>>,
+}
+
+impl SubreaperSlot {
+    /// Records the run's shim in the slot and its container.
+    pub(crate) fn attach(&mut self, spawned: &ShimSpawn) {
+        self.container.attach(&spawned.shim);
+        self.shim = Some(Arc::clone(&spawned.shim));
+    }
+
+    /// Kills this run's whole tree (and nothing else in the container).
+    pub(crate) fn kill(&self) {
+        if let Some(shim) = &self.shim {
+            shim.kill();
+        }
+    }
+
+    /// Sends `signal` to every process of this run's tree.
+    pub(crate) fn signal(&self, signal: i32) {
+        if let Some(shim) = &self.shim {
+            for member in tree::descendants(shim.pid()) {
+                member.signal(signal);
+            }
+        }
+    }
+
+    /// The pids of this run's tree.
+    #[cfg(feature = "stats")]
+    pub(crate) fn pids(&self) -> Vec<u32> {
+        self.shim.as_ref().map_or_else(Vec::new, |shim| {
+            tree::descendants(shim.pid())
+                .iter()
+                .map(|m| m.pid)
+                .collect()
+        })
+    }
+}
+
+/// Kills what is below `pid` now, top first (a best effort for adopted
+/// processes, whose orphans are not ours to catch).
+fn kill_below(pid: u32) {
+    for member in tree::descendants(pid) {
+        member.signal(libc::SIGKILL);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A new, empty subreaper container.
+pub(crate) fn new_container() -> Arc<SubreaperContainer> {
+    Arc::new(SubreaperContainer::default())
+}

@@ -1,0 +1,301 @@
+//! The owner's side of a shim: fork it with the program's spawn prepared,
+//! read back the program's pid and pidfd, then its exit status; shutting
+//! our end of the socket down tells the shim to kill the tree.
+
+use std::io;
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::sync::Arc;
+
+use rustix::event::{PollFd, PollFlags};
+use rustix::io::Errno;
+use rustix::net::{
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, Shutdown, SocketFlags,
+    SocketType,
+};
+use rustix::process::{Pid, PidfdFlags};
+use tokio::io::unix::AsyncFd;
+
+use super::shim;
+use super::wire::{self, EXITED, FAILED, Failure, Message, STARTED};
+use crate::sys::linux::reaper;
+use crate::sys::spawn::SpawnSpec;
+use crate::sys::spawn::linux::{LaunchFailure, Prepared, child_error};
+
+/// One run's shim, as its owner holds it.
+#[derive(Debug)]
+pub(crate) struct Shim {
+    pid: u32,
+    /// Our child's pidfd: readable once the shim (and so its tree) is gone.
+    pidfd: OwnedFd,
+    channel: OwnedFd,
+}
+
+impl Shim {
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Tells the shim to kill its whole tree and exit: our end of the socket
+    /// shuts down, which the shim reads as end-of-file (as it would if we
+    /// died). Cannot fail for want of memory; repeating it is harmless.
+    pub(crate) fn kill(&self) {
+        let _ = rustix::net::shutdown(&self.channel, Shutdown::Write);
+    }
+
+    /// Whether the shim still runs: it exits only once its tree is empty.
+    pub(crate) fn is_alive(&self) -> bool {
+        let mut poll = [PollFd::new(&self.pidfd, PollFlags::IN)];
+        let now = rustix::event::Timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        !matches!(rustix::event::poll(&mut poll, Some(&now)), Ok(1..))
+    }
+}
+
+impl Drop for Shim {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A program just started under its shim, until its run claims it; dropped
+/// unclaimed, its tree is killed.
+#[derive(Debug)]
+pub(crate) struct ShimSpawn {
+    pub(crate) shim: Arc<Shim>,
+    pub(crate) pid: u32,
+    program: Option<OwnedFd>,
+    pub(crate) stdin: Option<OwnedFd>,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
+}
+
+impl ShimSpawn {
+    /// The handle that waits for the program.
+    pub(crate) fn claim_child(&mut self) -> ShimChild {
+        ShimChild {
+            pid: self.pid,
+            _pidfd: self.program.take(),
+            shim: Arc::clone(&self.shim),
+            reader: None,
+            status: None,
+        }
+    }
+}
+
+impl Drop for ShimSpawn {
+    fn drop(&mut self) {
+        if self.program.is_some() {
+            self.shim.kill();
+        }
+    }
+}
+
+/// Forks a shim that launches `spec` as its child. Blocks until the program
+/// has exec'd (or failed to), as the clone spawner does.
+pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<ShimSpawn> {
+    let mut prepared = Prepared::new(spec)?;
+    let (channel, shim_end) = match rustix::net::socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    ) {
+        Ok(pair) => pair,
+        Err(e) => {
+            prepared.release();
+            return Err(e.into());
+        }
+    };
+    // SAFETY: the child runs only `shim::run`, which makes async-signal-safe
+    // syscalls on memory prepared above (its copy of it) and never returns.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        shim::run(spec, &mut prepared, shim_end.as_raw_fd());
+    }
+    if pid < 0 {
+        prepared.release();
+        return Err(io::Error::last_os_error());
+    }
+    drop(shim_end);
+    let shim = Arc::new(adopt(pid, channel)?);
+    let (message, program) = receive_blocking(&shim.channel)?;
+    let (stdin, stdout, stderr) = prepared.into_parent_ends();
+    let (kind, a, b) = wire::decode(&message);
+    match (kind, program) {
+        (STARTED, Some(program)) => {
+            rustix::io::ioctl_fionbio(&shim.channel, true)?;
+            Ok(ShimSpawn {
+                shim,
+                pid: a as u32,
+                program: Some(program),
+                stdin,
+                stdout: Some(stdout),
+                stderr: Some(stderr),
+            })
+        }
+        (FAILED, _) => Err(failure_error(wire::failure(a, b))),
+        _ => Err(io::Error::other(format!(
+            "the shim (pid {pid}) ended before starting the program"
+        ))),
+    }
+}
+
+/// Holds our new child through a pidfd and has the reaper collect it once
+/// it exits. Without a pidfd it is killed and reaped at once (it is ours and
+/// unreaped: its pid cannot name anyone else).
+fn adopt(pid: libc::pid_t, channel: OwnedFd) -> io::Result<Shim> {
+    let opened = Pid::from_raw(pid)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
+        .and_then(|p| Ok(rustix::process::pidfd_open(p, PidfdFlags::empty())?));
+    let pidfd = match opened.and_then(|fd| Ok((fd.try_clone()?, fd))) {
+        Ok((pidfd, for_reaper)) => {
+            reaper::reap_orphan(for_reaper);
+            pidfd
+        }
+        Err(e) => {
+            // SAFETY: kill and waitpid take integers; `pid` is our unreaped child.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            return Err(e);
+        }
+    };
+    Ok(Shim {
+        pid: pid as u32,
+        pidfd,
+        channel,
+    })
+}
+
+fn failure_error(failure: Failure) -> io::Error {
+    match failure {
+        Failure::Launch(LaunchFailure::Refused(e)) => io::Error::new(
+            io::Error::from_raw_os_error(e).kind(),
+            format!(
+                "the shim's clone was refused: {}",
+                io::Error::from_raw_os_error(e)
+            ),
+        ),
+        Failure::Launch(LaunchFailure::Clone(e)) => io::Error::from_raw_os_error(e),
+        Failure::Launch(LaunchFailure::Child(step, e)) => child_error(step, e),
+        Failure::Subreaper(e) => io::Error::new(
+            io::Error::from_raw_os_error(e).kind(),
+            format!(
+                "the shim cannot become a child subreaper: {}",
+                io::Error::from_raw_os_error(e)
+            ),
+        ),
+    }
+}
+
+/// The shim's first message, waiting for it.
+fn receive_blocking(channel: &OwnedFd) -> io::Result<(Message, Option<OwnedFd>)> {
+    loop {
+        match receive(channel, RecvFlags::empty()) {
+            Err(Errno::INTR) => {}
+            Err(e) => return Err(e.into()),
+            Ok(None) => return Ok(([0; 12], None)),
+            Ok(Some(received)) => return Ok(received),
+        }
+    }
+}
+
+/// One message and its descriptor, if it came with one; `None` at end-of-file.
+fn receive(
+    channel: &OwnedFd,
+    flags: RecvFlags,
+) -> rustix::io::Result<Option<(Message, Option<OwnedFd>)>> {
+    let mut message: Message = [0; 12];
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(1))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        channel,
+        &mut [IoSliceMut::new(&mut message)],
+        &mut control,
+        flags | RecvFlags::CMSG_CLOEXEC,
+    )?;
+    let mut fd = None;
+    for cmsg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(fds) = cmsg {
+            for received_fd in fds {
+                fd.get_or_insert(received_fd);
+            }
+        }
+    }
+    Ok((received.bytes > 0).then_some((message, fd)))
+}
+
+/// The program a shim started, as its run waits for it.
+#[derive(Debug)]
+pub(crate) struct ShimChild {
+    pid: u32,
+    /// Pins the program's pid while we hold the handle.
+    _pidfd: Option<OwnedFd>,
+    shim: Arc<Shim>,
+    /// A copy of the socket registered with the runtime that waits.
+    reader: Option<AsyncFd<OwnedFd>>,
+    status: Option<ExitStatus>,
+}
+
+impl ShimChild {
+    pub(crate) fn id(&self) -> u32 {
+        self.pid
+    }
+
+    /// Waits for the shim's report of the program's exit. Cancel-safe.
+    pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        let mut moved = false;
+        loop {
+            if let Some(status) = self.status {
+                return Ok(status);
+            }
+            match receive(&self.shim.channel, RecvFlags::DONTWAIT) {
+                Ok(Some((message, _))) => {
+                    let (kind, raw, _) = wire::decode(&message);
+                    if kind == EXITED {
+                        self.status = Some(ExitStatus::from_raw(raw));
+                    }
+                    continue;
+                }
+                Ok(None) => {
+                    return Err(io::Error::other(format!(
+                        "the shim (pid {}) of process {} ended without reporting its exit",
+                        self.shim.pid, self.pid
+                    )));
+                }
+                Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if self.reader.is_none() {
+                let copy = self.shim.channel.as_fd().try_clone_to_owned()?;
+                // Deprecated for raw descriptors that may close early; an
+                // `OwnedFd` moved in stays open as long as the `AsyncFd`. Its
+                // replacement needs tokio 1.54.
+                #[allow(deprecated)]
+                let registered = AsyncFd::try_with_interest(copy, tokio::io::Interest::READABLE)
+                    .map_err(|refused| refused.into_parts().1)?;
+                self.reader = Some(registered);
+            }
+            let Some(reader) = &self.reader else {
+                continue;
+            };
+            match reader.readable().await {
+                Ok(mut ready) => ready.clear_ready(),
+                // The runtime it was registered with is shutting down:
+                // register again with the one polling us, once.
+                Err(e) if moved => return Err(e),
+                Err(_) => {
+                    moved = true;
+                    self.reader = None;
+                }
+            }
+        }
+    }
+}
