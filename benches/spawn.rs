@@ -1,5 +1,5 @@
-//! Spawn + wait of a tiny static child: processkit (own cgroup, and the
-//! process-group fallback) against `tokio::process` and std's posix_spawn,
+//! Spawn + wait of a tiny static child: processkit (own cgroup, the
+//! subreaper and the process-group fallback) against `tokio::process` and std's posix_spawn,
 //! sequential and 64 concurrent tasks, then again with the parent at 1 GiB RSS.
 
 mod support;
@@ -10,10 +10,11 @@ use std::time::{Duration, Instant};
 use processkit::{Command, JobRunner, Mechanism};
 use support::{Contest, fmt, size};
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "tokio::process status",
     "processkit exit_code (cgroup v2)",
     "processkit start+wait (process group)",
+    "processkit start+wait (subreaper)",
     "std::process status (posix_spawn)",
 ];
 
@@ -24,8 +25,9 @@ async fn once(which: usize, tiny: &Path) {
             assert!(status.success());
         }
         1 => assert_eq!(Command::new(tiny).exit_code().await.unwrap(), 0),
-        2 => {
-            let runner = JobRunner::with_mechanism(Mechanism::ProcessGroup);
+        2 | 3 => {
+            let mechanism = [Mechanism::ProcessGroup, Mechanism::Subreaper][which - 2];
+            let runner = JobRunner::with_mechanism(mechanism);
             let mut run = runner.start(&Command::new(tiny)).await.unwrap();
             assert_eq!(run.wait().await.unwrap(), Some(0));
         }
@@ -53,7 +55,7 @@ async fn sequential(title: &str, tiny: &Path, rounds: usize) -> Vec<Duration> {
 }
 
 async fn concurrent(title: &str, tiny: &Path, tasks: usize, rounds: usize) -> Vec<Duration> {
-    let mut contest = Contest::new(title, &NAMES[..3]);
+    let mut contest = Contest::new(title, &NAMES[..4]);
     for round in 0..rounds {
         for which in contest.order(round) {
             let begun = Instant::now();

@@ -35,6 +35,7 @@ mod guardian;
 #[cfg_attr(docsrs, doc(cfg(feature = "limits")))]
 mod limits;
 mod mechanism;
+mod orphans;
 mod pipeline;
 mod policy;
 mod result;
@@ -60,6 +61,7 @@ pub use exit_status::ExitStatus;
 pub use group::{ProcessGroup, ProcessGroupOptions};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::Mechanism;
+pub use orphans::{OrphanReaper, SpawnedChild, reap_orphans};
 pub use pipeline::Pipeline;
 pub use policy::RetryPolicy;
 pub use result::ProcessResult;

@@ -18,6 +18,7 @@
 //! | `spawn/linux/thread.rs` | `SPAWNER` | the channel to the spawner thread |
 //! | `spawn/linux/mod.rs`, `spawn/linux/clone3.rs` | `REFUSED` (both), `SAID`, `BY_ENV` | the kernel refused the clone spawner once; its tracing note; `PROCESSKIT_SPAWNER` |
 //! | `linux/pidfd_child.rs`, `linux/pipe.rs`, `spawn/linux/fds.rs` | `SUPPORTED`, `NO_SOFT_LIMIT`, `DEV_NULL`, thread-local `SPARE_STACK` | probed kernel facts, `/dev/null`, one clone stack per spawning thread |
+//! | `linux/own_children.rs`, `linux/orphans.rs` | `SPAWNS`, `ENABLED`, `OWN`, thread-local `INSIDE`; `STARTED`, `REAPED` | the registry of our own children (kept once `reap_orphans` is on) and the lock spawns share against the orphan reaper; whether it runs, its count |
 //! | `unix/leader.rs` | `BY_PID`, `TICKETS`, `GROUP_FLAG` | the newest leader per pid (stale records lose), whether `pidfd_send_signal` takes the group flag |
 //!
 //! Outside `sys`, `policy/backoff.rs` keeps one jitter `COUNTER`.
@@ -32,6 +33,8 @@
 //!   with this process (parent-death follows the thread that forked).
 //! - `pk-guardian-send` (`linux/guardian/send.rs`): drains guardian messages
 //!   while its socket is full.
+//! - `processkit-orphans` (`linux/orphans.rs`): reaps orphans re-parented to
+//!   this process, only once `reap_orphans` was called.
 //! - The guardian process (`linux/guardian.rs`): forked with the first
 //!   container; it tears everything down if this process dies without `Drop`.
 //!
@@ -43,6 +46,7 @@ mod accounting;
 mod adopt;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod orphans;
 pub(crate) mod spawn;
 mod spawn_gate;
 #[cfg(unix)]

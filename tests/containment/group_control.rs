@@ -32,7 +32,12 @@ fn group_on(mechanism: Mechanism) -> Option<ProcessGroup> {
     }
 }
 
-const BOTH: [Mechanism; 2] = [Mechanism::CgroupV2, Mechanism::ProcessGroup];
+/// Every mechanism a Unix host may have (those it lacks are skipped).
+const ALL: [Mechanism; 3] = [
+    Mechanism::CgroupV2,
+    Mechanism::Subreaper,
+    Mechanism::ProcessGroup,
+];
 
 /// `sh -c SCRIPT TOKEN`: the token lands in argv (as `$0`), so /proc finds it.
 /// A child shell that starts a grandchild shell carrying the same token and
@@ -43,7 +48,7 @@ fn two_level_tree(token: &str) -> Command {
 
 #[tokio::test]
 async fn freeze_stops_a_grandchilds_counter_and_thaw_restarts_it() {
-    for mechanism in BOTH {
+    for mechanism in ALL {
         let Some(group) = group_on(mechanism) else {
             continue;
         };
@@ -99,7 +104,7 @@ enum Teardown {
 }
 
 async fn frozen_group_tears_down(how: Teardown) {
-    for mechanism in BOTH {
+    for mechanism in ALL {
         let Some(group) = group_on(mechanism) else {
             continue;
         };
@@ -141,7 +146,7 @@ async fn a_suspended_group_dies_on_shutdown() {
 
 #[tokio::test]
 async fn a_signal_reaches_every_member_of_a_two_level_tree() {
-    for mechanism in BOTH {
+    for mechanism in ALL {
         let Some(group) = group_on(mechanism) else {
             continue;
         };
@@ -176,7 +181,7 @@ async fn a_signal_reaches_every_member_of_a_two_level_tree() {
 
 #[tokio::test]
 async fn signal_kill_takes_the_terminate_path() {
-    for mechanism in BOTH {
+    for mechanism in ALL {
         let Some(group) = group_on(mechanism) else {
             continue;
         };
@@ -254,7 +259,7 @@ impl Drop for Stranger {
 #[tokio::test]
 async fn adopt_ties_an_unrelated_process_to_the_group() {
     use std::os::unix::process::ExitStatusExt;
-    for mechanism in BOTH {
+    for mechanism in ALL {
         let Some(group) = group_on(mechanism) else {
             continue;
         };
@@ -311,7 +316,7 @@ fn busy_tree(token: &str) -> Command {
 
 #[tokio::test]
 async fn stats_and_a_sampled_series_on_a_live_tree() {
-    for mechanism in BOTH {
+    for mechanism in ALL {
         let Some(group) = group_on(mechanism) else {
             continue;
         };
@@ -516,7 +521,7 @@ fn limits_on_process_groups_and_bad_values_are_refused() {
 
 #[tokio::test]
 async fn starting_into_a_suspended_group_is_refused_until_resume() {
-    for mechanism in BOTH {
+    for mechanism in ALL {
         let Some(group) = group_on(mechanism) else {
             continue;
         };

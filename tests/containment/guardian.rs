@@ -207,6 +207,11 @@ fn a_sigkilled_owner_leaves_no_descendant_under_process_groups() {
     sigkilled_owner_leaves_no_descendant(Mechanism::ProcessGroup);
 }
 
+#[test]
+fn a_sigkilled_owner_leaves_no_descendant_under_subreaper() {
+    sigkilled_owner_leaves_no_descendant(Mechanism::Subreaper);
+}
+
 /// Helper: a cgroup group holding one `sleep` that writes its pid to
 /// `PK_DIR/child`; reports the guardian status and waits to be killed.
 #[test]

@@ -1,6 +1,6 @@
-//! Containers and teardown: no descendant outlives its group (cgroup v2 or
-//! process group), group control and limits, the guardian, and the cgroup and
-//! process-group layers under faults.
+//! Containers and teardown: no descendant outlives its group (cgroup v2,
+//! subreaper or process group), group control and limits, the guardian, and
+//! the cgroup and process-group layers under faults.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -10,8 +10,10 @@ mod group_control;
 mod guardian;
 mod limits;
 mod no_orphans;
+mod orphans;
 mod reliability_cgroup;
 mod reliability_pgroup;
 mod spec_groups;
 mod spec_platform;
+mod subreaper;
 mod teardown;

@@ -1,6 +1,6 @@
 //! The no-orphan matrix: every way a run or group can end × trees of depth
-//! 1-3 × every mechanism of the platform (cgroup v2 and process group on Linux,
-//! the Job Object on Windows). The trees are copies of this test binary
+//! 1-3 × every mechanism of the platform (cgroup v2, subreaper and process group
+//! on Linux, the Job Object on Windows). The trees are copies of this test binary
 //! (`common::HelperTree`), so the same matrix runs on Linux and under Wine;
 //! each case proves every published pid gone.
 #![cfg(any(target_os = "linux", windows))]
@@ -28,27 +28,39 @@ fn helper_tree_member() {
 
 /// The mechanisms under test: the platform's, less those this host cannot
 /// provide (no writable cgroup v2 for a non-root user or in a container).
-/// `PROCESSKIT_MECHANISM` narrows the matrix when CI reruns it under the fallback.
+/// `PROCESSKIT_MECHANISM` narrows the matrix when CI reruns it under a fallback.
 fn mechanisms() -> Vec<Mechanism> {
     let platform = if cfg!(windows) {
         vec![Mechanism::JobObject]
     } else {
-        match std::env::var("PROCESSKIT_MECHANISM").ok().as_deref() {
-            Some("process-group") => vec![Mechanism::ProcessGroup],
-            _ => vec![Mechanism::CgroupV2, Mechanism::ProcessGroup],
+        match requested() {
+            Some(one @ (Mechanism::ProcessGroup | Mechanism::Subreaper)) => vec![one],
+            _ => vec![
+                Mechanism::CgroupV2,
+                Mechanism::Subreaper,
+                Mechanism::ProcessGroup,
+            ],
         }
     };
     platform.into_iter().filter(|&m| on_this_host(m)).collect()
 }
 
-/// The host's mechanism that holds a detached grandchild too, if it has one.
+/// The host's best mechanism that holds a detached grandchild too, if it has
+/// one; `PROCESSKIT_MECHANISM=subreaper` picks the subreaper on a cgroup host.
 fn whole_tree_mechanism() -> Option<Mechanism> {
     let platform: &[Mechanism] = if cfg!(windows) {
         &[Mechanism::JobObject]
+    } else if requested() == Some(Mechanism::Subreaper) {
+        &[Mechanism::Subreaper]
     } else {
-        &[Mechanism::CgroupV2]
+        &[Mechanism::CgroupV2, Mechanism::Subreaper]
     };
     platform.iter().copied().find(|&m| on_this_host(m))
+}
+
+/// The mechanism `PROCESSKIT_MECHANISM` names, if any.
+fn requested() -> Option<Mechanism> {
+    Mechanism::from_name(&std::env::var("PROCESSKIT_MECHANISM").ok()?)
 }
 
 fn group(mechanism: Mechanism) -> ProcessGroup {

@@ -519,6 +519,9 @@ fn adopting_a_thread_or_an_ancestor_of_the_caller_is_refused_and_the_caller_surv
         None => {}
     }
     let mut mechanisms = vec![Mechanism::ProcessGroup];
+    if cfg!(target_os = "linux") {
+        mechanisms.push(Mechanism::Subreaper);
+    }
     if cgroup_v2_here() {
         mechanisms.push(Mechanism::CgroupV2);
     }

@@ -139,10 +139,12 @@ async fn signalling_and_pausing_reach_the_server() {
     let server_pid = server.id().expect("a live server has a pid");
     assert!(eventually_async(Duration::from_secs(15), || scratch.join("ready").exists()).await);
     group.signal(Signal::Hup).expect("signal");
+    // At least once: a fork of the loop that has not exec'd `sleep` yet
+    // carries the trap too, and the group signal reaches it as well.
     assert!(
         eventually_async(Duration::from_secs(15), || line_count(
             &scratch.join("reloads")
-        ) == 1)
+        ) >= 1)
         .await,
         "the server did not see SIGHUP"
     );

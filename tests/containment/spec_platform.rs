@@ -49,11 +49,11 @@ fn the_platforms_own_mechanism_is_reported() {
     } else {
         assert!(matches!(
             mechanism,
-            Mechanism::CgroupV2 | Mechanism::ProcessGroup
+            Mechanism::CgroupV2 | Mechanism::Subreaper | Mechanism::ProcessGroup
         ));
         assert_eq!(
             mechanism.contains_whole_tree(),
-            mechanism == Mechanism::CgroupV2
+            mechanism != Mechanism::ProcessGroup
         );
     }
 }

@@ -60,7 +60,11 @@ async fn teardown_spares_the_caller_and_its_siblings() {
             .unwrap(),
     );
     let own_cgroup_before = std::fs::read_to_string("/proc/self/cgroup").unwrap();
-    let mechanisms = [Mechanism::CgroupV2, Mechanism::ProcessGroup];
+    let mechanisms = [
+        Mechanism::CgroupV2,
+        Mechanism::Subreaper,
+        Mechanism::ProcessGroup,
+    ];
     for mechanism in mechanisms.into_iter().filter(|&m| on_this_host(m)) {
         let options = ProcessGroupOptions::default()
             .mechanism(mechanism)

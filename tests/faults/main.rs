@@ -20,16 +20,20 @@ use support::*;
 
 /// The mechanisms this host offers, each with the env value that forces it.
 fn mechanisms() -> Vec<Mechanism> {
-    [Mechanism::CgroupV2, Mechanism::ProcessGroup]
-        .into_iter()
-        .filter(|&m| {
-            let ok = ProcessGroup::with_options(ProcessGroupOptions::default().mechanism(m));
-            if let Err(e) = &ok {
-                say(&format!("SKIP: {m} is not available here: {e}"));
-            }
-            ok.is_ok()
-        })
-        .collect()
+    [
+        Mechanism::CgroupV2,
+        Mechanism::Subreaper,
+        Mechanism::ProcessGroup,
+    ]
+    .into_iter()
+    .filter(|&m| {
+        let ok = ProcessGroup::with_options(ProcessGroupOptions::default().mechanism(m));
+        if let Err(e) = &ok {
+            say(&format!("SKIP: {m} is not available here: {e}"));
+        }
+        ok.is_ok()
+    })
+    .collect()
 }
 
 // ---------------------------------------------------------------------------

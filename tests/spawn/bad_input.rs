@@ -6,7 +6,11 @@ use crate::common;
 use processkit::{Command, Error, JobRunner, Mechanism, ProcessGroup};
 
 async fn assert_nothing_started(cmd: Command, check: impl Fn(&Error) -> bool) {
-    for mechanism in [Mechanism::CgroupV2, Mechanism::ProcessGroup] {
+    let mut mechanisms = vec![Mechanism::CgroupV2, Mechanism::ProcessGroup];
+    if cfg!(target_os = "linux") {
+        mechanisms.push(Mechanism::Subreaper);
+    }
+    for mechanism in mechanisms {
         let err = JobRunner::with_mechanism(mechanism)
             .start(&cmd)
             .await

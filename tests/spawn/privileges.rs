@@ -187,6 +187,12 @@ async fn setsid_child_and_grandchild_die_with_a_process_group() {
 }
 
 #[tokio::test]
+#[cfg(target_os = "linux")]
+async fn setsid_child_and_grandchild_die_with_a_subreaper_group() {
+    setsid_tree_dies_with_group(Mechanism::Subreaper).await;
+}
+
+#[tokio::test]
 async fn create_no_window_is_a_no_op_here() {
     let out = Command::new("echo")
         .arg("hi")

@@ -154,7 +154,9 @@ fn start() -> Result<State, Failure> {
         tracing::debug!("processkit guardian disabled by PROCESSKIT_GUARDIAN");
         return Ok(State::Disabled);
     }
-    let (pid, channel) = fork_guardian()?;
+    // Registered so the orphan reaper (`reap_orphans`) leaves it to `reap`.
+    let forked = crate::sys::orphans::own_spawn(fork_guardian, |f| Some(f.as_ref().ok()?.0 as u32));
+    let (pid, channel) = forked?;
     #[cfg(feature = "tracing")]
     tracing::debug!(pid, "processkit guardian started");
     Ok(State::Running {

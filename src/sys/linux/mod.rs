@@ -11,6 +11,8 @@ mod guardian_process;
 mod kill_retry;
 #[cfg(feature = "limits")]
 pub(crate) mod limits;
+pub(crate) mod orphans;
+pub(crate) mod own_children;
 pub(crate) mod pidfd;
 pub(crate) mod pidfd_child;
 pub(crate) mod pipe;

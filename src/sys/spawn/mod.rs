@@ -88,7 +88,6 @@ pub(crate) enum Unclaimed {
 
 impl Unclaimed {
     /// The child's pid.
-    #[cfg(unix)]
     pub(crate) fn pid(&self) -> Option<u32> {
         match self {
             Unclaimed::Std(child) => child.get().ok().and_then(tokio::process::Child::id),
@@ -167,10 +166,15 @@ async fn spawn(spec: SpawnSpec, gate: &Arc<SpawnGate>) -> Result<Unclaimed, Spaw
     spawn_now(spec, gate)
 }
 
+/// Spawns so the orphan reaper (`reap_orphans`) never takes the child's status.
+fn spawn_now(spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
+    super::orphans::own_spawn(|| spawn_child(spec, gate), |c| c.as_ref().ok()?.pid())
+}
+
 /// The clone spawner where it is usable (it answers `None` when this
 /// kernel refuses it), else std; through `gate`, held until the child
 /// has exec'd.
-fn spawn_now(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
+fn spawn_child(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
     let _entered = gate.enter().map_err(|e| failed(&spec, e))?;
     #[cfg(target_os = "linux")]
     if matches!(spec.setup.join, setup::Join::Subreaper) {

@@ -5,7 +5,7 @@
 use std::io;
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::sync::Arc;
@@ -70,6 +70,8 @@ pub(crate) struct ShimSpawn {
     pub(crate) shim: Arc<Shim>,
     pub(crate) pid: u32,
     program: Option<OwnedFd>,
+    /// A copy of the socket, made now: waiting later needs no descriptor.
+    reader: Option<OwnedFd>,
     pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: Option<OwnedFd>,
     pub(crate) stderr: Option<OwnedFd>,
@@ -82,7 +84,7 @@ impl ShimSpawn {
             pid: self.pid,
             _pidfd: self.program.take(),
             shim: Arc::clone(&self.shim),
-            reader: None,
+            reader: self.reader.take().map(Reader::Plain),
             status: None,
         }
     }
@@ -130,10 +132,12 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<ShimSpawn> {
     match (kind, program) {
         (STARTED, Some(program)) => {
             rustix::io::ioctl_fionbio(&shim.channel, true)?;
+            let reader = shim.channel.try_clone()?;
             Ok(ShimSpawn {
                 shim,
                 pid: a as u32,
                 program: Some(program),
+                reader: Some(reader),
                 stdin,
                 stdout: Some(stdout),
                 stderr: Some(stderr),
@@ -239,9 +243,25 @@ pub(crate) struct ShimChild {
     /// Pins the program's pid while we hold the handle.
     _pidfd: Option<OwnedFd>,
     shim: Arc<Shim>,
-    /// A copy of the socket registered with the runtime that waits.
-    reader: Option<AsyncFd<OwnedFd>>,
+    /// Our copy of the socket, registered with a runtime only while someone
+    /// waits (`None` once the shim has hung up).
+    reader: Option<Reader>,
     status: Option<ExitStatus>,
+}
+
+#[derive(Debug)]
+enum Reader {
+    Plain(OwnedFd),
+    Registered(AsyncFd<OwnedFd>),
+}
+
+impl Reader {
+    fn fd(&self) -> &OwnedFd {
+        match self {
+            Reader::Plain(fd) => fd,
+            Reader::Registered(fd) => fd.get_ref(),
+        }
+    }
 }
 
 impl ShimChild {
@@ -256,7 +276,12 @@ impl ShimChild {
             if let Some(status) = self.status {
                 return Ok(status);
             }
-            match receive(&self.shim.channel, RecvFlags::DONTWAIT) {
+            let Some(reader) = self.reader.take() else {
+                return Err(self.hung_up());
+            };
+            let received = receive(reader.fd(), RecvFlags::DONTWAIT);
+            self.reader = Some(reader);
+            match received {
                 Ok(Some((message, _))) => {
                     let (kind, raw, _) = wire::decode(&message);
                     if kind == EXITED {
@@ -265,37 +290,52 @@ impl ShimChild {
                     continue;
                 }
                 Ok(None) => {
-                    return Err(io::Error::other(format!(
-                        "the shim (pid {}) of process {} ended without reporting its exit",
-                        self.shim.pid, self.pid
-                    )));
+                    self.reader = None;
+                    return Err(self.hung_up());
                 }
                 Err(Errno::AGAIN | Errno::INTR) => {}
                 Err(e) => return Err(e.into()),
             }
-            if self.reader.is_none() {
-                let copy = self.shim.channel.as_fd().try_clone_to_owned()?;
+            if let Some(Reader::Plain(_)) = &self.reader {
+                let Some(Reader::Plain(plain)) = self.reader.take() else {
+                    continue;
+                };
                 // Deprecated for raw descriptors that may close early; an
                 // `OwnedFd` moved in stays open as long as the `AsyncFd`. Its
                 // replacement needs tokio 1.54.
                 #[allow(deprecated)]
-                let registered = AsyncFd::try_with_interest(copy, tokio::io::Interest::READABLE)
-                    .map_err(|refused| refused.into_parts().1)?;
-                self.reader = Some(registered);
+                match AsyncFd::try_with_interest(plain, tokio::io::Interest::READABLE) {
+                    Ok(fd) => self.reader = Some(Reader::Registered(fd)),
+                    Err(refused) => {
+                        // A runtime shutting down refuses; keep the socket.
+                        let (plain, error) = refused.into_parts();
+                        self.reader = Some(Reader::Plain(plain));
+                        return Err(error);
+                    }
+                }
             }
-            let Some(reader) = &self.reader else {
+            let Some(Reader::Registered(fd)) = &self.reader else {
                 continue;
             };
-            match reader.readable().await {
+            match fd.readable().await {
                 Ok(mut ready) => ready.clear_ready(),
                 // The runtime it was registered with is shutting down:
                 // register again with the one polling us, once.
                 Err(e) if moved => return Err(e),
                 Err(_) => {
                     moved = true;
-                    self.reader = None;
+                    if let Some(Reader::Registered(fd)) = self.reader.take() {
+                        self.reader = Some(Reader::Plain(fd.into_inner()));
+                    }
                 }
             }
         }
+    }
+
+    fn hung_up(&self) -> io::Error {
+        io::Error::other(format!(
+            "the shim (pid {}) of process {} ended without reporting its exit",
+            self.shim.pid, self.pid
+        ))
     }
 }
