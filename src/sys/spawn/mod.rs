@@ -98,6 +98,15 @@ impl Unclaimed {
         }
     }
 
+    /// The pid of our own child: the program's, or its shim's.
+    pub(crate) fn direct_child(&self) -> Option<u32> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Unclaimed::Shim(spawned) => Some(spawned.shim.pid()),
+            _ => self.pid(),
+        }
+    }
+
     /// The child std started (the only kind on Windows).
     #[cfg(windows)]
     pub(crate) fn std_child(&self) -> io::Result<&tokio::process::Child> {
@@ -168,7 +177,10 @@ async fn spawn(spec: SpawnSpec, gate: &Arc<SpawnGate>) -> Result<Unclaimed, Spaw
 
 /// Spawns so the orphan reaper (`reap_orphans`) never takes the child's status.
 fn spawn_now(spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
-    super::orphans::own_spawn(|| spawn_child(spec, gate), |c| c.as_ref().ok()?.pid())
+    super::orphans::own_spawn(
+        || spawn_child(spec, gate),
+        |c| c.as_ref().ok()?.direct_child(),
+    )
 }
 
 /// The clone spawner where it is usable (it answers `None` when this
