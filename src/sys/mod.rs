@@ -19,6 +19,7 @@
 //! | `spawn/linux/mod.rs`, `spawn/linux/clone3.rs` | `REFUSED` (both), `SAID`, `BY_ENV` | the kernel refused the clone spawner once; its tracing note; `PROCESSKIT_SPAWNER` |
 //! | `linux/pidfd_child.rs`, `linux/pipe.rs`, `spawn/linux/fds.rs` | `SUPPORTED`, `NO_SOFT_LIMIT`, `DEV_NULL`, thread-local `SPARE_STACK` | probed kernel facts, `/dev/null`, one clone stack per spawning thread |
 //! | `linux/own_children.rs`, `linux/orphans.rs` | `SPAWNS`, `ENABLED`, `OWN`, thread-local `INSIDE`; `STARTED`, `REAPED` | the registry of our own children (kept once `reap_orphans` is on) and the lock spawns share against the orphan reaper; whether it runs, its count |
+//! | `linux/subreaper/mod.rs`, `linux/subreaper/zygote.rs` | `REASON`; `ZYGOTE`, `STARTING`, `GONE` | why this kernel cannot host shims, if it cannot; the zygote's socket and the ids it was forked with, its start lock, whether it has gone away |
 //! | `unix/leader.rs` | `BY_PID`, `TICKETS`, `GROUP_FLAG` | the newest leader per pid (stale records lose), whether `pidfd_send_signal` takes the group flag |
 //!
 //! Outside `sys`, `policy/backoff.rs` keeps one jitter `COUNTER`.
@@ -37,6 +38,10 @@
 //!   this process, only once `reap_orphans` was called.
 //! - The guardian process (`linux/guardian.rs`): forked with the first
 //!   container; it tears everything down if this process dies without `Drop`.
+//! - The zygote (`pk-zygote`, `linux/subreaper/zygote.rs`): forked with the
+//!   first subreaper container; it keeps one spare shim (`pk-spare`) ready.
+//!   Each subreaper run has a shim (`pk-shim`, `linux/subreaper/shim.rs`) that
+//!   holds its tree and ends with it.
 //!
 //! macOS, the BSDs and Windows start no thread or process of their own.
 
