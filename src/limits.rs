@@ -75,9 +75,9 @@ pub(crate) fn apply(container: &Container, limits: &Limits) -> Result<()> {
 /// The user's error for a mechanism's refusal: which limit, why, what fixes it.
 fn refusal_error(limits: &Limits, refusal: LimitRefusal) -> Error {
     match refusal {
-        LimitRefusal::NoAccounting => unenforceable(
+        LimitRefusal::NoAccounting(mechanism) => unenforceable(
             limits,
-            "the process-group mechanism has no whole-tree resource accounting",
+            &format!("the {mechanism} mechanism has no whole-tree resource accounting"),
             "use a Linux cgroup v2 with delegated controllers (the default mechanism \
              where one is writable) or a Windows Job Object",
         ),

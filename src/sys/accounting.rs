@@ -59,9 +59,10 @@ impl Slot {
 #[cfg(feature = "limits")]
 #[derive(Debug)]
 pub(crate) enum LimitRefusal {
-    /// The mechanism has no whole-tree resource accounting (process groups).
+    /// The mechanism has no whole-tree resource accounting (process groups,
+    /// the subreaper).
     #[cfg_attr(windows, allow(dead_code))]
-    NoAccounting,
+    NoAccounting(crate::mechanism::Mechanism),
     /// The Job Object refused the limits.
     #[cfg_attr(not(windows), allow(dead_code))]
     JobRefused(io::Error),

@@ -235,7 +235,7 @@ impl ContainerKind {
         match self {
             ContainerKind::Cgroup(c) => super::limits::apply(c.cgroup(), limits),
             ContainerKind::Subreaper(_) | ContainerKind::Pgroup(_) => {
-                Err(crate::sys::LimitRefusal::NoAccounting)
+                Err(crate::sys::LimitRefusal::NoAccounting(self.mechanism()))
             }
         }
     }

@@ -125,7 +125,9 @@ impl ContainerKind {
         &self,
         _limits: &crate::sys::Limits,
     ) -> Result<(), crate::sys::LimitRefusal> {
-        Err(crate::sys::LimitRefusal::NoAccounting)
+        Err(crate::sys::LimitRefusal::NoAccounting(
+            crate::mechanism::Mechanism::ProcessGroup,
+        ))
     }
 }
 

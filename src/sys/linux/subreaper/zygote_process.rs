@@ -241,6 +241,12 @@ fn detach(keep: RawFd) {
     let _ = rustix::thread::set_name(c"pk-zygote");
     let _ = rustix::process::chdir(c"/");
     shim::close_all_except(&mut [keep]);
+    // Descriptors 0-2 stay taken, so a request's descriptors arrive above
+    // them and wiring the program's stdio never overwrites one of its sources.
+    for _ in 0..3 {
+        // SAFETY: open reads a NUL-terminated literal; the descriptor is kept.
+        unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+    }
 }
 
 fn errno() -> libc::c_int {
