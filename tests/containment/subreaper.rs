@@ -421,3 +421,35 @@ fn a_program_ignores_exactly_what_it_would_under_process_groups() {
     assert_eq!(mask & hup, hup, "the owner's ignored SIGHUP is inherited");
     assert_eq!(under_shim, under_groups, "SigIgn under the shim");
 }
+
+/// A member that signals its shim with anything but SIGKILL (a stray
+/// SIGUSR1, SIGALRM, a SIGSTOP) cannot free the tree: the shim reads every
+/// catchable signal, and teardown continues a stopped shim first.
+#[tokio::test]
+async fn a_member_signalling_its_shim_does_not_free_the_tree() {
+    for signal in [libc::SIGUSR1, libc::SIGALRM, libc::SIGSTOP] {
+        let tree = EscapingTree::new(Escape::SetsidGrandchild);
+        let group = group_on(Mechanism::Subreaper);
+        let mut run = group.start(&tree.command()).await.unwrap();
+        let members = tree.started().await;
+        let program = run.id().expect("a live program has a pid");
+        let shim = ppid(program).expect("the program's parent");
+        assert!(
+            is_shim(shim),
+            "the program's parent {shim} is not a pk-shim"
+        );
+        // What `kill -<signal> $PPID` in the program would do.
+        // SAFETY: kill takes integers; `shim` is a live shim checked above.
+        unsafe { libc::kill(shim as i32, signal) };
+        if signal == libc::SIGSTOP {
+            let stopped = eventually(LIMIT, || state(shim).as_deref() == Some("T"));
+            assert!(stopped, "the shim did not stop");
+        } else {
+            std::thread::sleep(Duration::from_millis(100));
+            assert!(is_shim(shim), "signal {signal} killed the shim");
+        }
+        drop(run.kill());
+        drop(group);
+        tree.assert_gone(&members, &format!("signal {signal} to the shim, then drop"));
+    }
+}
