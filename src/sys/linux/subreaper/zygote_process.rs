@@ -42,71 +42,91 @@ impl Scratch {
 /// and stderr, and its stdin when it has one.
 const FDS: usize = 4;
 
-/// The zygote's whole life: keep one spare shim forked and ready (signals
-/// taken, a subreaper already), waiting for the next request on the shared
-/// socket; once it takes one, fork the next. The fork is off every spawn's
-/// path. Never returns.
+/// The zygote's whole life: keep `SPARES` spare shims forked and ready
+/// (signals taken, subreapers already), waiting for requests on the shared
+/// socket; once one takes a request and has started its program, fork its
+/// replacement. No fork is on a spawn's path. Never returns.
 pub(super) fn run(scratch: &mut Scratch, channel: RawFd) -> ! {
     detach(channel);
     let Ok((taken, notify)) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC) else {
         exit(1);
     };
+    // Each slot: empty, or a spare (its pidfd, when one could be opened).
+    let mut slots: [Option<Option<OwnedFd>>; SPARES] = [None, None];
     loop {
-        // SAFETY: the child runs only `spare`, which makes async-signal-safe
-        // syscalls on this process's memory and never returns.
-        let pid = unsafe { libc::fork() };
-        if pid == 0 {
-            drop(taken);
-            spare(scratch, channel, notify);
-        }
-        if pid < 0 {
-            // Out of processes for now: a request waits in the socket.
-            nap();
-            continue;
-        }
-        let spare = Pid::from_raw(pid)
-            .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok());
-        // Until the spare has taken a request (or ended, killed or told the
-        // owner is gone).
-        loop {
-            let mut fds = [
-                libc::pollfd {
-                    fd: taken.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-                libc::pollfd {
-                    fd: spare.as_ref().map_or(-1, AsRawFd::as_raw_fd),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            ];
-            // SAFETY: `fds` is an array of two pollfd structures on this stack.
-            if unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) } < 0 {
+        for (index, slot) in slots.iter_mut().enumerate() {
+            if slot.is_some() {
                 continue;
             }
-            if fds[0].revents != 0 {
-                let mut byte = [0u8];
-                if let Ok(1) = rustix::io::read(&taken, &mut byte)
-                    && byte[0] == OWNER_GONE
-                {
-                    exit(0);
-                }
+            // SAFETY: the child runs only `spare`, which makes
+            // async-signal-safe syscalls on this process's memory and never
+            // returns.
+            let pid = unsafe { libc::fork() };
+            if pid == 0 {
+                drop(taken);
+                spare(scratch, channel, notify, index as u8);
+            }
+            if pid < 0 {
+                // Out of processes for now: requests wait in the socket.
+                nap();
                 break;
             }
-            if fds[1].revents != 0 {
-                break;
+            let pidfd = Pid::from_raw(pid)
+                .and_then(|p| rustix::process::pidfd_open(p, PidfdFlags::empty()).ok());
+            *slot = Some(pidfd);
+        }
+        let watched = |slot: &Option<Option<OwnedFd>>| match slot {
+            Some(Some(pidfd)) => pidfd.as_raw_fd(),
+            _ => -1,
+        };
+        let poll = |fd: RawFd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let mut fds = [
+            poll(taken.as_raw_fd()),
+            poll(watched(&slots[0])),
+            poll(watched(&slots[1])),
+        ];
+        // SAFETY: `fds` is an array of three pollfd structures on this stack.
+        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+            continue;
+        }
+        // The pipe first: a spare says it was taken before it can end.
+        if fds[0].revents != 0 {
+            let mut bytes = [0u8; 16];
+            if let Ok(n) = rustix::io::read(&taken, &mut bytes) {
+                for &byte in &bytes[..n] {
+                    match byte {
+                        OWNER_GONE => exit(0),
+                        index => {
+                            if let Some(slot) = slots.get_mut(usize::from(index)) {
+                                *slot = None;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // A spare that ended without taking a request (killed).
+        for (slot, fd) in slots.iter_mut().zip(&fds[1..]) {
+            if fd.fd >= 0 && fd.revents != 0 {
+                *slot = None;
             }
         }
     }
 }
 
-/// What a spare writes to the zygote: it took a request, or the owner is gone.
-const TAKEN: u8 = b't';
+/// How many spare shims wait at once: two starts can be on their way.
+const SPARES: usize = 2;
+
+/// What a spare writes to the zygote: its slot (it took a request), or that
+/// the owner is gone.
 const OWNER_GONE: u8 = b'e';
 
 /// A spare shim: ready before its request arrives, then a shim for good.
-fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd) -> ! {
+fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! {
     let prelude = shim::prelude(true);
     // SAFETY: the socket stays open until the request is taken.
     let requests = unsafe { BorrowedFd::borrow_raw(channel) };
@@ -166,7 +186,7 @@ fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd) -> ! {
                 stack: &scratch.stack,
             })
         },
-        Some((notify, TAKEN)),
+        Some((notify, slot)),
     )
 }
 
