@@ -277,9 +277,10 @@ impl Command {
         names
     }
 
-    /// Whether stdin is fed from data or a stream (not null or inherited).
+    /// Whether stdin is fed from data, a stream, a reader or a file (not
+    /// null or inherited).
     pub fn has_stdin(&self) -> bool {
-        self.stdin.is_piped() || self.keep_stdin_open
+        self.stdin.is_fed() || self.keep_stdin_open
     }
 
     /// The timeout, if one was set.

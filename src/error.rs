@@ -101,6 +101,9 @@ pub enum Operation {
     WriteCassette,
     /// Racing running children with [`wait_any`](crate::wait_any).
     WaitAny,
+    /// Opening the file a command reads as its stdin
+    /// ([`Stdin::from_file`](crate::Stdin::from_file)).
+    OpenStdin,
 }
 
 impl Operation {
@@ -128,6 +131,7 @@ impl Operation {
             Operation::ReadCassette => "read cassette",
             Operation::WriteCassette => "write cassette",
             Operation::WaitAny => "wait_any",
+            Operation::OpenStdin => "open stdin file",
         }
     }
 }

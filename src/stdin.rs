@@ -1,13 +1,17 @@
 //! Where a child's standard input comes from.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 
+use tokio::io::AsyncRead;
 use tokio_stream::Stream;
 
 /// A boxed stream of lines fed to a child's stdin.
 pub(crate) type LineSource = Pin<Box<dyn Stream<Item = String> + Send>>;
+/// A boxed reader copied to a child's stdin.
+pub(crate) type ReaderSource = Pin<Box<dyn AsyncRead + Send>>;
 
 /// The source of a child's standard input. The default is [`Stdin::null`].
 #[derive(Clone, Default)]
@@ -21,6 +25,10 @@ pub(crate) enum StdinSource {
     Bytes(Arc<[u8]>),
     /// Shared so `Command` stays `Clone`; the first run to start takes the stream.
     Lines(Arc<Mutex<Option<LineSource>>>),
+    /// Opened at each start; the file itself is the child's stdin.
+    File(Arc<Path>),
+    /// Like `Lines`: the first run to start takes the reader.
+    Reader(Arc<Mutex<Option<ReaderSource>>>),
 }
 
 impl Stdin {
@@ -55,8 +63,31 @@ impl Stdin {
         ))))))
     }
 
-    pub(crate) fn is_piped(&self) -> bool {
-        matches!(self.0, StdinSource::Bytes(_) | StdinSource::Lines(_))
+    /// Makes the file at `path` the child's stdin: the child reads it
+    /// directly (nothing is copied through this process), from its start.
+    /// The file is opened each time the command starts; a file that cannot
+    /// be opened fails that start with [`Error::Io`](crate::Error::Io)
+    /// (operation [`OpenStdin`](crate::Operation::OpenStdin)), before
+    /// anything runs.
+    pub fn from_file(path: impl Into<PathBuf>) -> Stdin {
+        Stdin(StdinSource::File(path.into().into()))
+    }
+
+    /// Copies everything `reader` yields to the child's stdin, then closes
+    /// it. Like [`from_lines`](Stdin::from_lines), a reader feeds one run
+    /// only: clones of the command share it, and later runs get end-of-file.
+    pub fn from_reader<R>(reader: R) -> Stdin
+    where
+        R: AsyncRead + Send + 'static,
+    {
+        Stdin(StdinSource::Reader(Arc::new(Mutex::new(Some(Box::pin(
+            reader,
+        ))))))
+    }
+
+    /// Whether the child reads something we give it (not null, not ours).
+    pub(crate) fn is_fed(&self) -> bool {
+        !matches!(self.0, StdinSource::Null | StdinSource::Inherit)
     }
 }
 
@@ -67,6 +98,8 @@ impl fmt::Debug for Stdin {
             StdinSource::Inherit => f.write_str("Stdin::inherit"),
             StdinSource::Bytes(b) => write!(f, "Stdin::from_bytes({} bytes)", b.len()),
             StdinSource::Lines(_) => f.write_str("Stdin::from_lines(..)"),
+            StdinSource::File(path) => write!(f, "Stdin::from_file({path:?})"),
+            StdinSource::Reader(_) => f.write_str("Stdin::from_reader(..)"),
         }
     }
 }

@@ -54,9 +54,11 @@ pub(crate) async fn spawn_with(
     cmd.cancel.check(&program)?;
     let stdin = match (io.stdin, &cmd.stdin.0, cmd.keep_stdin_open) {
         (Some(upstream), _, _) => StdinPlan::Stage(upstream),
-        (None, _, true) | (None, StdinSource::Bytes(_) | StdinSource::Lines(_), _) => {
+        (None, _, true)
+        | (None, StdinSource::Bytes(_) | StdinSource::Lines(_) | StdinSource::Reader(_), _) => {
             StdinPlan::Pipe
         }
+        (None, StdinSource::File(path), false) => StdinPlan::Stage(open_stdin(path, &program)?),
         (None, StdinSource::Inherit, false) => StdinPlan::Inherit,
         (None, StdinSource::Null, false) => StdinPlan::Null,
     };
@@ -134,6 +136,14 @@ pub(crate) async fn spawn_with(
         finished_off: false,
     };
     Ok((run, child.stage_stdout))
+}
+
+/// Opens the file a command reads as its stdin (close-on-exec: only the
+/// child's own stdin keeps it open).
+fn open_stdin(path: &std::path::Path, program: &str) -> Result<StagePipe> {
+    std::fs::File::open(path)
+        .map(StagePipe::from)
+        .map_err(|e| Error::io(program, crate::error::Operation::OpenStdin, e))
 }
 
 /// Lowers `cmd` into the spec both spawners consume; sys validates it

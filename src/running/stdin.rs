@@ -44,7 +44,16 @@ pub(crate) fn feed(
                 let _ = pipe.shutdown().await;
             })
         }
-        StdinSource::Null | StdinSource::Inherit => return,
+        StdinSource::Reader(shared) => {
+            let reader = shared.lock().unwrap_or_else(|e| e.into_inner()).take();
+            Box::pin(async move {
+                if let Some(mut reader) = reader {
+                    let _ = tokio::io::copy(&mut reader, &mut pipe).await;
+                }
+                let _ = pipe.shutdown().await;
+            })
+        }
+        StdinSource::Null | StdinSource::Inherit | StdinSource::File(_) => return,
     };
     tokio::spawn(async move {
         tokio::select! {

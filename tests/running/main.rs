@@ -14,6 +14,7 @@ mod spec_cancellation;
 mod spec_docs;
 mod spec_quickstart;
 mod spec_streaming;
+mod stdin_sources;
 mod streaming;
 mod surface;
 mod timeouts;
