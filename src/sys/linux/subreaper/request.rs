@@ -4,9 +4,9 @@
 //! pointer arrays in a buffer made before fork, without allocating.
 
 use std::ffi::{CStr, CString, c_char};
-use std::os::unix::ffi::OsStrExt;
 
 use crate::sys::spawn::SpawnSpec;
+use crate::sys::spawn::linux::environment;
 use crate::sys::spawn::setup::{JoinView, SetupView};
 use crate::sys::spawn::spec::Environment;
 
@@ -37,7 +37,7 @@ pub(super) fn encode(spec: &SpawnSpec, owner_cwd: Option<&CStr>, ignored: u64) -
     let env: &[CString] = match &spec.env {
         Environment::Exact(vars) => vars,
         Environment::Inherited => {
-            inherited = inherited_environment();
+            inherited = environment();
             &inherited
         }
     };
@@ -76,19 +76,6 @@ pub(super) fn encode(spec: &SpawnSpec, owner_cwd: Option<&CStr>, ignored: u64) -
         }
     }
     Some(out)
-}
-
-/// This process's environment as `NAME=value` strings, read through std
-/// (which holds its environment lock while copying).
-fn inherited_environment() -> Vec<CString> {
-    std::env::vars_os()
-        .filter_map(|(name, value)| {
-            let mut pair = name.into_encoded_bytes();
-            pair.push(b'=');
-            pair.extend_from_slice(value.as_bytes());
-            CString::new(pair).ok()
-        })
-        .collect()
 }
 
 /// A decoded request: pointer arrays (in the caller's pointer buffer) and

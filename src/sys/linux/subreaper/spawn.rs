@@ -191,7 +191,7 @@ pub(super) fn started(
 /// Holds our new child through a pidfd and has the reaper collect it once
 /// it exits. Without a pidfd it is killed and reaped at once (it is ours and
 /// unreaped: its pid cannot name anyone else).
-fn adopt(pid: libc::pid_t) -> io::Result<OwnedFd> {
+pub(super) fn adopt(pid: libc::pid_t) -> io::Result<OwnedFd> {
     let opened = Pid::from_raw(pid)
         .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))
         .and_then(|p| Ok(rustix::process::pidfd_open(p, PidfdFlags::empty())?));

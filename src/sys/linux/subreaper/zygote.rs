@@ -14,12 +14,10 @@ use std::sync::{Mutex, OnceLock};
 
 use rustix::io::Errno;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
-use rustix::process::{Pid, PidfdFlags};
 
 use super::request;
-use super::spawn::{ShimSpawn, socket_pair, started};
+use super::spawn::{ShimSpawn, adopt, socket_pair, started};
 use super::zygote_process::{self, Scratch};
-use crate::sys::linux::reaper;
 use crate::sys::spawn::SpawnSpec;
 use crate::sys::spawn::linux::Prepared;
 
@@ -107,23 +105,7 @@ fn fork_zygote() -> io::Result<(Zygote, u32)> {
         return Err(io::Error::last_os_error());
     }
     // Collected by the reaper whenever it exits (with us, as a rule).
-    let target = Pid::from_raw(pid).ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
-    let pidfd = match rustix::process::pidfd_open(target, PidfdFlags::empty())
-        .and_then(|fd| Ok((rustix::io::fcntl_dupfd_cloexec(&fd, 3)?, fd)))
-    {
-        Ok((pidfd, for_reaper)) => {
-            reaper::reap_orphan(for_reaper);
-            pidfd
-        }
-        Err(e) => {
-            // SAFETY: kill and waitpid take integers; `pid` is our unreaped child.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-            return Err(e.into());
-        }
-    };
+    let pidfd = adopt(pid)?;
     Ok((
         Zygote {
             channel,

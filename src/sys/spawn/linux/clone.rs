@@ -296,7 +296,7 @@ fn script_argv(argv: &[*const c_char]) -> Vec<*const c_char> {
 
 /// This process's environment as `NAME=value` strings, read through std
 /// (which holds its environment lock while copying).
-fn environment() -> Vec<CString> {
+pub(crate) fn environment() -> Vec<CString> {
     std::env::vars_os()
         .filter_map(|(name, value)| {
             let mut pair = name.into_vec();
