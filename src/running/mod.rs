@@ -10,6 +10,7 @@ mod probe;
 #[cfg(feature = "stats")]
 mod profile;
 mod pump;
+mod raw;
 mod spawn;
 mod status;
 mod stdin;
@@ -28,6 +29,7 @@ pub use lines::MAX_LINE;
 #[cfg(feature = "stats")]
 pub use profile::RunProfile;
 pub(crate) use pump::Capture;
+pub use raw::OutputReader;
 pub(crate) use spawn::{Placement, StageIo, spawn, spawn_with};
 pub use stdin::StdinWriter;
 pub use stream::LineStream;

@@ -67,9 +67,9 @@ enum Mode {
 }
 
 /// What a drain task hands back when it ends.
-struct Drained {
+pub(crate) struct Drained {
     /// The pipe, when the task was stopped before end-of-file.
-    pipe: Option<OutputPipe>,
+    pub(crate) pipe: Option<OutputPipe>,
     /// How many leading bytes of `buf` the line handler has seen.
     handled: usize,
 }
@@ -318,6 +318,47 @@ impl Capture {
             }
         }
         std::mem::take(&mut *lock(&self.buf))
+    }
+}
+
+/// A stream taken whole for raw reading: the bytes collected and not yet
+/// delivered, then the pipe (once a background pump has handed it back).
+pub(crate) struct RawParts {
+    pub(crate) collected: Arc<Mutex<Vec<u8>>>,
+    pub(crate) pipe: RawPipe,
+}
+
+pub(crate) enum RawPipe {
+    Ready(Option<OutputPipe>),
+    /// The pump was told to stop; it returns the pipe (`None` at end-of-file).
+    Pending(JoinHandle<Drained>),
+}
+
+impl Capture {
+    /// Takes the stream for a raw reader, leaving it closed here (line
+    /// streams end, finishers get nothing). `None` when there is nothing to
+    /// read: never captured and closed, or already taken.
+    pub(crate) fn take_raw(&mut self) -> Option<RawParts> {
+        let collects = std::mem::replace(&mut self.collects, false);
+        let collected = std::mem::take(&mut self.buf);
+        let pipe = match std::mem::replace(&mut self.mode, Mode::Closed) {
+            Mode::Idle(pipe) => RawPipe::Ready(Some(pipe)),
+            Mode::Draining { task, stop } => {
+                if let Some(stop) = stop {
+                    let _ = stop.send(());
+                }
+                RawPipe::Pending(task)
+            }
+            Mode::Lines { reader, .. } => {
+                // The bytes not yet delivered as lines come first.
+                let (unread, pipe) = reader.into_parts();
+                lock(&collected).extend_from_slice(&unread);
+                RawPipe::Ready(Some(pipe))
+            }
+            Mode::Closed if collects => RawPipe::Ready(None),
+            Mode::Closed => return None,
+        };
+        Some(RawParts { collected, pipe })
     }
 }
 

@@ -9,6 +9,7 @@ use tokio_stream::Stream;
 
 use super::RunningProcess;
 use super::batch::LineBatch;
+use super::raw::OutputReader;
 use crate::error::Result;
 
 /// Which output a [`LineStream`] reads.
@@ -139,6 +140,36 @@ impl RunningProcess {
             run: self,
             source: Source::Stderr,
         }
+    }
+
+    /// Takes stdout as exact bytes: no line splitting, no UTF-8 decoding,
+    /// `\r`, NUL and invalid UTF-8 as the child wrote them. The reader starts
+    /// with what was captured and not yet read as lines, then reads the pipe
+    /// until it closes. From then on stdout is the reader's: its line stream
+    /// ends at once and finishers return no stdout. `None` once taken (or
+    /// when stdout was handed to a pipeline's next stage).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use tokio::io::AsyncReadExt;
+    /// let mut run = processkit::Command::new("cat").arg("image.png").start().await?;
+    /// let mut bytes = Vec::new();
+    /// if let Some(mut stdout) = run.stdout_reader() {
+    ///     stdout.read_to_end(&mut bytes).await.expect("read");
+    /// }
+    /// run.wait().await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn stdout_reader(&mut self) -> Option<OutputReader> {
+        self.stdout.take_raw().map(OutputReader::new)
+    }
+
+    /// Takes stderr as exact bytes, like
+    /// [`stdout_reader`](RunningProcess::stdout_reader): what was captured so
+    /// far first, then the pipe; stderr's line stream ends at once and
+    /// finishers return no stderr.
+    pub fn stderr_reader(&mut self) -> Option<OutputReader> {
+        self.stderr.as_mut()?.take_raw().map(OutputReader::new)
     }
 
     /// Ends a streamed run: waits for the child to exit, kills whatever it

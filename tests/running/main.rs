@@ -9,6 +9,7 @@ mod cancellation;
 mod interactive_stdin;
 mod line_batches;
 mod probes;
+mod raw_output;
 mod reliability_running;
 mod spec_cancellation;
 mod spec_docs;
