@@ -70,7 +70,9 @@ pub use runner::{BoxFuture, JobRunner, ProcessRunner};
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 pub use running::RunProfile;
 pub use running::{LineBatch, LineBatchIter};
-pub use running::{LineStream, MAX_LINE, OutputReader, RunningProcess, StdinWriter};
+pub use running::{
+    LineStream, MAX_LINE, OutputEvent, OutputEvents, OutputReader, RunningProcess, StdinWriter,
+};
 #[cfg(feature = "process-control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
 pub use signal::Signal;

@@ -5,6 +5,7 @@
 
 mod batch;
 mod child;
+mod events;
 mod lines;
 mod probe;
 #[cfg(feature = "stats")]
@@ -25,6 +26,7 @@ pub use batch::{LineBatch, LineBatchIter};
 #[cfg(feature = "stats")]
 pub(crate) use child::Sampled;
 pub(crate) use child::{Attribution, ChildExit, ChildWait, WaitFuture};
+pub use events::{OutputEvent, OutputEvents};
 pub use lines::MAX_LINE;
 #[cfg(feature = "stats")]
 pub use profile::RunProfile;

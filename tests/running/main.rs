@@ -6,6 +6,7 @@
 mod common;
 
 mod cancellation;
+mod events;
 mod interactive_stdin;
 mod line_batches;
 mod probes;
