@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::policy::Cancel;
 use crate::stdin::Stdin;
+use crate::stdio::Stdio;
 use crate::sys::spawn::{EnvPlan, SpawnOptions};
 
 /// A callback run on the read pump for every line of output.
@@ -36,6 +37,10 @@ pub struct Command {
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) stdin: Stdin,
     pub(crate) keep_stdin_open: bool,
+    pub(crate) stdout: Stdio,
+    pub(crate) stderr: Stdio,
+    /// stderr goes wherever stdout goes (one pipe when captured).
+    pub(crate) stderr_to_stdout: bool,
     pub(crate) timeout: Option<Duration>,
     pub(crate) timeout_grace: Option<Duration>,
     pub(crate) unchecked: bool,
@@ -57,6 +62,9 @@ impl Command {
             cwd: None,
             stdin: Stdin::null(),
             keep_stdin_open: false,
+            stdout: Stdio::capture(),
+            stderr: Stdio::capture(),
+            stderr_to_stdout: false,
             timeout: None,
             timeout_grace: None,
             unchecked: false,
@@ -142,6 +150,30 @@ impl Command {
     /// Sets where stdin comes from (default: [`Stdin::null`]).
     pub fn stdin(mut self, stdin: Stdin) -> Command {
         self.stdin = stdin;
+        self
+    }
+
+    /// Sets where the child's stdout goes (default: [`Stdio::capture`]).
+    /// In a pipeline, only the last stage's stdout can be set: the others
+    /// feed the next stage.
+    pub fn stdout(mut self, stdout: Stdio) -> Command {
+        self.stdout = stdout;
+        self
+    }
+
+    /// Sets where the child's stderr goes (default: [`Stdio::capture`]).
+    /// Overrides an earlier [`stderr_to_stdout`](Command::stderr_to_stdout).
+    pub fn stderr(mut self, stderr: Stdio) -> Command {
+        self.stderr = stderr;
+        self.stderr_to_stdout = false;
+        self
+    }
+
+    /// Sends stderr wherever stdout goes. When stdout is captured, both
+    /// share one pipe, so their lines arrive in the order the child wrote
+    /// them, all as stdout; the result's stderr is then empty.
+    pub fn stderr_to_stdout(mut self) -> Command {
+        self.stderr_to_stdout = true;
         self
     }
 

@@ -46,6 +46,7 @@ mod signal;
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 mod stats;
 mod stdin;
+mod stdio;
 mod supervisor;
 #[allow(unsafe_code)]
 mod sys;
@@ -80,6 +81,7 @@ pub use signal::Signal;
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 pub use stats::ProcessGroupStats;
 pub use stdin::Stdin;
+pub use stdio::Stdio;
 pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{ProcessRunnerExt, output, run};

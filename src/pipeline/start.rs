@@ -50,6 +50,12 @@ fn check_stages(stages: &[Command]) -> Result<()> {
                 "an inner pipeline stage reads the previous stage's output; only the first stage's stdin can be set",
             ));
         }
+        if i < last && !cmd.stdout.is_captured() {
+            return Err(invalid(
+                cmd,
+                "an inner pipeline stage's stdout feeds the next stage; only the last stage's stdout can be routed",
+            ));
+        }
         if i < last && cmd.stdout_handler.is_some() {
             return Err(invalid(
                 cmd,

@@ -13,8 +13,9 @@ use crate::error::{Error, Operation, Result};
 use crate::mechanism::Mechanism;
 use crate::policy::{Arbiter, Watch};
 use crate::stdin::StdinSource;
+use crate::stdio::{Stdio, StdioKind};
 use crate::sys::Container;
-use crate::sys::spawn::{self, Invalid, SpawnError, SpawnSpec, StagePipe, StdinPlan};
+use crate::sys::spawn::{self, Invalid, OutputPlan, SpawnError, SpawnSpec, StagePipe, StdinPlan};
 use crate::trace::trace_event;
 
 /// Where a new run goes.
@@ -62,7 +63,13 @@ pub(crate) async fn spawn_with(
         (None, StdinSource::Inherit, false) => StdinPlan::Inherit,
         (None, StdinSource::Null, false) => StdinPlan::Null,
     };
-    let spec = lower(cmd, stdin, io.raw_stdout).map_err(|e| spawn_error(e, &program))?;
+    let mut spec = lower(cmd, stdin, io.raw_stdout).map_err(|e| spawn_error(e, &program))?;
+    spec.stdout = output_plan(&cmd.stdout, &program)?;
+    spec.stderr = if cmd.stderr_to_stdout {
+        OutputPlan::Stdout
+    } else {
+        output_plan(&cmd.stderr, &program)?
+    };
     super::check_runtime(&program)?;
     let (container, owned) = match placement {
         Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
@@ -136,6 +143,21 @@ pub(crate) async fn spawn_with(
         finished_off: false,
     };
     Ok((run, child.stage_stdout))
+}
+
+/// Where `stdio` sends a stream, for the spawner (a file is duplicated:
+/// the command keeps its own).
+fn output_plan(stdio: &Stdio, program: &str) -> Result<OutputPlan> {
+    Ok(match &stdio.0 {
+        StdioKind::Capture => OutputPlan::Pipe,
+        StdioKind::Inherit => OutputPlan::Inherit,
+        StdioKind::Null => OutputPlan::Null,
+        StdioKind::File(file) => OutputPlan::File(
+            file.try_clone()
+                .map(StagePipe::from)
+                .map_err(|e| Error::io(program, crate::error::Operation::Start, e))?,
+        ),
+    })
 }
 
 /// Opens the file a command reads as its stdin (close-on-exec: only the

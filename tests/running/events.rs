@@ -1,9 +1,10 @@
 //! `RunningProcess::events`: stdout and stderr lines interleaved in the
 //! order the child wrote them (when it pauses between writes), tagged.
+// The children are Unix shell tools; Windows has its own test binary.
+#![cfg(unix)]
 
 use processkit::{Command, OutputEvent, StreamExt};
 
-#[cfg(unix)]
 #[tokio::test]
 async fn events_interleave_both_streams_in_write_order() {
     // A pause between writes makes the order observable across two pipes.
@@ -26,7 +27,6 @@ async fn events_interleave_both_streams_in_write_order() {
     assert_eq!(run.wait().await.unwrap(), Some(0));
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn events_start_with_what_was_captured_and_end_when_both_streams_do() {
     // stderr is captured from the start: lines written before the call come first.

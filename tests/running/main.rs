@@ -17,6 +17,7 @@ mod spec_docs;
 mod spec_quickstart;
 mod spec_streaming;
 mod stdin_sources;
+mod stdio_routing;
 mod streaming;
 mod surface;
 mod timeouts;

@@ -1,6 +1,8 @@
 //! `stdout_reader` / `stderr_reader`: the exact bytes (`\r`, NUL, invalid
 //! UTF-8), whatever was captured before the call included, and the line
 //! streams of a taken stream ending at once.
+// The children are Unix shell tools; Windows has its own test binary.
+#![cfg(unix)]
 
 use processkit::{Command, JobRunner, Mechanism, StreamExt};
 use tokio::io::AsyncReadExt;
@@ -17,7 +19,6 @@ fn runners() -> Vec<JobRunner> {
     runners
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn the_readers_give_the_exact_bytes_of_each_stream() {
     for runner in runners() {
@@ -44,7 +45,6 @@ async fn the_readers_give_the_exact_bytes_of_each_stream() {
     }
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn a_reader_starts_with_what_was_captured_and_lines_end_once_it_is_taken() {
     // stderr is captured from the start: the reader gets it all, even when
@@ -85,7 +85,6 @@ async fn a_reader_starts_with_what_was_captured_and_lines_end_once_it_is_taken()
     );
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn a_large_binary_stream_arrives_whole() {
     for runner in runners() {

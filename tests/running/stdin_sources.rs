@@ -1,6 +1,8 @@
 //! `Stdin::from_file` and `Stdin::from_reader`: 64 MiB through each, the
 //! file as the child's own descriptor, a missing file as a typed error with
 //! nothing started, and both as a pipeline's first stage.
+// The children are Unix shell tools; Windows has its own test binary.
+#![cfg(unix)]
 
 use crate::common::TempDir;
 
@@ -26,7 +28,6 @@ fn big_file(dir: &TempDir) -> std::path::PathBuf {
     path
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn a_file_is_the_childs_stdin_whole() {
     let dir = TempDir::new("stdinfile");
@@ -46,7 +47,6 @@ async fn a_file_is_the_childs_stdin_whole() {
     }
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn a_missing_stdin_file_fails_the_start_and_runs_nothing() {
     let dir = TempDir::new("stdinmissing");
@@ -68,7 +68,6 @@ async fn a_missing_stdin_file_fails_the_start_and_runs_nothing() {
     }
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn a_reader_is_copied_to_stdin_whole() {
     for runner in runners() {
@@ -85,7 +84,6 @@ async fn a_reader_is_copied_to_stdin_whole() {
     }
 }
 
-#[cfg(unix)]
 #[tokio::test]
 async fn a_pipelines_first_stage_reads_a_file_or_a_reader() {
     let dir = TempDir::new("stdinpipe");

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(crate) use self::spec::{
-    EnvPlan, Invalid, SpawnError, SpawnOptions, SpawnSpec, StagePipe, StdinPlan,
+    EnvPlan, Invalid, OutputPlan, SpawnError, SpawnOptions, SpawnSpec, StagePipe, StdinPlan,
 };
 use super::{Slot, SpawnGate};
 
@@ -230,18 +230,27 @@ fn claim_std(
     mut unclaimed: std_spawn::StdChild,
     raw_stdout: bool,
 ) -> Result<StartedChild, SpawnError> {
+    let merged = unclaimed.merged.take();
     let child = unclaimed.get_mut().map_err(SpawnError::Spawn)?;
     let stdin = child.stdin.take().map(|p| Box::new(p) as InputPipe);
-    let (stdout, stage_stdout) = match child.stdout.take() {
-        Some(pipe) if raw_stdout => {
-            let raw = std_spawn::into_stage_pipe(pipe).map_err(SpawnError::Contain)?;
-            (None, Some(raw))
-        }
-        Some(pipe) => {
-            super::enlarge_pipe(&pipe);
-            (Some(Box::new(pipe) as ReadPipe), None)
-        }
-        None => (None, None),
+    let from_merged = merged
+        .map(|reader| std_spawn::merged_reader(reader, raw_stdout))
+        .transpose()
+        .map_err(SpawnError::Contain)?;
+    let (stdout, stage_stdout) = match (from_merged, child.stdout.take()) {
+        (Some(Ok(pipe)), _) => (Some(pipe), None),
+        (Some(Err(stage)), _) => (None, Some(stage)),
+        (None, pipe) => match pipe {
+            Some(pipe) if raw_stdout => {
+                let raw = std_spawn::into_stage_pipe(pipe).map_err(SpawnError::Contain)?;
+                (None, Some(raw))
+            }
+            Some(pipe) => {
+                super::enlarge_pipe(&pipe);
+                (Some(Box::new(pipe) as ReadPipe), None)
+            }
+            None => (None, None),
+        },
     };
     let stderr = child.stderr.take().map(|p| Box::new(p) as ReadPipe);
     let child = unclaimed.claim().map_err(SpawnError::Spawn)?;

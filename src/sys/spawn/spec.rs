@@ -87,6 +87,21 @@ pub(crate) enum StdinPlan {
     Stage(StagePipe),
 }
 
+/// Where a child's stdout or stderr goes.
+#[derive(Debug, Default)]
+pub(crate) enum OutputPlan {
+    /// A pipe the parent reads.
+    #[default]
+    Pipe,
+    /// The parent's own descriptor.
+    Inherit,
+    Null,
+    /// An open file of the caller's (its descriptor, owned by the spec).
+    File(StagePipe),
+    /// stderr only: wherever stdout goes (one pipe for both).
+    Stdout,
+}
+
 /// The environment as a spawner applies it.
 #[derive(Debug)]
 pub(crate) enum Environment {
@@ -122,6 +137,8 @@ pub(crate) struct SpawnSpec {
     pub(crate) candidates: Vec<PathBuf>,
     pub(crate) cwd: Option<PathBuf>,
     pub(crate) stdin: StdinPlan,
+    pub(crate) stdout: OutputPlan,
+    pub(crate) stderr: OutputPlan,
     /// Keep stdout blocking and at its default size (a pipeline's inner pipe).
     pub(crate) raw_stdout: bool,
     #[cfg(unix)]
@@ -197,6 +214,8 @@ impl SpawnSpec {
             env: lower_env(env, vars),
             cwd: cwd.map(Path::to_owned),
             stdin,
+            stdout: OutputPlan::Pipe,
+            stderr: OutputPlan::Pipe,
             raw_stdout,
             #[cfg(unix)]
             setup: ChildSetup::new(options, cwd).map_err(SpawnError::Spawn)?,

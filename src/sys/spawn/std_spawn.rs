@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use tokio::process::ChildStdout;
 
-use super::spec::{Environment, SpawnSpec, StagePipe, StdinPlan};
+use super::spec::{Environment, OutputPlan, SpawnSpec, StagePipe, StdinPlan};
 
 /// A child std/tokio started, until its caller claims it. Dropped unclaimed
 /// (a cancelled start, or a failure right after the spawn), it is killed
@@ -16,6 +16,8 @@ use super::spec::{Environment, SpawnSpec, StagePipe, StdinPlan};
 pub(crate) struct StdChild {
     /// `None` once claimed.
     child: Option<tokio::process::Child>,
+    /// The read end of the one pipe stdout and stderr share.
+    pub(crate) merged: Option<std::io::PipeReader>,
     leads_group: bool,
     /// The cgroup it joined, killed whole if the child is never claimed.
     #[cfg(target_os = "linux")]
@@ -63,6 +65,33 @@ impl Drop for StdChild {
     }
 }
 
+/// stderr going wherever a stdout that is not piped goes.
+fn same_as(stdout: &OutputPlan) -> io::Result<Stdio> {
+    Ok(match stdout {
+        OutputPlan::Pipe | OutputPlan::Stdout => Stdio::piped(),
+        OutputPlan::Inherit => {
+            #[cfg(unix)]
+            let ours = std::os::fd::AsFd::as_fd(&io::stdout()).try_clone_to_owned()?;
+            #[cfg(windows)]
+            let ours =
+                std::os::windows::io::AsHandle::as_handle(&io::stdout()).try_clone_to_owned()?;
+            Stdio::from(ours)
+        }
+        OutputPlan::Null => Stdio::null(),
+        OutputPlan::File(file) => Stdio::from(file.try_clone()?),
+    })
+}
+
+/// What std makes of an output plan (stderr's `Stdout` is handled by the caller).
+fn output(plan: OutputPlan) -> Stdio {
+    match plan {
+        OutputPlan::Pipe | OutputPlan::Stdout => Stdio::piped(),
+        OutputPlan::Inherit => Stdio::inherit(),
+        OutputPlan::Null => Stdio::null(),
+        OutputPlan::File(file) => Stdio::from(file),
+    }
+}
+
 /// Starts `spec` through tokio; takes the stdin descriptor it hands on.
 pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
     let (program, args) = spec.program_and_args();
@@ -78,7 +107,25 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
         StdinPlan::Pipe => Stdio::piped(),
         StdinPlan::Stage(pipe) => Stdio::from(pipe),
     });
-    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let stdout = std::mem::take(&mut spec.stdout);
+    let stderr = std::mem::take(&mut spec.stderr);
+    let mut merged = None;
+    match (stdout, stderr) {
+        // One pipe, both streams in write order.
+        (OutputPlan::Pipe, OutputPlan::Stdout) => {
+            let (reader, writer) = std::io::pipe()?;
+            cmd.stderr(Stdio::from(writer.try_clone()?));
+            cmd.stdout(Stdio::from(writer));
+            merged = Some(reader);
+        }
+        (stdout, OutputPlan::Stdout) => {
+            cmd.stderr(same_as(&stdout)?);
+            cmd.stdout(output(stdout));
+        }
+        (stdout, stderr) => {
+            cmd.stdout(output(stdout)).stderr(output(stderr));
+        }
+    }
     #[cfg(unix)]
     install_setup(&mut cmd, spec)?;
     #[cfg(windows)]
@@ -86,6 +133,7 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
     let child = cmd.spawn()?;
     Ok(StdChild {
         child: Some(child),
+        merged,
         #[cfg(unix)]
         leads_group: spec.setup.leads_group(),
         #[cfg(not(unix))]
@@ -201,4 +249,84 @@ pub(crate) fn into_stage_pipe(stdout: ChildStdout) -> io::Result<StagePipe> {
     return stdout.into_owned_fd();
     #[cfg(windows)]
     return stdout.into_owned_handle();
+}
+
+/// The read end of the pipe stdout and stderr share, as the parent reads it:
+/// raw for a pipeline's next stage, else registered with tokio (on Windows,
+/// read by a thread of its own: tokio has no reader for anonymous pipes).
+pub(crate) fn merged_reader(
+    reader: std::io::PipeReader,
+    raw: bool,
+) -> io::Result<Result<super::ReadPipe, StagePipe>> {
+    if raw {
+        return Ok(Err(StagePipe::from(reader)));
+    }
+    #[cfg(unix)]
+    {
+        let fd = std::os::fd::OwnedFd::from(reader);
+        rustix::fs::fcntl_setfl(&fd, rustix::fs::OFlags::NONBLOCK)?;
+        let pipe = tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(fd)?;
+        Ok(Ok(Box::new(pipe)))
+    }
+    #[cfg(windows)]
+    {
+        Ok(Ok(Box::new(ThreadReader::start(reader)?)))
+    }
+}
+
+/// A blocking reader drained by a thread into a channel, read asynchronously.
+#[cfg(windows)]
+struct ThreadReader {
+    chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    at: usize,
+}
+
+#[cfg(windows)]
+impl ThreadReader {
+    fn start(mut reader: std::io::PipeReader) -> io::Result<ThreadReader> {
+        use std::io::Read;
+        let (tx, chunks) = tokio::sync::mpsc::channel(4);
+        std::thread::Builder::new()
+            .name("processkit-pipe".into())
+            .spawn(move || {
+                let mut buf = vec![0u8; 64 * 1024];
+                while let Ok(n @ 1..) = reader.read(&mut buf) {
+                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            })?;
+        Ok(ThreadReader {
+            chunks,
+            chunk: Vec::new(),
+            at: 0,
+        })
+    }
+}
+
+#[cfg(windows)]
+impl tokio::io::AsyncRead for ThreadReader {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        out: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        use std::task::Poll;
+        if self.at == self.chunk.len() {
+            match self.chunks.poll_recv(cx) {
+                Poll::Ready(Some(chunk)) => {
+                    self.chunk = chunk;
+                    self.at = 0;
+                }
+                Poll::Ready(None) => return Poll::Ready(Ok(())),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+        let n = (self.chunk.len() - self.at).min(out.remaining());
+        let at = self.at;
+        out.put_slice(&self.chunk[at..at + n]);
+        self.at += n;
+        Poll::Ready(Ok(()))
+    }
 }

@@ -23,7 +23,7 @@ use super::shim;
 use super::wire::{self, EXITED, FAILED, Failure, Message, STARTED};
 use crate::sys::linux::reaper;
 use crate::sys::spawn::SpawnSpec;
-use crate::sys::spawn::linux::{LaunchFailure, Prepared, child_error};
+use crate::sys::spawn::linux::{LaunchFailure, ParentEnds, Prepared, child_error};
 
 /// One run's shim, as its owner holds it.
 #[derive(Debug)]
@@ -156,7 +156,7 @@ pub(super) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 pub(super) fn started(
     channel: OwnedFd,
     shim_pidfd: Option<OwnedFd>,
-    (stdin, stdout, stderr): (Option<OwnedFd>, OwnedFd, OwnedFd),
+    (stdin, stdout, stderr): ParentEnds,
 ) -> io::Result<ShimSpawn> {
     let (message, [program, own]) = receive_blocking(&channel)?;
     let (kind, a, b) = wire::decode(&message);
@@ -183,8 +183,8 @@ pub(super) fn started(
         program: Some(program),
         reader: Some(reader),
         stdin,
-        stdout: Some(stdout),
-        stderr: Some(stderr),
+        stdout,
+        stderr,
     })
 }
 

@@ -130,6 +130,12 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
         Ok(prepared) => prepared,
         Err(e) => return Some(Err(e)),
     };
+    // A request carries stdout and stderr always; an inherited one that we
+    // have closed stays closed in a shim forked here.
+    if prepared.child_ends()[1..].iter().any(|&fd| fd < 0) {
+        prepared.release();
+        return None;
+    }
     let result = send(zygote, &message, &prepared);
     match result {
         Ok(channel) => {

@@ -11,7 +11,7 @@ use std::ptr;
 
 use super::child::{Shared, child_main};
 use super::clone3;
-use super::fds::{Pipes, Stack};
+use super::fds::{ParentEnds, Pipes, Stack};
 use crate::sys::spawn::setup::{JoinView, SetupView, Step};
 use crate::sys::spawn::spec::{Environment, SpawnSpec};
 
@@ -21,8 +21,8 @@ pub(crate) struct Spawned {
     pub(crate) pid: u32,
     pub(crate) pidfd: OwnedFd,
     pub(crate) stdin: Option<OwnedFd>,
-    pub(crate) stdout: OwnedFd,
-    pub(crate) stderr: OwnedFd,
+    pub(crate) stdout: Option<OwnedFd>,
+    pub(crate) stderr: Option<OwnedFd>,
     /// Born in its cgroup by `clone3(CLONE_INTO_CGROUP)`.
     pub(crate) born_in_cgroup: bool,
 }
@@ -144,7 +144,7 @@ impl Prepared {
     }
 
     /// The parent's ends of the pipes; the child's ends close here.
-    pub(crate) fn into_parent_ends(self) -> (Option<OwnedFd>, OwnedFd, OwnedFd) {
+    pub(crate) fn into_parent_ends(self) -> ParentEnds {
         self.stack.give_back();
         self.pipes.into_parent_ends()
     }
@@ -331,7 +331,7 @@ mod tests {
         let spawned = spawn(&plan).map_err(|e| format!("{e:?}")).unwrap();
         reap_failed(&spawned.pidfd);
         let mut out = String::new();
-        std::fs::File::from(spawned.stdout)
+        std::fs::File::from(spawned.stdout.expect("a piped stdout"))
             .read_to_string(&mut out)
             .unwrap();
         out

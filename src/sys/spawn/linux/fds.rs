@@ -11,7 +11,10 @@ use std::sync::OnceLock;
 
 use rustix::fs::{Mode, OFlags};
 
-use crate::sys::spawn::spec::{SpawnSpec, StdinPlan};
+use crate::sys::spawn::spec::{OutputPlan, SpawnSpec, StdinPlan};
+
+/// The parent's ends of a child's stdin, stdout and stderr, where piped.
+pub(crate) type ParentEnds = (Option<OwnedFd>, Option<OwnedFd>, Option<OwnedFd>);
 
 /// The child's stack: small, since the child only makes syscalls. One page
 /// below it stays unmapped so an overflow faults instead of corrupting us.
@@ -99,8 +102,61 @@ pub(super) struct Pipes {
     /// Keeps a per-spawn stdin descriptor open until the child has it.
     _stdin_owned: Option<OwnedFd>,
     stdin_parent: Option<OwnedFd>,
-    stdout: (OwnedFd, OwnedFd),
-    stderr: (OwnedFd, OwnedFd),
+    stdout: Output,
+    stderr: Output,
+}
+
+/// One output stream: the child's descriptor, and ours when it is a pipe.
+struct Output {
+    child: RawFd,
+    /// Keeps `child` open when it is ours (a pipe's write end, a file).
+    _owned: Option<OwnedFd>,
+    parent: Option<OwnedFd>,
+}
+
+impl Output {
+    /// The descriptor `plan` gives the child as `target` (1 or 2); `stdout`
+    /// is what stdout got, for stderr's `Stdout` plan.
+    fn open(plan: &OutputPlan, target: RawFd, stdout: Option<&Output>) -> io::Result<Output> {
+        let owned = |fd: OwnedFd| Output {
+            child: fd.as_raw_fd(),
+            _owned: Some(fd),
+            parent: None,
+        };
+        Ok(match plan {
+            OutputPlan::Pipe => {
+                let (read, write) = pipe()?;
+                let mut out = owned(write);
+                out.parent = Some(read);
+                out
+            }
+            // Our own descriptor, if we have one open (else the child's stays closed).
+            OutputPlan::Inherit => Output {
+                child: rustix::io::fcntl_getfd(stdio_fd(target)).map_or(-1, |_| target),
+                _owned: None,
+                parent: None,
+            },
+            OutputPlan::Null => Output {
+                child: dev_null()?,
+                _owned: None,
+                parent: None,
+            },
+            OutputPlan::File(fd) => owned(above_stdio(fd.try_clone()?)?),
+            OutputPlan::Stdout => Output {
+                child: stdout.map_or(-1, |out| out.child),
+                _owned: None,
+                parent: None,
+            },
+        })
+    }
+}
+
+/// Our descriptor `fd` (0-2), only to ask whether it is open.
+fn stdio_fd(fd: RawFd) -> std::os::fd::BorrowedFd<'static> {
+    // SAFETY: used for one fcntl(F_GETFD), which fails harmlessly (EBADF)
+    // on a closed descriptor; stdio descriptors are never closed under us
+    // by this crate.
+    unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) }
 }
 
 impl Pipes {
@@ -121,13 +177,17 @@ impl Pipes {
             (StdinPlan::Null, None) => dev_null()?,
             _ => -1,
         };
-        let stdout = pipe()?;
-        if !spec.raw_stdout {
-            set_nonblocking(&stdout.0)?;
-            crate::sys::linux::pipe::enlarge(&stdout.0);
+        let stdout = Output::open(&spec.stdout, 1, None)?;
+        if let Some(read) = &stdout.parent
+            && !spec.raw_stdout
+        {
+            set_nonblocking(read)?;
+            crate::sys::linux::pipe::enlarge(read);
         }
-        let stderr = pipe()?;
-        set_nonblocking(&stderr.0)?;
+        let stderr = Output::open(&spec.stderr, 2, Some(&stdout))?;
+        if let Some(read) = &stderr.parent {
+            set_nonblocking(read)?;
+        }
         Ok(Pipes {
             stdin_child,
             _stdin_owned: stdin_owned,
@@ -138,15 +198,12 @@ impl Pipes {
     }
 
     pub(super) fn child_ends(&self) -> [RawFd; 3] {
-        [
-            self.stdin_child,
-            self.stdout.1.as_raw_fd(),
-            self.stderr.1.as_raw_fd(),
-        ]
+        [self.stdin_child, self.stdout.child, self.stderr.child]
     }
 
-    pub(super) fn into_parent_ends(self) -> (Option<OwnedFd>, OwnedFd, OwnedFd) {
-        (self.stdin_parent, self.stdout.0, self.stderr.0)
+    /// Our ends: stdin's writer, and the readers of the streams that are piped.
+    pub(super) fn into_parent_ends(self) -> ParentEnds {
+        (self.stdin_parent, self.stdout.parent, self.stderr.parent)
     }
 }
 

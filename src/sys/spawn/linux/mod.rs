@@ -18,7 +18,7 @@ use self::clone::{CloneError, Spawned};
 pub(crate) use self::clone::{
     LaunchFailure, LaunchPlan, Launched, Prepared, child_error, environment, launch,
 };
-pub(crate) use self::fds::Stack;
+pub(crate) use self::fds::{ParentEnds, Stack};
 use super::{InputPipe, OsChild, ReadPipe, SpawnError, SpawnSpec, StartedChild};
 use crate::sys::linux::pidfd_child::{self, PidfdChild};
 
@@ -64,8 +64,8 @@ fn unavailable_reason() -> Option<&'static str> {
 pub(crate) struct Cloned {
     pub(crate) child: ClonedChild,
     stdin: Option<OwnedFd>,
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
     /// Born in its cgroup by `clone3(CLONE_INTO_CGROUP)`.
     born_in_cgroup: bool,
 }
@@ -181,10 +181,11 @@ pub(crate) fn claim_shim(
     mut spawned: crate::sys::linux::subreaper::ShimSpawn,
     raw_stdout: bool,
 ) -> Result<StartedChild, SpawnError> {
-    let missing = || SpawnError::Contain(io::Error::other("a shim's pipes are taken once"));
-    let stdout = spawned.stdout.take().ok_or_else(missing)?;
-    let stderr = spawned.stderr.take().ok_or_else(missing)?;
-    let pipes = (spawned.stdin.take(), stdout, stderr);
+    let pipes = (
+        spawned.stdin.take(),
+        spawned.stdout.take(),
+        spawned.stderr.take(),
+    );
     with_pipes(
         OsChild::Shim(spawned.claim_child()),
         pipes,
@@ -196,7 +197,7 @@ pub(crate) fn claim_shim(
 /// A started child with the parent's ends of its pipes registered with tokio.
 fn with_pipes(
     child: OsChild,
-    (stdin, stdout, stderr): (Option<OwnedFd>, OwnedFd, OwnedFd),
+    (stdin, stdout, stderr): fds::ParentEnds,
     raw_stdout: bool,
     spawner: &'static str,
 ) -> Result<StartedChild, SpawnError> {
@@ -212,12 +213,12 @@ fn with_pipes(
         }
         None => None,
     };
-    let (stdout, stage_stdout) = if raw_stdout {
-        (None, Some(stdout))
-    } else {
-        (Some(reader(stdout)?), None)
+    let (stdout, stage_stdout) = match stdout {
+        Some(fd) if raw_stdout => (None, Some(fd)),
+        Some(fd) => (Some(reader(fd)?), None),
+        None => (None, None),
     };
-    let stderr = Some(reader(stderr)?);
+    let stderr = stderr.map(reader).transpose()?;
     Ok(StartedChild {
         child,
         stdin,
@@ -246,6 +247,8 @@ pub(crate) mod tests {
             candidates: vec![program.into()],
             cwd: None,
             stdin: StdinPlan::Null,
+            stdout: Default::default(),
+            stderr: Default::default(),
             raw_stdout: true,
             setup: ChildSetup {
                 join,
