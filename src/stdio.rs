@@ -13,10 +13,12 @@ use std::sync::Arc;
 #[derive(Clone, Default)]
 pub struct Stdio(pub(crate) StdioKind);
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) enum StdioKind {
-    #[default]
-    Capture,
+    /// `tee`: also forwarded to this process's own stream as it is read.
+    Capture {
+        tee: bool,
+    },
     Inherit,
     Null,
     /// Shared so `Command` stays `Clone`; each start hands the child a
@@ -25,11 +27,33 @@ pub(crate) enum StdioKind {
     File(Arc<File>),
 }
 
+impl Default for StdioKind {
+    fn default() -> StdioKind {
+        StdioKind::Capture { tee: false }
+    }
+}
+
 impl Stdio {
     /// Captured through a pipe: returned in the result, streamed by
     /// `stdout_lines()`/`stderr_lines()`, `events()` and the raw readers.
     pub fn capture() -> Stdio {
-        Stdio(StdioKind::Capture)
+        Stdio(StdioKind::Capture { tee: false })
+    }
+
+    /// Captured, and at the same time copied to this process's own stdout
+    /// (for [`Command::stdout`]) or stderr (for [`Command::stderr`]) as the
+    /// child writes it: a build log that reaches the terminal and is still
+    /// in the result. The copy is byte for byte; when this process's stream
+    /// cannot keep up, the child waits, as with `tee`. Only meaningful on
+    /// [`capture`](Stdio::capture); other kinds are returned unchanged.
+    ///
+    /// [`Command::stdout`]: crate::Command::stdout
+    /// [`Command::stderr`]: crate::Command::stderr
+    pub fn tee_inherit(self) -> Stdio {
+        match self.0 {
+            StdioKind::Capture { .. } => Stdio(StdioKind::Capture { tee: true }),
+            other => Stdio(other),
+        }
     }
 
     /// This process's own stdout (for [`Command::stdout`]) or stderr (for
@@ -54,14 +78,19 @@ impl Stdio {
     }
 
     pub(crate) fn is_captured(&self) -> bool {
-        matches!(self.0, StdioKind::Capture)
+        matches!(self.0, StdioKind::Capture { .. })
+    }
+
+    pub(crate) fn tees(&self) -> bool {
+        matches!(self.0, StdioKind::Capture { tee: true })
     }
 }
 
 impl fmt::Debug for Stdio {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self.0 {
-            StdioKind::Capture => "Stdio::capture",
+            StdioKind::Capture { tee: false } => "Stdio::capture",
+            StdioKind::Capture { tee: true } => "Stdio::capture().tee_inherit()",
             StdioKind::Inherit => "Stdio::inherit",
             StdioKind::Null => "Stdio::null",
             StdioKind::File(_) => "Stdio::file(..)",

@@ -16,6 +16,7 @@ mod spawn;
 mod status;
 mod stdin;
 mod stream;
+mod tee;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

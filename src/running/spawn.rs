@@ -8,6 +8,7 @@ use super::RunningProcess;
 use super::child::OsProcess;
 use super::pump::Capture;
 use super::stdin::feed;
+use super::tee::{Forward, tee};
 use crate::command::Command;
 use crate::error::{Error, Operation, Result};
 use crate::mechanism::Mechanism;
@@ -93,15 +94,21 @@ pub(crate) async fn spawn_with(
     {
         feed(&cmd.stdin.0, pipe, arbiter.ended());
     }
+    // A teed stream is drained from the start, so its copy flows live.
+    let stdout_tee = cmd.stdout.tees();
+    let stderr_tee = cmd.stderr.tees() && !cmd.stderr_to_stdout;
     let stdout = child
         .stdout
+        .map(|pipe| tee(pipe, stdout_tee, Forward::Stdout))
         .map_or_else(Capture::closed, |pipe| match &cmd.stdout_handler {
             Some(handler) => Capture::start(Vec::new(), pipe, Some(handler.clone())),
+            None if stdout_tee => Capture::start(Vec::new(), pipe, None),
             None => Capture::idle(pipe),
         });
-    let stderr = child
-        .stderr
-        .map(|pipe| Capture::start(Vec::new(), pipe, cmd.stderr_handler.clone()));
+    let stderr = child.stderr.map(|pipe| {
+        let pipe = tee(pipe, stderr_tee, Forward::Stderr);
+        Capture::start(Vec::new(), pipe, cmd.stderr_handler.clone())
+    });
 
     let watch = Watch {
         // A deadline too far away to represent is no deadline.
@@ -149,7 +156,7 @@ pub(crate) async fn spawn_with(
 /// the command keeps its own).
 fn output_plan(stdio: &Stdio, program: &str) -> Result<OutputPlan> {
     Ok(match &stdio.0 {
-        StdioKind::Capture => OutputPlan::Pipe,
+        StdioKind::Capture { .. } => OutputPlan::Pipe,
         StdioKind::Inherit => OutputPlan::Inherit,
         StdioKind::Null => OutputPlan::Null,
         StdioKind::File(file) => OutputPlan::File(

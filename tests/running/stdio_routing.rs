@@ -37,11 +37,20 @@ fn helper_inherit() {
             .stderr(Stdio::inherit());
         let result = runtime.block_on(runner.output_string(&cmd)).unwrap();
         assert!(result.stdout().is_empty() && result.stderr().is_empty());
+        // Tee: in the result and on our own streams.
+        let script = format!("echo tee-out-{name}; echo tee-err-{name} >&2");
+        let cmd = Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::capture().tee_inherit())
+            .stderr(Stdio::capture().tee_inherit());
+        let result = runtime.block_on(runner.output_string(&cmd)).unwrap();
+        assert_eq!(result.stdout(), &format!("tee-out-{name}\n"));
+        assert_eq!(result.stderr(), &format!("tee-err-{name}\n"));
     }
 }
 
 #[test]
-fn inherit_writes_to_the_parents_own_descriptors() {
+fn inherit_and_tee_write_to_the_parents_own_descriptors() {
     let dir = TempDir::new("stdioinherit");
     let (out, err) = (dir.join("out"), dir.join("err"));
     let status = std::process::Command::new(std::env::current_exe().unwrap())
@@ -66,6 +75,8 @@ fn inherit_writes_to_the_parents_own_descriptors() {
         assert!(out.contains(&format!("out-{name}\n")), "{out}");
         assert!(err.contains(&format!("err-{name}\n")), "{err}");
         assert!(!out.contains(&format!("err-{name}")), "{out}");
+        assert!(out.contains(&format!("tee-out-{name}\n")), "{out}");
+        assert!(err.contains(&format!("tee-err-{name}\n")), "{err}");
     }
 }
 
