@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use processkit::{Command, Error, Mechanism, ProcessGroup, Stdin};
+use processkit::{Command, Error, Mechanism, ProcessGroup, Stdin, Stdio};
 use windows_sys::Win32::Foundation::WAIT_TIMEOUT;
 use windows_sys::Win32::System::Threading::{
     OpenProcess, PROCESS_QUERY_LIMITED_INFORMATION, PROCESS_SYNCHRONIZE, PROCESS_TERMINATE,
@@ -333,6 +333,36 @@ async fn stdout_and_stderr_are_captured() {
     assert_eq!(out.stderr().trim(), "to-err");
     let exit = Command::new("cmd").args(["/c", "exit 3"]).exit_code().await;
     assert_eq!(exit.unwrap(), 3);
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_go_where_they_are_sent() {
+    // One pipe for both streams: the ThreadReader behind a merged pipe.
+    let merged = Command::new("cmd")
+        .args(["/c", "echo to-out& echo to-err 1>&2"])
+        .stderr_to_stdout()
+        .output_string()
+        .await
+        .unwrap();
+    let lines: Vec<&str> = merged.stdout().lines().map(str::trim).collect();
+    assert_eq!(lines, ["to-out", "to-err"]);
+    assert!(merged.stderr().is_empty());
+    // Null and a file: handles the child writes to directly.
+    let dir = std::env::temp_dir().join(format!("pk-stdio-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("out.txt");
+    let file = std::fs::File::create(&path).unwrap();
+    let routed = Command::new("cmd")
+        .args(["/c", "echo to-file& echo to-null 1>&2"])
+        .stdout(Stdio::file(file))
+        .stderr(Stdio::null())
+        .output_string()
+        .await
+        .unwrap();
+    assert!(routed.stdout().is_empty() && routed.stderr().is_empty());
+    let written = std::fs::read_to_string(&path).unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(written.trim(), "to-file");
 }
 
 #[tokio::test]
