@@ -41,6 +41,8 @@ pub struct Command {
     pub(crate) stderr: Stdio,
     /// stderr goes wherever stdout goes (one pipe when captured).
     pub(crate) stderr_to_stdout: bool,
+    /// At most this many bytes kept per captured stream.
+    pub(crate) max_output: Option<usize>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) timeout_grace: Option<Duration>,
     pub(crate) unchecked: bool,
@@ -65,6 +67,7 @@ impl Command {
             stdout: Stdio::capture(),
             stderr: Stdio::capture(),
             stderr_to_stdout: false,
+            max_output: None,
             timeout: None,
             timeout_grace: None,
             unchecked: false,
@@ -166,6 +169,19 @@ impl Command {
     pub fn stderr(mut self, stderr: Stdio) -> Command {
         self.stderr = stderr;
         self.stderr_to_stdout = false;
+        self
+    }
+
+    /// Keeps at most about `bytes` of each captured stream, however much the
+    /// child writes: the first half of `bytes` and the most recent rest,
+    /// with the line `[processkit: output truncated]` where bytes were
+    /// dropped ([`ProcessResult::truncated`](crate::ProcessResult::truncated)
+    /// says so). Memory stays bounded (about twice `bytes` per stream while
+    /// the child writes). Line streams read live are not cut: what they
+    /// deliver is not kept. The default keeps everything: a verb's result
+    /// is what the child wrote, and a caller who expects a flood says so.
+    pub fn max_output(mut self, bytes: usize) -> Command {
+        self.max_output = Some(bytes);
         self
     }
 

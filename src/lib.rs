@@ -82,7 +82,9 @@ pub use signal::Signal;
 pub use stats::ProcessGroupStats;
 pub use stdin::Stdin;
 pub use stdio::Stdio;
-pub use supervisor::{RestartPolicy, StopReason, SupervisionOutcome, Supervisor};
+pub use supervisor::{
+    RestartPolicy, SUPERVISED_OUTPUT, StopReason, SupervisionOutcome, Supervisor,
+};
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{ProcessRunnerExt, output, run};
 pub use wait_any::wait_any;

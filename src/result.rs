@@ -20,6 +20,8 @@ pub struct ProcessResult<T = String> {
     pub(crate) timed_out: bool,
     pub(crate) duration: Duration,
     pub(crate) timeout: Option<Duration>,
+    /// A bounded capture dropped bytes (see `Command::max_output`).
+    pub(crate) truncated: bool,
 }
 
 impl<T> ProcessResult<T> {
@@ -34,6 +36,7 @@ impl<T> ProcessResult<T> {
             timed_out: false,
             duration: Duration::ZERO,
             timeout: None,
+            truncated: false,
         }
     }
 
@@ -101,6 +104,14 @@ impl<T> ProcessResult<T> {
         self.duration
     }
 
+    /// Whether a bounded capture
+    /// ([`Command::max_output`](crate::Command::max_output)) dropped bytes of
+    /// stdout or stderr: the kept text then has the line
+    /// `[processkit: output truncated]` where they were.
+    pub fn truncated(&self) -> bool {
+        self.truncated
+    }
+
     /// The program that ran (for a pipeline: the stage the outcome is attributed to).
     pub fn program(&self) -> &str {
         &self.program
@@ -117,6 +128,7 @@ impl<T> ProcessResult<T> {
             timed_out: self.timed_out,
             duration: self.duration,
             timeout: self.timeout,
+            truncated: self.truncated,
         }
     }
 }

@@ -165,6 +165,7 @@ impl Entry {
             timed_out: self.timed_out,
             duration: Duration::from_millis(self.duration_ms),
             timeout: self.timeout_ms.map(Duration::from_millis),
+            truncated: false,
         })
     }
 

@@ -295,11 +295,17 @@ impl RunningProcess {
         let exit = self.wait_exit().await?;
         let _ = self.kill();
         self.arbiter.end();
-        let stdout = self.stdout.take().finish(PIPE_GRACE).await;
+        let stdout = self.stdout.take();
+        let mut bounds: Vec<_> = stdout.bound().into_iter().collect();
+        let stdout = stdout.finish(PIPE_GRACE).await;
         let stderr = match self.stderr.take() {
-            Some(c) => c.finish(PIPE_GRACE).await,
+            Some(c) => {
+                bounds.extend(c.bound());
+                c.finish(PIPE_GRACE).await
+            }
             None => Vec::new(),
         };
+        let truncated = bounds.iter().any(|b| b.truncated());
         self.check_cancelled()?;
         let timed_out = self.timed_out();
         Ok(ProcessResult {
@@ -311,6 +317,7 @@ impl RunningProcess {
             timed_out,
             duration: exit.at.saturating_duration_since(self.started),
             timeout: self.timeout,
+            truncated,
         })
     }
 }

@@ -45,6 +45,56 @@ pub(crate) struct Capture {
     /// Bumped by the drain task for every read and every handled line, so a
     /// finisher can tell a pump that is busy from a pipe held open idle.
     progress: Arc<AtomicU64>,
+    /// How much of the stream is kept, when bounded.
+    bound: Option<Arc<Bound>>,
+}
+
+/// What a bounded capture keeps: the first half of `max` bytes and the
+/// most recent rest, with `MARKER` between them once bytes were dropped.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    max: usize,
+    truncated: std::sync::atomic::AtomicBool,
+}
+
+/// Put where a bounded capture dropped bytes.
+pub(crate) const MARKER: &[u8] = b"\n[processkit: output truncated]\n";
+
+impl Bound {
+    pub(crate) fn truncated(&self) -> bool {
+        self.truncated.load(Ordering::Acquire)
+    }
+
+    /// Drops the middle of `buf` once it holds well over `max` bytes (at
+    /// most `max` more, so each byte is moved a bounded number of times),
+    /// keeping a line handler's place.
+    fn compact(&self, buf: &Mutex<Vec<u8>>, splitter: &mut Option<Splitter>) {
+        let mut buf = lock(buf);
+        let slack = self.max.max(READ_CHUNK);
+        if buf.len() <= self.max.saturating_add(slack) {
+            return;
+        }
+        let head = self.max / 2;
+        let tail = self.max - head;
+        let first = !self.truncated.swap(true, Ordering::AcqRel);
+        let kept_head = if first { head } else { head + MARKER.len() };
+        let tail_start = buf.len() - tail;
+        if first {
+            buf.splice(head..tail_start, MARKER.iter().copied());
+        } else {
+            buf.drain(kept_head..tail_start);
+        }
+        let new_tail_start = head + MARKER.len();
+        if let Some(splitter) = splitter.as_mut() {
+            if splitter.at >= tail_start {
+                splitter.at -= tail_start - new_tail_start;
+            } else if splitter.at > kept_head.min(head) {
+                // Lines in the dropped middle are lost to the handler too.
+                splitter.at = new_tail_start;
+                splitter.scanned = 0;
+            }
+        }
+    }
 }
 
 enum Mode {
@@ -100,15 +150,39 @@ impl Capture {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
+        Capture::start_bounded(initial, reader, handler, None)
+    }
+
+    /// `start`, keeping at most about `max` bytes (see `Bound`).
+    pub(crate) fn start_bounded<R>(
+        initial: Vec<u8>,
+        reader: R,
+        handler: Option<LineHandler>,
+        max: Option<usize>,
+    ) -> Capture
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+    {
         let mut capture = Capture {
             buf: Arc::new(Mutex::new(initial)),
             handler,
             mode: Mode::Closed,
             progress: Arc::default(),
             collects: true,
+            bound: max.map(|max| {
+                Arc::new(Bound {
+                    max,
+                    truncated: Default::default(),
+                })
+            }),
         };
         capture.drain_in_background(Box::new(reader), 0);
         capture
+    }
+
+    /// The bound, to ask after a finish whether bytes were dropped.
+    pub(crate) fn bound(&self) -> Option<Arc<Bound>> {
+        self.bound.clone()
     }
 
     /// A pipe read only when asked: line by line by the caller, or in the
@@ -129,6 +203,7 @@ impl Capture {
             mode,
             progress: Arc::default(),
             collects: false,
+            bound: None,
         }
     }
 
@@ -145,6 +220,7 @@ impl Capture {
             mode: Mode::Closed,
             progress: Arc::default(),
             collects: true,
+            bound: None,
         }
     }
 
@@ -161,6 +237,7 @@ impl Capture {
             Arc::clone(&self.buf),
             splitter,
             Arc::clone(&self.progress),
+            self.bound.clone(),
             stopped,
         ));
         self.mode = Mode::Draining {
@@ -410,6 +487,7 @@ async fn drain(
     buf: Arc<Mutex<Vec<u8>>>,
     mut splitter: Option<Splitter>,
     progress: Arc<AtomicU64>,
+    bound: Option<Arc<Bound>>,
     stopped: oneshot::Receiver<()>,
 ) -> Drained {
     // Completes only when a stop was sent, never when the sender is dropped.
@@ -435,6 +513,9 @@ async fn drain(
         progress.fetch_add(1, Ordering::Release);
         if let Some(splitter) = splitter.as_mut() {
             splitter.emit(&buf, false, &progress);
+        }
+        if let Some(bound) = &bound {
+            bound.compact(&buf, &mut splitter);
         }
     }
     if let Some(splitter) = splitter.as_mut() {

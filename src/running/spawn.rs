@@ -97,17 +97,18 @@ pub(crate) async fn spawn_with(
     // A teed stream is drained from the start, so its copy flows live.
     let stdout_tee = cmd.stdout.tees();
     let stderr_tee = cmd.stderr.tees() && !cmd.stderr_to_stdout;
+    // Drained from the start: a child nobody reads never blocks on a full
+    // pipe, and a later line stream starts with what was kept.
     let stdout = child
         .stdout
         .map(|pipe| tee(pipe, stdout_tee, Forward::Stdout))
-        .map_or_else(Capture::closed, |pipe| match &cmd.stdout_handler {
-            Some(handler) => Capture::start(Vec::new(), pipe, Some(handler.clone())),
-            None if stdout_tee => Capture::start(Vec::new(), pipe, None),
-            None => Capture::idle(pipe),
+        .map_or_else(Capture::closed, |pipe| {
+            let handler = cmd.stdout_handler.clone();
+            Capture::start_bounded(Vec::new(), pipe, handler, cmd.max_output)
         });
     let stderr = child.stderr.map(|pipe| {
         let pipe = tee(pipe, stderr_tee, Forward::Stderr);
-        Capture::start(Vec::new(), pipe, cmd.stderr_handler.clone())
+        Capture::start_bounded(Vec::new(), pipe, cmd.stderr_handler.clone(), cmd.max_output)
     });
 
     let watch = Watch {

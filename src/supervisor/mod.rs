@@ -20,6 +20,11 @@ use crate::trace::trace_event;
 
 type StopCondition = Box<dyn FnMut(&ProcessResult) -> bool + Send>;
 
+/// What a [`Supervisor`] keeps of each incarnation's stdout and stderr
+/// unless its command sets [`max_output`](Command::max_output): 1 MiB each
+/// (the first and the latest half MiB).
+pub const SUPERVISED_OUTPUT: usize = 1 << 20;
+
 /// Keeps a command running: whenever it exits, the [`RestartPolicy`] decides
 /// whether it starts again, after a backoff delay.
 ///
@@ -64,6 +69,12 @@ impl Supervisor<JobRunner> {
     /// ([`JobRunner`]). Defaults: [`RestartPolicy::OnCrash`], no restart
     /// limit, jittered backoff, no storm guard.
     pub fn new(command: Command) -> Supervisor<JobRunner> {
+        // A supervised service may run for months: keep a bounded tail of
+        // each incarnation's output unless the command says otherwise.
+        let command = match command.max_output {
+            Some(_) => command,
+            None => command.max_output(SUPERVISED_OUTPUT),
+        };
         Supervisor {
             command,
             runner: JobRunner::new(),

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod bounded_capture;
 mod cancellation;
 mod events;
 mod interactive_stdin;

@@ -457,3 +457,24 @@ mod cancellation {
         assert!(wait_gone(&token_str).await);
     }
 }
+
+#[cfg(unix)]
+#[tokio::test]
+async fn a_supervised_incarnation_keeps_a_bounded_output() {
+    let flood = Command::new("head").args(["-c", "8388608", "/dev/zero"]);
+    let outcome = Supervisor::new(flood.clone())
+        .restart(RestartPolicy::Never)
+        .run()
+        .await
+        .unwrap();
+    assert!(outcome.result.truncated());
+    assert!(outcome.result.stdout().len() < 3 * processkit::SUPERVISED_OUTPUT);
+    // A bound of the command's own wins.
+    let outcome = Supervisor::new(flood.max_output(16 << 20))
+        .restart(RestartPolicy::Never)
+        .run()
+        .await
+        .unwrap();
+    assert!(!outcome.result.truncated());
+    assert_eq!(outcome.result.stdout().len(), 8 << 20);
+}
