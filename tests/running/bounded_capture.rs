@@ -46,8 +46,10 @@ fn helper_flood() {
         return;
     }
     let runtime = tokio::runtime::Runtime::new().unwrap();
+    // PK_BOUNDED_BYTES overrides the size, for measuring by hand.
+    let size = std::env::var("PK_BOUNDED_BYTES").unwrap_or_else(|_| "2147483648".into());
     let cmd = Command::new("head")
-        .args(["-c", "2147483648", "/dev/zero"])
+        .args(["-c", &size, "/dev/zero"])
         .max_output(1 << 20);
     let result = runtime.block_on(cmd.output_bytes()).unwrap();
     assert!(result.truncated());

@@ -174,6 +174,17 @@ async fn a_stream_not_captured_ends_at_once_and_errors_keep_the_stderr_tail() {
         "no stdout to stream"
     );
     assert_eq!(run.stderr_lines().next().await.as_deref(), Some("shown"));
+    let mut run = Command::new("sh")
+        .args(["-c", "echo shown; echo hidden >&2"])
+        .stderr(Stdio::null())
+        .start()
+        .await
+        .unwrap();
+    assert!(
+        run.stderr_lines().next().await.is_none(),
+        "no stderr to stream"
+    );
+    assert_eq!(run.stdout_lines().next().await.as_deref(), Some("shown"));
     let failing = Command::new("sh")
         .args(["-c", "echo noise; echo oops >&2; exit 3"])
         .stdout(Stdio::null());
