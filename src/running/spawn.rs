@@ -94,7 +94,6 @@ pub(crate) async fn spawn_with(
     {
         feed(&cmd.stdin.0, pipe, arbiter.ended());
     }
-    // A teed stream is drained from the start, so its copy flows live.
     let stdout_tee = cmd.stdout.tees();
     let stderr_tee = cmd.stderr.tees() && !cmd.stderr_to_stdout;
     // Drained from the start: a child nobody reads never blocks on a full
