@@ -6,9 +6,7 @@
 use std::ffi::{CStr, CString, c_char};
 
 use crate::sys::spawn::SpawnSpec;
-use crate::sys::spawn::linux::environment;
 use crate::sys::spawn::setup::{JoinView, SetupView};
-use crate::sys::spawn::spec::Environment;
 
 /// The largest request the zygote takes, well inside a socket's default
 /// send buffer; a bigger spawn (a huge environment) is forked from the owner.
@@ -31,16 +29,14 @@ const OWNER_CWD: u32 = 64;
 /// The request for `spec`, or `None` when it is larger than `MAX_REQUEST`.
 /// `owner_cwd` is our working directory, which the shim enters so the
 /// program inherits it (the zygote's own is `/`).
-/// `ignored` is the signals we ignore (see `shim::ignored_here`).
-pub(super) fn encode(spec: &SpawnSpec, owner_cwd: Option<&CStr>, ignored: u64) -> Option<Vec<u8>> {
-    let inherited;
-    let env: &[CString] = match &spec.env {
-        Environment::Exact(vars) => vars,
-        Environment::Inherited => {
-            inherited = environment();
-            &inherited
-        }
-    };
+/// `env` is the child's environment as the spawn prepared it; `ignored`
+/// the signals we ignore (see `shim::ignored_here`).
+pub(super) fn encode(
+    spec: &SpawnSpec,
+    env: &[CString],
+    owner_cwd: Option<&CStr>,
+    ignored: u64,
+) -> Option<Vec<u8>> {
     let setup = &spec.setup;
     let groups = setup.groups.as_deref().unwrap_or_default();
     let flag = |on: bool, bit: u32| if on { bit } else { 0 };
@@ -187,6 +183,7 @@ mod tests {
     use super::*;
     use crate::sys::spawn::linux::tests::spec;
     use crate::sys::spawn::setup::Join;
+    use crate::sys::spawn::spec::Environment;
 
     fn read(pointers: *const *const c_char) -> Vec<String> {
         let mut out = Vec::new();
@@ -211,7 +208,10 @@ mod tests {
         plan.setup.uid = Some(1000);
         plan.setup.cwd = Some(c"/tmp".into());
         plan.setup.parent_death = Some(1);
-        let bytes = encode(&plan, Some(c"/home"), 1 << 40 | 1).unwrap();
+        let Environment::Exact(vars) = &plan.env else {
+            unreachable!("built with an exact environment")
+        };
+        let bytes = encode(&plan, vars, Some(c"/home"), 1 << 40 | 1).unwrap();
         let mut aligned = vec![0u64; bytes.len().div_ceil(8)];
         // SAFETY: `aligned` has at least `bytes.len()` bytes.
         let message = unsafe {

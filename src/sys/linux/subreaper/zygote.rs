@@ -125,10 +125,14 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
     }
     let cwd = std::env::current_dir().ok()?;
     let cwd = CString::new(cwd.as_os_str().as_bytes()).ok()?;
-    let message = request::encode(spec, Some(&cwd), super::shim::ignored_here())?;
     let prepared = match Prepared::new(spec) {
         Ok(prepared) => prepared,
         Err(e) => return Some(Err(e)),
+    };
+    let env = prepared.environment(spec);
+    let Some(message) = request::encode(spec, env, Some(&cwd), super::shim::ignored_here()) else {
+        prepared.release();
+        return None;
     };
     // A request carries stdout and stderr always; an inherited one that we
     // have closed stays closed in a shim forked here.

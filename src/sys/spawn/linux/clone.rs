@@ -52,7 +52,7 @@ pub(crate) struct Prepared {
     envp: Vec<*const c_char>,
     candidates: Vec<*const c_char>,
     /// Owns the strings `envp` points to when the environment is inherited.
-    _inherited: Vec<CString>,
+    inherited: Vec<CString>,
     stack: Stack,
 }
 
@@ -107,7 +107,7 @@ impl Prepared {
             script_argv,
             envp,
             candidates: null_terminated(&spec.candidates),
-            _inherited: inherited,
+            inherited,
             stack: Stack::take()?,
         })
     }
@@ -123,6 +123,14 @@ impl Prepared {
             setup,
             stack: &self.stack,
         })
+    }
+
+    /// The child's environment as `NAME=value` strings (copied once, here).
+    pub(crate) fn environment<'a>(&'a self, spec: &'a SpawnSpec) -> &'a [CString] {
+        match &spec.env {
+            Environment::Exact(vars) => vars,
+            Environment::Inherited => &self.inherited,
+        }
     }
 
     /// The child's ends of its stdio (-1: inherited).
@@ -296,7 +304,7 @@ fn script_argv(argv: &[*const c_char]) -> Vec<*const c_char> {
 
 /// This process's environment as `NAME=value` strings, read through std
 /// (which holds its environment lock while copying).
-pub(crate) fn environment() -> Vec<CString> {
+fn environment() -> Vec<CString> {
     std::env::vars_os()
         .filter_map(|(name, value)| {
             let mut pair = name.into_vec();

@@ -15,9 +15,7 @@ mod fds;
 pub(crate) mod thread;
 
 use self::clone::{CloneError, Spawned};
-pub(crate) use self::clone::{
-    LaunchFailure, LaunchPlan, Launched, Prepared, child_error, environment, launch,
-};
+pub(crate) use self::clone::{LaunchFailure, LaunchPlan, Launched, Prepared, child_error, launch};
 pub(crate) use self::fds::{ParentEnds, Stack};
 use super::{InputPipe, OsChild, ReadPipe, SpawnError, SpawnSpec, StartedChild};
 use crate::sys::linux::pidfd_child::{self, PidfdChild};
