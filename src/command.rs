@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::policy::Cancel;
+use crate::signal::Signal;
 use crate::stdin::Stdin;
 use crate::stdio::Stdio;
 use crate::sys::spawn::{EnvPlan, SpawnOptions};
@@ -45,6 +46,12 @@ pub struct Command {
     pub(crate) max_output: Option<usize>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) timeout_grace: Option<Duration>,
+    /// What a graceful stop sends first.
+    pub(crate) stop_signal: Signal,
+    /// A cancelled run is stopped with this grace instead of killed.
+    pub(crate) cancel_grace: Option<Duration>,
+    /// Stopped when neither stream produced a byte for this long.
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) unchecked: bool,
     pub(crate) stdout_handler: Option<LineHandler>,
     pub(crate) stderr_handler: Option<LineHandler>,
@@ -70,6 +77,9 @@ impl Command {
             max_output: None,
             timeout: None,
             timeout_grace: None,
+            stop_signal: Signal::Term,
+            cancel_grace: None,
+            idle_timeout: None,
             unchecked: false,
             stdout_handler: None,
             stderr_handler: None,
@@ -208,10 +218,51 @@ impl Command {
         self
     }
 
-    /// Makes the timeout graceful: at the deadline the tree gets SIGTERM, and
-    /// SIGKILL only after `grace` (Unix; on Windows the tree is terminated at once).
+    /// Makes the timeout (and the [`idle_timeout`](Command::idle_timeout))
+    /// graceful: at the deadline the tree gets the
+    /// [`stop_signal`](Command::stop_signal), and is killed only if it is
+    /// still there after `grace` (Windows: `CTRL_BREAK_EVENT` and
+    /// `WM_CLOSE`, then the job is terminated).
     pub fn timeout_grace(mut self, grace: Duration) -> Command {
         self.timeout_grace = Some(grace);
+        self
+    }
+
+    /// The signal every graceful path sends this run's tree first
+    /// (default [`Signal::Term`]): [`RunningProcess::stop`](crate::RunningProcess::stop),
+    /// [`timeout_grace`](Command::timeout_grace), [`cancel_grace`](Command::cancel_grace),
+    /// and a group's [`stop`](crate::ProcessGroup::stop) and
+    /// [`shutdown`](crate::ProcessGroup::shutdown). Use [`Signal::Int`] for
+    /// programs that treat Ctrl-C as "finish up", [`Signal::Quit`] or
+    /// [`Signal::Hup`] where that is a program's clean exit. On Windows a
+    /// graceful stop sends `CTRL_BREAK_EVENT` and `WM_CLOSE` whatever this is.
+    pub fn stop_signal(mut self, signal: Signal) -> Command {
+        self.stop_signal = signal;
+        self
+    }
+
+    /// Makes cancellation graceful: when the `cancel_on` token fires, the
+    /// tree gets the [`stop_signal`](Command::stop_signal) and is killed
+    /// only if it is still there after `grace`. The run still reports
+    /// [`Error::Cancelled`](crate::Error::Cancelled).
+    #[cfg(feature = "cancellation")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "cancellation")))]
+    pub fn cancel_grace(mut self, grace: Duration) -> Command {
+        self.cancel_grace = Some(grace);
+        self
+    }
+
+    /// Stops the run when neither stdout nor stderr produced a byte for
+    /// `idle` (gracefully when [`timeout_grace`](Command::timeout_grace) is
+    /// set). The run reports a timeout that
+    /// [`ProcessResult::idle_timed_out`](crate::ProcessResult::idle_timed_out)
+    /// tells from the wall-clock one; verbs that require success fail with
+    /// [`Error::IdleTimeout`](crate::Error::IdleTimeout). Bytes count when
+    /// processkit reads them, so at least one stream must come to us
+    /// (captured or teed): with both inherited, discarded or sent to files
+    /// the start fails with [`Error::InvalidCommand`](crate::Error::InvalidCommand).
+    pub fn idle_timeout(mut self, idle: Duration) -> Command {
+        self.idle_timeout = Some(idle);
         self
     }
 
@@ -334,6 +385,16 @@ impl Command {
     /// The timeout, if one was set.
     pub fn get_timeout(&self) -> Option<Duration> {
         self.timeout
+    }
+
+    /// The signal a graceful stop sends first.
+    pub fn get_stop_signal(&self) -> Signal {
+        self.stop_signal
+    }
+
+    /// The idle timeout, if one was set.
+    pub fn get_idle_timeout(&self) -> Option<Duration> {
+        self.idle_timeout
     }
 
     /// Whether the command was marked [`unchecked`](Command::unchecked).

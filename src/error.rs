@@ -69,6 +69,8 @@ pub enum Operation {
     Wait,
     /// Killing a run's tree, or a group's.
     Kill,
+    /// Asking a run's tree to stop (its stop signal, a console break).
+    Stop,
     /// Killing every stage of a pipeline.
     KillPipeline,
     /// Reading a child's stdout.
@@ -115,6 +117,7 @@ impl Operation {
             Operation::PlaceInContainer => "place child in container",
             Operation::Wait => "wait",
             Operation::Kill => "kill",
+            Operation::Stop => "stop",
             Operation::KillPipeline => "kill pipeline",
             Operation::ReadStdout => "read stdout",
             Operation::WriteStdin => "write to stdin",
@@ -187,6 +190,14 @@ pub enum Error {
         program: String,
         /// The timeout that expired.
         timeout: Duration,
+    },
+    /// The child produced no output for its
+    /// [`idle_timeout`](crate::Command::idle_timeout) and was stopped.
+    IdleTimeout {
+        /// The program that fell silent.
+        program: String,
+        /// The idle time that expired.
+        idle: Duration,
     },
     /// The child was ended by a signal (Unix) where success was required.
     Signalled {
@@ -275,6 +286,7 @@ impl Error {
             | Error::WorkingDirectory { program, .. }
             | Error::NonZeroExit { program, .. }
             | Error::Timeout { program, .. }
+            | Error::IdleTimeout { program, .. }
             | Error::Signalled { program, .. }
             | Error::Killed { program }
             | Error::Cancelled { program }
@@ -338,6 +350,12 @@ impl fmt::Display for Error {
             }
             Error::Timeout { program, timeout } => {
                 write!(f, "`{program}` timed out after {timeout:?} and was killed")
+            }
+            Error::IdleTimeout { program, idle } => {
+                write!(
+                    f,
+                    "`{program}` wrote no output for {idle:?} and was stopped"
+                )
             }
             Error::Signalled { program, signal } => {
                 write!(f, "`{program}` was killed by signal {signal}")

@@ -26,6 +26,7 @@ pub struct ExitStatus {
     code: Option<i32>,
     signal: Option<i32>,
     timed_out: bool,
+    idle_timed_out: bool,
 }
 
 impl ExitStatus {
@@ -35,7 +36,14 @@ impl ExitStatus {
             code: if timed_out { None } else { code },
             signal,
             timed_out,
+            idle_timed_out: false,
         }
+    }
+
+    /// Marks the timeout as the idle one.
+    pub(crate) fn idle(mut self, idle: bool) -> ExitStatus {
+        self.idle_timed_out = idle && self.timed_out;
+        self
     }
 
     /// The exit code, or `None` when the child did not exit on its own: it
@@ -52,9 +60,16 @@ impl ExitStatus {
         self.signal
     }
 
-    /// Whether the run's timeout expired and its tree was killed.
+    /// Whether a timeout of the run expired (its wall-clock one or its
+    /// idle one) and its tree was stopped.
     pub fn timed_out(&self) -> bool {
         self.timed_out
+    }
+
+    /// Whether the timeout that stopped the run was its
+    /// [`idle_timeout`](crate::Command::idle_timeout).
+    pub fn idle_timed_out(&self) -> bool {
+        self.idle_timed_out
     }
 
     /// Exit code 0 within the timeout.
@@ -66,6 +81,9 @@ impl ExitStatus {
 impl fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (self.timed_out, self.code, self.signal) {
+            (true, _, _) if self.idle_timed_out => {
+                f.write_str("wrote no output for its idle timeout and was stopped")
+            }
             (true, _, _) => f.write_str("timed out and was killed"),
             (false, Some(code), _) => write!(f, "exited with code {code}"),
             (false, None, Some(signal)) => write!(f, "was killed by signal {signal}"),

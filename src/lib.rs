@@ -59,7 +59,7 @@ pub use command::Command;
 pub use container::fallback_reason;
 pub use error::{Error, NotReadyReason, Operation, Result, Subject};
 pub use exit_status::ExitStatus;
-pub use group::{ProcessGroup, ProcessGroupOptions};
+pub use group::{ProcessGroup, ProcessGroupOptions, StopReport};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
 pub use mechanism::Mechanism;
 pub use orphans::{OrphanReaper, SpawnedChild, reap_orphans};
@@ -74,8 +74,6 @@ pub use running::{LineBatch, LineBatchIter};
 pub use running::{
     LineStream, MAX_LINE, OutputEvent, OutputEvents, OutputReader, RunningProcess, StdinWriter,
 };
-#[cfg(feature = "process-control")]
-#[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
 pub use signal::Signal;
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]

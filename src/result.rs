@@ -18,6 +18,8 @@ pub struct ProcessResult<T = String> {
     pub(crate) stdout: T,
     pub(crate) stderr: T,
     pub(crate) timed_out: bool,
+    /// The timeout that expired was the idle one (`timeout` holds it).
+    pub(crate) idle_timed_out: bool,
     pub(crate) duration: Duration,
     pub(crate) timeout: Option<Duration>,
     /// A bounded capture dropped bytes (see `Command::max_output`).
@@ -34,6 +36,7 @@ impl<T> ProcessResult<T> {
             stdout,
             stderr,
             timed_out: false,
+            idle_timed_out: false,
             duration: Duration::ZERO,
             timeout: None,
             truncated: false,
@@ -89,9 +92,17 @@ impl<T> ProcessResult<T> {
         self.stdout
     }
 
-    /// Whether the run hit its timeout and was killed.
+    /// Whether the run hit a timeout (its wall-clock
+    /// [`timeout`](crate::Command::timeout) or its
+    /// [`idle_timeout`](crate::Command::idle_timeout)) and was stopped.
     pub fn timed_out(&self) -> bool {
         self.timed_out
+    }
+
+    /// Whether the timeout that stopped the run was the idle one: neither
+    /// stream produced a byte for [`idle_timeout`](crate::Command::idle_timeout).
+    pub fn idle_timed_out(&self) -> bool {
+        self.idle_timed_out
     }
 
     /// Exit code 0 and no timeout.
@@ -126,6 +137,7 @@ impl<T> ProcessResult<T> {
             stdout: f(self.stdout),
             stderr: f(self.stderr),
             timed_out: self.timed_out,
+            idle_timed_out: self.idle_timed_out,
             duration: self.duration,
             timeout: self.timeout,
             truncated: self.truncated,
@@ -158,6 +170,12 @@ impl<T: AsRef<[u8]>> ProcessResult<T> {
         let program = self.program.clone();
         if self.timed_out {
             let timeout = self.timeout.unwrap_or_default();
+            if self.idle_timed_out {
+                return Some(Error::IdleTimeout {
+                    program,
+                    idle: timeout,
+                });
+            }
             return Some(Error::Timeout { program, timeout });
         }
         match (self.code, self.signal) {

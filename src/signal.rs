@@ -1,12 +1,16 @@
-//! `Signal`: the signals a group can broadcast to its whole tree.
+//! `Signal`: the signals a group can broadcast to its whole tree, and the
+//! polite one a graceful stop sends.
 
-/// A signal to deliver to every member of a group.
+/// A signal: broadcast to a group's tree with `ProcessGroup::signal`
+/// (feature `process-control`), or chosen as a command's polite stop with
+/// [`Command::stop_signal`](crate::Command::stop_signal).
 ///
-/// On Windows only [`Signal::Kill`] is deliverable (it terminates the Job
-/// Object); every other signal returns [`Error::Unsupported`](crate::Error::Unsupported).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// On Windows only [`Signal::Kill`] can be broadcast (it terminates the Job
+/// Object); every other broadcast returns [`Error::Unsupported`](crate::Error::Unsupported).
+/// A graceful stop there sends `CTRL_BREAK_EVENT` and `WM_CLOSE` whatever
+/// the stop signal is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
-#[cfg_attr(not(feature = "process-control"), allow(dead_code))]
 pub enum Signal {
     /// SIGHUP: often "reload configuration".
     Hup,
@@ -16,7 +20,8 @@ pub enum Signal {
     Quit,
     /// SIGKILL: takes the same whole-tree path as `terminate_all()`.
     Kill,
-    /// SIGTERM: a polite request to exit.
+    /// SIGTERM: a polite request to exit (the default stop signal).
+    #[default]
     Term,
     /// SIGUSR1.
     Usr1,

@@ -70,28 +70,13 @@ impl ProcessGroup {
             .map_err(|e| Error::group_io(crate::error::Operation::Terminate, e))
     }
 
-    /// Graceful teardown: SIGTERM to the whole tree, up to the shutdown grace
-    /// for it to exit, then SIGKILL; returns once the group is empty. On
-    /// Windows the job is terminated at once.
+    /// Graceful teardown: every run's tree gets its
+    /// [`stop_signal`](crate::Command::stop_signal) (default SIGTERM), the
+    /// group waits up to the shutdown grace for it to exit, then kills what
+    /// is left; returns once the group is empty. [`stop`](ProcessGroup::stop)
+    /// does the same with a grace of your choice and says how it went.
     pub async fn shutdown(&self) -> Result<()> {
-        trace_event!(debug, "teardown", group = %"shutdown", mechanism = %self.container.mechanism());
-        // A frozen tree cannot act on SIGTERM; thaw it first.
-        let _ = self.container.set_frozen(false);
-        if self
-            .container
-            .signal_all(crate::signal::Signal::Term)
-            .is_ok()
-        {
-            self.wait_empty(self.shutdown_grace).await;
-        }
-        self.terminate_all()?;
-        self.wait_empty(Duration::from_secs(5)).await;
-        Ok(())
-    }
-
-    /// Waits (bounded) until no process is left in the group.
-    async fn wait_empty(&self, limit: Duration) -> bool {
-        self.container.wait_empty(limit).await
+        self.stop(self.shutdown_grace).await.map(drop)
     }
 }
 

@@ -14,6 +14,9 @@ mod process_control;
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 mod stats;
+mod stop;
+
+pub use stop::StopReport;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -94,14 +94,19 @@ impl Stages {
         }
         let run = &mut self.runs[blamed_stage(&ends)];
         let exit = run.exit.expect("every stage was waited for above");
-        let timed_out = run.arbiter.verdict() == Verdict::TimedOut;
+        let timed_out = run.arbiter.verdict().is_timeout();
         Ok(ChildExit {
             code: if timed_out { None } else { exit.code },
             signal: exit.signal,
             attribution: Some(Attribution {
                 program: run.program.clone(),
                 stderr: run.stderr.take(),
-                timeout: if timed_out { run.timeout } else { None },
+                timeout: if timed_out {
+                    run.expired_timeout()
+                } else {
+                    None
+                },
+                idle: run.idle_timed_out(),
                 cancelled,
             }),
         })
@@ -123,6 +128,15 @@ impl ChildWait for Stages {
                 e,
             )
         })
+    }
+
+    /// Every stage's tree gets its own stage's stop signal.
+    fn ask_to_stop(&self) -> Result<()> {
+        self.runs.iter().try_for_each(|run| run.child.ask_to_stop())
+    }
+
+    fn wait_gone(&self, limit: std::time::Duration) -> crate::runner::BoxFuture<'_, bool> {
+        Box::pin(self.container.wait_empty(limit))
     }
 
     #[cfg(feature = "stats")]

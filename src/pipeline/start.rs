@@ -56,6 +56,12 @@ fn check_stages(stages: &[Command]) -> Result<()> {
                 "an inner pipeline stage's stdout feeds the next stage; only the last stage's stdout can be routed",
             ));
         }
+        if i < last && cmd.idle_timeout.is_some() {
+            return Err(invalid(
+                cmd,
+                "an inner pipeline stage's stdout feeds the next stage, not processkit; only the last stage can have an idle timeout",
+            ));
+        }
         if i < last && cmd.stdout_handler.is_some() {
             return Err(invalid(
                 cmd,
@@ -118,6 +124,7 @@ fn assemble(
         container: Some(container),
         started,
         timeout: pipeline.timeout,
+        idle_timeout: None,
         arbiter,
         watchdog,
         stdout,

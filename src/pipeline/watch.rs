@@ -14,6 +14,10 @@ impl Stop for Arc<Container> {
     fn halt(&self) {
         let _ = self.kill_all();
     }
+
+    fn terminate(&self) {
+        let _ = self.ask_all_to_stop();
+    }
 }
 
 /// Starts the watchdog unless there is nothing to watch; dropping it (the
@@ -28,7 +32,10 @@ pub(crate) fn start(
     let watch = Watch {
         deadline,
         grace: None,
+        idle: None,
         cancel: Cancel::any(stages.iter().map(|c| &c.cancel)),
+        // Each stage's own grace applies to its own tree (its watchdog).
+        cancel_grace: None,
         program,
         pid,
     };

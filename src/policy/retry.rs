@@ -133,7 +133,7 @@ impl RetryPolicy {
             Error::NonZeroExit { .. } | Error::Signalled { .. } | Error::Killed { .. } => {
                 self.failed_exits
             }
-            Error::Timeout { .. } => self.timeouts,
+            Error::Timeout { .. } | Error::IdleTimeout { .. } => self.timeouts,
             _ => RetryPolicy::is_transient_spawn_error(error),
         }
     }
@@ -244,6 +244,7 @@ fn kind_name(error: &Error) -> &'static str {
         Error::WorkingDirectory { .. } => "working-directory",
         Error::NonZeroExit { .. } => "non-zero-exit",
         Error::Timeout { .. } => "timeout",
+        Error::IdleTimeout { .. } => "idle-timeout",
         Error::Signalled { .. } => "signalled",
         Error::Killed { .. } => "killed",
         Error::Cancelled { .. } => "cancelled",

@@ -1,8 +1,9 @@
 //! The deadline watchdog: the one place that stops a run (a child's tree, a
-//! pipeline, a script) when its timeout expires or its token is cancelled, and
-//! the `Arbiter` that records which happened. Cancellation wins when both land
-//! together, even during the grace. The arbiter also tells background helpers
-//! (the stdin feeder) when the run has ended.
+//! pipeline, a script) when its timeout expires, its output falls silent for
+//! its idle timeout, or its token is cancelled, and the `Arbiter` that records
+//! which happened. Cancellation wins when they land together, even during the
+//! grace. The arbiter also tells background helpers (the stdin feeder) when
+//! the run has ended.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -12,12 +13,13 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 
-use super::Cancel;
+use super::{Cancel, Idle};
 use crate::trace::trace_event;
 
 const RUNNING: u8 = 0;
 const TIMED_OUT: u8 = 1;
 const CANCELLED: u8 = 2;
+const IDLE_TIMED_OUT: u8 = 3;
 
 /// How a run ended, as far as the arbiter knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,8 +28,17 @@ pub(crate) enum Verdict {
     Running,
     /// The timeout expired and the tree was killed.
     TimedOut,
-    /// The token was cancelled and the tree was killed.
+    /// The token was cancelled and the tree was stopped.
     Cancelled,
+    /// No output for the idle timeout, and the tree was stopped.
+    IdleTimedOut,
+}
+
+impl Verdict {
+    /// Either timeout, wall-clock or idle.
+    pub(crate) fn is_timeout(self) -> bool {
+        matches!(self, Verdict::TimedOut | Verdict::IdleTimedOut)
+    }
 }
 
 /// Shared between a run and its watchdog.
@@ -66,6 +77,7 @@ impl Arbiter {
         match self.verdict.load(Ordering::Acquire) {
             TIMED_OUT => Verdict::TimedOut,
             CANCELLED => Verdict::Cancelled,
+            IDLE_TIMED_OUT => Verdict::IdleTimedOut,
             _ => Verdict::Running,
         }
     }
@@ -76,9 +88,17 @@ impl Arbiter {
     }
 
     pub(crate) fn mark_timed_out(&self) {
+        self.mark_once(TIMED_OUT);
+    }
+
+    pub(crate) fn mark_idle_timed_out(&self) {
+        self.mark_once(IDLE_TIMED_OUT);
+    }
+
+    fn mark_once(&self, verdict: u8) {
         let _ =
             self.verdict
-                .compare_exchange(RUNNING, TIMED_OUT, Ordering::AcqRel, Ordering::Acquire);
+                .compare_exchange(RUNNING, verdict, Ordering::AcqRel, Ordering::Acquire);
     }
 }
 
@@ -87,7 +107,7 @@ pub(crate) trait Stop: Send + Sync + 'static {
     /// Kills at once.
     fn halt(&self);
 
-    /// Asks to stop (SIGTERM), before a kill after the grace.
+    /// Asks to stop (the stop signal), before a kill after the grace.
     fn terminate(&self) {
         self.halt();
     }
@@ -98,9 +118,14 @@ pub(crate) trait Stop: Send + Sync + 'static {
 pub(crate) struct Watch {
     /// When the run times out; `None` for none (or one too far away to represent).
     pub(crate) deadline: Option<Instant>,
-    /// Time between the polite stop and the kill at the deadline.
+    /// Time between the polite stop and the kill at the deadline (or the
+    /// idle timeout).
     pub(crate) grace: Option<Duration>,
+    /// Stops the run when its output stays silent this long.
+    pub(crate) idle: Option<Idle>,
     pub(crate) cancel: Cancel,
+    /// Time between the polite stop and the kill on cancellation.
+    pub(crate) cancel_grace: Option<Duration>,
     /// The program, for events.
     pub(crate) program: String,
     /// The child's pid, for events.
@@ -110,7 +135,7 @@ pub(crate) struct Watch {
 impl Watch {
     /// Whether there is anything to watch for.
     pub(crate) fn is_empty(&self) -> bool {
-        self.deadline.is_none() && !self.cancel.is_armed()
+        self.deadline.is_none() && self.idle.is_none() && !self.cancel.is_armed()
     }
 
     /// Starts the watchdog as a task unless there is nothing to watch;
@@ -129,10 +154,11 @@ impl Watch {
         Some(Watchdog { _stop: done_tx })
     }
 
-    /// Waits for the deadline or the token, stops `target` and records the
-    /// verdict in `arbiter`; returns once it has acted, or when `done` (the
-    /// run ended) resolves first. A run that ends during the grace is
-    /// killed at once: what it left behind goes with it.
+    /// Waits for the deadline, the idle timeout or the token, stops
+    /// `target` and records the verdict in `arbiter`; returns once it has
+    /// acted, or when `done` (the run ended) resolves first. A run that
+    /// ends during the grace is killed at once: what it left behind goes
+    /// with it.
     pub(crate) async fn enforce(
         &self,
         target: &dyn Stop,
@@ -146,20 +172,36 @@ impl Watch {
                 None => std::future::pending().await,
             }
         };
+        let silent = async {
+            match &self.idle {
+                Some(idle) => idle.silent().await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::pin!(done);
-        // `biased`: when the token and the deadline are both ready, cancel wins.
-        tokio::select! {
+        // `biased`: when the token and a timeout are both ready, cancel wins.
+        let idle = tokio::select! {
             biased;
             () = &mut done => return,
-            () = self.cancel.cancelled() => return self.cancel_now(target, arbiter, started),
-            () = deadline => arbiter.mark_timed_out(),
-        }
+            () = self.cancel.cancelled() => {
+                return self.cancel_now(target, arbiter, started, &mut done).await;
+            }
+            () = deadline => {
+                arbiter.mark_timed_out();
+                false
+            }
+            () = silent => {
+                arbiter.mark_idle_timed_out();
+                true
+            }
+        };
         trace_event!(
             info,
             "timeout",
             program = %self.program,
             pid = ?self.pid,
             after = ?started.elapsed(),
+            idle = %idle,
             graceful = %self.grace.is_some(),
         );
         let Some(grace) = self.grace else {
@@ -170,22 +212,41 @@ impl Watch {
         tokio::select! {
             biased;
             () = &mut done => {}
-            () = self.cancel.cancelled() => return self.cancel_now(target, arbiter, started),
+            () = self.cancel.cancelled() => {
+                return self.cancel_now(target, arbiter, started, &mut done).await;
+            }
             () = tokio::time::sleep(grace) => {}
         }
         target.halt();
     }
 
-    fn cancel_now(&self, target: &dyn Stop, arbiter: &Arbiter, started: Instant) {
+    /// Records the cancellation and stops the run: at once, or politely
+    /// first when it has a cancel grace (one the run's end cuts short).
+    async fn cancel_now(
+        &self,
+        target: &dyn Stop,
+        arbiter: &Arbiter,
+        started: Instant,
+        done: &mut (impl Future<Output = ()> + Unpin),
+    ) {
         arbiter.mark_cancelled();
-        target.halt();
         trace_event!(
             info,
             "cancel",
             program = %self.program,
             pid = ?self.pid,
             after = ?started.elapsed(),
+            graceful = %self.cancel_grace.is_some(),
         );
+        if let Some(grace) = self.cancel_grace {
+            target.terminate();
+            tokio::select! {
+                biased;
+                () = done => {}
+                () = tokio::time::sleep(grace) => {}
+            }
+        }
+        target.halt();
     }
 }
 

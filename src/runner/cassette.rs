@@ -163,6 +163,7 @@ impl Entry {
             stdout: self.stdout.to_bytes(),
             stderr: self.stderr.to_bytes(),
             timed_out: self.timed_out,
+            idle_timed_out: false,
             duration: Duration::from_millis(self.duration_ms),
             timeout: self.timeout_ms.map(Duration::from_millis),
             truncated: false,

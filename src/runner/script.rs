@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::command::Command;
 use crate::error::{Error, Result};
-use crate::policy::{Arbiter, Stop, Watch};
+use crate::policy::{Activity, Arbiter, Idle, Stop, Watch};
 use crate::running::{Capture, ChildExit, ChildWait, RunningProcess, WaitFuture};
 
 /// Buffer of the in-memory stdout pipe; like a real pipe, a writer blocks
@@ -86,6 +86,7 @@ pub(crate) fn start_scripted(cmd: &Command, mut script: Script) -> Result<Runnin
         container: None,
         started,
         timeout: cmd.timeout,
+        idle_timeout: cmd.idle_timeout,
         arbiter,
         watchdog: None,
         stdout,
@@ -104,6 +105,7 @@ fn feed(
     mut writer: tokio::io::DuplexStream,
     arbiter: Arc<Arbiter>,
 ) -> impl Future<Output = (Option<i32>, Option<i32>)> + Send + 'static {
+    let activity = Activity::new();
     let watch = Watch {
         // A deadline too far away to represent is no deadline.
         deadline: cmd
@@ -111,7 +113,12 @@ fn feed(
             .and_then(|t| tokio::time::Instant::now().checked_add(t)),
         // A script has nothing to stop politely.
         grace: None,
+        idle: cmd.idle_timeout.map(|limit| Idle {
+            limit,
+            activity: Arc::clone(&activity),
+        }),
         cancel: cmd.cancel.clone(),
+        cancel_grace: None,
         program: cmd.display_name(),
         pid: None,
     };
@@ -126,6 +133,7 @@ fn feed(
                 if writer.write_all(chunk).await.is_err() {
                     break;
                 }
+                activity.stamp();
             }
             let _ = writer.shutdown().await;
             if !script.exit_delay.is_zero() {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use super::{Capture, LineBatch};
 use crate::error::{Error, Result};
 use crate::policy::Stop;
+use crate::runner::BoxFuture;
 use crate::sys::spawn::OsChild;
 use crate::sys::{self, Slot};
 
@@ -47,6 +48,8 @@ pub(crate) struct Attribution {
     pub(crate) stderr: Option<Capture>,
     /// Its own timeout, when that is what ended it.
     pub(crate) timeout: Option<Duration>,
+    /// That timeout was its idle timeout.
+    pub(crate) idle: bool,
     /// A cancellation token of the chain fired.
     pub(crate) cancelled: bool,
 }
@@ -59,6 +62,18 @@ pub(crate) trait ChildWait: Send + fmt::Debug {
 
     /// Kills the child and everything it started; harmless once it exited.
     fn kill(&self) -> Result<()>;
+
+    /// Asks the child and everything it started to stop (its stop signal,
+    /// after a thaw). A child that cannot be asked is killed.
+    fn ask_to_stop(&self) -> Result<()> {
+        self.kill()
+    }
+
+    /// Waits until nothing the child started is left, at most `limit`;
+    /// `true` once the tree is gone.
+    fn wait_gone(&self, _limit: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(std::future::ready(true))
+    }
 
     /// Whether the child keeps its own time (a script), so the handle's
     /// deadline is not checked against its exit.
@@ -131,6 +146,16 @@ impl ChildWait for OsProcess {
             .kill()
             .map_err(|e| Error::io(&self.program, crate::error::Operation::Kill, e))
     }
+
+    fn ask_to_stop(&self) -> Result<()> {
+        self.slot
+            .ask_to_stop()
+            .map_err(|e| Error::io(&self.program, crate::error::Operation::Stop, e))
+    }
+
+    fn wait_gone(&self, limit: Duration) -> BoxFuture<'_, bool> {
+        Box::pin(self.slot.wait_empty(limit))
+    }
 }
 
 /// A run's tree, as the watchdog stops it.
@@ -140,6 +165,6 @@ impl Stop for Arc<Slot> {
     }
 
     fn terminate(&self) {
-        let _ = self.terminate_gracefully();
+        let _ = self.ask_to_stop();
     }
 }

@@ -3,6 +3,7 @@
 //! stdin pipe and the watchdog; dropping a handle whose run owns its container
 //! kills the whole tree.
 
+mod activity;
 mod batch;
 mod child;
 mod events;
@@ -15,6 +16,7 @@ mod raw;
 mod spawn;
 mod status;
 mod stdin;
+mod stop;
 mod stream;
 mod tee;
 
@@ -98,6 +100,8 @@ pub struct RunningProcess {
     pub(crate) container: Option<Arc<Container>>,
     pub(crate) started: Instant,
     pub(crate) timeout: Option<Duration>,
+    /// The idle timeout, reported as the timeout when it is what expired.
+    pub(crate) idle_timeout: Option<Duration>,
     pub(crate) arbiter: Arc<Arbiter>,
     pub(crate) watchdog: Option<Watchdog>,
     pub(crate) stdout: Capture,
@@ -168,10 +172,25 @@ impl RunningProcess {
         Ok(())
     }
 
-    /// Whether the run's timeout expired: the tree was killed at the
-    /// deadline, or the exit was seen only after it.
+    /// Whether the run's timeout expired: the tree was stopped at the
+    /// deadline, or the exit was seen only after it; or its output fell
+    /// silent for its [`idle_timeout`](crate::Command::idle_timeout).
     pub fn timed_out(&self) -> bool {
-        self.arbiter.verdict() == Verdict::TimedOut
+        self.arbiter.verdict().is_timeout()
+    }
+
+    /// Whether the timeout that stopped the run was its idle timeout.
+    pub(crate) fn idle_timed_out(&self) -> bool {
+        self.arbiter.verdict() == Verdict::IdleTimedOut
+    }
+
+    /// The timeout that expired, if one did: the idle one or the wall-clock one.
+    pub(crate) fn expired_timeout(&self) -> Option<Duration> {
+        if self.idle_timed_out() {
+            self.idle_timeout
+        } else {
+            self.timeout
+        }
     }
 
     /// Waits for the direct child's exit (at most once; later calls return the
@@ -238,8 +257,13 @@ impl RunningProcess {
             && self.arbiter.verdict() == Verdict::Running
         {
             // The blamed stage hit its own deadline: report that deadline.
-            self.arbiter.mark_timed_out();
-            self.timeout = Some(stage_timeout);
+            if attribution.idle {
+                self.arbiter.mark_idle_timed_out();
+                self.idle_timeout = Some(stage_timeout);
+            } else {
+                self.arbiter.mark_timed_out();
+                self.timeout = Some(stage_timeout);
+            }
         }
     }
 
@@ -315,8 +339,9 @@ impl RunningProcess {
             stdout,
             stderr,
             timed_out,
+            idle_timed_out: self.idle_timed_out(),
             duration: exit.at.saturating_duration_since(self.started),
-            timeout: self.timeout,
+            timeout: self.expired_timeout(),
             truncated,
         })
     }

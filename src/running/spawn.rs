@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use super::RunningProcess;
+use super::activity::watched;
 use super::child::OsProcess;
 use super::pump::Capture;
 use super::stdin::feed;
@@ -12,7 +13,7 @@ use super::tee::{Forward, tee};
 use crate::command::Command;
 use crate::error::{Error, Operation, Result};
 use crate::mechanism::Mechanism;
-use crate::policy::{Arbiter, Watch};
+use crate::policy::{Activity, Arbiter, Idle, Watch};
 use crate::stdin::StdinSource;
 use crate::stdio::{Stdio, StdioKind};
 use crate::sys::Container;
@@ -71,13 +72,14 @@ pub(crate) async fn spawn_with(
     } else {
         output_plan(&cmd.stderr, &program)?
     };
+    check_idle(cmd, &spec, io.raw_stdout)?;
     super::check_runtime(&program)?;
     let (container, owned) = match placement {
         Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
         Placement::Shared(container) => (container, false),
     };
     let mut slot = container
-        .slot()
+        .slot(cmd.stop_signal)
         .map_err(|e| Error::io(&program, crate::error::Operation::PrepareContainer, e))?;
 
     let started = Instant::now();
@@ -94,19 +96,20 @@ pub(crate) async fn spawn_with(
     {
         feed(&cmd.stdin.0, pipe, arbiter.ended());
     }
+    let activity = cmd.idle_timeout.map(|_| Activity::new());
     let stdout_tee = cmd.stdout.tees();
     let stderr_tee = cmd.stderr.tees() && !cmd.stderr_to_stdout;
     // Drained from the start: a child nobody reads never blocks on a full
     // pipe, and a later line stream starts with what was kept.
     let stdout = child
         .stdout
-        .map(|pipe| tee(pipe, stdout_tee, Forward::Stdout))
+        .map(|pipe| watched(tee(pipe, stdout_tee, Forward::Stdout), activity.as_ref()))
         .map_or_else(Capture::closed, |pipe| {
             let handler = cmd.stdout_handler.clone();
             Capture::start_bounded(Vec::new(), pipe, handler, cmd.max_output)
         });
     let stderr = child.stderr.map(|pipe| {
-        let pipe = tee(pipe, stderr_tee, Forward::Stderr);
+        let pipe = watched(tee(pipe, stderr_tee, Forward::Stderr), activity.as_ref());
         Capture::start_bounded(Vec::new(), pipe, cmd.stderr_handler.clone(), cmd.max_output)
     });
 
@@ -116,7 +119,12 @@ pub(crate) async fn spawn_with(
             .timeout
             .and_then(|t| tokio::time::Instant::from_std(started).checked_add(t)),
         grace: cmd.timeout_grace,
+        idle: cmd
+            .idle_timeout
+            .zip(activity)
+            .map(|(limit, activity)| Idle { limit, activity }),
         cancel: cmd.cancel.clone(),
+        cancel_grace: cmd.cancel_grace,
         program: program.clone(),
         pid,
     };
@@ -141,6 +149,7 @@ pub(crate) async fn spawn_with(
         container: owned.then_some(container),
         started,
         timeout: cmd.timeout,
+        idle_timeout: cmd.idle_timeout,
         arbiter,
         watchdog,
         stdout,
@@ -150,6 +159,27 @@ pub(crate) async fn spawn_with(
         finished_off: false,
     };
     Ok((run, child.stage_stdout))
+}
+
+/// Refuses an idle timeout nothing could measure: it counts the bytes
+/// processkit reads, so at least one stream must come to us.
+fn check_idle(cmd: &Command, spec: &SpawnSpec, raw_stdout: bool) -> Result<()> {
+    let Some(idle) = cmd.idle_timeout else {
+        return Ok(());
+    };
+    let reason = if idle.is_zero() {
+        "an idle timeout must be longer than zero"
+    } else if (raw_stdout || !matches!(spec.stdout, OutputPlan::Pipe))
+        && !matches!(spec.stderr, OutputPlan::Pipe)
+    {
+        "an idle timeout needs stdout or stderr captured: it counts the bytes processkit reads"
+    } else {
+        return Ok(());
+    };
+    Err(Error::InvalidCommand {
+        program: cmd.display_name(),
+        reason: reason.to_owned(),
+    })
 }
 
 /// Where `stdio` sends a stream, for the spawner (a file is duplicated:

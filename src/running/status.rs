@@ -13,6 +13,6 @@ impl RunningProcess {
     pub async fn wait_status(&mut self) -> Result<ExitStatus> {
         let exit = self.wait_exit().await?;
         self.check_cancelled()?;
-        Ok(ExitStatus::new(exit.code, exit.signal, self.timed_out()))
+        Ok(ExitStatus::new(exit.code, exit.signal, self.timed_out()).idle(self.idle_timed_out()))
     }
 }

@@ -174,13 +174,29 @@ impl Container {
         self.kind.mechanism()
     }
 
-    /// A place for one more run in this container.
-    pub(crate) fn slot(&self) -> io::Result<Slot> {
+    /// A place for one more run in this container, whose graceful stops
+    /// send `stop` first.
+    pub(crate) fn slot(&self, stop: Signal) -> io::Result<Slot> {
         drop(self.gate.enter()?);
         Ok(Slot {
-            kind: self.kind.slot()?,
+            kind: self.kind.slot(stop)?,
             gate: Arc::clone(&self.gate),
         })
+    }
+
+    /// Asks every run's tree to stop with its own stop signal (adopted
+    /// processes get SIGTERM), after thawing a suspended tree; on Windows a
+    /// console break to every run and `WM_CLOSE` to every window.
+    pub(crate) fn ask_all_to_stop(&self) -> io::Result<()> {
+        let _ = self.set_frozen(false);
+        self.kind.ask_all_to_stop()
+    }
+
+    /// How many processes the container holds now: the whole tree (under
+    /// the process-group mechanism outside Linux, the live groups and
+    /// adopted processes, since a group's members cannot be listed there).
+    pub(crate) fn process_count(&self) -> usize {
+        self.kind.process_count()
     }
 
     /// Hard-kills every process in the container, now.
@@ -284,9 +300,17 @@ impl Slot {
         self.kind.kill()
     }
 
-    /// Sends SIGTERM to this run's tree (Unix); on Windows terminates it.
-    pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
-        self.kind.terminate_gracefully()
+    /// Asks this run's tree to stop: its stop signal to every process
+    /// (Unix), which is thawed first when its group is suspended; a console
+    /// break and `WM_CLOSE` on Windows.
+    pub(crate) fn ask_to_stop(&self) -> io::Result<()> {
+        self.kind.ask_to_stop(self.gate.is_closed())
+    }
+
+    /// Waits until no process of this run is left, at most `limit`; `true`
+    /// once empty.
+    pub(crate) async fn wait_empty(&self, limit: std::time::Duration) -> bool {
+        self.kind.wait_empty(limit).await
     }
 }
 

@@ -30,6 +30,14 @@ impl SpawnGate {
         Ok(suspended)
     }
 
+    /// Whether the tree is suspended now.
+    pub(crate) fn is_closed(&self) -> bool {
+        *self
+            .suspended
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
     pub(crate) fn set(&self, suspended: bool) {
         *self
             .suspended

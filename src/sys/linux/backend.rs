@@ -122,12 +122,38 @@ impl ContainerKind {
         }
     }
 
-    pub(crate) fn slot(&self) -> io::Result<SlotKind> {
+    pub(crate) fn slot(&self, stop: Signal) -> io::Result<SlotKind> {
+        let stop = number(stop);
         Ok(match self {
-            ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot()?),
-            ContainerKind::Subreaper(c) => SlotKind::Subreaper(c.slot()),
-            ContainerKind::Pgroup(c) => SlotKind::Pgroup(c.slot()),
+            ContainerKind::Cgroup(c) => SlotKind::Cgroup(c.slot(stop)?),
+            ContainerKind::Subreaper(c) => SlotKind::Subreaper(c.slot(stop)),
+            ContainerKind::Pgroup(c) => SlotKind::Pgroup(c.slot(stop)),
         })
+    }
+
+    /// Each run's tree gets its own stop signal (the tree was thawed).
+    pub(crate) fn ask_all_to_stop(&self) -> io::Result<()> {
+        match self {
+            ContainerKind::Cgroup(c) => c.ask_all_to_stop(),
+            ContainerKind::Subreaper(c) => {
+                c.ask_all_to_stop();
+                Ok(())
+            }
+            ContainerKind::Pgroup(c) => {
+                c.ask_all_to_stop();
+                Ok(())
+            }
+        }
+    }
+
+    pub(crate) fn process_count(&self) -> usize {
+        match self {
+            ContainerKind::Cgroup(c) => c.cgroup().pids().map_or(0, |p| p.len()),
+            ContainerKind::Subreaper(c) => c.members().len(),
+            ContainerKind::Pgroup(c) => {
+                super::procfs::count_in_groups(&c.pgids(), &c.adopted_pids())
+            }
+        }
     }
 
     pub(crate) fn kill_all(&self) -> io::Result<()> {
@@ -167,7 +193,7 @@ impl ContainerKind {
 
     pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
         match self {
-            ContainerKind::Cgroup(c) => c.cgroup().set_frozen(frozen),
+            ContainerKind::Cgroup(c) => c.set_frozen(frozen),
             ContainerKind::Subreaper(c) => {
                 c.set_stopped(frozen);
                 Ok(())
@@ -268,16 +294,31 @@ impl SlotKind {
         }
     }
 
-    pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
+    /// The run's stop signal to its whole tree; a `suspended` tree is
+    /// thawed (SIGCONT after the signal, so it wakes to find it pending).
+    pub(crate) fn ask_to_stop(&self, suspended: bool) -> io::Result<()> {
         match self {
-            SlotKind::Cgroup(s) => s.signal(libc::SIGTERM),
+            SlotKind::Cgroup(s) => s.ask_to_stop(suspended),
             SlotKind::Subreaper(s) => {
-                s.signal(libc::SIGTERM);
+                s.ask_to_stop(suspended);
                 Ok(())
             }
             SlotKind::Pgroup(s) => {
-                s.signal(libc::SIGTERM);
+                s.ask_to_stop(suspended);
                 Ok(())
+            }
+        }
+    }
+
+    /// A cgroup is watched through inotify; shims and groups are polled.
+    pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
+        match self {
+            SlotKind::Cgroup(s) => super::events::wait_empty(s.cgroup(), limit).await,
+            SlotKind::Subreaper(s) => {
+                crate::sys::poll_until_empty(|| Ok(s.is_populated()), limit).await
+            }
+            SlotKind::Pgroup(s) => {
+                crate::sys::poll_until_empty(|| Ok(s.is_populated()), limit).await
             }
         }
     }

@@ -45,6 +45,8 @@ pub(crate) struct CgroupContainer {
     run_killed: Arc<AtomicBool>,
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     adopted: Mutex<Option<Cgroup>>,
+    /// The runs whose graceful stop is not SIGTERM: cgroup path → signal.
+    stops: Mutex<Vec<(std::path::PathBuf, i32)>>,
 }
 
 impl CgroupContainer {
@@ -79,7 +81,41 @@ impl CgroupContainer {
             ready_dir: Mutex::new(ready_dir),
             run_killed: Arc::default(),
             adopted: Mutex::new(None),
+            stops: Mutex::default(),
         })
+    }
+
+    /// Sends each run's tree its own stop signal, and everything else in
+    /// the tree (adopted processes) SIGTERM.
+    pub(crate) fn ask_all_to_stop(&self) -> io::Result<()> {
+        let stops = lock(&self.stops).clone();
+        let stop_of = |cg: &Cgroup| {
+            stops
+                .iter()
+                .find(|(path, _)| path == cg.path())
+                .map_or(libc::SIGTERM, |&(_, sig)| sig)
+        };
+        if self.single_run {
+            return signal_members(&self.cg, stop_of(&self.cg));
+        }
+        for run in self.cg.children()? {
+            signal_members(&run, stop_of(&run))?;
+        }
+        Ok(())
+    }
+
+    /// Freezes or thaws the whole tree. A thaw also thaws the runs that a
+    /// graceful stop froze one by one (to wake one run of a frozen group).
+    pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        self.cg.set_frozen(frozen)?;
+        if !frozen && !self.single_run {
+            for run in self.cg.children()? {
+                if run.freeze_set() {
+                    run.set_frozen(false)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn cgroup(&self) -> &Cgroup {
@@ -102,7 +138,7 @@ impl CgroupContainer {
         kill_retry::kill_or_retry(&self.kill)
     }
 
-    pub(crate) fn slot(&self) -> io::Result<CgroupSlot> {
+    pub(crate) fn slot(&self, stop: i32) -> io::Result<CgroupSlot> {
         let (cg, nested) = if self.single_run {
             (Cgroup::at(self.cg.path().to_owned()), false)
         } else {
@@ -114,9 +150,18 @@ impl CgroupContainer {
             let _ = std::fs::remove_dir(cg.path());
         }
         let (dir, kill) = opened?;
+        if stop != libc::SIGTERM {
+            let mut stops = lock(&self.stops);
+            // Runs whose cgroup is gone no longer need an entry.
+            if stops.len() >= 16 && stops.len().is_power_of_two() {
+                stops.retain(|(path, _)| path.exists());
+            }
+            stops.push((cg.path().to_owned(), stop));
+        }
         Ok(CgroupSlot {
             cg,
             nested,
+            stop,
             dir: Some(dir),
             kill,
             // A single run's slot is the whole container: they share one flag.
@@ -176,6 +221,8 @@ impl Drop for CgroupContainer {
 pub(crate) struct CgroupSlot {
     cg: Cgroup,
     nested: bool,
+    /// What a graceful stop sends the run's tree first.
+    stop: i32,
     /// The cgroup's directory, until a spawn takes it.
     dir: Option<OwnedFd>,
     /// `cgroup.kill`, open from the start: a timeout or a dropped handle
@@ -208,9 +255,28 @@ impl CgroupSlot {
         &self.cg
     }
 
-    /// Sends `signal` to every process in this run's tree.
-    pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
-        signal_members(&self.cg, signal)
+    /// The stop signal to every process of the run's tree. In a
+    /// `suspended` group only this run is thawed: its siblings are frozen
+    /// one by one, then the group is thawed (a resume of the group thaws
+    /// them all again).
+    pub(crate) fn ask_to_stop(&self, suspended: bool) -> io::Result<()> {
+        signal_members(&self.cg, self.stop)?;
+        if suspended && self.nested {
+            let group = Cgroup::at(
+                self.cg
+                    .path()
+                    .parent()
+                    .map(ToOwned::to_owned)
+                    .unwrap_or_default(),
+            );
+            for sibling in group.children()? {
+                if sibling.path() != self.cg.path() {
+                    sibling.set_frozen(true)?;
+                }
+            }
+            group.set_frozen(false)?;
+        }
+        Ok(())
     }
 
     /// Kills this run's tree (for a single-run container: the whole
@@ -247,4 +313,8 @@ fn signal_members(cg: &Cgroup, signal: i32) -> io::Result<()> {
         pidfd::signal_pid(pid, signal)?;
     }
     Ok(())
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }

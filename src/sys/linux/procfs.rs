@@ -110,6 +110,23 @@ pub(crate) fn groups_usage(pgids: &[i32], extra: &[u32]) -> TreeUsage {
     total
 }
 
+/// How many live processes belong to one of `pgids`, or are one of `extra`.
+pub(crate) fn count_in_groups(pgids: &[i32], extra: &[u32]) -> usize {
+    if pgids.is_empty() && extra.is_empty() {
+        return 0;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| {
+            cpu_usage(pid).is_some_and(|u| pgids.contains(&u.pgrp) || extra.contains(&pid))
+        })
+        .count()
+}
+
 /// Parses `/proc/<pid>/stat`; `None` for a zombie or a malformed line.
 pub(crate) fn parse_stat(stat: &str) -> Option<ProcUsage> {
     // The command name may hold spaces and parentheses; fields resume after the last ')'.

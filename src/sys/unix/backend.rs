@@ -73,8 +73,19 @@ impl ContainerKind {
         Mechanism::ProcessGroup
     }
 
-    pub(crate) fn slot(&self) -> io::Result<SlotKind> {
-        Ok(SlotKind::Pgroup(self.pgroup().slot()))
+    pub(crate) fn slot(&self, stop: Signal) -> io::Result<SlotKind> {
+        Ok(SlotKind::Pgroup(self.pgroup().slot(number(stop))))
+    }
+
+    pub(crate) fn ask_all_to_stop(&self) -> io::Result<()> {
+        self.pgroup().ask_all_to_stop();
+        Ok(())
+    }
+
+    /// The live groups and adopted processes: a group's members cannot be
+    /// listed here without `/proc`.
+    pub(crate) fn process_count(&self) -> usize {
+        self.pgroup().members().len()
     }
 
     pub(crate) fn kill_all(&self) -> io::Result<()> {
@@ -149,9 +160,13 @@ impl SlotKind {
         Ok(())
     }
 
-    pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
-        self.pgroup().signal(libc::SIGTERM);
+    pub(crate) fn ask_to_stop(&self, suspended: bool) -> io::Result<()> {
+        self.pgroup().ask_to_stop(suspended);
         Ok(())
+    }
+
+    pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
+        crate::sys::poll_until_empty(|| Ok(self.pgroup().is_populated()), limit).await
     }
 
     /// Readies `spec` so the child leads a process group of its own.

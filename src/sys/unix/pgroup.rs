@@ -10,6 +10,8 @@ use super::leader::{Adopted, Leader, Reach, any_live_member};
 #[derive(Debug)]
 struct Group {
     leader: Leader,
+    /// What a graceful stop sends this group first.
+    stop: i32,
     /// The guardian's ticket for this group (0 when it was not told; Linux
     /// is the only platform with a guardian process).
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -32,11 +34,21 @@ pub(crate) struct PgroupContainer {
 }
 
 impl PgroupContainer {
-    pub(crate) fn slot(self: &Arc<Self>) -> PgroupSlot {
+    pub(crate) fn slot(self: &Arc<Self>, stop: i32) -> PgroupSlot {
         PgroupSlot {
             container: Arc::clone(self),
             group: None,
+            stop,
         }
+    }
+
+    /// Sends every tracked group its own stop signal, and adopted
+    /// processes SIGTERM.
+    pub(crate) fn ask_all_to_stop(&self) {
+        lock(&self.groups)
+            .list
+            .retain(|g| keep(g, g.leader.signal(g.stop)));
+        lock(&self.adopted).retain(|a| a.signal(libc::SIGTERM) == Reach::Sent);
     }
 
     /// Sends `sig` to every tracked group and adopted process, and forgets
@@ -92,7 +104,6 @@ impl PgroupContainer {
     }
 
     /// Every tracked pgid.
-    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
     pub(crate) fn pgids(&self) -> Vec<i32> {
         lock(&self.groups)
             .list
@@ -102,7 +113,7 @@ impl PgroupContainer {
     }
 
     /// Every adopted pid, alive or not.
-    #[cfg(feature = "stats")]
+    #[cfg_attr(not(any(target_os = "linux", feature = "stats")), allow(dead_code))]
     pub(crate) fn adopted_pids(&self) -> Vec<u32> {
         lock(&self.adopted).iter().map(Adopted::pid).collect()
     }
@@ -145,6 +156,7 @@ fn keep(group: &Group, reach: Reach) -> bool {
 pub(crate) struct PgroupSlot {
     container: Arc<PgroupContainer>,
     group: Option<Arc<Group>>,
+    stop: i32,
 }
 
 impl PgroupSlot {
@@ -152,7 +164,11 @@ impl PgroupSlot {
     pub(crate) fn attach(&mut self, pid: u32) {
         let leader = Leader::new(pid);
         let guardian = guardian_track(&leader);
-        let group = Arc::new(Group { leader, guardian });
+        let group = Arc::new(Group {
+            leader,
+            guardian,
+            stop: self.stop,
+        });
         self.container.add(Arc::clone(&group));
         self.group = Some(group);
     }
@@ -161,6 +177,22 @@ impl PgroupSlot {
         if let Some(group) = &self.group {
             group.leader.signal(sig);
         }
+    }
+
+    /// The stop signal to the run's group; a `suspended` group is continued
+    /// after it, so it wakes to find the signal pending.
+    pub(crate) fn ask_to_stop(&self, suspended: bool) {
+        self.signal(self.stop);
+        if suspended {
+            self.signal(libc::SIGCONT);
+        }
+    }
+
+    /// Whether a process of the run's group (not a zombie) is still there.
+    pub(crate) fn is_populated(&self) -> bool {
+        self.group
+            .as_ref()
+            .is_some_and(|g| any_live_member(std::iter::once(&g.leader)))
     }
 
     /// This run's process group id (0 before the child started).

@@ -75,8 +75,20 @@ impl ContainerKind {
         Mechanism::JobObject
     }
 
-    pub(crate) fn slot(&self) -> io::Result<SlotKind> {
+    /// Windows has no signals: every graceful stop is the same console
+    /// break and `WM_CLOSE`, so the stop signal is not kept.
+    pub(crate) fn slot(&self, _stop: Signal) -> io::Result<SlotKind> {
         self.job().slot().map(SlotKind::Job)
+    }
+
+    /// Nothing polite reaches a job's members yet: a group stop goes
+    /// straight to its kill.
+    pub(crate) fn ask_all_to_stop(&self) -> io::Result<()> {
+        Err(io::ErrorKind::Unsupported.into())
+    }
+
+    pub(crate) fn process_count(&self) -> usize {
+        self.job().members().map_or(0, |m| m.len())
     }
 
     pub(crate) fn kill_all(&self) -> io::Result<()> {
@@ -138,9 +150,13 @@ impl SlotKind {
         self.job().kill()
     }
 
-    /// A job has no gentler stop than terminate.
-    pub(crate) fn terminate_gracefully(&self) -> io::Result<()> {
+    /// A job has no gentler stop than terminate (yet).
+    pub(crate) fn ask_to_stop(&self, _suspended: bool) -> io::Result<()> {
         self.job().kill()
+    }
+
+    pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {
+        crate::sys::poll_until_empty(|| self.job().is_populated(), limit).await
     }
 
     /// Readies `spec` so the child starts suspended, until `attach` has put

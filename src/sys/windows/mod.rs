@@ -162,6 +162,11 @@ impl JobSlot {
         self.job().terminate()
     }
 
+    /// Whether a process of this run's tree is still there.
+    pub(crate) fn is_populated(&self) -> io::Result<bool> {
+        self.job().pids().map(|p| !p.is_empty())
+    }
+
     /// What this run's tree uses.
     #[cfg(feature = "stats")]
     pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {

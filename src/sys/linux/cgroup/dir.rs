@@ -101,6 +101,25 @@ impl Cgroup {
         ))
     }
 
+    /// The cgroups directly below this one.
+    pub(crate) fn children(&self) -> io::Result<Vec<Cgroup>> {
+        let entries = match fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if vanished(&e) => return Ok(Vec::new()),
+            Err(e) => return Err(e),
+        };
+        Ok(entries
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| Cgroup::at(e.path()))
+            .collect())
+    }
+
+    /// Whether this cgroup's own `cgroup.freeze` is set (not an ancestor's).
+    pub(crate) fn freeze_set(&self) -> bool {
+        fs::read_to_string(self.path.join("cgroup.freeze")).is_ok_and(|v| v.trim() == "1")
+    }
+
     fn events(&self) -> io::Result<String> {
         fs::read_to_string(self.path.join("cgroup.events"))
     }

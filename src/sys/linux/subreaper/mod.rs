@@ -35,22 +35,38 @@ pub(crate) fn unavailable_reason() -> Option<&'static str> {
 /// The shims of every run started in one container, plus adopted processes.
 #[derive(Debug, Default)]
 pub(crate) struct SubreaperContainer {
-    shims: Mutex<Vec<Arc<Shim>>>,
+    /// Each run's shim, with the signal a graceful stop sends its tree.
+    shims: Mutex<Vec<(Arc<Shim>, i32)>>,
     adopted: Mutex<Vec<Member>>,
 }
 
 impl SubreaperContainer {
-    pub(crate) fn slot(self: &Arc<Self>) -> SubreaperSlot {
+    pub(crate) fn slot(self: &Arc<Self>, stop: i32) -> SubreaperSlot {
         SubreaperSlot {
             container: Arc::clone(self),
             shim: None,
+            stop,
+        }
+    }
+
+    /// Sends every run's tree its own stop signal, and adopted processes
+    /// (and what is below them) SIGTERM.
+    pub(crate) fn ask_all_to_stop(&self) {
+        for (shim, stop) in self.live_runs() {
+            signal_below(shim.pid(), stop);
+        }
+        for adopted in lock(&self.adopted).iter() {
+            if let Ok(again) = adopted.repin() {
+                again.signal(libc::SIGTERM);
+                signal_below(adopted.pid, libc::SIGTERM);
+            }
         }
     }
 
     /// Every shim kills its tree; adopted processes die with what they
     /// started (as far as it is still below them).
     pub(crate) fn kill_all(&self) {
-        for shim in lock(&self.shims).iter() {
+        for (shim, _) in lock(&self.shims).iter() {
             shim.kill();
         }
         for adopted in lock(&self.adopted).iter() {
@@ -98,17 +114,22 @@ impl SubreaperContainer {
         Ok(())
     }
 
-    fn attach(&self, shim: &Arc<Shim>) {
+    fn attach(&self, shim: &Arc<Shim>, stop: i32) {
         let mut shims = lock(&self.shims);
-        shims.retain(|s| s.is_alive());
-        shims.push(Arc::clone(shim));
+        shims.retain(|(s, _)| s.is_alive());
+        shims.push((Arc::clone(shim), stop));
+    }
+
+    /// The live runs' shims and stop signals, forgetting those that are gone.
+    fn live_runs(&self) -> Vec<(Arc<Shim>, i32)> {
+        let mut shims = lock(&self.shims);
+        shims.retain(|(s, _)| s.is_alive());
+        shims.clone()
     }
 
     /// The live shims, forgetting those that are gone.
     fn live_shims(&self) -> Vec<Arc<Shim>> {
-        let mut shims = lock(&self.shims);
-        shims.retain(|s| s.is_alive());
-        shims.clone()
+        self.live_runs().into_iter().map(|(s, _)| s).collect()
     }
 
     /// The shims and adopted processes: the tops of the trees.
@@ -150,12 +171,13 @@ impl Drop for SubreaperContainer {
 pub(crate) struct SubreaperSlot {
     container: Arc<SubreaperContainer>,
     shim: Option<Arc<Shim>>,
+    stop: i32,
 }
 
 impl SubreaperSlot {
     /// Records the run's shim in the slot and its container.
     pub(crate) fn attach(&mut self, spawned: &ShimSpawn) {
-        self.container.attach(&spawned.shim);
+        self.container.attach(&spawned.shim, self.stop);
         self.shim = Some(Arc::clone(&spawned.shim));
     }
 
@@ -175,6 +197,20 @@ impl SubreaperSlot {
         }
     }
 
+    /// The stop signal to every process of the run's tree; a `suspended`
+    /// tree is continued after it, so it wakes to find the signal pending.
+    pub(crate) fn ask_to_stop(&self, suspended: bool) {
+        self.signal(self.stop);
+        if suspended {
+            self.signal(libc::SIGCONT);
+        }
+    }
+
+    /// Whether the run's shim (which lives as long as its tree) is there.
+    pub(crate) fn is_populated(&self) -> bool {
+        self.shim.as_ref().is_some_and(|s| s.is_alive())
+    }
+
     /// The pids of this run's tree.
     #[cfg(feature = "stats")]
     pub(crate) fn pids(&self) -> Vec<u32> {
@@ -190,8 +226,13 @@ impl SubreaperSlot {
 /// Kills what is below `pid` now, top first (a best effort for adopted
 /// processes, whose orphans are not ours to catch).
 fn kill_below(pid: u32) {
+    signal_below(pid, libc::SIGKILL);
+}
+
+/// Sends `signal` to every process below `pid`, top first.
+fn signal_below(pid: u32, signal: i32) {
     for member in tree::descendants(pid) {
-        member.signal(libc::SIGKILL);
+        member.signal(signal);
     }
 }
 
