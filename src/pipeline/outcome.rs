@@ -135,7 +135,7 @@ impl ChildWait for Stages {
         self.runs.iter().try_for_each(|run| run.child.ask_to_stop())
     }
 
-    fn wait_gone(&self, limit: std::time::Duration) -> crate::runner::BoxFuture<'_, bool> {
+    fn wait_gone(&self, limit: std::time::Duration) -> crate::running::GoneFuture<'_> {
         Box::pin(self.container.wait_empty(limit))
     }
 

@@ -13,12 +13,14 @@ use std::time::Duration;
 use super::{Capture, LineBatch};
 use crate::error::{Error, Result};
 use crate::policy::Stop;
-use crate::runner::BoxFuture;
 use crate::sys::spawn::OsChild;
 use crate::sys::{self, Slot};
 
 /// The future of `ChildWait::wait`.
 pub(crate) type WaitFuture<'a> = Pin<Box<dyn Future<Output = Result<ChildExit>> + Send + 'a>>;
+
+/// The future of `ChildWait::wait_gone`: whether the tree is gone.
+pub(crate) type GoneFuture<'a> = Pin<Box<dyn Future<Output = bool> + Send + 'a>>;
 
 /// How a child ended.
 #[derive(Debug)]
@@ -71,7 +73,7 @@ pub(crate) trait ChildWait: Send + fmt::Debug {
 
     /// Waits until nothing the child started is left, at most `limit`;
     /// `true` once the tree is gone.
-    fn wait_gone(&self, _limit: Duration) -> BoxFuture<'_, bool> {
+    fn wait_gone(&self, _limit: Duration) -> GoneFuture<'_> {
         Box::pin(std::future::ready(true))
     }
 
@@ -153,7 +155,7 @@ impl ChildWait for OsProcess {
             .map_err(|e| Error::io(&self.program, crate::error::Operation::Stop, e))
     }
 
-    fn wait_gone(&self, limit: Duration) -> BoxFuture<'_, bool> {
+    fn wait_gone(&self, limit: Duration) -> GoneFuture<'_> {
         Box::pin(self.slot.wait_empty(limit))
     }
 }

@@ -28,7 +28,7 @@ use tokio::io::AsyncRead;
 pub use batch::{LineBatch, LineBatchIter};
 #[cfg(feature = "stats")]
 pub(crate) use child::Sampled;
-pub(crate) use child::{Attribution, ChildExit, ChildWait, WaitFuture};
+pub(crate) use child::{Attribution, ChildExit, ChildWait, GoneFuture, WaitFuture};
 pub use events::{OutputEvent, OutputEvents};
 pub use lines::MAX_LINE;
 #[cfg(feature = "stats")]

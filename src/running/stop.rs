@@ -45,8 +45,10 @@ impl RunningProcess {
                 pid = ?self.pid,
                 grace = ?grace,
             );
-            // A failed polite request leaves the kill below to end the run.
-            let _ = self.child.ask_to_stop();
+            // Nothing polite reached the tree: no grace to wait, the kill
+            // below ends the run.
+            let asked = self.child.ask_to_stop().is_ok();
+            let grace = if asked { grace } else { Duration::ZERO };
             let deadline = tokio::time::Instant::now().checked_add(grace);
             let tree_gone = async {
                 if self.wait_exit().await.is_ok() {

@@ -7,6 +7,7 @@ mod common;
 mod groupctl_support;
 
 mod group_control;
+mod group_stop;
 mod guardian;
 mod limits;
 mod no_orphans;

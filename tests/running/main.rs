@@ -8,6 +8,8 @@ mod common;
 mod bounded_capture;
 mod cancellation;
 mod events;
+mod graceful_stop;
+mod idle_timeout;
 mod interactive_stdin;
 mod line_batches;
 mod probes;

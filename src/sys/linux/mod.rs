@@ -16,7 +16,6 @@ pub(crate) mod own_children;
 pub(crate) mod pidfd;
 pub(crate) mod pidfd_child;
 pub(crate) mod pipe;
-#[cfg(feature = "stats")]
 pub(crate) mod procfs;
 pub(crate) mod reaper;
 mod spare;
