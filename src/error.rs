@@ -103,6 +103,8 @@ pub enum Operation {
     WriteCassette,
     /// Racing running children with [`wait_any`](crate::wait_any).
     WaitAny,
+    /// Running a batch of commands with [`output_all`](crate::output_all).
+    OutputAll,
     /// Opening the file a command reads as its stdin
     /// ([`Stdin::from_file`](crate::Stdin::from_file)).
     OpenStdin,
@@ -134,6 +136,7 @@ impl Operation {
             Operation::ReadCassette => "read cassette",
             Operation::WriteCassette => "write cassette",
             Operation::WaitAny => "wait_any",
+            Operation::OutputAll => "output_all",
             Operation::OpenStdin => "open stdin file",
         }
     }

@@ -21,6 +21,7 @@
 #![deny(unsafe_code)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 
+mod batches;
 mod client;
 mod command;
 mod container;
@@ -55,6 +56,7 @@ mod trace;
 mod verbs;
 mod wait_any;
 
+pub use batches::{output_all, wait_all};
 pub use command::Command;
 pub use container::fallback_reason;
 pub use error::{Error, NotReadyReason, Operation, Result, Subject};

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod batches;
 mod bounded_capture;
 mod cancellation;
 mod events;
