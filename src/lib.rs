@@ -83,7 +83,8 @@ pub use stats::ProcessGroupStats;
 pub use stdin::Stdin;
 pub use stdio::Stdio;
 pub use supervisor::{
-    RestartPolicy, SUPERVISED_OUTPUT, StopReason, SupervisionOutcome, Supervisor,
+    DEFAULT_HEALTHY_AFTER, RestartPolicy, SUPERVISED_OUTPUT, StopReason, SupervisionOutcome,
+    Supervisor, SupervisorEvent, SupervisorEvents,
 };
 pub use tokio_stream::{Stream, StreamExt};
 pub use verbs::{ProcessRunnerExt, output, run};

@@ -1,22 +1,27 @@
-//! `Supervisor`: keeps one command alive, restarting it per `RestartPolicy`
-//! with bounded restarts, jittered exponential backoff and an opt-in
-//! failure-storm guard. Every run goes through a `ProcessRunner`.
+//! `Supervisor`: the builder that keeps one command alive, restarting it per
+//! `RestartPolicy` with bounded restarts, jittered backoff (reset after a
+//! healthy run), an opt-in storm guard, health checks and lifecycle events.
 
+mod events;
+mod health;
 mod outcome;
+mod run;
 mod storm;
 
 use std::fmt;
+use std::future::Future;
 use std::time::Duration;
 
+use events::Subscribers;
+pub use events::{SupervisorEvent, SupervisorEvents};
+use health::HealthCheck;
 pub use outcome::{RestartPolicy, StopReason, SupervisionOutcome};
 use storm::StormGuard;
 
 use crate::command::Command;
-use crate::error::Result;
 use crate::policy::Backoff;
 use crate::result::ProcessResult;
 use crate::runner::{JobRunner, ProcessRunner};
-use crate::trace::trace_event;
 
 type StopCondition = Box<dyn FnMut(&ProcessResult) -> bool + Send>;
 
@@ -25,19 +30,28 @@ type StopCondition = Box<dyn FnMut(&ProcessResult) -> bool + Send>;
 /// (the first and the latest half MiB).
 pub const SUPERVISED_OUTPUT: usize = 1 << 20;
 
+/// How long an incarnation must stay up, by default, to count as healthy
+/// and reset the backoff: 60 s (see [`Supervisor::healthy_after`]).
+pub const DEFAULT_HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
 /// Keeps a command running: whenever it exits, the [`RestartPolicy`] decides
 /// whether it starts again, after a backoff delay.
 ///
 /// The n-th restart waits `base * multiplier^(n-1)` (default 100 ms, ×2,
 /// capped by [`max_backoff`](Supervisor::max_backoff) at 30 s), jittered into
-/// `[d/2, d]` unless [`jitter(false)`](Supervisor::jitter). All waiting uses
+/// `[d/2, d]` unless [`jitter(false)`](Supervisor::jitter). An incarnation
+/// that stayed up for [`healthy_after`](Supervisor::healthy_after) (default
+/// [`DEFAULT_HEALTHY_AFTER`]) starts the delays over. All waiting uses
 /// tokio's clock, so tests can run it under a paused clock.
 ///
-/// A run that cannot start, or whose `cancel_on` token (feature
-/// `cancellation`) is cancelled, ends supervision with that error: restarting into a
-/// cancelled token could only fail again. The command's
-/// [`retry`](Command::retry) policy, if any, applies within each run (the
-/// runners' default `output_bytes` honours it).
+/// Each incarnation is started with the runner's
+/// [`start`](ProcessRunner::start) and finished like `output_bytes` does, so
+/// a [`health_check`](Supervisor::health_check) can stop it and
+/// [`events`](Supervisor::events) can name its pid. A run that cannot start,
+/// or whose `cancel_on` token (feature `cancellation`) is cancelled, ends
+/// supervision with that error: restarting into a cancelled token could only
+/// fail again. The command's [`retry`](Command::retry) policy, if any,
+/// applies within each incarnation.
 ///
 /// ```no_run
 /// # async fn demo() -> processkit::Result<()> {
@@ -62,12 +76,16 @@ pub struct Supervisor<R = JobRunner> {
     backoff: Backoff,
     storm: Option<StormGuard>,
     stop_when: Option<StopCondition>,
+    healthy_after: Duration,
+    health: Option<HealthCheck>,
+    events: Subscribers,
 }
 
 impl Supervisor<JobRunner> {
     /// Supervises `command`, each run in a container of its own
     /// ([`JobRunner`]). Defaults: [`RestartPolicy::OnCrash`], no restart
-    /// limit, jittered backoff, no storm guard.
+    /// limit, jittered backoff reset after [`DEFAULT_HEALTHY_AFTER`] of
+    /// uptime, no storm guard, no health check.
     pub fn new(command: Command) -> Supervisor<JobRunner> {
         // A supervised service may run for months: keep a bounded tail of
         // each incarnation's output unless the command says otherwise.
@@ -88,6 +106,9 @@ impl Supervisor<JobRunner> {
             },
             storm: None,
             stop_when: None,
+            healthy_after: DEFAULT_HEALTHY_AFTER,
+            health: None,
+            events: Subscribers::default(),
         }
     }
 }
@@ -104,6 +125,9 @@ impl<R: ProcessRunner> Supervisor<R> {
             backoff: self.backoff,
             storm: self.storm,
             stop_when: self.stop_when,
+            healthy_after: self.healthy_after,
+            health: self.health,
+            events: self.events,
         }
     }
 
@@ -178,75 +202,90 @@ impl<R: ProcessRunner> Supervisor<R> {
         self
     }
 
-    fn storm_guard(&mut self) -> &mut StormGuard {
-        self.storm.get_or_insert_with(StormGuard::new)
+    /// An incarnation that stayed up at least `uptime` (start to exit, on
+    /// tokio's clock) counts as healthy: the next restart waits the base
+    /// delay again, as if it were the first, and the storm guard's failure
+    /// score starts over. Default [`DEFAULT_HEALTHY_AFTER`] (60 s), so a
+    /// service that crashes once a day always comes back after the base
+    /// delay. The restart count and [`max_restarts`](Supervisor::max_restarts)
+    /// are never reset.
+    ///
+    /// `Duration::MAX` turns the reset off (no run stays up that long). A
+    /// zero duration, which would call every run healthy and keep the
+    /// backoff from ever growing, makes [`run`](Supervisor::run) fail with
+    /// [`Error::InvalidCommand`](crate::Error::InvalidCommand).
+    pub fn healthy_after(mut self, uptime: Duration) -> Self {
+        self.healthy_after = uptime;
+        self
     }
 
-    /// Runs the command, restarting it per policy, until supervision ends.
-    /// Returns the last run's result, the restart count and why it stopped;
-    /// a run that fails to start or is cancelled ends it with that error.
-    /// Settings that cannot work (see [`backoff`](Supervisor::backoff) and
-    /// the storm guard's) fail with `Error::InvalidCommand` before any run.
-    pub async fn run(mut self) -> Result<SupervisionOutcome> {
-        let cmd = &self.command;
-        let program = cmd.display_name();
-        self.backoff.check(&program)?;
-        if let Some(guard) = &self.storm {
-            guard.check(&program)?;
-        }
-        let mut restarts = 0;
-        let mut storms = 0;
-        loop {
-            cmd.cancel.check(&program)?;
-            let result = self.runner.output_bytes(cmd).await?.into_lossy_string();
-            let stop = |stopped| SupervisionOutcome {
-                result: result.clone(),
-                restarts,
-                storms,
-                stopped,
-            };
-            if self
-                .stop_when
-                .as_mut()
-                .is_some_and(|accept| accept(&result))
-            {
-                return Ok(stop(StopReason::StopCondition));
-            }
-            if !self.policy.restarts_after(&result) {
-                return Ok(stop(StopReason::PolicyDeclined));
-            }
-            if self.max_restarts.is_some_and(|max| restarts >= max) {
-                return Ok(stop(StopReason::MaxRestarts));
-            }
-            restarts += 1;
-            let mut delay = self.backoff.next_delay(restarts);
-            let failed = !result.is_success();
-            if let Some(guard) = self.storm.as_mut().filter(|_| failed)
-                && guard.record_failure(tokio::time::Instant::now())
-            {
-                // A storm pause never shortens the wait the backoff asks for.
-                delay = delay.max(guard.pause);
-                storms += 1;
-                trace_event!(
-                    warn,
-                    "storm",
-                    program = %program,
-                    restarts = %restarts,
-                    pause = ?delay,
-                );
-            }
-            trace_event!(
-                info,
-                "restart",
-                program = %program,
-                restart = %restarts,
-                code = ?result.code(),
-                signal = ?result.signal(),
-                timed_out = %result.timed_out(),
-                delay = ?delay,
-            );
-            cmd.cancel.sleep(&program, delay).await?;
-        }
+    /// Checks each incarnation's health while it runs: one `interval` after
+    /// the start, and then `interval` after each answer, `probe` is called.
+    /// When it answers `false`, or gives no answer within `interval` (a
+    /// probe that hangs counts as failed and is dropped), the incarnation is
+    /// stopped with [`RunningProcess::stop`](crate::RunningProcess::stop):
+    /// its stop signal, then a kill after its command's
+    /// [`timeout_grace`](Command::timeout_grace), or 5 s without one.
+    ///
+    /// That end counts as a failure however the process exited: it is
+    /// restarted under [`RestartPolicy::OnCrash`] and `Always` (not under
+    /// `Never`), scores in the storm guard, is never offered to
+    /// [`stop_when`](Supervisor::stop_when), and is counted in
+    /// [`SupervisionOutcome::health_check_failures`] and reported by a
+    /// [`SupervisorEvent::HealthCheckFailed`]. A zero `interval` makes
+    /// [`run`](Supervisor::run) fail with
+    /// [`Error::InvalidCommand`](crate::Error::InvalidCommand).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::{Command, Supervisor};
+    /// use std::time::Duration;
+    /// let outcome = Supervisor::new(Command::new("my-server"))
+    ///     .health_check(Duration::from_secs(10), || async {
+    ///         tokio::net::TcpStream::connect("127.0.0.1:8080").await.is_ok()
+    ///     })
+    ///     .run()
+    ///     .await?;
+    /// println!("{} health check failures", outcome.health_check_failures);
+    /// # Ok(()) }
+    /// ```
+    pub fn health_check<F, Fut>(mut self, interval: Duration, probe: F) -> Self
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: Future<Output = bool> + Send + 'static,
+    {
+        self.health = Some(HealthCheck::new(interval, probe));
+        self
+    }
+
+    /// A new stream of this supervisor's [`SupervisorEvent`]s, from the
+    /// first start to the end of supervision; call it before
+    /// [`run`](Supervisor::run). Every stream gets every event. Events are
+    /// queued per stream without bound (there are only a few per restart)
+    /// and never wait for a reader, so a slow, dropped or unread stream
+    /// cannot hold supervision up; one that is never read keeps its events
+    /// in memory until it is dropped. The stream ends when supervision ends.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::{Command, StreamExt, Supervisor};
+    /// let mut supervisor = Supervisor::new(Command::new("queue-worker"));
+    /// let mut events = supervisor.events();
+    /// let log = tokio::spawn(async move {
+    ///     while let Some(event) = events.next().await {
+    ///         println!("queue-worker: {event}");
+    ///     }
+    /// });
+    /// let outcome = supervisor.run().await;
+    /// log.await.expect("the log task");
+    /// # outcome.map(drop) }
+    /// ```
+    pub fn events(&mut self) -> SupervisorEvents {
+        self.events.subscribe()
+    }
+
+    fn storm_guard(&mut self) -> &mut StormGuard {
+        self.storm.get_or_insert_with(StormGuard::new)
     }
 }
 
@@ -260,6 +299,9 @@ impl<R: fmt::Debug> fmt::Debug for Supervisor<R> {
             .field("backoff", &self.backoff)
             .field("storm", &self.storm)
             .field("stop_when", &self.stop_when.is_some())
+            .field("healthy_after", &self.healthy_after)
+            .field("health_check", &self.health.as_ref().map(|h| h.interval))
+            .field("subscribers", &self.events.len())
             .finish()
     }
 }

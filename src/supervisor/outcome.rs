@@ -33,7 +33,8 @@ pub enum StopReason {
     /// The restart policy did not call for another run (`Never`, or a clean
     /// exit under `OnCrash`).
     PolicyDeclined,
-    /// The `stop_when` condition accepted a run's result.
+    /// The `stop_when` condition accepted a run's result (never asked about
+    /// a run its health check stopped).
     StopCondition,
     /// The run ended after `max_restarts` restarts had been used up.
     MaxRestarts,
@@ -49,6 +50,8 @@ pub struct SupervisionOutcome {
     pub restarts: u32,
     /// How many collective storm pauses were taken.
     pub storms: u32,
+    /// How many incarnations a failing health check stopped.
+    pub health_check_failures: u32,
     /// Why supervision ended.
     pub stopped: StopReason,
 }

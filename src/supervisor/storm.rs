@@ -56,11 +56,16 @@ impl StormGuard {
         self.score = self.score_at(now) + 1.0;
         self.last = Some(now);
         if self.score >= self.threshold {
-            self.score = 0.0;
-            self.last = None;
+            self.reset();
             return true;
         }
         false
+    }
+
+    /// Forgets every failure: the score starts over from zero.
+    pub(crate) fn reset(&mut self) {
+        self.score = 0.0;
+        self.last = None;
     }
 
     /// The score decayed to `now`.
@@ -130,6 +135,19 @@ mod tests {
             instant.check("x"),
             Err(Error::InvalidCommand { .. })
         ));
+    }
+
+    #[test]
+    fn a_reset_forgets_the_score() {
+        let t0 = Instant::now();
+        let mut g = guard(3.0);
+        assert!(!g.record_failure(t0));
+        assert!(!g.record_failure(t0));
+        g.reset();
+        assert_eq!(g.score_at(t0), 0.0);
+        assert!(!g.record_failure(t0));
+        assert!(!g.record_failure(t0));
+        assert!(g.record_failure(t0));
     }
 
     #[test]

@@ -3,6 +3,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod health;
+mod lifecycle;
 mod retry;
 mod spec_supervision;
 mod supervisor;

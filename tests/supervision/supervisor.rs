@@ -13,15 +13,15 @@ use common::*;
 #[cfg(target_os = "linux")]
 use processkit::ProcessGroup;
 use processkit::{
-    BoxFuture, Command, Error, ProcessResult, ProcessRunner, RestartPolicy, RunningProcess,
-    StopReason, SupervisionOutcome, Supervisor,
+    BoxFuture, Command, Error, ProcessRunner, Reply, RestartPolicy, RunningProcess, StopReason,
+    SupervisionOutcome, Supervisor,
 };
 use tokio::time::Instant;
 
-/// Replies with canned results in order (repeating the last one) and notes
-/// when each run happened on tokio's clock. Never spawns.
+/// Replies with canned scripted runs in order (repeating the last one) and
+/// notes when each run started on tokio's clock. Never spawns.
 struct CannedRunner {
-    replies: Mutex<VecDeque<ProcessResult<Vec<u8>>>>,
+    replies: Mutex<VecDeque<Reply>>,
     run_time: Duration,
     calls: Mutex<Vec<Instant>>,
 }
@@ -32,13 +32,13 @@ impl CannedRunner {
             .iter()
             .map(|&code| match code {
                 Some(code) => exited(code),
-                None => exited(0).with_signal(9),
+                None => Reply::signalled(9),
             })
             .collect();
         CannedRunner::from_results(replies)
     }
 
-    fn from_results(replies: VecDeque<ProcessResult<Vec<u8>>>) -> CannedRunner {
+    fn from_results(replies: VecDeque<Reply>) -> CannedRunner {
         CannedRunner {
             replies: Mutex::new(replies),
             run_time: Duration::ZERO,
@@ -57,34 +57,25 @@ impl CannedRunner {
     }
 }
 
-fn exited(code: i32) -> ProcessResult<Vec<u8>> {
-    ProcessResult::new("canned", Some(code), Vec::new(), Vec::new())
+fn exited(code: i32) -> Reply {
+    Reply::failure(code, "")
 }
 
+/// The supervisor starts every incarnation with `start` (so it can watch
+/// and stop it), which is what this double answers.
 impl ProcessRunner for CannedRunner {
-    fn start<'a>(&'a self, _cmd: &'a Command) -> BoxFuture<'a, processkit::Result<RunningProcess>> {
-        Box::pin(async {
-            Err(Error::Unsupported {
-                operation: "start",
-                reason: "canned runner".into(),
-            })
-        })
-    }
-
-    fn output_bytes<'a>(
-        &'a self,
-        _cmd: &'a Command,
-    ) -> BoxFuture<'a, processkit::Result<ProcessResult<Vec<u8>>>> {
+    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, processkit::Result<RunningProcess>> {
         Box::pin(async move {
             self.calls.lock().unwrap().push(Instant::now());
-            tokio::time::sleep(self.run_time).await;
-            let mut replies = self.replies.lock().unwrap();
-            let reply = if replies.len() > 1 {
-                replies.pop_front().unwrap()
-            } else {
-                replies.front().cloned().expect("at least one reply")
+            let reply = {
+                let mut replies = self.replies.lock().unwrap();
+                if replies.len() > 1 {
+                    replies.pop_front().unwrap()
+                } else {
+                    replies.front().cloned().expect("at least one reply")
+                }
             };
-            Ok(reply)
+            reply.exit_after(self.run_time).start(cmd)
         })
     }
 }
@@ -131,7 +122,7 @@ async fn on_crash_restarts_until_a_clean_exit() {
 
 #[tokio::test(start_paused = true)]
 async fn on_crash_treats_a_timeout_as_a_crash() {
-    let replies = VecDeque::from([exited(0).with_timeout(Duration::from_secs(1)), exited(0)]);
+    let replies = VecDeque::from([Reply::timeout(), exited(0)]);
     let runner = CannedRunner::from_results(replies);
     let outcome = supervisor().with_runner(&runner).run().await.unwrap();
     assert_eq!(outcome.restarts, 1);
