@@ -15,8 +15,8 @@ impl Stop for Arc<Container> {
         let _ = self.kill_all();
     }
 
-    fn terminate(&self) {
-        let _ = self.ask_all_to_stop();
+    fn terminate(&self) -> bool {
+        self.ask_all_to_stop().is_ok()
     }
 }
 

@@ -107,9 +107,11 @@ pub(crate) trait Stop: Send + Sync + 'static {
     /// Kills at once.
     fn halt(&self);
 
-    /// Asks to stop (the stop signal), before a kill after the grace.
-    fn terminate(&self) {
+    /// Asks to stop (the stop signal), before a kill after the grace;
+    /// `false` when nothing polite could be delivered (no grace to wait).
+    fn terminate(&self) -> bool {
         self.halt();
+        false
     }
 }
 
@@ -204,11 +206,10 @@ impl Watch {
             idle = %idle,
             graceful = %self.grace.is_some(),
         );
-        let Some(grace) = self.grace else {
+        let Some(grace) = self.grace.filter(|_| target.terminate()) else {
             target.halt();
             return;
         };
-        target.terminate();
         tokio::select! {
             biased;
             () = &mut done => {}
@@ -238,8 +239,7 @@ impl Watch {
             after = ?started.elapsed(),
             graceful = %self.cancel_grace.is_some(),
         );
-        if let Some(grace) = self.cancel_grace {
-            target.terminate();
+        if let Some(grace) = self.cancel_grace.filter(|_| target.terminate()) {
             tokio::select! {
                 biased;
                 () = done => {}

@@ -166,7 +166,7 @@ impl Stop for Arc<Slot> {
         let _ = self.as_ref().kill();
     }
 
-    fn terminate(&self) {
-        let _ = self.ask_to_stop();
+    fn terminate(&self) -> bool {
+        self.ask_to_stop().is_ok()
     }
 }
