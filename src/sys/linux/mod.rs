@@ -97,10 +97,14 @@ impl CgroupContainer {
         if self.single_run {
             return signal_members(&self.cg, stop_of(&self.cg));
         }
+        // One run that cannot be signalled does not spare the others.
+        let mut first_error = None;
         for run in self.cg.children()? {
-            signal_members(&run, stop_of(&run))?;
+            if let Err(e) = signal_members(&run, stop_of(&run)) {
+                first_error.get_or_insert(e);
+            }
         }
-        Ok(())
+        first_error.map_or(Ok(()), Err)
     }
 
     /// Freezes or thaws the whole tree. A thaw also thaws the runs that a
