@@ -40,6 +40,7 @@ mod orphans;
 mod pipeline;
 mod policy;
 mod result;
+mod rlimit;
 mod runner;
 mod running;
 mod signal;
@@ -68,6 +69,7 @@ pub use orphans::{OrphanReaper, SpawnedChild, reap_orphans};
 pub use pipeline::Pipeline;
 pub use policy::RetryPolicy;
 pub use result::ProcessResult;
+pub use rlimit::Rlimit;
 pub use runner::{BoxFuture, JobRunner, ProcessRunner};
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]

@@ -161,6 +161,24 @@ pub(crate) async fn spawn_with(
     Ok((run, child.stage_stdout))
 }
 
+/// Why a spawn option cannot be honoured here.
+fn unsupported_reason(option: &str) -> &'static str {
+    match option {
+        "creation_flags" | "raw_arg" => {
+            "Windows-only: Unix has no creation flags or raw command line"
+        }
+        "pre_exec under the subreaper mechanism" => {
+            "a subreaper run is started by its shim, another process, where a pre_exec closure of \
+             this process cannot run; use the cgroup or process-group mechanism"
+        }
+        _ if cfg!(windows) => {
+            "POSIX-only: Windows has no user/group ids, sessions, argv[0], umask, resource \
+             limits, pre-exec hooks or terminal process groups to set at spawn"
+        }
+        _ => "not available on this platform",
+    }
+}
+
 /// Refuses an idle timeout nothing could measure: it counts the bytes
 /// processkit reads, so at least one stream must come to us.
 fn check_idle(cmd: &Command, spec: &SpawnSpec, raw_stdout: bool) -> Result<()> {
@@ -237,6 +255,7 @@ fn spawn_error(error: SpawnError, program: &str) -> Error {
         SpawnError::Invalid(Invalid::NulInProgram) => {
             invalid("the program name contains a NUL byte".to_owned())
         }
+        SpawnError::Invalid(Invalid::NulInArg0) => invalid("arg0 contains a NUL byte".to_owned()),
         SpawnError::Invalid(Invalid::NulInArgument(i)) => {
             invalid(format!("argument {i} contains a NUL byte"))
         }
@@ -247,10 +266,9 @@ fn spawn_error(error: SpawnError, program: &str) -> Error {
             program: program.to_owned(),
             dir,
         },
-        #[cfg(windows)]
         SpawnError::Unsupported(operation) => Error::Unsupported {
             operation,
-            reason: "POSIX-only: Windows has no user/group ids or sessions to set at spawn".into(),
+            reason: unsupported_reason(operation).into(),
         },
         SpawnError::Prepare(e) => Error::group_io(Operation::OpenCgroupProcs, e),
         SpawnError::NotFound => Error::NotFound {

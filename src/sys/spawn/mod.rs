@@ -190,6 +190,11 @@ fn spawn_child(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, Spawn
     let _entered = gate.enter().map_err(|e| failed(&spec, e))?;
     #[cfg(target_os = "linux")]
     if matches!(spec.setup.join, setup::Join::Subreaper) {
+        if !spec.pre_exec.is_empty() {
+            return Err(SpawnError::Unsupported(
+                "pre_exec under the subreaper mechanism",
+            ));
+        }
         return super::linux::subreaper::spawn(&mut spec)
             .map(Unclaimed::Shim)
             .map_err(|e| failed(&spec, e));

@@ -49,7 +49,16 @@ pub(crate) struct ChildSetup {
     pub(crate) cwd: Option<CString>,
     /// Our pid, when the child must die with us.
     pub(crate) parent_death: Option<libc::pid_t>,
+    pub(crate) umask: Option<libc::mode_t>,
+    /// The absolute nice value.
+    pub(crate) priority: Option<c_int>,
+    /// `(soft, hard)` per limit, at the index of `Rlimit::ALL`.
+    pub(crate) rlimits: Rlimits,
 }
+
+/// The resource limits a child sets, one optional `(soft, hard)` pair per
+/// limit in `Rlimit::ALL` order: plain data, copied into a forked shim.
+pub(crate) type Rlimits = [Option<(u64, u64)>; 7];
 
 /// The step a child failed at (the clone child reports it; std's hook
 /// passes on only the errno).
@@ -66,12 +75,14 @@ pub(crate) enum Step {
     Privileges,
     ParentDeath,
     Exec,
+    Rlimit,
+    Priority,
 }
 
 impl Step {
     /// Every step, at the index of its discriminant.
     #[cfg(target_os = "linux")]
-    pub(crate) const ALL: [Step; 9] = [
+    pub(crate) const ALL: [Step; 11] = [
         Step::None,
         Step::Stdio,
         Step::Chdir,
@@ -81,6 +92,8 @@ impl Step {
         Step::Privileges,
         Step::ParentDeath,
         Step::Exec,
+        Step::Rlimit,
+        Step::Priority,
     ];
 
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -94,6 +107,8 @@ impl Step {
             Step::Setsid => "start a session",
             Step::Privileges => "drop privileges",
             Step::ParentDeath => "arm the parent-death signal",
+            Step::Rlimit => "set a resource limit",
+            Step::Priority => "set the priority (nice value)",
         }
     }
 }
@@ -120,6 +135,9 @@ impl ChildSetup {
             parent_death: options
                 .kill_on_parent_death
                 .then(|| std::process::id() as libc::pid_t),
+            umask: options.umask.map(|m| m as libc::mode_t),
+            priority: options.priority,
+            rlimits: rlimits(&options.rlimits),
         })
     }
 
@@ -165,8 +183,20 @@ impl ChildSetup {
             uid: self.uid,
             cwd: self.cwd.as_deref(),
             parent_death: self.parent_death,
+            umask: self.umask,
+            priority: self.priority,
+            rlimits: self.rlimits,
         }
     }
+}
+
+/// The limits as a child applies them: the last one set for a limit wins.
+fn rlimits(asked: &[(crate::rlimit::Rlimit, u64, u64)]) -> Rlimits {
+    let mut out: Rlimits = [None; 7];
+    for &(limit, soft, hard) in asked {
+        out[limit.index()] = Some((soft, hard));
+    }
+    out
 }
 
 /// How the child joins its slot, as `apply` needs it.
@@ -190,6 +220,9 @@ pub(crate) struct SetupView<'a> {
     pub(crate) uid: Option<libc::uid_t>,
     pub(crate) cwd: Option<&'a std::ffi::CStr>,
     pub(crate) parent_death: Option<libc::pid_t>,
+    pub(crate) umask: Option<libc::mode_t>,
+    pub(crate) priority: Option<c_int>,
+    pub(crate) rlimits: Rlimits,
 }
 
 impl SetupView<'_> {
@@ -217,6 +250,18 @@ impl SetupView<'_> {
             // SAFETY: setsid takes no arguments.
             check(unsafe { libc::setsid() }).map_err(at(Step::Setsid))?;
         }
+        // Before the privilege drop: raising a hard limit or lowering the
+        // nice value needs the privileges the parent may be giving up.
+        self.set_rlimits().map_err(at(Step::Rlimit))?;
+        if let Some(nice) = self.priority {
+            // SAFETY: setpriority takes integers only.
+            check(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, nice) })
+                .map_err(at(Step::Priority))?;
+        }
+        if let Some(mask) = self.umask {
+            // SAFETY: umask takes an integer and cannot fail.
+            unsafe { libc::umask(mask) };
+        }
         self.drop_privileges().map_err(at(Step::Privileges))?;
         if let Some(dir) = self.cwd {
             // SAFETY: `dir` is a NUL-terminated string the caller keeps alive.
@@ -224,6 +269,20 @@ impl SetupView<'_> {
         }
         if let Some(parent) = self.parent_death {
             arm_parent_death(parent).map_err(at(Step::ParentDeath))?;
+        }
+        Ok(())
+    }
+
+    fn set_rlimits(&self) -> Result<(), c_int> {
+        for (i, limit) in self.rlimits.iter().enumerate() {
+            let Some((soft, hard)) = *limit else { continue };
+            let value = libc::rlimit {
+                rlim_cur: soft as libc::rlim_t,
+                rlim_max: hard as libc::rlim_t,
+            };
+            let resource = resource(crate::rlimit::Rlimit::ALL[i]);
+            // SAFETY: `value` is a valid rlimit on our stack for the call.
+            check(unsafe { libc::setrlimit(resource, &value) })?;
         }
         Ok(())
     }
@@ -288,6 +347,25 @@ mod raw {
         (unsafe { libc::setuid(uid) }).into()
     }
 }
+
+/// The platform's number for `limit` (its type differs between libcs).
+fn resource(limit: crate::rlimit::Rlimit) -> RlimitResource {
+    use crate::rlimit::Rlimit;
+    match limit {
+        Rlimit::Core => libc::RLIMIT_CORE,
+        Rlimit::Cpu => libc::RLIMIT_CPU,
+        Rlimit::Data => libc::RLIMIT_DATA,
+        Rlimit::FileSize => libc::RLIMIT_FSIZE,
+        Rlimit::NoFile => libc::RLIMIT_NOFILE,
+        Rlimit::Stack => libc::RLIMIT_STACK,
+        Rlimit::AddressSpace => libc::RLIMIT_AS,
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+type RlimitResource = libc::__rlimit_resource_t;
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+type RlimitResource = c_int;
 
 /// Moves the calling process into the cgroup whose directory is `dir`.
 #[cfg(target_os = "linux")]

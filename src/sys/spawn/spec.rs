@@ -7,6 +7,8 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::rlimit::Rlimit;
+
 #[cfg(unix)]
 use std::ffi::CString;
 #[cfg(unix)]
@@ -65,7 +67,8 @@ impl EnvPlan {
 }
 
 /// Spawn-time OS controls as the command asks for them: privileges,
-/// sessions, window and parent-death flags.
+/// sessions, limits, priority, window and parent-death flags, and the raw
+/// escape hatches (a pre-exec hook, creation flags, raw arguments).
 #[derive(Clone, Default, Debug)]
 pub(crate) struct SpawnOptions {
     pub(crate) uid: Option<u32>,
@@ -74,6 +77,33 @@ pub(crate) struct SpawnOptions {
     pub(crate) setsid: bool,
     pub(crate) create_no_window: bool,
     pub(crate) kill_on_parent_death: bool,
+    /// What the child sees as `argv[0]` (Unix).
+    pub(crate) arg0: Option<OsString>,
+    pub(crate) umask: Option<u32>,
+    /// The absolute nice value (Unix), or the nearest priority class (Windows).
+    pub(crate) priority: Option<i32>,
+    /// `(limit, soft, hard)`, the last one set for a limit winning.
+    pub(crate) rlimits: Vec<(Rlimit, u64, u64)>,
+    /// Caller hooks run in the child just before exec (Unix, std spawner).
+    pub(crate) pre_exec: Vec<PreExec>,
+    /// OR'd into the creation flags processkit sets (Windows).
+    pub(crate) creation_flags: u32,
+    /// Arguments passed to the command line unquoted (Windows): each with
+    /// the number of ordinary arguments before it.
+    pub(crate) raw_args: Vec<(usize, OsString)>,
+    /// Hand the terminal to the run's process group while it runs (Unix).
+    pub(crate) foreground: bool,
+}
+
+/// A caller's pre-exec hook: runs in the forked child, so it must be
+/// async-signal-safe (the caller promised so through an `unsafe` call).
+#[derive(Clone)]
+pub(crate) struct PreExec(pub(crate) std::sync::Arc<dyn Fn() -> io::Result<()> + Send + Sync>);
+
+impl std::fmt::Debug for PreExec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreExec")
+    }
 }
 
 /// Where a child's stdin comes from.
@@ -143,8 +173,23 @@ pub(crate) struct SpawnSpec {
     pub(crate) raw_stdout: bool,
     #[cfg(unix)]
     pub(crate) setup: ChildSetup,
+    /// What the child sees as `argv[0]`, when not the program as given.
+    #[cfg(unix)]
+    pub(crate) arg0: Option<CString>,
+    /// The caller's hooks, run last before exec; they force the std spawner.
+    #[cfg(unix)]
+    pub(crate) pre_exec: Vec<PreExec>,
+    /// Hand the terminal to the child's process group while it runs.
+    #[cfg(unix)]
+    pub(crate) foreground: bool,
     #[cfg(windows)]
     pub(crate) create_no_window: bool,
+    /// The caller's creation flags and the priority class asked for.
+    #[cfg(windows)]
+    pub(crate) creation_flags: u32,
+    /// Unquoted arguments, each after this many ordinary ones.
+    #[cfg(windows)]
+    pub(crate) raw_args: Vec<(usize, OsString)>,
     /// Start suspended, so the slot places the child before it runs.
     #[cfg(windows)]
     pub(crate) start_suspended: bool,
@@ -157,8 +202,7 @@ pub(crate) enum SpawnError {
     Invalid(Invalid),
     /// The working directory does not exist or is no directory.
     WorkingDirectory(PathBuf),
-    /// An option this platform cannot honour (the option's name).
-    #[cfg(windows)]
+    /// An option this platform (or this mechanism) cannot honour: its name.
     Unsupported(&'static str),
     /// The slot could not be readied for the child (its cgroup not opened).
     Prepare(io::Error),
@@ -175,6 +219,7 @@ pub(crate) enum SpawnError {
 pub(crate) enum Invalid {
     EmptyProgram,
     NulInProgram,
+    NulInArg0,
     /// The argument at this index (0 is the first after the program).
     NulInArgument(usize),
     /// A NUL byte, an empty name or a `=` in a name.
@@ -197,6 +242,15 @@ impl SpawnSpec {
         validate(program, args, env, cwd)?;
         #[cfg(windows)]
         refuse_posix_only(options)?;
+        #[cfg(unix)]
+        refuse_windows_only(options)?;
+        if options
+            .arg0
+            .as_deref()
+            .is_some_and(|a| a.as_encoded_bytes().contains(&0))
+        {
+            return Err(SpawnError::Invalid(Invalid::NulInArg0));
+        }
         // Ours unchanged only when nothing at all changes: then the child's
         // `PATH` is ours, read now, and its environment is read at the spawn.
         let inherits_unchanged = env.starts_from_parent() && env.overrides.is_empty();
@@ -219,8 +273,18 @@ impl SpawnSpec {
             raw_stdout,
             #[cfg(unix)]
             setup: ChildSetup::new(options, cwd).map_err(SpawnError::Spawn)?,
+            #[cfg(unix)]
+            arg0: options.arg0.as_deref().map(arg),
+            #[cfg(unix)]
+            pre_exec: options.pre_exec.clone(),
+            #[cfg(unix)]
+            foreground: options.foreground,
             #[cfg(windows)]
             create_no_window: options.create_no_window,
+            #[cfg(windows)]
+            creation_flags: options.creation_flags | options.priority.map_or(0, priority_class),
+            #[cfg(windows)]
+            raw_args: options.raw_args.clone(),
             #[cfg(windows)]
             start_suspended: false,
         })
@@ -313,11 +377,45 @@ fn refuse_posix_only(options: &SpawnOptions) -> Result<(), SpawnError> {
         ("gid", options.gid.is_some()),
         ("groups", options.groups.is_some()),
         ("setsid", options.setsid),
+        ("arg0", options.arg0.is_some()),
+        ("umask", options.umask.is_some()),
+        ("rlimit", !options.rlimits.is_empty()),
+        ("pre_exec", !options.pre_exec.is_empty()),
+        ("foreground", options.foreground),
     ];
     match posix_only.iter().find(|(_, asked)| *asked) {
         Some((option, _)) => Err(SpawnError::Unsupported(option)),
         None => Ok(()),
     }
+}
+
+/// The Windows priority class nearest to a Unix nice value (REALTIME is
+/// never chosen: it can starve the system).
+#[cfg(windows)]
+fn priority_class(nice: i32) -> u32 {
+    use windows_sys::Win32::System::Threading::{
+        ABOVE_NORMAL_PRIORITY_CLASS, BELOW_NORMAL_PRIORITY_CLASS, HIGH_PRIORITY_CLASS,
+        IDLE_PRIORITY_CLASS, NORMAL_PRIORITY_CLASS,
+    };
+    match nice {
+        i32::MIN..=-11 => HIGH_PRIORITY_CLASS,
+        -10..=-1 => ABOVE_NORMAL_PRIORITY_CLASS,
+        0 => NORMAL_PRIORITY_CLASS,
+        1..=10 => BELOW_NORMAL_PRIORITY_CLASS,
+        _ => IDLE_PRIORITY_CLASS,
+    }
+}
+
+/// The Windows-only options, refused elsewhere rather than ignored.
+#[cfg(unix)]
+fn refuse_windows_only(options: &SpawnOptions) -> Result<(), SpawnError> {
+    if options.creation_flags != 0 {
+        return Err(SpawnError::Unsupported("creation_flags"));
+    }
+    if !options.raw_args.is_empty() {
+        return Err(SpawnError::Unsupported("raw_arg"));
+    }
+    Ok(())
 }
 
 /// The child's `PATH` in a resolved environment (any case on Windows).

@@ -96,7 +96,15 @@ fn output(plan: OutputPlan) -> Stdio {
 pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
     let (program, args) = spec.program_and_args();
     let mut cmd = tokio::process::Command::new(program);
+    #[cfg(unix)]
     cmd.args(args);
+    #[cfg(windows)]
+    add_args(&mut cmd, args, &spec.raw_args);
+    #[cfg(unix)]
+    if let Some(arg0) = &spec.arg0 {
+        use std::os::unix::ffi::OsStrExt;
+        cmd.arg0(std::ffi::OsStr::from_bytes(arg0.to_bytes()));
+    }
     apply_env(&mut cmd, &spec.env);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
@@ -212,7 +220,10 @@ fn install_setup(cmd: &mut tokio::process::Command, spec: &SpawnSpec) -> io::Res
         || !matches!(setup.join, Join::None)
         || setup.setsid
         || setup.drops_privileges()
-        || setup.parent_death.is_some();
+        || setup.parent_death.is_some()
+        || setup.umask.is_some()
+        || setup.priority.is_some()
+        || setup.rlimits.iter().any(Option::is_some);
     if needed {
         // SAFETY: `apply` makes only async-signal-safe syscalls on data
         // prepared before the fork and allocates nothing; the hook owns
@@ -225,7 +236,34 @@ fn install_setup(cmd: &mut tokio::process::Command, spec: &SpawnSpec) -> io::Res
             });
         }
     }
+    for hook in &spec.pre_exec {
+        let hook = hook.clone();
+        // SAFETY: the caller promised, through `Command::pre_exec` (an
+        // `unsafe fn`), that the hook is safe to run between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || (hook.0)());
+        }
+    }
     Ok(())
+}
+
+/// The arguments in order, the raw ones where they were given.
+#[cfg(windows)]
+fn add_args<'a>(
+    cmd: &mut tokio::process::Command,
+    args: impl Iterator<Item = &'a std::ffi::OsStr>,
+    raw: &[(usize, std::ffi::OsString)],
+) {
+    let mut raw = raw.iter().peekable();
+    for (i, arg) in args.enumerate() {
+        while let Some((_, r)) = raw.next_if(|(at, _)| *at == i) {
+            cmd.raw_arg(r);
+        }
+        cmd.arg(arg);
+    }
+    for (_, r) in raw {
+        cmd.raw_arg(r);
+    }
 }
 
 /// Suspended when the slot asks (a job is joined before the child runs),
@@ -233,7 +271,7 @@ fn install_setup(cmd: &mut tokio::process::Command, spec: &SpawnSpec) -> io::Res
 #[cfg(windows)]
 fn creation_flags(spec: &SpawnSpec) -> u32 {
     use windows_sys::Win32::System::Threading::{CREATE_NO_WINDOW, CREATE_SUSPENDED};
-    let mut flags = 0;
+    let mut flags = spec.creation_flags;
     if spec.start_suspended {
         flags |= CREATE_SUSPENDED;
     }

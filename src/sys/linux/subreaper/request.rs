@@ -6,7 +6,7 @@
 use std::ffi::{CStr, CString, c_char};
 
 use crate::sys::spawn::SpawnSpec;
-use crate::sys::spawn::setup::{JoinView, SetupView};
+use crate::sys::spawn::setup::{JoinView, Rlimits, SetupView};
 
 /// The largest request the zygote takes, well inside a socket's default
 /// send buffer; a bigger spawn (a huge environment) is forked from the owner.
@@ -15,8 +15,12 @@ pub(super) const MAX_REQUEST: usize = 96 * 1024;
 /// string (at least two bytes each) plus the terminators and `/bin/sh`.
 pub(super) const MAX_POINTERS: usize = MAX_REQUEST / 2 + 8;
 
-const MAGIC: u32 = 0x706b_7331; // "pks1"
-const HEADER_WORDS: usize = 10;
+const MAGIC: u32 = 0x706b_7332; // "pks2"
+/// The fixed words, then the resource limits: `(soft, hard)` as four words
+/// per limit in `Rlimit::ALL` order, whether set or not.
+const FIXED_WORDS: usize = 13;
+const LIMIT_WORDS: usize = 4 * 7;
+const HEADER_WORDS: usize = FIXED_WORDS + LIMIT_WORDS;
 
 const SETSID: u32 = 1;
 const GROUPS: u32 = 2;
@@ -25,6 +29,8 @@ const UID: u32 = 8;
 const PARENT_DEATH: u32 = 16;
 const CWD: u32 = 32;
 const OWNER_CWD: u32 = 64;
+const UMASK: u32 = 128;
+const PRIORITY: u32 = 256;
 
 /// The request for `spec`, or `None` when it is larger than `MAX_REQUEST`.
 /// `owner_cwd` is our working directory, which the shim enters so the
@@ -46,8 +52,15 @@ pub(super) fn encode(
         | flag(setup.uid.is_some(), UID)
         | flag(setup.parent_death.is_some(), PARENT_DEATH)
         | flag(setup.cwd.is_some(), CWD)
-        | flag(owner_cwd.is_some(), OWNER_CWD);
-    let header: [u32; HEADER_WORDS] = [
+        | flag(owner_cwd.is_some(), OWNER_CWD)
+        | flag(setup.umask.is_some(), UMASK)
+        | flag(setup.priority.is_some(), PRIORITY);
+    let limits_set = setup
+        .rlimits
+        .iter()
+        .enumerate()
+        .fold(0u32, |mask, (i, l)| mask | u32::from(l.is_some()) << i);
+    let fixed: [u32; FIXED_WORDS] = [
         MAGIC,
         spec.argv.len() as u32,
         env.len() as u32,
@@ -58,12 +71,34 @@ pub(super) fn encode(
         setup.uid.unwrap_or(0),
         ignored as u32,
         (ignored >> 32) as u32,
+        setup.umask.unwrap_or(0),
+        setup.priority.unwrap_or(0) as u32,
+        limits_set,
     ];
+    let limits = setup.rlimits.iter().flat_map(|l| {
+        let (soft, hard) = l.unwrap_or((0, 0));
+        [
+            soft as u32,
+            (soft >> 32) as u32,
+            hard as u32,
+            (hard >> 32) as u32,
+        ]
+    });
     let mut out = Vec::with_capacity(4096);
-    for word in header.iter().chain(groups) {
+    for word in fixed
+        .into_iter()
+        .chain(limits)
+        .chain(groups.iter().copied())
+    {
         out.extend_from_slice(&word.to_ne_bytes());
     }
-    let strings = spec.argv.iter().chain(env).chain(&spec.candidates);
+    // The program sees `arg0` as its name when one is set; exec still
+    // goes by the candidates.
+    let argv0 = spec.arg0.iter().chain(spec.argv.first()).take(1);
+    let strings = argv0
+        .chain(spec.argv.iter().skip(1))
+        .chain(env)
+        .chain(&spec.candidates);
     let cwds = setup.cwd.as_deref().into_iter().chain(owner_cwd);
     for s in strings.map(CString::as_c_str).chain(cwds) {
         out.extend_from_slice(s.to_bytes_with_nul());
@@ -108,8 +143,9 @@ pub(super) fn decode<'a>(
     let groups_at = HEADER_WORDS * 4;
     let strings_at = groups_at.checked_add(ngroups.checked_mul(4)?)?;
     let group_bytes = message.get(groups_at..strings_at)?;
-    // SAFETY: the message is 8-byte aligned and the header is 40 bytes, so
-    // the groups start 4-byte aligned; `u32` has no invalid bit patterns.
+    // SAFETY: the message is 8-byte aligned and the header a whole number
+    // of words, so the groups start 4-byte aligned; `u32` has no invalid
+    // bit patterns.
     let (_, groups, _) = unsafe { group_bytes.align_to::<libc::gid_t>() };
     if groups.len() != ngroups || argc == 0 {
         return None;
@@ -174,8 +210,27 @@ pub(super) fn decode<'a>(
             uid: (flags & UID != 0).then(|| word(7).unwrap_or(0)),
             cwd,
             parent_death: (flags & PARENT_DEATH != 0).then_some(parent),
+            umask: (flags & UMASK != 0).then(|| word(10).unwrap_or(0) as libc::mode_t),
+            priority: (flags & PRIORITY != 0).then(|| word(11).unwrap_or(0) as i32),
+            rlimits: decode_limits(&word)?,
         },
     })
+}
+
+/// The resource limits of a request's header.
+fn decode_limits(word: &impl Fn(usize) -> Option<u32>) -> Option<Rlimits> {
+    let set = word(FIXED_WORDS - 1)?;
+    let mut limits: Rlimits = [None; 7];
+    for (i, limit) in limits.iter_mut().enumerate() {
+        if set & (1 << i) == 0 {
+            continue;
+        }
+        let at = FIXED_WORDS + 4 * i;
+        let soft = u64::from(word(at)?) | u64::from(word(at + 1)?) << 32;
+        let hard = u64::from(word(at + 2)?) | u64::from(word(at + 3)?) << 32;
+        *limit = Some((soft, hard));
+    }
+    Some(limits)
 }
 
 #[cfg(test)]
@@ -208,6 +263,10 @@ mod tests {
         plan.setup.uid = Some(1000);
         plan.setup.cwd = Some(c"/tmp".into());
         plan.setup.parent_death = Some(1);
+        plan.setup.umask = Some(0o027);
+        plan.setup.priority = Some(-3);
+        plan.setup.rlimits[4] = Some((64, u64::MAX));
+        plan.arg0 = Some(c"renamed".into());
         let Environment::Exact(vars) = &plan.env else {
             unreachable!("built with an exact environment")
         };
@@ -220,7 +279,7 @@ mod tests {
         };
         let mut pointers = vec![std::ptr::null(); 64];
         let decoded = decode(message, &mut pointers, 77).unwrap();
-        assert_eq!(read(decoded.argv), ["echo", "hi"]);
+        assert_eq!(read(decoded.argv), ["renamed", "hi"]);
         assert_eq!(read(decoded.envp), ["A=1", "B=2"]);
         assert_eq!(read(decoded.candidates), ["/bin/echo"]);
         assert_eq!(read(decoded.script_argv.cast_const()), ["/bin/sh"]);
@@ -230,6 +289,9 @@ mod tests {
         assert_eq!((setup.gid, setup.uid), (None, Some(1000)));
         assert_eq!(setup.cwd, Some(c"/tmp"));
         assert_eq!(setup.parent_death, Some(77));
+        assert_eq!((setup.umask, setup.priority), (Some(0o027), Some(-3)));
+        assert_eq!(setup.rlimits[4], Some((64, u64::MAX)));
+        assert_eq!(setup.rlimits.iter().flatten().count(), 1);
         assert_eq!(decoded.owner_cwd, Some(c"/home"));
         assert_eq!(decoded.ignored, 1 << 40 | 1);
         assert!(decode(&message[..20], &mut pointers, 77).is_none());

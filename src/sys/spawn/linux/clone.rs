@@ -90,8 +90,12 @@ pub(crate) struct LaunchPlan<'a> {
 impl Prepared {
     pub(crate) fn new(spec: &SpawnSpec) -> io::Result<Prepared> {
         let pipes = Pipes::open(spec)?;
-        let argv = null_terminated(&spec.argv);
+        let mut argv = null_terminated(&spec.argv);
         let script_argv = script_argv(&argv);
+        // The program sees `arg0` as its name; exec goes by the candidates.
+        if let Some(arg0) = &spec.arg0 {
+            argv[0] = arg0.as_ptr();
+        }
         // Our environment is copied under std's lock: the child's execve reads
         // it while our other threads run, and a `set_var` may free `environ`.
         let (envp, inherited) = match &spec.env {

@@ -123,7 +123,9 @@ pub(crate) fn kill_cgroup(dir: &OwnedFd) {
 /// Starts `spec` with the clone spawner. `None`: this kernel refuses the
 /// clone (said once in tracing; later spawns skip it), so use std instead.
 pub(crate) fn spawn(spec: &SpawnSpec) -> io::Result<Option<Cloned>> {
-    if !usable() {
+    // A caller's pre-exec hook is Rust code that may touch memory a
+    // `CLONE_VM` child shares with us: only a forked child may run it.
+    if !usable() || !spec.pre_exec.is_empty() {
         return Ok(None);
     }
     match clone::spawn(spec) {

@@ -1,0 +1,42 @@
+//! `Rlimit`: the per-process resource limits a command can set for its
+//! child (Unix `setrlimit`), named portably.
+
+/// A per-process resource limit, set in the child before it runs
+/// ([`Command::rlimit`](crate::Command::rlimit)). Unix only: on Windows a
+/// command that sets one fails with [`Error::Unsupported`](crate::Error::Unsupported).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Rlimit {
+    /// `RLIMIT_CORE`: the largest core dump, in bytes (0: none).
+    Core,
+    /// `RLIMIT_CPU`: CPU time, in seconds (SIGXCPU at the soft limit).
+    Cpu,
+    /// `RLIMIT_DATA`: the data segment (heap), in bytes.
+    Data,
+    /// `RLIMIT_FSIZE`: the largest file the process may write, in bytes.
+    FileSize,
+    /// `RLIMIT_NOFILE`: one more than the highest descriptor it may open.
+    NoFile,
+    /// `RLIMIT_STACK`: the main thread's stack, in bytes.
+    Stack,
+    /// `RLIMIT_AS`: the whole address space, in bytes.
+    AddressSpace,
+}
+
+impl Rlimit {
+    /// Every limit, in a fixed order (their index in a child's setup).
+    pub(crate) const ALL: [Rlimit; 7] = [
+        Rlimit::Core,
+        Rlimit::Cpu,
+        Rlimit::Data,
+        Rlimit::FileSize,
+        Rlimit::NoFile,
+        Rlimit::Stack,
+        Rlimit::AddressSpace,
+    ];
+
+    /// Its index in `ALL`.
+    pub(crate) fn index(self) -> usize {
+        Rlimit::ALL.iter().position(|&r| r == self).unwrap_or(0)
+    }
+}
