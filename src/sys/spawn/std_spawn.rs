@@ -228,12 +228,16 @@ fn install_setup(cmd: &mut tokio::process::Command, spec: &SpawnSpec) -> io::Res
     Ok(())
 }
 
-/// Suspended when the slot asks (a job is joined before the child runs),
-/// without a console window when the command asks.
+/// Leading a console process group of its own (a graceful stop sends it
+/// `CTRL_BREAK_EVENT` without the break reaching us), suspended when the
+/// slot asks (a job is joined before the child runs), without a console
+/// window when the command asks.
 #[cfg(windows)]
 fn creation_flags(spec: &SpawnSpec) -> u32 {
-    use windows_sys::Win32::System::Threading::{CREATE_NO_WINDOW, CREATE_SUSPENDED};
-    let mut flags = 0;
+    use windows_sys::Win32::System::Threading::{
+        CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, CREATE_SUSPENDED,
+    };
+    let mut flags = CREATE_NEW_PROCESS_GROUP;
     if spec.start_suspended {
         flags |= CREATE_SUSPENDED;
     }
