@@ -266,12 +266,16 @@ fn add_args<'a>(
     }
 }
 
-/// Suspended when the slot asks (a job is joined before the child runs),
-/// without a console window when the command asks.
+/// Leading a console process group of its own (a graceful stop sends it
+/// `CTRL_BREAK_EVENT` without the break reaching us), suspended when the
+/// slot asks (a job is joined before the child runs), without a console
+/// window when the command asks.
 #[cfg(windows)]
 fn creation_flags(spec: &SpawnSpec) -> u32 {
-    use windows_sys::Win32::System::Threading::{CREATE_NO_WINDOW, CREATE_SUSPENDED};
-    let mut flags = spec.creation_flags;
+    use windows_sys::Win32::System::Threading::{
+        CREATE_NEW_PROCESS_GROUP, CREATE_NO_WINDOW, CREATE_SUSPENDED,
+    };
+    let mut flags = spec.creation_flags | CREATE_NEW_PROCESS_GROUP;
     if spec.start_suspended {
         flags |= CREATE_SUSPENDED;
     }

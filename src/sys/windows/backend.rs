@@ -45,7 +45,6 @@ pub(crate) fn degraded_reason() -> Option<&'static str> {
     None
 }
 
-/// No signals on Windows.
 /// Whether `error` says the process or the system ran out of handles.
 pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
     error.raw_os_error() == Some(4) // ERROR_TOO_MANY_OPEN_FILES
@@ -54,6 +53,7 @@ pub(crate) fn is_descriptor_exhaustion(error: &io::Error) -> bool {
 /// Pipe sizes are fixed on this platform.
 pub(crate) fn enlarge_pipe<P>(_pipe: &P) {}
 
+/// No signals on Windows.
 pub(crate) fn exit_signal(_status: &std::process::ExitStatus) -> Option<i32> {
     None
 }
@@ -81,10 +81,11 @@ impl ContainerKind {
         self.job().slot().map(SlotKind::Job)
     }
 
-    /// Nothing polite reaches a job's members yet: a group stop goes
-    /// straight to its kill.
+    /// A console break to every run and `WM_CLOSE` to every window;
+    /// `Unsupported` when none could be delivered (the group stop then
+    /// kills without waiting).
     pub(crate) fn ask_all_to_stop(&self) -> io::Result<()> {
-        Err(io::ErrorKind::Unsupported.into())
+        self.job().ask_all_to_stop()
     }
 
     pub(crate) fn process_count(&self) -> usize {
@@ -150,9 +151,10 @@ impl SlotKind {
         self.job().kill()
     }
 
-    /// A job has no gentler stop than terminate (yet).
-    pub(crate) fn ask_to_stop(&self, _suspended: bool) -> io::Result<()> {
-        self.job().kill()
+    /// A console break and `WM_CLOSE` to this run only; `Unsupported`
+    /// when none could be delivered (the caller then kills at once).
+    pub(crate) fn ask_to_stop(&self, suspended: bool) -> io::Result<()> {
+        self.job().ask_to_stop(suspended)
     }
 
     pub(crate) async fn wait_empty(&self, limit: Duration) -> bool {

@@ -12,14 +12,14 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 use windows_sys::Win32::Foundation::{ERROR_MORE_DATA, WAIT_TIMEOUT};
 use windows_sys::Win32::System::JobObjects::{
-    AssignProcessToJobObject, CreateJobObjectW, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
+    AssignProcessToJobObject, CreateJobObjectW, IsProcessInJob, JOB_OBJECT_LIMIT_KILL_ON_JOB_CLOSE,
     JOBOBJECT_BASIC_ACCOUNTING_INFORMATION, JOBOBJECT_BASIC_PROCESS_ID_LIST,
     JOBOBJECT_CPU_RATE_CONTROL_INFORMATION, JOBOBJECT_EXTENDED_LIMIT_INFORMATION,
     JOBOBJECTINFOCLASS, JobObjectBasicAccountingInformation, JobObjectBasicProcessIdList,
     JobObjectCpuRateControlInformation, JobObjectExtendedLimitInformation,
     QueryInformationJobObject, SetInformationJobObject, TerminateJobObject,
 };
-use windows_sys::Win32::System::Threading::WaitForSingleObject;
+use windows_sys::Win32::System::Threading::{GetProcessId, WaitForSingleObject};
 
 /// The exit code every process gets when its job is terminated.
 pub(crate) const TERMINATED_EXIT_CODE: u32 = 1;
@@ -39,18 +39,31 @@ pub(crate) struct Job {
 /// A run's direct child, seen by every job it belongs to.
 #[derive(Debug)]
 pub(crate) struct Watched {
-    /// A handle of our own on the process, to ask whether it still runs.
+    /// A handle of our own on the process, to ask whether it still runs;
+    /// while it is open the process id cannot be reused.
     process: OwnedHandle,
+    pid: u32,
     killed: AtomicBool,
 }
 
 impl Watched {
     /// Watches `process` (a handle with `SYNCHRONIZE` access, duplicated here).
     pub(crate) fn new(process: BorrowedHandle<'_>) -> io::Result<Arc<Watched>> {
+        // SAFETY: the handle is valid for the call; zero means failure.
+        let pid = unsafe { GetProcessId(process.as_raw_handle()) };
+        if pid == 0 {
+            return Err(io::Error::last_os_error());
+        }
         Ok(Arc::new(Watched {
             process: process.try_clone_to_owned()?,
+            pid,
             killed: AtomicBool::new(false),
         }))
+    }
+
+    /// The process id, pinned for as long as this `Watched` lives.
+    pub(crate) fn pid(&self) -> u32 {
+        self.pid
     }
 
     /// Whether a job termination ended this child while it was running: its
@@ -59,7 +72,7 @@ impl Watched {
         self.killed.load(Ordering::Acquire)
     }
 
-    fn is_running(&self) -> bool {
+    pub(crate) fn is_running(&self) -> bool {
         // SAFETY: the handle is ours and valid; a zero timeout only polls.
         unsafe { WaitForSingleObject(self.process.as_raw_handle(), 0) == WAIT_TIMEOUT }
     }
@@ -181,6 +194,14 @@ impl Job {
             child.killed.store(true, Ordering::Release);
         }
         Ok(())
+    }
+
+    /// Whether `process` is in this job (or a job nested below it).
+    pub(crate) fn holds(&self, process: BorrowedHandle<'_>) -> bool {
+        let mut inside = 0;
+        // SAFETY: both handles are valid for the call; `inside` is a valid out pointer.
+        let ok = unsafe { IsProcessInJob(process.as_raw_handle(), self.raw(), &mut inside) };
+        ok != 0 && inside != 0
     }
 
     /// The ids of the processes currently in the job (nested jobs included).

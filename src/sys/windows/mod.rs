@@ -1,11 +1,13 @@
 //! Windows containment: one kill-on-close Job Object per group, and a job
 //! nested below it per run of a shared group. Children start suspended, join
 //! their jobs, and only then run, so no descendant ever runs outside the job.
+//! A graceful stop asks politely first (`polite`), then terminates the job.
 
 #[cfg(feature = "stats")]
 pub(crate) mod accounting;
 pub(crate) mod backend;
 pub(crate) mod job;
+pub(crate) mod polite;
 pub(crate) mod process;
 pub(crate) mod threads;
 
@@ -17,6 +19,7 @@ use std::os::windows::io::{AsHandle, BorrowedHandle};
 use std::sync::Arc;
 
 use self::job::{Job, Watched};
+use self::polite::{Console, Requests, Roots};
 use self::threads::ThreadAction;
 
 /// A group's (or a single run's) Job Object, with kill-on-close.
@@ -24,6 +27,8 @@ use self::threads::ThreadAction;
 pub(crate) struct JobContainer {
     job: Arc<Job>,
     single_run: bool,
+    /// Every run's direct child, each leading a console process group.
+    roots: Arc<Roots>,
 }
 
 impl JobContainer {
@@ -33,6 +38,7 @@ impl JobContainer {
         Ok(JobContainer {
             job: Arc::new(Job::new(true)?),
             single_run,
+            roots: Arc::default(),
         })
     }
 
@@ -48,7 +54,21 @@ impl JobContainer {
             group: Arc::clone(&self.job),
             run,
             child: None,
+            roots: Arc::clone(&self.roots),
         })
+    }
+
+    /// Asks every run to stop: a console break to each run's process group
+    /// and `WM_CLOSE` to every window of the job's processes (adopted ones
+    /// included). `Unsupported` when nothing could be delivered.
+    pub(crate) fn ask_all_to_stop(&self) -> io::Result<()> {
+        let mut requests = Requests::default();
+        let console = Console::read();
+        for root in self.roots.running() {
+            requests.console_break(&root, &console);
+        }
+        requests.close_windows(&self.job);
+        requests.finish()
     }
 
     /// Terminates every process in the job, nested runs included.
@@ -104,8 +124,11 @@ impl Drop for JobContainer {
 pub(crate) struct JobSlot {
     group: Arc<Job>,
     run: Option<Job>,
-    /// The run's direct child once attached, to tell a kill from an exit.
+    /// The run's direct child once attached, to tell a kill from an exit
+    /// and to lead the run's console process group.
     child: Option<Arc<Watched>>,
+    /// The container's list of run children, this one's joins on attach.
+    roots: Arc<Roots>,
 }
 
 impl JobSlot {
@@ -142,6 +165,7 @@ impl JobSlot {
         if let Some(run) = &self.run {
             run.assign_watched(process, &child)?;
         }
+        self.roots.add(Arc::clone(&child));
         self.child = Some(child);
         Ok(())
     }
@@ -160,6 +184,23 @@ impl JobSlot {
     /// Terminates this run's tree (its siblings in a group live on).
     pub(crate) fn kill(&self) -> io::Result<()> {
         self.job().terminate()
+    }
+
+    /// Asks this run's tree to stop: a console break to the process group
+    /// its child leads and `WM_CLOSE` to its processes' windows, after
+    /// resuming them (only them) if their group is `suspended`, so they can
+    /// act on it. `Unsupported` when nothing could be delivered.
+    pub(crate) fn ask_to_stop(&self, suspended: bool) -> io::Result<()> {
+        // A freeze suspended every thread once; one resume undoes it.
+        if suspended && let Ok(pids) = self.job().pids() {
+            let _ = threads::apply(&pids, ThreadAction::Resume);
+        }
+        let mut requests = Requests::default();
+        if let Some(child) = &self.child {
+            requests.console_break(child, &Console::read());
+        }
+        requests.close_windows(self.job());
+        requests.finish()
     }
 
     /// Whether a process of this run's tree is still there.

@@ -17,6 +17,10 @@ const GENEROUS: Duration = Duration::from_secs(30);
 /// `cmd.exe` running `ping.exe` for two minutes (a child and a grandchild),
 /// started in a slot of `container` through the sys spawn path itself.
 async fn sleeper_tree(container: &Container) -> (StartedChild, Slot) {
+    sleeper_tree_with(container, &SpawnOptions::default()).await
+}
+
+async fn sleeper_tree_with(container: &Container, options: &SpawnOptions) -> (StartedChild, Slot) {
     let args = ["/c".into(), "ping -n 120 127.0.0.1 > nul".into()];
     let spec = SpawnSpec::new(
         "cmd".as_ref(),
@@ -25,7 +29,7 @@ async fn sleeper_tree(container: &Container) -> (StartedChild, Slot) {
         None,
         StdinPlan::Null,
         false,
-        &SpawnOptions::default(),
+        options,
     )
     .expect("a valid spec");
     let mut slot = container.slot(crate::signal::Signal::Term).expect("a slot");
@@ -104,6 +108,25 @@ async fn freezing_suspends_every_thread_and_thawing_undoes_it() {
         let counts = suspend_counts(pid);
         assert!(counts.iter().all(|&c| c == 0), "{pid}: {counts:?}");
     }
+    container.kill_all().unwrap();
+}
+
+/// Nothing polite reaches a tree with no console of ours and no window:
+/// asking says so (the caller then kills at once) and kills nothing itself.
+#[tokio::test]
+async fn asking_a_windowless_tree_to_stop_is_unsupported_and_kills_nothing() {
+    let container = group();
+    let options = SpawnOptions {
+        create_no_window: true,
+        ..SpawnOptions::default()
+    };
+    let (_started, slot) = sleeper_tree_with(&container, &options).await;
+    eventually("two members", || container.members().unwrap().len() >= 2).await;
+    let err = slot.ask_to_stop().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err}");
+    let err = container.ask_all_to_stop().unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::Unsupported, "{err}");
+    assert!(container.members().unwrap().len() >= 2, "asking killed");
     container.kill_all().unwrap();
 }
 
