@@ -44,6 +44,7 @@ mod rlimit;
 mod runner;
 mod running;
 mod signal;
+mod spawn_options;
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 mod stats;

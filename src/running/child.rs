@@ -121,6 +121,8 @@ pub(crate) struct OsProcess {
     pub(crate) slot: Arc<Slot>,
     /// The program, for errors.
     pub(crate) program: String,
+    /// The terminal, while the run holds it; given back at the exit.
+    pub(crate) foreground: Option<crate::sys::Foreground>,
 }
 
 impl fmt::Debug for OsProcess {
@@ -134,6 +136,7 @@ impl ChildWait for OsProcess {
         Box::pin(async move {
             let status = (self.child.wait().await)
                 .map_err(|e| Error::io(&self.program, crate::error::Operation::Wait, e))?;
+            self.foreground = None;
             Ok(ChildExit::own(sys::exit_parts(&status, Some(&self.slot))))
         })
     }

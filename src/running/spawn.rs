@@ -143,6 +143,7 @@ pub(crate) async fn spawn_with(
             child: child.child,
             slot: Arc::clone(&slot),
             program: program.clone(),
+            foreground: child.foreground,
         }),
         program,
         pid,

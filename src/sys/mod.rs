@@ -72,6 +72,14 @@ pub(crate) use accounting::{LimitFailure, LimitRefusal, Limits, RefusedWhy};
 #[cfg(feature = "process-control")]
 pub(crate) use adopt::{adoptable, process_exists};
 pub(crate) use spawn_gate::SpawnGate;
+#[cfg(unix)]
+pub(crate) use unix::terminal::Foreground;
+
+/// Windows has no terminal process groups to hand over (`foreground` is
+/// refused there): this type has no values.
+#[cfg(windows)]
+#[derive(Debug)]
+pub(crate) enum Foreground {}
 
 // The backend is chosen once per platform; on Linux it picks cgroup or
 // process group per container at runtime.

@@ -9,6 +9,7 @@ mod capture_path;
 mod privileges;
 mod reliability_exec;
 mod reliability_spawn;
+mod spawn_options;
 mod spawn_path;
 mod spawner_fallback;
 mod spec_privileges;

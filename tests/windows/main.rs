@@ -5,6 +5,7 @@
 #![cfg(windows)]
 
 mod polite;
+mod spawn_options;
 
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::PathBuf;

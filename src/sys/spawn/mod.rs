@@ -17,7 +17,8 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(crate) use self::spec::{
-    EnvPlan, Invalid, OutputPlan, SpawnError, SpawnOptions, SpawnSpec, StagePipe, StdinPlan,
+    EnvPlan, Invalid, OutputPlan, PreExec, SpawnError, SpawnOptions, SpawnSpec, StagePipe,
+    StdinPlan,
 };
 use super::{Slot, SpawnGate};
 
@@ -72,6 +73,8 @@ pub(crate) struct StartedChild {
     pub(crate) stderr: Option<ReadPipe>,
     /// Which spawner started it: `clone3` (born in its cgroup), `clone`, or `std`.
     pub(crate) spawner: &'static str,
+    /// The terminal, handed to the child's process group while it runs.
+    pub(crate) foreground: Option<crate::sys::Foreground>,
 }
 
 /// A child just spawned, until `start` claims it: dropped unclaimed (a
@@ -149,10 +152,18 @@ pub(crate) async fn start(
     io_driver_available().map_err(SpawnError::Spawn)?;
     slot.prepare(&mut spec).map_err(SpawnError::Prepare)?;
     let raw_stdout = spec.raw_stdout;
+    #[cfg(unix)]
+    let foreground = spec.foreground;
     let child = spawn(spec, slot.gate()).await?;
     // Until claimed below, a failure kills and reaps the child.
     slot.attach(&child).map_err(SpawnError::Contain)?;
-    claim(child, raw_stdout)
+    #[cfg_attr(windows, allow(unused_mut))]
+    let mut started = claim(child, raw_stdout)?;
+    #[cfg(unix)]
+    if foreground {
+        started.foreground = started.child.id().and_then(crate::sys::Foreground::give);
+    }
+    Ok(started)
 }
 
 /// Spawns on this thread, or for a child that must die with this process
@@ -266,5 +277,6 @@ fn claim_std(
         stage_stdout,
         stderr,
         spawner: "std",
+        foreground: None,
     })
 }

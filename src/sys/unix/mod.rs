@@ -6,6 +6,7 @@ pub(crate) mod backend;
 pub(crate) mod leader;
 pub(crate) mod pgroup;
 pub(crate) mod signal;
+pub(crate) mod terminal;
 
 /// The signal that ended a child, if any.
 pub(crate) fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {

@@ -226,6 +226,7 @@ fn with_pipes(
         stage_stdout,
         stderr,
         spawner,
+        foreground: None,
     })
 }
 
