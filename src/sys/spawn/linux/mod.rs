@@ -255,6 +255,9 @@ pub(crate) mod tests {
                 join,
                 ..ChildSetup::default()
             },
+            arg0: None,
+            pre_exec: Vec::new(),
+            foreground: false,
         }
     }
 
