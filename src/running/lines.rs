@@ -65,11 +65,12 @@ impl Span {
 /// does not depend on how the bytes arrived. `scanned` remembers how far
 /// the search for a newline got, so each byte is searched once; reset it
 /// to 0 after consuming an item.
+#[inline]
 pub(super) fn find_span(unread: &[u8], scanned: &mut usize, eof: bool) -> Option<Span> {
     // A newline further out than this ends a line that needs cutting.
     let window = unread.len().min(MAX_LINE + 2);
     let from = (*scanned).min(window);
-    if let Some(pos) = memchr::memchr(b'\n', &unread[from..window]) {
+    if let Some(pos) = find_newline(&unread[from..window]) {
         let pos = from + pos;
         if pos <= MAX_LINE || unread[MAX_LINE] == b'\r' {
             return Some(Span {
@@ -98,9 +99,22 @@ pub(super) fn find_span(unread: &[u8], scanned: &mut usize, eof: bool) -> Option
     None
 }
 
+/// The first `\n` in `bytes`. Most lines are short: a plain look at the
+/// first few bytes finds their end before memchr's setup would pay off.
+#[inline]
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const NEAR: usize = 16;
+    let near = &bytes[..bytes.len().min(NEAR)];
+    if let Some(pos) = near.iter().position(|&b| b == b'\n') {
+        return Some(pos);
+    }
+    memchr::memchr(b'\n', &bytes[near.len()..]).map(|pos| near.len() + pos)
+}
+
 impl Span {
     /// The item's text: a piece as it is, a whole line without one trailing
     /// `\r`; invalid UTF-8 replaced. `unread` starts where the item does.
+    #[inline]
     pub(super) fn text(self, unread: &[u8]) -> String {
         let bytes = &unread[..self.content_end];
         if self.piece {
@@ -172,6 +186,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// A complete line from the buffer; at end-of-file also the unterminated rest.
+    #[inline]
     fn take_line(&mut self) -> Option<String> {
         let span = self.next_span()?;
         let line = span.text(&self.buf[self.start..self.end]);
@@ -208,11 +223,13 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// Where the next complete item ends, if the buffer holds one.
+    #[inline]
     fn next_span(&mut self) -> Option<Span> {
         find_span(&self.buf[self.start..self.end], &mut self.scanned, self.eof)
     }
 
     /// Marks the first `n` unread bytes as delivered.
+    #[inline]
     fn consume(&mut self, n: usize) {
         self.start += n;
         self.delivered += n as u64;

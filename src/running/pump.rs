@@ -251,6 +251,7 @@ impl Capture {
     /// nothing read so far is lost. `None` at end-of-file (or a read error).
     /// With `through_handler`, the line handler gets every line it has not
     /// seen yet; otherwise lines delivered here bypass it.
+    #[inline]
     pub(crate) fn poll_next_line(
         &mut self,
         cx: &mut Context<'_>,
@@ -262,12 +263,18 @@ impl Capture {
 
     /// `poll_next_line`, with a read error reported rather than taken as
     /// end-of-file.
+    #[inline]
     pub(crate) fn poll_line(
         &mut self,
         cx: &mut Context<'_>,
         through_handler: bool,
     ) -> Poll<io::Result<Option<String>>> {
-        let handler = self.handler.clone().filter(|_| through_handler);
+        // Cloned only when it is called: this runs once per line.
+        let handler = if through_handler {
+            self.handler.clone()
+        } else {
+            None
+        };
         let (reader, handled) = ready!(self.poll_reader(cx));
         let line = ready!(reader.poll_next_line(cx))?;
         if let (Some(line), Some(handler)) = (&line, handler)
@@ -286,7 +293,19 @@ impl Capture {
     }
 
     /// Switches to caller-driven line reading, once the pump has handed the pipe back.
+    #[inline]
     fn poll_reader(&mut self, cx: &mut Context<'_>) -> Poll<(&mut LineReader<OutputPipe>, u64)> {
+        if !matches!(self.mode, Mode::Lines { .. }) {
+            ready!(self.poll_switch_to_lines(cx));
+        }
+        match &mut self.mode {
+            Mode::Lines { reader, handled } => Poll::Ready((reader, *handled)),
+            _ => unreachable!("switched to lines above"),
+        }
+    }
+
+    /// Takes the pipe back from the pump (or from nobody) for line reading.
+    fn poll_switch_to_lines(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match &mut self.mode {
                 Mode::Lines { .. } => break,
@@ -310,10 +329,7 @@ impl Capture {
                 Mode::Closed => self.read_lines_from(Box::new(tokio::io::empty()), 0),
             }
         }
-        match &mut self.mode {
-            Mode::Lines { reader, handled } => Poll::Ready((reader, *handled)),
-            _ => unreachable!("switched to lines above"),
-        }
+        Poll::Ready(())
     }
 
     fn read_lines_from(&mut self, pipe: OutputPipe, handled: usize) {
@@ -553,6 +569,7 @@ fn poll_append(
 }
 
 /// One line's text: a trailing `\r` removed, invalid UTF-8 replaced.
+#[inline]
 pub(crate) fn decode_line(bytes: &[u8]) -> String {
     let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
     // `from_utf8` validates a word at a time; the lossy path is byte by byte.

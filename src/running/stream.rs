@@ -49,7 +49,10 @@ impl Stream for LineStream<'_> {
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = self.get_mut();
         match this.source {
-            Source::Stdout => this.run.poll_stdout_line(cx, false),
+            // stderr went back to its background drain when the stream was
+            // made, and no stderr stream can exist while this one borrows
+            // the run: straight to the next line.
+            Source::Stdout => this.run.stdout.poll_next_line(cx, false),
             Source::Stderr => this.run.poll_stderr_line(cx),
         }
     }
@@ -113,6 +116,7 @@ impl RunningProcess {
     /// # let _ = (code, stderr); Ok(()) }
     /// ```
     pub fn stdout_lines(&mut self) -> LineStream<'_> {
+        self.resume_stderr_capture();
         LineStream {
             run: self,
             source: Source::Stdout,
