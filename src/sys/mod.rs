@@ -52,6 +52,7 @@ mod adopt;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 pub(crate) mod orphans;
+pub(crate) mod raw_spawn;
 pub(crate) mod spawn;
 mod spawn_gate;
 #[cfg(unix)]

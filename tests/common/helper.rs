@@ -121,6 +121,23 @@ impl HelperTree {
         cmd
     }
 
+    /// The same tree as a caller-built tokio command (for the raw
+    /// `ProcessGroup::spawn`), with its stdio discarded.
+    pub fn tokio_command(&self, entry: &str) -> tokio::process::Command {
+        let built = self.command(entry);
+        let mut cmd = tokio::process::Command::new(built.get_program());
+        cmd.args(built.get_args())
+            .env(DIR, self.dir.path())
+            .env(DEPTH, self.depth.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if self.detach {
+            cmd.env(DETACH, "1");
+        }
+        cmd
+    }
+
     /// The pids published so far.
     pub fn pids(&self) -> Vec<u32> {
         std::fs::read_dir(self.dir.path())
