@@ -243,6 +243,10 @@ fn spawn_error(error: SpawnError, program: &str) -> Error {
         SpawnError::Invalid(Invalid::Environment) => {
             invalid("an environment variable name or value contains a NUL byte or '='".to_owned())
         }
+        SpawnError::Invalid(Invalid::BatchArgument(i)) => invalid(format!(
+            "argument {i} contains a line break, which cannot be passed safely to a batch \
+             file (.bat/.cmd): cmd.exe would end the command there"
+        )),
         SpawnError::WorkingDirectory(dir) => Error::WorkingDirectory {
             program: program.to_owned(),
             dir,

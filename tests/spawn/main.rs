@@ -7,6 +7,7 @@ mod common;
 mod bad_input;
 mod capture_path;
 mod privileges;
+mod program_lookup;
 mod reliability_exec;
 mod reliability_spawn;
 mod spawn_path;

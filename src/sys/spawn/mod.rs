@@ -5,6 +5,7 @@
 
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod lookup;
 #[cfg(unix)]
 pub(crate) mod setup;
 pub(crate) mod spec;
