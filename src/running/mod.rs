@@ -6,6 +6,7 @@
 mod activity;
 mod batch;
 mod child;
+mod detach;
 mod events;
 mod lines;
 mod probe;

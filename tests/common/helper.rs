@@ -138,6 +138,15 @@ impl HelperTree {
         cmd
     }
 
+    /// The environment a member needs, for a process that starts one
+    /// itself (with [`test_named`] of the entry and the token as arguments).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (DIR, self.dir.path().display().to_string()),
+            (DEPTH, self.depth.to_string()),
+        ]
+    }
+
     /// The pids published so far.
     pub fn pids(&self) -> Vec<u32> {
         std::fs::read_dir(self.dir.path())

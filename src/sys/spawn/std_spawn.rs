@@ -97,7 +97,7 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
     let (program, args) = spec.program_and_args();
     let mut cmd = tokio::process::Command::new(program);
     cmd.args(args);
-    apply_env(&mut cmd, &spec.env);
+    apply_env(cmd.as_std_mut(), &spec.env);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
@@ -143,8 +143,9 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
     })
 }
 
+/// Gives the child the environment the spec resolved.
 #[cfg(unix)]
-fn apply_env(cmd: &mut tokio::process::Command, env: &Environment) {
+pub(super) fn apply_env(cmd: &mut std::process::Command, env: &Environment) {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     let Environment::Exact(vars) = env else {
@@ -161,8 +162,9 @@ fn apply_env(cmd: &mut tokio::process::Command, env: &Environment) {
     }
 }
 
+/// Gives the child the environment the spec resolved.
 #[cfg(windows)]
-fn apply_env(cmd: &mut tokio::process::Command, env: &Environment) {
+pub(super) fn apply_env(cmd: &mut std::process::Command, env: &Environment) {
     match env {
         Environment::Inherited => {}
         Environment::Overrides(overrides) => {
