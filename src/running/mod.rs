@@ -10,6 +10,7 @@ mod detach;
 mod events;
 mod lines;
 mod probe;
+mod probe_http;
 #[cfg(feature = "stats")]
 mod profile;
 mod pump;

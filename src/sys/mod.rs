@@ -53,6 +53,7 @@ mod adopt;
 pub(crate) mod linux;
 pub(crate) mod orphans;
 pub(crate) mod raw_spawn;
+pub(crate) mod socket;
 pub(crate) mod spawn;
 mod spawn_gate;
 #[cfg(unix)]
