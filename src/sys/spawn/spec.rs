@@ -254,6 +254,9 @@ impl SpawnSpec {
 
     /// Turns a failed spawn's error into `NotFound` when no path exec tried
     /// holds a file (relative ones taken from the working directory).
+    /// `execvp` answers "permission denied" when a `PATH` directory could
+    /// not be searched, even if the program is nowhere: that is `NotFound`
+    /// too when no candidate is a file we can see.
     pub(crate) fn classify(&self, error: io::Error) -> SpawnError {
         let exists = |candidate: &Path| {
             let full = match &self.cwd {
@@ -262,7 +265,11 @@ impl SpawnSpec {
             };
             full.metadata().is_ok_and(|m| m.is_file())
         };
-        if error.kind() == io::ErrorKind::NotFound && !self.candidate_paths().any(exists) {
+        let missing = matches!(
+            error.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+        );
+        if missing && !self.candidate_paths().any(exists) {
             return SpawnError::NotFound;
         }
         SpawnError::Spawn(error)
