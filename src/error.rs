@@ -20,6 +20,8 @@ pub enum NotReadyReason {
     Exited(Option<i32>),
     /// stdout closed before a matching line arrived.
     StdoutClosed,
+    /// stderr closed (or was never captured) before a matching line arrived.
+    StderrClosed,
 }
 
 /// What an [`Error::Io`] concerns.
@@ -108,6 +110,9 @@ pub enum Operation {
     /// Opening the file a command reads as its stdin
     /// ([`Stdin::from_file`](crate::Stdin::from_file)).
     OpenStdin,
+    /// Probing a URL with
+    /// [`RunningProcess::wait_for_http`](crate::RunningProcess::wait_for_http).
+    WaitForHttp,
 }
 
 impl Operation {
@@ -138,6 +143,7 @@ impl Operation {
             Operation::WaitAny => "wait_any",
             Operation::OutputAll => "output_all",
             Operation::OpenStdin => "open stdin file",
+            Operation::WaitForHttp => "wait_for_http",
         }
     }
 }
@@ -376,6 +382,7 @@ impl fmt::Display for Error {
                     NotReadyReason::DeadlineExpired => "the deadline passed".to_owned(),
                     NotReadyReason::Exited(code) => format!("it exited (code {code:?})"),
                     NotReadyReason::StdoutClosed => "its stdout closed".to_owned(),
+                    NotReadyReason::StderrClosed => "its stderr closed".to_owned(),
                 };
                 write!(f, "`{program}` was not ready after {waited:?}: {why}")
             }

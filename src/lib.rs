@@ -35,6 +35,7 @@ mod guardian;
 #[cfg(feature = "limits")]
 #[cfg_attr(docsrs, doc(cfg(feature = "limits")))]
 mod limits;
+mod lookup;
 mod mechanism;
 mod orphans;
 mod pipeline;
@@ -65,6 +66,7 @@ pub use error::{Error, NotReadyReason, Operation, Result, Subject};
 pub use exit_status::ExitStatus;
 pub use group::{ProcessGroup, ProcessGroupOptions, StopReport};
 pub use guardian::{GUARDIAN_ENV, GuardianStatus, guardian_status};
+pub use lookup::which;
 pub use mechanism::Mechanism;
 pub use orphans::{OrphanReaper, SpawnedChild, reap_orphans};
 pub use pipeline::Pipeline;

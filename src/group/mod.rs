@@ -11,6 +11,7 @@ mod limits;
 #[cfg(feature = "process-control")]
 #[cfg_attr(docsrs, doc(cfg(feature = "process-control")))]
 mod process_control;
+mod raw;
 #[cfg(feature = "stats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "stats")))]
 mod stats;

@@ -6,9 +6,11 @@
 mod activity;
 mod batch;
 mod child;
+mod detach;
 mod events;
 mod lines;
 mod probe;
+mod probe_http;
 #[cfg(feature = "stats")]
 mod profile;
 mod pump;

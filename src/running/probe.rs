@@ -1,9 +1,11 @@
-//! Readiness probes on a running child: wait for a stdout line, a TCP port
-//! or any async check. A probe that cannot pass fails with
-//! `Error::NotReady` and leaves the child running.
+//! Readiness probes on a running child: wait for a stdout or stderr line,
+//! a TCP port, a path, a Unix socket or any async check (HTTP lives in
+//! `probe_http`). A probe that cannot pass fails with `Error::NotReady` and
+//! leaves the child running.
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -57,6 +59,115 @@ impl RunningProcess {
             }
             Err(_) => Err(self.not_ready(NotReadyReason::DeadlineExpired, begun)),
         }
+    }
+
+    /// Reads stderr until a line satisfies `pred` and returns that line: the
+    /// same as [`wait_for_line`](RunningProcess::wait_for_line), on stderr.
+    /// Lines before it are consumed; everything after it stays readable by
+    /// [`stderr_lines`](RunningProcess::stderr_lines) or the finishers.
+    ///
+    /// Fails with [`Error::NotReady`] when `deadline` passes
+    /// ([`NotReadyReason::DeadlineExpired`]) or stderr closes first
+    /// ([`NotReadyReason::StderrClosed`]), which is at once when stderr is
+    /// not captured (inherited, null, a file, or merged into stdout). The
+    /// child is never killed here.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::Command;
+    /// use std::time::Duration;
+    /// let mut run = Command::new("my-server").start().await?;
+    /// run.wait_for_stderr_line(|l| l.contains("ready"), Duration::from_secs(10))
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_stderr_line(
+        &mut self,
+        mut pred: impl FnMut(&str) -> bool,
+        deadline: Duration,
+    ) -> Result<String> {
+        let begun = Instant::now();
+        let search = async {
+            while let Some(line) = std::future::poll_fn(|cx| self.poll_stderr_line(cx)).await {
+                if pred(&line) {
+                    return Some(line);
+                }
+            }
+            None
+        };
+        let found = tokio::time::timeout(deadline, search).await;
+        // Whoever reads stderr next finds it drained in the background again.
+        self.resume_stderr_capture();
+        match found {
+            Ok(Some(line)) => Ok(line),
+            Ok(None) => {
+                self.check_cancelled()?;
+                Err(self.not_ready(NotReadyReason::StderrClosed, begun))
+            }
+            Err(_) => Err(self.not_ready(NotReadyReason::DeadlineExpired, begun)),
+        }
+    }
+
+    /// Waits until `path` exists (a file, a directory, anything a `stat`
+    /// finds; a dangling symbolic link does not count), e.g. a pidfile or a
+    /// socket the child creates. Checked with the same pauses as
+    /// [`wait_for`](RunningProcess::wait_for).
+    ///
+    /// Fails with [`Error::NotReady`] when `deadline` passes
+    /// ([`NotReadyReason::DeadlineExpired`]) or the child exits first
+    /// ([`NotReadyReason::Exited`]). The child is never killed here.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::Command;
+    /// use std::time::Duration;
+    /// let mut run = Command::new("my-daemon").arg("--pidfile=/tmp/d.pid").start().await?;
+    /// run.wait_for_path("/tmp/d.pid", Duration::from_secs(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_path(
+        &mut self,
+        path: impl AsRef<Path>,
+        deadline: Duration,
+    ) -> Result<()> {
+        let path = path.as_ref();
+        self.wait_for(|| async move { path.exists() }, deadline)
+            .await
+    }
+
+    /// Waits until the Unix domain socket at `path` accepts a connection
+    /// (the file existing is not enough: someone must listen on it).
+    ///
+    /// Fails with [`Error::NotReady`] when `deadline` passes
+    /// ([`NotReadyReason::DeadlineExpired`]) or the child exits first
+    /// ([`NotReadyReason::Exited`]). On Windows it fails at once with
+    /// [`Error::Unsupported`]. The child is never killed here.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::Command;
+    /// use std::time::Duration;
+    /// let mut run = Command::new("my-agent").arg("--listen=/tmp/agent.sock").start().await?;
+    /// run.wait_for_socket("/tmp/agent.sock", Duration::from_secs(5)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn wait_for_socket(
+        &mut self,
+        path: impl AsRef<Path>,
+        deadline: Duration,
+    ) -> Result<()> {
+        if !crate::sys::socket::PROBES_UNIX_SOCKETS {
+            return Err(Error::Unsupported {
+                operation: "wait_for_socket",
+                reason: "Unix domain sockets are not probed on this platform".to_owned(),
+            });
+        }
+        let path = path.as_ref();
+        self.wait_for(
+            || async move { crate::sys::socket::accepts(path).await.unwrap_or(false) },
+            deadline,
+        )
+        .await
     }
 
     /// Waits until a TCP connection to `addr` succeeds. Does not read or

@@ -203,7 +203,7 @@ fn check_idle(cmd: &Command, spec: &SpawnSpec, raw_stdout: bool) -> Result<()> {
 
 /// Where `stdio` sends a stream, for the spawner (a file is duplicated:
 /// the command keeps its own).
-fn output_plan(stdio: &Stdio, program: &str) -> Result<OutputPlan> {
+pub(super) fn output_plan(stdio: &Stdio, program: &str) -> Result<OutputPlan> {
     Ok(match &stdio.0 {
         StdioKind::Capture { .. } => OutputPlan::Pipe,
         StdioKind::Inherit => OutputPlan::Inherit,
@@ -218,7 +218,7 @@ fn output_plan(stdio: &Stdio, program: &str) -> Result<OutputPlan> {
 
 /// Opens the file a command reads as its stdin (close-on-exec: only the
 /// child's own stdin keeps it open).
-fn open_stdin(path: &std::path::Path, program: &str) -> Result<StagePipe> {
+pub(super) fn open_stdin(path: &std::path::Path, program: &str) -> Result<StagePipe> {
     std::fs::File::open(path)
         .map(StagePipe::from)
         .map_err(|e| Error::io(program, crate::error::Operation::OpenStdin, e))
@@ -227,7 +227,7 @@ fn open_stdin(path: &std::path::Path, program: &str) -> Result<StagePipe> {
 /// Lowers `cmd` into the spec both spawners consume; sys validates it
 /// (NUL bytes, an empty program, a missing working directory, what this
 /// platform cannot do) and resolves its environment and `PATH` once.
-fn lower(
+pub(super) fn lower(
     cmd: &Command,
     stdin: StdinPlan,
     raw_stdout: bool,
@@ -244,7 +244,7 @@ fn lower(
 }
 
 /// The user-facing error for a spawn that did not happen.
-fn spawn_error(error: SpawnError, program: &str) -> Error {
+pub(super) fn spawn_error(error: SpawnError, program: &str) -> Error {
     let invalid = |reason: String| Error::InvalidCommand {
         program: program.to_owned(),
         reason,
@@ -263,6 +263,10 @@ fn spawn_error(error: SpawnError, program: &str) -> Error {
         SpawnError::Invalid(Invalid::Environment) => {
             invalid("an environment variable name or value contains a NUL byte or '='".to_owned())
         }
+        SpawnError::Invalid(Invalid::BatchArgument(i)) => invalid(format!(
+            "argument {i} contains a line break, which cannot be passed safely to a batch \
+             file (.bat/.cmd): cmd.exe would end the command there"
+        )),
         SpawnError::WorkingDirectory(dir) => Error::WorkingDirectory {
             program: program.to_owned(),
             dir,

@@ -21,6 +21,7 @@
 //! | `linux/own_children.rs`, `linux/orphans.rs` | `SPAWNS`, `ENABLED`, `OWN`, thread-local `INSIDE`; `STARTED`, `REAPED` | the registry of our own children (kept once `reap_orphans` is on) and the lock spawns share against the orphan reaper; whether it runs, its count |
 //! | `linux/subreaper/mod.rs`, `linux/subreaper/zygote.rs` | `REASON`; `ZYGOTE`, `STARTING`, `GONE` | why this kernel cannot host shims, if it cannot; the zygote's socket and the ids it was forked with, its start lock, whether it has gone away |
 //! | `unix/leader.rs` | `BY_PID`, `TICKETS`, `GROUP_FLAG` | the newest leader per pid (stale records lose), whether `pidfd_send_signal` takes the group flag |
+//! | `raw_spawn.rs` | thread-local `PENDING` | the cgroup directory a raw spawn on this thread joins, set only during that spawn |
 //!
 //! Outside `sys`, `policy/backoff.rs` keeps one jitter `COUNTER`.
 //!
@@ -52,6 +53,8 @@ mod adopt;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 pub(crate) mod orphans;
+pub(crate) mod raw_spawn;
+pub(crate) mod socket;
 pub(crate) mod spawn;
 mod spawn_gate;
 #[cfg(unix)]

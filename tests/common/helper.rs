@@ -121,6 +121,32 @@ impl HelperTree {
         cmd
     }
 
+    /// The same tree as a caller-built tokio command (for the raw
+    /// `ProcessGroup::spawn`), with its stdio discarded.
+    pub fn tokio_command(&self, entry: &str) -> tokio::process::Command {
+        let built = self.command(entry);
+        let mut cmd = tokio::process::Command::new(built.get_program());
+        cmd.args(built.get_args())
+            .env(DIR, self.dir.path())
+            .env(DEPTH, self.depth.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        if self.detach {
+            cmd.env(DETACH, "1");
+        }
+        cmd
+    }
+
+    /// The environment a member needs, for a process that starts one
+    /// itself (with [`test_named`] of the entry and the token as arguments).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            (DIR, self.dir.path().display().to_string()),
+            (DEPTH, self.depth.to_string()),
+        ]
+    }
+
     /// The pids published so far.
     pub fn pids(&self) -> Vec<u32> {
         std::fs::read_dir(self.dir.path())

@@ -12,6 +12,7 @@ mod guardian;
 mod limits;
 mod no_orphans;
 mod orphans;
+mod raw_spawn;
 mod reliability_cgroup;
 mod reliability_pgroup;
 mod spec_groups;

@@ -13,6 +13,7 @@ mod graceful_stop;
 mod idle_timeout;
 mod interactive_stdin;
 mod line_batches;
+mod probe_kinds;
 mod probes;
 mod raw_output;
 mod reliability_running;

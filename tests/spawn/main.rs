@@ -6,7 +6,9 @@ mod common;
 
 mod bad_input;
 mod capture_path;
+mod detached;
 mod privileges;
+mod program_lookup;
 mod reliability_exec;
 mod reliability_spawn;
 mod spawn_options;

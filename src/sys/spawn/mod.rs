@@ -3,8 +3,10 @@
 //! refuses that clone, use std/tokio (`std_spawn`). Either way the caller
 //! gets a `StartedChild`: the child and the parent's ends of its pipes.
 
+pub(crate) mod detach;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod lookup;
 #[cfg(unix)]
 pub(crate) mod setup;
 pub(crate) mod spec;

@@ -42,7 +42,7 @@ pub(crate) struct EnvPlan {
 
 impl EnvPlan {
     /// The complete environment the child will see.
-    fn resolve(&self) -> BTreeMap<OsString, OsString> {
+    pub(crate) fn resolve(&self) -> BTreeMap<OsString, OsString> {
         let mut env: BTreeMap<OsString, OsString> = match (&self.inherit, self.clear) {
             (Some(names), _) => names
                 .iter()
@@ -63,6 +63,25 @@ impl EnvPlan {
     /// Whether the child's environment differs from ours only by `overrides`.
     fn starts_from_parent(&self) -> bool {
         !self.clear && self.inherit.is_none()
+    }
+
+    /// Whether the child's environment is exactly ours.
+    pub(crate) fn is_unchanged(&self) -> bool {
+        self.starts_from_parent() && self.overrides.is_empty()
+    }
+
+    /// Whether the child may see another value of `name` than ours (its
+    /// environment is cleared or filtered, or `name` is set or removed).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    pub(crate) fn changes(&self, name: &OsStr) -> bool {
+        let same = |k: &OsString| {
+            if cfg!(windows) {
+                k.eq_ignore_ascii_case(name)
+            } else {
+                k == name
+            }
+        };
+        !self.starts_from_parent() || self.overrides.iter().any(|(k, _)| same(k))
     }
 }
 
@@ -224,6 +243,10 @@ pub(crate) enum Invalid {
     NulInArgument(usize),
     /// A NUL byte, an empty name or a `=` in a name.
     Environment,
+    /// The argument at this index holds a line break, which no quoting
+    /// passes safely to a batch file (Windows).
+    #[cfg_attr(not(windows), allow(dead_code))]
+    BatchArgument(usize),
 }
 
 impl SpawnSpec {
@@ -253,12 +276,15 @@ impl SpawnSpec {
         }
         // Ours unchanged only when nothing at all changes: then the child's
         // `PATH` is ours, read now, and its environment is read at the spawn.
-        let inherits_unchanged = env.starts_from_parent() && env.overrides.is_empty();
-        let vars = (!inherits_unchanged).then(|| env.resolve());
+        let vars = (!env.is_unchanged()).then(|| env.resolve());
         let path = match &vars {
             None => std::env::var_os("PATH"),
             Some(vars) => path_of(vars),
         };
+        #[cfg(windows)]
+        let found = windows_program(program, args, env, vars.as_ref(), path.as_deref(), cwd)?;
+        #[cfg(windows)]
+        let program = found.as_deref().map_or(program, Path::as_os_str);
         Ok(SpawnSpec {
             argv: std::iter::once(program)
                 .chain(args.iter().map(OsString::as_os_str))
@@ -292,6 +318,9 @@ impl SpawnSpec {
 
     /// Turns a failed spawn's error into `NotFound` when no path exec tried
     /// holds a file (relative ones taken from the working directory).
+    /// `execvp` answers "permission denied" when a `PATH` directory could
+    /// not be searched, even if the program is nowhere: that is `NotFound`
+    /// too when no candidate is a file we can see.
     pub(crate) fn classify(&self, error: io::Error) -> SpawnError {
         let exists = |candidate: &Path| {
             let full = match &self.cwd {
@@ -300,7 +329,11 @@ impl SpawnSpec {
             };
             full.metadata().is_ok_and(|m| m.is_file())
         };
-        if error.kind() == io::ErrorKind::NotFound && !self.candidate_paths().any(exists) {
+        let missing = matches!(
+            error.kind(),
+            io::ErrorKind::NotFound | io::ErrorKind::PermissionDenied
+        );
+        if missing && !self.candidate_paths().any(exists) {
             return SpawnError::NotFound;
         }
         SpawnError::Spawn(error)
@@ -369,6 +402,53 @@ fn validate(
     Ok(())
 }
 
+/// The file to start in place of a bare `program` without an extension
+/// that Windows itself would not find (`npm` for `npm.cmd`): found through
+/// `PATHEXT` in std's search order. A `.exe` is left to std's own search,
+/// which finds the same file. Arguments to a batch file (`.bat`, `.cmd`)
+/// are quoted by std for `cmd.exe`, which cannot take a line break in one:
+/// such an argument is refused here, before anything starts.
+#[cfg(windows)]
+fn windows_program(
+    program: &OsStr,
+    args: &[OsString],
+    env: &EnvPlan,
+    vars: Option<&BTreeMap<OsString, OsString>>,
+    path: Option<&OsStr>,
+    cwd: Option<&Path>,
+) -> Result<Option<PathBuf>, SpawnError> {
+    use super::lookup::{Search, is_batch_file, search, var_of};
+    let found = if Path::new(program).extension().is_none() {
+        let pathext = match vars {
+            Some(vars) => var_of(vars, "PATHEXT"),
+            None => std::env::var_os("PATHEXT"),
+        };
+        let parent_path = std::env::var_os("PATH");
+        search(&Search {
+            program,
+            child_path: env.changes(OsStr::new("PATH")).then_some(path).flatten(),
+            parent_path: parent_path.as_deref(),
+            pathext: pathext.as_deref(),
+            cwd,
+        })
+        .filter(|p| !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("exe")))
+    } else {
+        None
+    };
+    let runs = found.as_deref().unwrap_or(Path::new(program));
+    if is_batch_file(runs) {
+        let line_break = |a: &OsString| {
+            a.as_encoded_bytes()
+                .iter()
+                .any(|b| matches!(b, b'\r' | b'\n'))
+        };
+        if let Some(i) = args.iter().position(line_break) {
+            return Err(SpawnError::Invalid(Invalid::BatchArgument(i)));
+        }
+    }
+    Ok(found)
+}
+
 /// Windows has no user/group ids or sessions to set at spawn.
 #[cfg(windows)]
 fn refuse_posix_only(options: &SpawnOptions) -> Result<(), SpawnError> {
@@ -419,7 +499,7 @@ fn refuse_windows_only(options: &SpawnOptions) -> Result<(), SpawnError> {
 }
 
 /// The child's `PATH` in a resolved environment (any case on Windows).
-fn path_of(vars: &BTreeMap<OsString, OsString>) -> Option<OsString> {
+pub(crate) fn path_of(vars: &BTreeMap<OsString, OsString>) -> Option<OsString> {
     if cfg!(windows) {
         let path = vars.iter().find(|(k, _)| k.eq_ignore_ascii_case("PATH"));
         return path.map(|(_, v)| v.clone());
@@ -473,7 +553,7 @@ fn arg(s: &OsStr) -> OsString {
 /// The paths exec tries, like `execvp`: a name with a slash as is, a bare
 /// name in each `PATH` directory (an empty entry is the working directory).
 #[cfg(unix)]
-fn exec_candidates(program: &OsStr, path: Option<&OsStr>) -> Vec<CString> {
+pub(crate) fn exec_candidates(program: &OsStr, path: Option<&OsStr>) -> Vec<CString> {
     if program.as_bytes().contains(&b'/') {
         return vec![arg(program)];
     }

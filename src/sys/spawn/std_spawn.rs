@@ -105,7 +105,7 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
         use std::os::unix::ffi::OsStrExt;
         cmd.arg0(std::ffi::OsStr::from_bytes(arg0.to_bytes()));
     }
-    apply_env(&mut cmd, &spec.env);
+    apply_env(cmd.as_std_mut(), &spec.env);
     if let Some(dir) = &spec.cwd {
         cmd.current_dir(dir);
     }
@@ -151,8 +151,9 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<StdChild> {
     })
 }
 
+/// Gives the child the environment the spec resolved.
 #[cfg(unix)]
-fn apply_env(cmd: &mut tokio::process::Command, env: &Environment) {
+pub(super) fn apply_env(cmd: &mut std::process::Command, env: &Environment) {
     use std::ffi::OsStr;
     use std::os::unix::ffi::OsStrExt;
     let Environment::Exact(vars) = env else {
@@ -169,8 +170,9 @@ fn apply_env(cmd: &mut tokio::process::Command, env: &Environment) {
     }
 }
 
+/// Gives the child the environment the spec resolved.
 #[cfg(windows)]
-fn apply_env(cmd: &mut tokio::process::Command, env: &Environment) {
+pub(super) fn apply_env(cmd: &mut std::process::Command, env: &Environment) {
     match env {
         Environment::Inherited => {}
         Environment::Overrides(overrides) => {
