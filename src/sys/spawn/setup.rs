@@ -1,6 +1,7 @@
 //! What a child does between fork/clone and exec besides stdio, written
-//! once for both spawners: join its container, start a session, drop
-//! privileges, enter its working directory, arm the parent-death signal.
+//! once for both spawners: join its container, start a session (and take
+//! its terminal), drop privileges, enter its working directory, arm the
+//! parent-death signal.
 
 use std::ffi::{CString, c_int};
 use std::io;
@@ -38,6 +39,9 @@ pub(crate) enum Join {
 pub(crate) struct ChildSetup {
     pub(crate) join: Join,
     pub(crate) setsid: bool,
+    /// Make the terminal on fd 0 the new session's controlling terminal
+    /// (set with `setsid`, by a run on a pseudo-terminal).
+    pub(crate) controlling_tty: bool,
     /// `Some` when privileges change: the supplementary groups (maybe empty).
     pub(crate) groups: Option<Vec<libc::gid_t>>,
     /// The group to switch to: the one asked for, or with only a user id
@@ -66,12 +70,13 @@ pub(crate) enum Step {
     Privileges,
     ParentDeath,
     Exec,
+    ControllingTerminal,
 }
 
 impl Step {
     /// Every step, at the index of its discriminant.
     #[cfg(target_os = "linux")]
-    pub(crate) const ALL: [Step; 9] = [
+    pub(crate) const ALL: [Step; 10] = [
         Step::None,
         Step::Stdio,
         Step::Chdir,
@@ -81,6 +86,7 @@ impl Step {
         Step::Privileges,
         Step::ParentDeath,
         Step::Exec,
+        Step::ControllingTerminal,
     ];
 
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -94,6 +100,7 @@ impl Step {
             Step::Setsid => "start a session",
             Step::Privileges => "drop privileges",
             Step::ParentDeath => "arm the parent-death signal",
+            Step::ControllingTerminal => "take the terminal as the controlling terminal",
         }
     }
 }
@@ -112,6 +119,7 @@ impl ChildSetup {
         Ok(ChildSetup {
             join: Join::None,
             setsid: options.setsid,
+            controlling_tty: false,
             groups: drops_privileges.then(|| options.groups.clone().unwrap_or_default()),
             gid,
             uid: options.uid,
@@ -160,6 +168,7 @@ impl ChildSetup {
                 Join::Cgroup(dir) => JoinView::Cgroup(dir.as_raw_fd()),
             },
             setsid: self.setsid,
+            controlling_tty: self.controlling_tty,
             groups: self.groups.as_deref(),
             gid: self.gid,
             uid: self.uid,
@@ -185,6 +194,7 @@ pub(crate) enum JoinView {
 pub(crate) struct SetupView<'a> {
     pub(crate) join: JoinView,
     pub(crate) setsid: bool,
+    pub(crate) controlling_tty: bool,
     pub(crate) groups: Option<&'a [libc::gid_t]>,
     pub(crate) gid: Option<libc::gid_t>,
     pub(crate) uid: Option<libc::uid_t>,
@@ -216,6 +226,9 @@ impl SetupView<'_> {
         if self.setsid {
             // SAFETY: setsid takes no arguments.
             check(unsafe { libc::setsid() }).map_err(at(Step::Setsid))?;
+        }
+        if self.controlling_tty {
+            take_terminal().map_err(at(Step::ControllingTerminal))?;
         }
         self.drop_privileges().map_err(at(Step::Privileges))?;
         if let Some(dir) = self.cwd {
@@ -287,6 +300,16 @@ mod raw {
         // SAFETY: setuid takes an integer.
         (unsafe { libc::setuid(uid) }).into()
     }
+}
+
+/// Makes the terminal the spawner wired to fd 0 the controlling terminal of
+/// the session this child just started: one `ioctl(TIOCSCTTY)` (rustix's
+/// wrapper makes exactly that syscall, with no allocation).
+fn take_terminal() -> Result<(), c_int> {
+    // SAFETY: fd 0 is open: the spawner wired the terminal there before the
+    // setup runs, and nothing closes it before exec.
+    let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+    rustix::process::ioctl_tiocsctty(stdin).map_err(|e| e.raw_os_error())
 }
 
 /// Moves the calling process into the cgroup whose directory is `dir`.

@@ -25,6 +25,8 @@ const UID: u32 = 8;
 const PARENT_DEATH: u32 = 16;
 const CWD: u32 = 32;
 const OWNER_CWD: u32 = 64;
+/// The program takes its stdin (a pseudo-terminal) as its controlling terminal.
+const CONTROLLING_TTY: u32 = 128;
 
 /// The request for `spec`, or `None` when it is larger than `MAX_REQUEST`.
 /// `owner_cwd` is our working directory, which the shim enters so the
@@ -46,7 +48,8 @@ pub(super) fn encode(
         | flag(setup.uid.is_some(), UID)
         | flag(setup.parent_death.is_some(), PARENT_DEATH)
         | flag(setup.cwd.is_some(), CWD)
-        | flag(owner_cwd.is_some(), OWNER_CWD);
+        | flag(owner_cwd.is_some(), OWNER_CWD)
+        | flag(setup.controlling_tty, CONTROLLING_TTY);
     let header: [u32; HEADER_WORDS] = [
         MAGIC,
         spec.argv.len() as u32,
@@ -169,6 +172,7 @@ pub(super) fn decode<'a>(
         setup: SetupView {
             join: JoinView::None,
             setsid: flags & SETSID != 0,
+            controlling_tty: flags & CONTROLLING_TTY != 0,
             groups: (flags & GROUPS != 0).then_some(groups),
             gid: (flags & GID != 0).then(|| word(6).unwrap_or(0)),
             uid: (flags & UID != 0).then(|| word(7).unwrap_or(0)),
@@ -204,6 +208,7 @@ mod tests {
         let env = Environment::Exact(vec![c"A=1".into(), c"B=2".into()]);
         let mut plan = spec(c"/bin/echo", &[c"echo", c"hi"], env, Join::Subreaper);
         plan.setup.setsid = true;
+        plan.setup.controlling_tty = true;
         plan.setup.groups = Some(vec![5, 6]);
         plan.setup.uid = Some(1000);
         plan.setup.cwd = Some(c"/tmp".into());
@@ -225,7 +230,7 @@ mod tests {
         assert_eq!(read(decoded.candidates), ["/bin/echo"]);
         assert_eq!(read(decoded.script_argv.cast_const()), ["/bin/sh"]);
         let setup = decoded.setup;
-        assert!(setup.setsid);
+        assert!(setup.setsid && setup.controlling_tty);
         assert_eq!(setup.groups, Some(&[5, 6][..]));
         assert_eq!((setup.gid, setup.uid), (None, Some(1000)));
         assert_eq!(setup.cwd, Some(c"/tmp"));
