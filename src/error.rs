@@ -108,6 +108,15 @@ pub enum Operation {
     /// Opening the file a command reads as its stdin
     /// ([`Stdin::from_file`](crate::Stdin::from_file)).
     OpenStdin,
+    /// Opening the pseudo-terminal of a [`pty`](crate::Command::pty) run.
+    #[cfg(feature = "pty")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pty")))]
+    OpenPty,
+    /// Resizing a run's pseudo-terminal
+    /// ([`resize_pty`](crate::RunningProcess::resize_pty)).
+    #[cfg(feature = "pty")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pty")))]
+    ResizePty,
 }
 
 impl Operation {
@@ -138,6 +147,10 @@ impl Operation {
             Operation::WaitAny => "wait_any",
             Operation::OutputAll => "output_all",
             Operation::OpenStdin => "open stdin file",
+            #[cfg(feature = "pty")]
+            Operation::OpenPty => "open pseudo-terminal",
+            #[cfg(feature = "pty")]
+            Operation::ResizePty => "resize pseudo-terminal",
         }
     }
 }

@@ -11,6 +11,8 @@ mod lines;
 mod probe;
 #[cfg(feature = "stats")]
 mod profile;
+#[cfg(feature = "pty")]
+mod pty;
 mod pump;
 mod raw;
 mod spawn;

@@ -72,6 +72,11 @@ pub(crate) use accounting::{LimitFailure, LimitRefusal, Limits, RefusedWhy};
 #[cfg(feature = "process-control")]
 pub(crate) use adopt::{adoptable, process_exists};
 pub(crate) use spawn_gate::SpawnGate;
+/// Pseudo-terminals: a pty pair on Unix, a ConPTY pseudo console on Windows.
+#[cfg(all(unix, feature = "pty"))]
+pub(crate) use unix::pty;
+#[cfg(all(windows, feature = "pty"))]
+pub(crate) use windows::conpty as pty;
 
 // The backend is chosen once per platform; on Linux it picks cgroup or
 // process group per container at runtime.

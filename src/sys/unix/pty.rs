@@ -1,0 +1,181 @@
+//! Pseudo-terminals on Unix: open a master/slave pair before the spawn, wire
+//! the slave as the child's stdin, stdout and stderr (a new session takes it
+//! as its controlling terminal), and give the parent the master as an async
+//! reader, a writer that ends input with the terminal's EOF character, and
+//! the resize control.
+
+use std::io;
+use std::os::fd::{AsFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use rustix::fs::{Mode, OFlags};
+use rustix::pty::OpenptFlags;
+use rustix::termios::{SpecialCodeIndex, Winsize};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::unix::pipe;
+
+use crate::sys::spawn::{InputPipe, OutputPlan, ReadPipe, SpawnSpec, StdinPlan};
+
+/// The byte sent when the terminal has no EOF character: `^D`.
+const DEFAULT_EOF: u8 = 0x04;
+
+/// The parent's side of a run's terminal: the master, once the slave went
+/// to the spawn.
+#[derive(Debug)]
+pub(crate) struct Terminal {
+    master: Arc<OwnedFd>,
+}
+
+/// Resizes a run's terminal for as long as the run's handle lives.
+#[derive(Debug, Clone)]
+pub(crate) struct Control {
+    master: Arc<OwnedFd>,
+}
+
+/// Opens a terminal of `rows` x `cols` and gives `spec` its slave as stdin,
+/// stdout and stderr, in a new session whose controlling terminal it is.
+pub(crate) fn attach(spec: &mut SpawnSpec, rows: u16, cols: u16) -> io::Result<Terminal> {
+    let master = rustix::pty::openpt(OpenptFlags::RDWR | OpenptFlags::NOCTTY)?;
+    // Not every platform takes CLOEXEC in `openpt`: set it before anything forks.
+    rustix::io::fcntl_setfd(&master, rustix::io::FdFlags::CLOEXEC)?;
+    rustix::pty::grantpt(&master)?;
+    rustix::pty::unlockpt(&master)?;
+    let slave = open_slave(&master)?;
+    rustix::termios::tcsetwinsize(&slave, winsize(rows, cols))?;
+    spec.stdin = StdinPlan::Stage(slave.try_clone()?);
+    spec.stdout = OutputPlan::File(slave.try_clone()?);
+    spec.stderr = OutputPlan::File(slave);
+    spec.setup.setsid = true;
+    spec.setup.controlling_tty = true;
+    // Non-blocking for tokio; the flag is the master's, shared by every copy.
+    rustix::fs::fcntl_setfl(&master, OFlags::NONBLOCK)?;
+    Ok(Terminal {
+        master: Arc::new(master),
+    })
+}
+
+/// The slave side, opened without becoming our controlling terminal.
+fn open_slave(master: &OwnedFd) -> io::Result<OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+        // Linux 4.13+: no path lookup, so no race with a recycled name.
+        if let Ok(slave) = rustix::pty::ioctl_tiocgptpeer(master, flags) {
+            return Ok(slave);
+        }
+    }
+    let name = rustix::pty::ptsname(master, Vec::new())?;
+    let flags = OFlags::RDWR | OFlags::NOCTTY | OFlags::CLOEXEC;
+    Ok(rustix::fs::open(name.as_c_str(), flags, Mode::empty())?)
+}
+
+fn winsize(rows: u16, cols: u16) -> Winsize {
+    Winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    }
+}
+
+impl Terminal {
+    /// What the child writes to the terminal. A read the kernel answers with
+    /// EIO (every slave descriptor closed: the child and all that shared its
+    /// terminal are gone) is end-of-file.
+    pub(crate) fn reader(&self) -> io::Result<ReadPipe> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(self.master.as_ref(), 3)?;
+        let pipe = pipe::Receiver::from_owned_fd_unchecked(fd)?;
+        Ok(Box::new(MasterReader { pipe }))
+    }
+
+    /// Writes to the terminal as if typed; shutting it down sends the
+    /// terminal's EOF character instead of closing anything.
+    pub(crate) fn writer(&self) -> io::Result<InputPipe> {
+        let fd = rustix::io::fcntl_dupfd_cloexec(self.master.as_ref(), 3)?;
+        let pipe = pipe::Sender::from_owned_fd_unchecked(fd)?;
+        Ok(Box::new(MasterWriter {
+            pipe,
+            eof_sent: false,
+        }))
+    }
+
+    pub(crate) fn control(&self) -> Control {
+        Control {
+            master: Arc::clone(&self.master),
+        }
+    }
+}
+
+impl Control {
+    /// Sets the terminal's size; the kernel sends SIGWINCH to its
+    /// foreground process group.
+    pub(crate) fn resize(&self, rows: u16, cols: u16) -> io::Result<()> {
+        Ok(rustix::termios::tcsetwinsize(
+            self.master.as_ref(),
+            winsize(rows, cols),
+        )?)
+    }
+}
+
+/// The master as a reader: EIO is end-of-file.
+struct MasterReader {
+    pipe: pipe::Receiver,
+}
+
+impl AsyncRead for MasterReader {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match ready!(Pin::new(&mut self.pipe).poll_read(cx, buf)) {
+            Err(e) if e.raw_os_error() == Some(libc::EIO) => Poll::Ready(Ok(())),
+            other => Poll::Ready(other),
+        }
+    }
+}
+
+/// The master as stdin: shutdown types the EOF character once.
+struct MasterWriter {
+    pipe: pipe::Sender,
+    eof_sent: bool,
+}
+
+impl MasterWriter {
+    /// The terminal's EOF character as it is now (the child may change it).
+    fn eof_char(&self) -> u8 {
+        let disabled = |c: u8| c == 0 || c == 0xff;
+        rustix::termios::tcgetattr(self.pipe.as_fd())
+            .map(|t| t.special_codes[SpecialCodeIndex::VEOF])
+            .ok()
+            .filter(|&c| !disabled(c))
+            .unwrap_or(DEFAULT_EOF)
+    }
+}
+
+impl AsyncWrite for MasterWriter {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.pipe).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.pipe).poll_flush(cx)
+    }
+
+    /// Closing the master would hang the terminal up: the child gets the EOF
+    /// character instead, as if typed at the start of a line.
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if !self.eof_sent {
+            let eof = [self.eof_char()];
+            ready!(Pin::new(&mut self.pipe).poll_write(cx, &eof))?;
+            self.eof_sent = true;
+        }
+        Poll::Ready(Ok(()))
+    }
+}
