@@ -9,6 +9,7 @@ mod child;
 mod events;
 mod lines;
 mod probe;
+mod probe_output;
 #[cfg(feature = "stats")]
 mod profile;
 #[cfg(feature = "pty")]
