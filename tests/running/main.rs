@@ -14,6 +14,7 @@ mod idle_timeout;
 mod interactive_stdin;
 mod line_batches;
 mod probes;
+mod pty;
 mod raw_output;
 mod reliability_running;
 mod spec_cancellation;
