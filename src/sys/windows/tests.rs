@@ -28,7 +28,7 @@ async fn sleeper_tree(container: &Container) -> (StartedChild, Slot) {
         &SpawnOptions::default(),
     )
     .expect("a valid spec");
-    let mut slot = container.slot().expect("a slot");
+    let mut slot = container.slot(crate::signal::Signal::Term).expect("a slot");
     let started = spawn::start(spec, &mut slot).await.expect("cmd starts");
     (started, slot)
 }
