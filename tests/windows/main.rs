@@ -1,7 +1,11 @@
 //! Windows Job Object containment, run for real (under Wine in CI): the
 //! no-orphan matrix over a child (`cmd.exe`) and a grandchild it starts,
-//! capture, stdin, `create_no_window`, and the POSIX-only options.
+//! capture, stdin, `create_no_window`, the POSIX-only options, and runs on
+//! a ConPTY pseudo console (`conpty`).
 #![cfg(windows)]
+
+#[cfg(feature = "pty")]
+mod conpty;
 
 use std::os::windows::io::{AsRawHandle, FromRawHandle, OwnedHandle};
 use std::path::PathBuf;
