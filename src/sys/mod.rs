@@ -54,6 +54,8 @@ pub(crate) mod linux;
 pub(crate) mod orphans;
 pub(crate) mod spawn;
 mod spawn_gate;
+#[cfg(all(feature = "pty", any(not(target_os = "linux"), test)))]
+pub(crate) mod thread_io;
 #[cfg(unix)]
 pub(crate) mod unix;
 #[cfg(windows)]

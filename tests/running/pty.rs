@@ -416,6 +416,30 @@ mod every_mechanism {
         }
     }
 
+    /// The subreaper's shim comes from the zygote unless `PROCESSKIT_ZYGOTE=0`
+    /// (then it is forked here, as when the zygote cannot take a spawn): the
+    /// terminal and its flag must travel both ways. Re-runs two tests of this
+    /// binary with the zygote off from the start.
+    #[test]
+    fn without_the_zygote_the_shim_still_gives_the_terminal() {
+        for test in [
+            "a_pty_run_and_its_grandchild_die_with_the_handle",
+            "a_pty_run_answers_and_resizes_under_every_mechanism",
+        ] {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", &test_named(test), "--test-threads=1"])
+                .env("PROCESSKIT_ZYGOTE", "0")
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&out.stdout);
+            let errors = String::from_utf8_lossy(&out.stderr);
+            assert!(
+                out.status.success() && text.contains("1 passed"),
+                "{test}: {text}\n{errors}"
+            );
+        }
+    }
+
     #[tokio::test]
     async fn stop_sends_the_stop_signal_to_the_session() {
         for mechanism in mechanisms() {

@@ -2,19 +2,16 @@
 //! the slave as the child's stdin, stdout and stderr (a new session takes it
 //! as its controlling terminal), and give the parent the master as an async
 //! reader, a writer that ends input with the terminal's EOF character, and
-//! the resize control.
+//! the resize control. Linux reads and writes the master through tokio;
+//! elsewhere a thread per direction does (`sys::thread_io`).
 
 use std::io;
 use std::os::fd::{AsFd, OwnedFd};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
 
 use rustix::fs::{Mode, OFlags};
 use rustix::pty::OpenptFlags;
 use rustix::termios::{SpecialCodeIndex, Winsize};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::unix::pipe;
 
 use crate::sys::spawn::{InputPipe, OutputPlan, ReadPipe, SpawnSpec, StdinPlan};
 
@@ -49,7 +46,9 @@ pub(crate) fn attach(spec: &mut SpawnSpec, rows: u16, cols: u16) -> io::Result<T
     spec.stderr = OutputPlan::File(slave);
     spec.setup.setsid = true;
     spec.setup.controlling_tty = true;
-    // Non-blocking for tokio; the flag is the master's, shared by every copy.
+    // Non-blocking for tokio (after the slave is open: macOS refuses it
+    // before); the flag is the master's, shared by every copy.
+    #[cfg(target_os = "linux")]
     rustix::fs::fcntl_setfl(&master, OFlags::NONBLOCK)?;
     Ok(Terminal {
         master: Arc::new(master),
@@ -85,20 +84,35 @@ impl Terminal {
     /// EIO (every slave descriptor closed: the child and all that shared its
     /// terminal are gone) is end-of-file.
     pub(crate) fn reader(&self) -> io::Result<ReadPipe> {
-        let fd = rustix::io::fcntl_dupfd_cloexec(self.master.as_ref(), 3)?;
-        let pipe = pipe::Receiver::from_owned_fd_unchecked(fd)?;
-        Ok(Box::new(MasterReader { pipe }))
+        let fd = self.copy()?;
+        #[cfg(target_os = "linux")]
+        return linux::reader(fd);
+        #[cfg(not(target_os = "linux"))]
+        return Ok(Box::new(crate::sys::thread_io::ThreadReader::start(
+            std::fs::File::from(fd),
+        )?));
     }
 
     /// Writes to the terminal as if typed; shutting it down sends the
     /// terminal's EOF character instead of closing anything.
     pub(crate) fn writer(&self) -> io::Result<InputPipe> {
-        let fd = rustix::io::fcntl_dupfd_cloexec(self.master.as_ref(), 3)?;
-        let pipe = pipe::Sender::from_owned_fd_unchecked(fd)?;
-        Ok(Box::new(MasterWriter {
-            pipe,
-            eof_sent: false,
-        }))
+        let fd = self.copy()?;
+        #[cfg(target_os = "linux")]
+        return linux::writer(fd);
+        #[cfg(not(target_os = "linux"))]
+        {
+            let master = Arc::clone(&self.master);
+            let eof = Box::new(move || vec![eof_char(master.as_fd())]);
+            let sink = std::fs::File::from(fd);
+            Ok(Box::new(crate::sys::thread_io::ThreadWriter::start(
+                sink, eof,
+            )?))
+        }
+    }
+
+    /// A copy of the master, numbered above stdio.
+    fn copy(&self) -> io::Result<OwnedFd> {
+        Ok(rustix::io::fcntl_dupfd_cloexec(self.master.as_ref(), 3)?)
     }
 
     pub(crate) fn control(&self) -> Control {
@@ -119,63 +133,90 @@ impl Control {
     }
 }
 
-/// The master as a reader: EIO is end-of-file.
-struct MasterReader {
-    pipe: pipe::Receiver,
+/// The terminal's EOF character as it is now (the child may change it), or
+/// `^D` when it has none.
+fn eof_char(master: impl AsFd) -> u8 {
+    let disabled = |c: u8| c == 0 || c == 0xff;
+    rustix::termios::tcgetattr(master)
+        .map(|t| t.special_codes[SpecialCodeIndex::VEOF])
+        .ok()
+        .filter(|&c| !disabled(c))
+        .unwrap_or(DEFAULT_EOF)
 }
 
-impl AsyncRead for MasterReader {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        match ready!(Pin::new(&mut self.pipe).poll_read(cx, buf)) {
-            Err(e) if e.raw_os_error() == Some(libc::EIO) => Poll::Ready(Ok(())),
-            other => Poll::Ready(other),
+/// The master through tokio's epoll: EIO reads as end-of-file, and
+/// shutting the writer down types the EOF character.
+#[cfg(target_os = "linux")]
+mod linux {
+    use std::io;
+    use std::os::fd::{AsFd, OwnedFd};
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+
+    use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+    use tokio::net::unix::pipe;
+
+    use crate::sys::spawn::{InputPipe, ReadPipe};
+
+    pub(super) fn reader(fd: OwnedFd) -> io::Result<ReadPipe> {
+        let pipe = pipe::Receiver::from_owned_fd_unchecked(fd)?;
+        Ok(Box::new(MasterReader { pipe }))
+    }
+
+    pub(super) fn writer(fd: OwnedFd) -> io::Result<InputPipe> {
+        let pipe = pipe::Sender::from_owned_fd_unchecked(fd)?;
+        Ok(Box::new(MasterWriter {
+            pipe,
+            eof_sent: false,
+        }))
+    }
+
+    struct MasterReader {
+        pipe: pipe::Receiver,
+    }
+
+    impl AsyncRead for MasterReader {
+        fn poll_read(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &mut ReadBuf<'_>,
+        ) -> Poll<io::Result<()>> {
+            match ready!(Pin::new(&mut self.pipe).poll_read(cx, buf)) {
+                // Every slave descriptor is closed: the child and all that
+                // shared its terminal are gone.
+                Err(e) if e.raw_os_error() == Some(libc::EIO) => Poll::Ready(Ok(())),
+                other => Poll::Ready(other),
+            }
         }
     }
-}
 
-/// The master as stdin: shutdown types the EOF character once.
-struct MasterWriter {
-    pipe: pipe::Sender,
-    eof_sent: bool,
-}
-
-impl MasterWriter {
-    /// The terminal's EOF character as it is now (the child may change it).
-    fn eof_char(&self) -> u8 {
-        let disabled = |c: u8| c == 0 || c == 0xff;
-        rustix::termios::tcgetattr(self.pipe.as_fd())
-            .map(|t| t.special_codes[SpecialCodeIndex::VEOF])
-            .ok()
-            .filter(|&c| !disabled(c))
-            .unwrap_or(DEFAULT_EOF)
-    }
-}
-
-impl AsyncWrite for MasterWriter {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.pipe).poll_write(cx, buf)
+    struct MasterWriter {
+        pipe: pipe::Sender,
+        eof_sent: bool,
     }
 
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.pipe).poll_flush(cx)
-    }
-
-    /// Closing the master would hang the terminal up: the child gets the EOF
-    /// character instead, as if typed at the start of a line.
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        if !self.eof_sent {
-            let eof = [self.eof_char()];
-            ready!(Pin::new(&mut self.pipe).poll_write(cx, &eof))?;
-            self.eof_sent = true;
+    impl AsyncWrite for MasterWriter {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.pipe).poll_write(cx, buf)
         }
-        Poll::Ready(Ok(()))
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.pipe).poll_flush(cx)
+        }
+
+        /// Closing the master would hang the terminal up: the child gets the
+        /// EOF character instead, as if typed at the start of a line.
+        fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            if !self.eof_sent {
+                let eof = [super::eof_char(self.pipe.as_fd())];
+                ready!(Pin::new(&mut self.pipe).poll_write(cx, &eof))?;
+                self.eof_sent = true;
+            }
+            Poll::Ready(Ok(()))
+        }
     }
 }

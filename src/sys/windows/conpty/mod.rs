@@ -1,10 +1,9 @@
 //! ConPTY on Windows: a pseudo console over two pipes we hold, the child
 //! created with the console as a thread attribute (`spawn.rs`: std cannot
-//! pass one), and the pipes as async reader and writer (`io.rs`). The
+//! pass one), and the pipes as async reader and writer (`sys::thread_io`). The
 //! console API is looked up at run time: it exists from Windows 10 1809 on,
 //! and a program built with `pty` must still start on older systems.
 
-mod io;
 mod spawn;
 
 use std::io as stdio;
@@ -20,6 +19,7 @@ use windows_sys::core::HRESULT;
 
 pub(crate) use self::spawn::{ConPtyChild, Spawned, spawn};
 use crate::sys::spawn::{InputPipe, ReadPipe, SpawnSpec};
+use crate::sys::thread_io::{ThreadReader, ThreadWriter};
 
 /// What ending the input types: Ctrl+Z, then Enter (a console program's
 /// end-of-file at the start of a line).
@@ -174,15 +174,17 @@ pub(crate) fn attach(spec: &mut SpawnSpec, rows: u16, cols: u16) -> stdio::Resul
 impl Terminal {
     /// The console's output, read by a thread of its own.
     pub(crate) fn reader(&self) -> stdio::Result<ReadPipe> {
-        Ok(Box::new(io::ThreadReader::start(self.output.try_clone()?)?))
+        let output = std::fs::File::from(self.output.try_clone()?);
+        Ok(Box::new(ThreadReader::start(output)?))
     }
 
     /// The console's input, written by a thread of its own; shutting it
     /// down types Ctrl+Z and Enter.
     pub(crate) fn writer(&self) -> stdio::Result<InputPipe> {
-        Ok(Box::new(io::ThreadWriter::start(
-            self.console.input()?,
-            EOF_KEYS,
+        let input = std::fs::File::from(self.console.input()?);
+        Ok(Box::new(ThreadWriter::start(
+            input,
+            Box::new(|| EOF_KEYS.to_vec()),
         )?))
     }
 

@@ -1,35 +1,35 @@
-//! A pseudo console's pipes as tokio reader and writer: anonymous pipes
-//! have no overlapped I/O for tokio to drive, so one thread per direction
-//! does the blocking calls. Neither thread outlives the console's pipe.
+//! A terminal's blocking descriptors as tokio reader and writer, one thread
+//! per direction: a ConPTY's anonymous pipes have no overlapped I/O for
+//! tokio to drive, and kqueue has not always reported a pty master's
+//! readiness or its slave's close on macOS. Neither thread outlives its
+//! descriptor's end.
 
-use std::fs::File;
 use std::future::Future;
 use std::io::{self, Read, Write};
-use std::os::windows::io::OwnedHandle;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::{mpsc, oneshot};
 
-/// The console's output, drained by a thread into a small channel. The
-/// thread ends at end-of-file (the console closed) or once we stop reading.
-pub(super) struct ThreadReader {
+/// What the terminal writes, drained by a thread into a small channel. The
+/// thread ends at end-of-file or a read error (a closed console, a pty whose
+/// slave side is gone), or once we stop reading.
+pub(crate) struct ThreadReader {
     chunks: mpsc::Receiver<Vec<u8>>,
     chunk: Vec<u8>,
     at: usize,
 }
 
 impl ThreadReader {
-    pub(super) fn start(pipe: OwnedHandle) -> io::Result<ThreadReader> {
-        let mut pipe = File::from(pipe);
+    pub(crate) fn start(mut source: impl Read + Send + 'static) -> io::Result<ThreadReader> {
         let (tx, chunks) = mpsc::channel(4);
         std::thread::Builder::new()
-            .name("processkit-conpty-out".into())
+            .name("processkit-tty-out".into())
             .spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
-                // A broken pipe (the console closed) reads as end-of-file.
-                while let Ok(n @ 1..) = pipe.read(&mut buf) {
+                // A broken pipe or EIO (the other side is gone) ends it too.
+                while let Ok(n @ 1..) = source.read(&mut buf) {
                     if tx.blocking_send(buf[..n].to_vec()).is_err() {
                         return;
                     }
@@ -69,26 +69,32 @@ impl AsyncRead for ThreadReader {
 /// One write for the thread, and where it says how it went.
 type Job = (Vec<u8>, oneshot::Sender<io::Result<()>>);
 
-/// The console's input, written by a thread: one write in flight at a time,
-/// its result reported at the next write, flush or shutdown. Shutdown
-/// types `eof` once; the pipe stays open (the console would end otherwise).
-pub(super) struct ThreadWriter {
+/// The bytes that end a terminal's input, asked for when input ends.
+pub(crate) type EndOfInput = Box<dyn Fn() -> Vec<u8> + Send + Sync>;
+
+/// The terminal's input, written by a thread: one write in flight at a
+/// time, its result reported at the next write, flush or shutdown. Shutdown
+/// types the end-of-input bytes once and closes nothing (a terminal whose
+/// input closes hangs up or ends its clients).
+pub(crate) struct ThreadWriter {
     jobs: std::sync::mpsc::Sender<Job>,
     pending: Option<oneshot::Receiver<io::Result<()>>>,
-    eof: &'static [u8],
+    eof: EndOfInput,
     eof_sent: bool,
 }
 
 impl ThreadWriter {
-    pub(super) fn start(pipe: OwnedHandle, eof: &'static [u8]) -> io::Result<ThreadWriter> {
-        let mut pipe = File::from(pipe);
+    pub(crate) fn start(
+        mut sink: impl Write + Send + 'static,
+        eof: EndOfInput,
+    ) -> io::Result<ThreadWriter> {
         let (jobs, queue) = std::sync::mpsc::channel::<Job>();
         std::thread::Builder::new()
-            .name("processkit-conpty-in".into())
+            .name("processkit-tty-in".into())
             .spawn(move || {
                 // Ends when the writer is dropped.
                 for (bytes, done) in queue {
-                    let _ = done.send(pipe.write_all(&bytes));
+                    let _ = done.send(sink.write_all(&bytes));
                 }
             })?;
         Ok(ThreadWriter {
@@ -139,9 +145,54 @@ impl AsyncWrite for ThreadWriter {
         ready!(self.poll_pending(cx))?;
         if !self.eof_sent {
             self.eof_sent = true;
-            let eof = self.eof.to_vec();
+            let eof = (self.eof)();
             self.send(eof)?;
         }
         self.poll_pending(cx)
+    }
+}
+
+/// The thread path over a real pty on Linux (where runs use tokio's epoll
+/// instead): typed input comes back through `cat`, the end-of-input bytes
+/// end it, and the master's EIO after the slave closes is end-of-file.
+#[cfg(all(test, target_os = "linux"))]
+mod tests {
+    use std::os::fd::OwnedFd;
+    use std::process::Stdio;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::{ThreadReader, ThreadWriter};
+
+    fn pty() -> (OwnedFd, OwnedFd) {
+        use rustix::pty::OpenptFlags;
+        let flags = OpenptFlags::RDWR | OpenptFlags::NOCTTY | OpenptFlags::CLOEXEC;
+        let master = rustix::pty::openpt(flags).unwrap();
+        rustix::pty::unlockpt(&master).unwrap();
+        let slave = rustix::pty::ioctl_tiocgptpeer(&master, flags).unwrap();
+        (master, slave)
+    }
+
+    #[tokio::test]
+    async fn a_pty_master_through_threads_carries_input_output_and_its_end() {
+        let (master, slave) = pty();
+        let mut child = std::process::Command::new("cat")
+            .stdin(Stdio::from(slave.try_clone().unwrap()))
+            .stdout(Stdio::from(slave.try_clone().unwrap()))
+            .stderr(Stdio::from(slave))
+            .spawn()
+            .unwrap();
+        let sink = std::fs::File::from(master.try_clone().unwrap());
+        let mut writer = ThreadWriter::start(sink, Box::new(|| vec![0x04])).unwrap();
+        let mut reader = ThreadReader::start(std::fs::File::from(master)).unwrap();
+        writer.write_all(b"hello\n").await.unwrap();
+        writer.shutdown().await.unwrap();
+        let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
+            .await
+            .unwrap();
+        assert!(status.success(), "cat read the end of input: {status}");
+        let mut out = Vec::new();
+        reader.read_to_end(&mut out).await.unwrap();
+        assert_eq!(out, b"hello\r\nhello\r\n", "the echo, then cat's copy");
     }
 }
