@@ -24,7 +24,7 @@ impl RunningProcess {
     /// The returned text is consumed: the next call, a line stream or a
     /// finisher starts after it. Bytes consumed here bypass an
     /// [`on_stdout_line`](crate::Command::on_stdout_line) handler. Works on
-    /// a plain pipe as on a [`pty`](crate::Command::pty).
+    /// a plain pipe as on a pseudo-terminal (`Command::pty`, feature `pty`).
     ///
     /// Fails with [`Error::NotReady`] when `deadline` passes
     /// ([`NotReadyReason::DeadlineExpired`]) or stdout closes before `pred`

@@ -43,7 +43,11 @@
 //!   Each subreaper run has a shim (`pk-shim`, `linux/subreaper/shim.rs`) that
 //!   holds its tree and ends with it.
 //!
-//! macOS, the BSDs and Windows start no thread or process of their own.
+//! macOS, the BSDs and Windows start no thread or process of their own,
+//! except for runs on a pseudo-terminal (feature `pty`): a thread per
+//! direction of the terminal (`processkit-tty-out`, `processkit-tty-in`,
+//! `thread_io.rs`), on Windows also one waiting for the child
+//! (`processkit-conpty-wait`, `windows/conpty/spawn.rs`).
 
 #[cfg(feature = "stats")]
 mod accounting;
