@@ -213,7 +213,8 @@ impl Command {
     }
 
     /// Keeps a pipe to the child's stdin open so it can be written to through
-    /// [`RunningProcess::standard_input`](crate::RunningProcess::standard_input).
+    /// [`RunningProcess::standard_input`](crate::RunningProcess::standard_input)
+    /// (on a pseudo-terminal: the terminal's input).
     pub fn keep_stdin_open(mut self) -> Command {
         self.keep_stdin_open = true;
         self

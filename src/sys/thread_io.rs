@@ -126,6 +126,17 @@ impl ThreadWriter {
     }
 }
 
+/// A writer dropped without a shutdown still ends the input, as a dropped
+/// pipe does: the thread types the end-of-input bytes, then ends.
+impl Drop for ThreadWriter {
+    fn drop(&mut self) {
+        if !self.eof_sent {
+            let (done, _) = oneshot::channel();
+            let _ = self.jobs.send(((self.eof)(), done));
+        }
+    }
+}
+
 impl AsyncWrite for ThreadWriter {
     fn poll_write(
         mut self: Pin<&mut Self>,
@@ -175,6 +186,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_pty_master_through_threads_carries_input_output_and_its_end() {
+        for drop_writer in [false, true] {
+            through_threads(drop_writer).await;
+        }
+    }
+
+    /// Input ends with a shutdown, or with the writer dropped.
+    async fn through_threads(drop_writer: bool) {
         let (master, slave) = pty();
         let mut child = std::process::Command::new("cat")
             .stdin(Stdio::from(slave.try_clone().unwrap()))
@@ -186,11 +204,16 @@ mod tests {
         let mut writer = ThreadWriter::start(sink, Box::new(|| vec![0x04])).unwrap();
         let mut reader = ThreadReader::start(std::fs::File::from(master)).unwrap();
         writer.write_all(b"hello\n").await.unwrap();
-        writer.shutdown().await.unwrap();
+        if drop_writer {
+            writer.flush().await.unwrap();
+            drop(writer);
+        } else {
+            writer.shutdown().await.unwrap();
+        }
         let status = tokio::task::spawn_blocking(move || child.wait().unwrap())
             .await
             .unwrap();
-        assert!(status.success(), "cat read the end of input: {status}");
+        assert!(status.success(), "drop: {drop_writer}: {status}");
         let mut out = Vec::new();
         reader.read_to_end(&mut out).await.unwrap();
         assert_eq!(out, b"hello\r\nhello\r\n", "the echo, then cat's copy");

@@ -168,6 +168,33 @@ async fn finishing_stdin_sends_the_eof_character() {
 }
 
 #[tokio::test]
+async fn dropping_the_stdin_writer_ends_input_too() {
+    let mut run = Command::new("cat")
+        .pty()
+        .keep_stdin_open()
+        .timeout(LONG)
+        .start()
+        .await
+        .unwrap();
+    let mut stdin = run.standard_input().unwrap();
+    stdin.write_line("bye").await.unwrap();
+    drop(stdin);
+    assert_eq!(run.wait().await.unwrap(), Some(0), "cat saw end-of-file");
+}
+
+#[tokio::test]
+async fn an_idle_timeout_counts_the_terminal_output() {
+    let out = sh("echo hi; sleep 30")
+        .pty()
+        .idle_timeout(Duration::from_millis(500))
+        .output_string()
+        .await
+        .unwrap();
+    assert!(out.idle_timed_out(), "{out:?}");
+    assert_eq!(out.stdout(), "hi\r\n");
+}
+
+#[tokio::test]
 async fn fed_and_null_stdin_end_with_the_eof_character() {
     let fed = Command::new("cat")
         .pty()

@@ -195,6 +195,16 @@ mod linux {
         eof_sent: bool,
     }
 
+    /// A writer dropped without a shutdown still ends the input, as a
+    /// dropped pipe does: one byte, best effort (the master never blocks).
+    impl Drop for MasterWriter {
+        fn drop(&mut self) {
+            if !self.eof_sent {
+                let _ = rustix::io::write(&self.pipe, &[super::eof_char(self.pipe.as_fd())]);
+            }
+        }
+    }
+
     impl AsyncWrite for MasterWriter {
         fn poll_write(
             mut self: Pin<&mut Self>,
