@@ -58,7 +58,14 @@ pub struct Command {
     pub(crate) os: SpawnOptions,
     pub(crate) cancel: Cancel,
     pub(crate) retry: Option<crate::RetryPolicy>,
+    /// Run on a pseudo-terminal of this size: `(rows, columns)`.
+    #[cfg(feature = "pty")]
+    pub(crate) pty: Option<(u16, u16)>,
 }
+
+/// The size of a pseudo-terminal unless `pty_size` says otherwise.
+#[cfg(feature = "pty")]
+pub(crate) const DEFAULT_PTY_SIZE: (u16, u16) = (24, 80);
 
 impl Command {
     /// A command that runs `program`, looked up on `PATH` unless it contains a
@@ -86,6 +93,8 @@ impl Command {
             os: SpawnOptions::default(),
             cancel: Cancel::default(),
             retry: None,
+            #[cfg(feature = "pty")]
+            pty: None,
         }
     }
 
@@ -204,7 +213,8 @@ impl Command {
     }
 
     /// Keeps a pipe to the child's stdin open so it can be written to through
-    /// [`RunningProcess::standard_input`](crate::RunningProcess::standard_input).
+    /// [`RunningProcess::standard_input`](crate::RunningProcess::standard_input)
+    /// (on a pseudo-terminal: the terminal's input).
     pub fn keep_stdin_open(mut self) -> Command {
         self.keep_stdin_open = true;
         self
@@ -312,6 +322,48 @@ impl Command {
     /// Makes the child the leader of a new session (Unix). It stays contained.
     pub fn setsid(mut self) -> Command {
         self.os.setsid = true;
+        self
+    }
+
+    /// Runs the child on a new pseudo-terminal: the terminal is its stdin,
+    /// stdout and stderr, and (on Unix) the controlling terminal of a new
+    /// session it leads; on Windows a ConPTY pseudo console. Programs then
+    /// behave as in a terminal window: line-buffered output, colours,
+    /// prompts, line editing. The run stays contained like any other.
+    ///
+    /// What changes: everything the child writes arrives as stdout (stderr
+    /// comes back empty), with the terminal's line endings (`\r\n`; line
+    /// streams drop the `\r`, raw readers keep it) and escape sequences;
+    /// input is echoed; ending stdin sends the terminal's end-of-file
+    /// character rather than closing anything. stdin may be null (the child
+    /// gets end-of-file at once), data, lines, a reader, or kept open;
+    /// stdout must be captured (teeing is fine); stderr settings do not
+    /// apply. Other settings fail the start with
+    /// [`Error::InvalidCommand`](crate::Error::InvalidCommand), as does a
+    /// pipeline stage on a terminal. See `docs/pty.md`.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> processkit::Result<()> {
+    /// use processkit::Command;
+    /// let out = Command::new("ls").arg("--color=auto").pty().output_string().await?;
+    /// # let _ = out; Ok(()) }
+    /// ```
+    #[cfg(feature = "pty")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pty")))]
+    pub fn pty(mut self) -> Command {
+        self.pty.get_or_insert(DEFAULT_PTY_SIZE);
+        self
+    }
+
+    /// Sets the pseudo-terminal's size in rows and columns (default 24 x 80)
+    /// and runs on one, as [`pty`](Command::pty) does. Both must be at least
+    /// 1, or the start fails with
+    /// [`Error::InvalidCommand`](crate::Error::InvalidCommand). Change it
+    /// later with [`RunningProcess::resize_pty`](crate::RunningProcess::resize_pty).
+    #[cfg(feature = "pty")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pty")))]
+    pub fn pty_size(mut self, rows: u16, cols: u16) -> Command {
+        self.pty = Some((rows, cols));
         self
     }
 

@@ -39,3 +39,7 @@ pub struct Privileges;
 
 #[doc = include_str!("../docs/platform-support.md")]
 pub struct PlatformSupport;
+
+#[cfg(feature = "pty")]
+#[doc = include_str!("../docs/pty.md")]
+pub struct Pty;

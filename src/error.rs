@@ -113,6 +113,15 @@ pub enum Operation {
     /// Probing a URL with
     /// [`RunningProcess::wait_for_http`](crate::RunningProcess::wait_for_http).
     WaitForHttp,
+    /// Opening the pseudo-terminal of a [`pty`](crate::Command::pty) run.
+    #[cfg(feature = "pty")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pty")))]
+    OpenPty,
+    /// Resizing a run's pseudo-terminal
+    /// ([`resize_pty`](crate::RunningProcess::resize_pty)).
+    #[cfg(feature = "pty")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "pty")))]
+    ResizePty,
 }
 
 impl Operation {
@@ -144,6 +153,10 @@ impl Operation {
             Operation::OutputAll => "output_all",
             Operation::OpenStdin => "open stdin file",
             Operation::WaitForHttp => "wait_for_http",
+            #[cfg(feature = "pty")]
+            Operation::OpenPty => "open pseudo-terminal",
+            #[cfg(feature = "pty")]
+            Operation::ResizePty => "resize pseudo-terminal",
         }
     }
 }

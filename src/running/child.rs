@@ -102,6 +102,12 @@ pub(crate) trait ChildWait: Send + fmt::Debug {
 
     /// Puts that stderr back to background draining.
     fn resume_stderr(&mut self) {}
+
+    /// The child's pseudo-terminal, when it runs on one.
+    #[cfg(feature = "pty")]
+    fn pty(&self) -> Option<&sys::pty::Control> {
+        None
+    }
 }
 
 /// The tree a profile samples.
@@ -123,6 +129,9 @@ pub(crate) struct OsProcess {
     pub(crate) program: String,
     /// The terminal, while the run holds it; given back at the exit.
     pub(crate) foreground: Option<crate::sys::Foreground>,
+    /// Its pseudo-terminal, when it runs on one.
+    #[cfg(feature = "pty")]
+    pub(crate) pty: Option<sys::pty::Control>,
 }
 
 impl fmt::Debug for OsProcess {
@@ -160,6 +169,11 @@ impl ChildWait for OsProcess {
 
     fn wait_gone(&self, limit: Duration) -> GoneFuture<'_> {
         Box::pin(self.slot.wait_empty(limit))
+    }
+
+    #[cfg(feature = "pty")]
+    fn pty(&self) -> Option<&sys::pty::Control> {
+        self.pty.as_ref()
     }
 }
 

@@ -228,9 +228,27 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         find_span(&self.buf[self.start..self.end], &mut self.scanned, self.eof)
     }
 
+    /// The bytes read and not yet delivered, an unterminated tail included.
+    pub(crate) fn unread(&self) -> &[u8] {
+        &self.buf[self.start..self.end]
+    }
+
+    /// Whether the pipe has reached end-of-file (or failed).
+    pub(crate) fn at_eof(&self) -> bool {
+        self.eof
+    }
+
+    /// Reads once more from the pipe, appending to the unread bytes.
+    pub(crate) fn poll_read_more(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        if self.eof {
+            return Poll::Ready(Ok(()));
+        }
+        self.poll_fill(cx)
+    }
+
     /// Marks the first `n` unread bytes as delivered.
     #[inline]
-    fn consume(&mut self, n: usize) {
+    pub(crate) fn consume(&mut self, n: usize) {
         self.start += n;
         self.delivered += n as u64;
         self.scanned = 0;

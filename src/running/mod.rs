@@ -11,8 +11,11 @@ mod events;
 mod lines;
 mod probe;
 mod probe_http;
+mod probe_output;
 #[cfg(feature = "stats")]
 mod profile;
+#[cfg(feature = "pty")]
+mod pty;
 mod pump;
 mod raw;
 mod spawn;

@@ -292,6 +292,15 @@ impl Capture {
         reader.poll_next_batch(cx).map(|r| r.ok().flatten())
     }
 
+    /// The caller-driven line reader, taking the pipe back from the pump as
+    /// `poll_line` does, for a probe that looks at text no newline ended yet.
+    pub(crate) fn poll_line_reader(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<&mut LineReader<OutputPipe>> {
+        self.poll_reader(cx).map(|(reader, _)| reader)
+    }
+
     /// Switches to caller-driven line reading, once the pump has handed the pipe back.
     #[inline]
     fn poll_reader(&mut self, cx: &mut Context<'_>) -> Poll<(&mut LineReader<OutputPipe>, u64)> {

@@ -55,6 +55,8 @@ pub(crate) async fn spawn_with(
     let program = cmd.display_name();
     // A token cancelled before the run starts wins over any other outcome.
     cmd.cancel.check(&program)?;
+    #[cfg(feature = "pty")]
+    super::pty::check(cmd, &io)?;
     let stdin = match (io.stdin, &cmd.stdin.0, cmd.keep_stdin_open) {
         (Some(upstream), _, _) => StdinPlan::Stage(upstream),
         (None, _, true)
@@ -74,6 +76,8 @@ pub(crate) async fn spawn_with(
     };
     check_idle(cmd, &spec, io.raw_stdout)?;
     super::check_runtime(&program)?;
+    #[cfg(feature = "pty")]
+    let terminal = super::pty::attach(cmd, &mut spec, &program)?;
     let (container, owned) = match placement {
         Placement::Own(mechanism) => (Arc::new(Container::new(mechanism, true)?), true),
         Placement::Shared(container) => (container, false),
@@ -83,9 +87,12 @@ pub(crate) async fn spawn_with(
         .map_err(|e| Error::io(&program, crate::error::Operation::PrepareContainer, e))?;
 
     let started = Instant::now();
-    let child = spawn::start(spec, &mut slot)
+    #[allow(unused_mut)]
+    let mut child = spawn::start(spec, &mut slot)
         .await
         .map_err(|e| spawn_error(e, &program))?;
+    #[cfg(feature = "pty")]
+    let pty = super::pty::wire(&mut child, terminal);
     let slot = Arc::new(slot);
     let pid = child.child.id();
 
@@ -94,7 +101,11 @@ pub(crate) async fn spawn_with(
     if !cmd.keep_stdin_open
         && let Some(pipe) = stdin.take()
     {
-        feed(&cmd.stdin.0, pipe, arbiter.ended());
+        #[cfg(feature = "pty")]
+        let source = &super::pty::input(&cmd.stdin.0, pty.is_some());
+        #[cfg(not(feature = "pty"))]
+        let source = &cmd.stdin.0;
+        feed(source, pipe, arbiter.ended());
     }
     let activity = cmd.idle_timeout.map(|_| Activity::new());
     let stdout_tee = cmd.stdout.tees();
@@ -144,6 +155,8 @@ pub(crate) async fn spawn_with(
             slot: Arc::clone(&slot),
             program: program.clone(),
             foreground: child.foreground,
+            #[cfg(feature = "pty")]
+            pty,
         }),
         program,
         pid,

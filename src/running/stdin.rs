@@ -66,6 +66,9 @@ pub(crate) fn feed(
 /// An open pipe to a running child's stdin (see
 /// [`Command::keep_stdin_open`](crate::Command::keep_stdin_open)).
 /// Dropping it closes the pipe, as [`finish`](StdinWriter::finish) does.
+/// On a pseudo-terminal (`Command::pty`, feature `pty`) it writes to the
+/// terminal as if typed, and finishing or dropping it types the terminal's
+/// end-of-file character instead of closing anything (see `docs/pty.md`).
 pub struct StdinWriter {
     program: String,
     pipe: Option<InputPipe>,
@@ -111,7 +114,9 @@ impl StdinWriter {
         self.check(result)
     }
 
-    /// Closes stdin: the child sees end-of-file.
+    /// Closes stdin: the child sees end-of-file. On a pseudo-terminal this
+    /// types the terminal's end-of-file character, which ends input at the
+    /// start of a line: end the last line first.
     pub async fn finish(mut self) -> Result<()> {
         if let Some(mut pipe) = self.pipe.take() {
             let result = pipe.shutdown().await;

@@ -44,7 +44,11 @@
 //!   Each subreaper run has a shim (`pk-shim`, `linux/subreaper/shim.rs`) that
 //!   holds its tree and ends with it.
 //!
-//! macOS, the BSDs and Windows start no thread or process of their own.
+//! macOS, the BSDs and Windows start no thread or process of their own,
+//! except for runs on a pseudo-terminal (feature `pty`): a thread per
+//! direction of the terminal (`processkit-tty-out`, `processkit-tty-in`,
+//! `thread_io.rs`), on Windows also one waiting for the child
+//! (`processkit-conpty-wait`, `windows/conpty/spawn.rs`).
 
 #[cfg(feature = "stats")]
 mod accounting;
@@ -57,6 +61,8 @@ pub(crate) mod raw_spawn;
 pub(crate) mod socket;
 pub(crate) mod spawn;
 mod spawn_gate;
+#[cfg(all(feature = "pty", any(not(target_os = "linux"), test)))]
+pub(crate) mod thread_io;
 #[cfg(unix)]
 pub(crate) mod unix;
 #[cfg(windows)]
@@ -83,6 +89,11 @@ pub(crate) use unix::terminal::Foreground;
 #[cfg(windows)]
 #[derive(Debug)]
 pub(crate) enum Foreground {}
+/// Pseudo-terminals: a pty pair on Unix, a ConPTY pseudo console on Windows.
+#[cfg(all(unix, feature = "pty"))]
+pub(crate) use unix::pty;
+#[cfg(all(windows, feature = "pty"))]
+pub(crate) use windows::conpty as pty;
 
 // The backend is chosen once per platform; on Linux it picks cgroup or
 // process group per container at runtime.

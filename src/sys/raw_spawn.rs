@@ -181,6 +181,7 @@ mod cgroup_join {
             umask: None,
             priority: None,
             rlimits: [None; 7],
+            controlling_tty: false,
         };
         steps
             .apply(false)

@@ -15,6 +15,7 @@ mod interactive_stdin;
 mod line_batches;
 mod probe_kinds;
 mod probes;
+mod pty;
 mod raw_output;
 mod reliability_running;
 mod spec_cancellation;

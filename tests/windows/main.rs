@@ -1,9 +1,12 @@
 //! Windows Job Object containment, run for real (under Wine in CI): the
 //! no-orphan matrix over a child (`cmd.exe`) and a grandchild it starts,
 //! capture, stdin, `create_no_window`, the POSIX-only options; graceful stops
-//! (console break, `WM_CLOSE`) in `polite`.
+//! (console break, `WM_CLOSE`) in `polite`; runs on a ConPTY pseudo console
+//! in `conpty`.
 #![cfg(windows)]
 
+#[cfg(feature = "pty")]
+mod conpty;
 mod polite;
 mod spawn_options;
 

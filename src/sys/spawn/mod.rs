@@ -38,6 +38,9 @@ pub(crate) enum OsChild {
     /// A program started by its subreaper shim, which reports its exit.
     #[cfg(target_os = "linux")]
     Shim(super::linux::subreaper::ShimChild),
+    /// A program on a ConPTY pseudo console.
+    #[cfg(all(windows, feature = "pty"))]
+    ConPty(super::windows::conpty::ConPtyChild),
 }
 
 impl OsChild {
@@ -49,6 +52,8 @@ impl OsChild {
             OsChild::Pidfd(child) => Some(child.id()),
             #[cfg(target_os = "linux")]
             OsChild::Shim(child) => Some(child.id()),
+            #[cfg(all(windows, feature = "pty"))]
+            OsChild::ConPty(child) => Some(child.id()),
         }
     }
 
@@ -60,6 +65,8 @@ impl OsChild {
             OsChild::Pidfd(child) => child.wait().await,
             #[cfg(target_os = "linux")]
             OsChild::Shim(child) => child.wait().await,
+            #[cfg(all(windows, feature = "pty"))]
+            OsChild::ConPty(child) => child.wait().await,
         }
     }
 }
@@ -89,6 +96,8 @@ pub(crate) enum Unclaimed {
     Cloned(linux::Cloned),
     #[cfg(target_os = "linux")]
     Shim(super::linux::subreaper::ShimSpawn),
+    #[cfg(all(windows, feature = "pty"))]
+    ConPty(super::windows::conpty::Spawned),
 }
 
 impl Unclaimed {
@@ -100,6 +109,8 @@ impl Unclaimed {
             Unclaimed::Cloned(cloned) => Some(cloned.child.pid()),
             #[cfg(target_os = "linux")]
             Unclaimed::Shim(spawned) => Some(spawned.pid),
+            #[cfg(all(windows, feature = "pty"))]
+            Unclaimed::ConPty(spawned) => Some(spawned.pid),
         }
     }
 
@@ -112,11 +123,22 @@ impl Unclaimed {
         }
     }
 
-    /// The child std started (the only kind on Windows).
+    /// The child's process handle and pid, for its job (Windows).
     #[cfg(windows)]
-    pub(crate) fn std_child(&self) -> io::Result<&tokio::process::Child> {
-        let Unclaimed::Std(child) = self;
-        child.get()
+    pub(crate) fn process(&self) -> io::Result<(std::os::windows::io::BorrowedHandle<'_>, u32)> {
+        use std::os::windows::io::BorrowedHandle;
+        let unreaped = || io::Error::other("the child was reaped before it was contained");
+        match self {
+            Unclaimed::Std(child) => {
+                let child = child.get()?;
+                let raw = child.raw_handle().ok_or_else(unreaped)?;
+                let pid = child.id().ok_or_else(unreaped)?;
+                // SAFETY: the child owns this process handle and outlives the borrow.
+                Ok((unsafe { BorrowedHandle::borrow_raw(raw) }, pid))
+            }
+            #[cfg(all(windows, feature = "pty"))]
+            Unclaimed::ConPty(spawned) => Ok((spawned.process()?, spawned.pid)),
+        }
     }
 }
 
@@ -212,6 +234,12 @@ fn spawn_child(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, Spawn
             .map(Unclaimed::Shim)
             .map_err(|e| failed(&spec, e));
     }
+    #[cfg(all(windows, feature = "pty"))]
+    if spec.conpty.is_some() {
+        return super::windows::conpty::spawn(&mut spec)
+            .map(Unclaimed::ConPty)
+            .map_err(|e| failed(&spec, e));
+    }
     #[cfg(target_os = "linux")]
     match linux::spawn(&spec) {
         Ok(Some(cloned)) => return Ok(Unclaimed::Cloned(cloned)),
@@ -241,6 +269,15 @@ fn claim(child: Unclaimed, raw_stdout: bool) -> Result<StartedChild, SpawnError>
         Unclaimed::Cloned(cloned) => linux::claim(cloned, raw_stdout),
         #[cfg(target_os = "linux")]
         Unclaimed::Shim(spawned) => linux::claim_shim(spawned, raw_stdout),
+        #[cfg(all(windows, feature = "pty"))]
+        Unclaimed::ConPty(spawned) => Ok(StartedChild {
+            child: OsChild::ConPty(spawned.claim().map_err(SpawnError::Contain)?),
+            stdin: None,
+            stdout: None,
+            stage_stdout: None,
+            stderr: None,
+            spawner: "conpty",
+        }),
     }
 }
 

@@ -1,6 +1,7 @@
 //! What a child does between fork/clone and exec besides stdio, written
-//! once for both spawners: join its container, start a session, drop
-//! privileges, enter its working directory, arm the parent-death signal.
+//! once for both spawners: join its container, start a session (and take
+//! its terminal), drop privileges, enter its working directory, arm the
+//! parent-death signal.
 
 use std::ffi::{CString, c_int};
 use std::io;
@@ -38,6 +39,9 @@ pub(crate) enum Join {
 pub(crate) struct ChildSetup {
     pub(crate) join: Join,
     pub(crate) setsid: bool,
+    /// Make the terminal on fd 0 the new session's controlling terminal
+    /// (set with `setsid`, by a run on a pseudo-terminal).
+    pub(crate) controlling_tty: bool,
     /// `Some` when privileges change: the supplementary groups (maybe empty).
     pub(crate) groups: Option<Vec<libc::gid_t>>,
     /// The group to switch to: the one asked for, or with only a user id
@@ -77,12 +81,13 @@ pub(crate) enum Step {
     Exec,
     Rlimit,
     Priority,
+    ControllingTerminal,
 }
 
 impl Step {
     /// Every step, at the index of its discriminant.
     #[cfg(target_os = "linux")]
-    pub(crate) const ALL: [Step; 11] = [
+    pub(crate) const ALL: [Step; 12] = [
         Step::None,
         Step::Stdio,
         Step::Chdir,
@@ -94,6 +99,7 @@ impl Step {
         Step::Exec,
         Step::Rlimit,
         Step::Priority,
+        Step::ControllingTerminal,
     ];
 
     #[cfg_attr(not(target_os = "linux"), allow(dead_code))]
@@ -109,6 +115,7 @@ impl Step {
             Step::ParentDeath => "arm the parent-death signal",
             Step::Rlimit => "set a resource limit",
             Step::Priority => "set the priority (nice value)",
+            Step::ControllingTerminal => "take the terminal as the controlling terminal",
         }
     }
 }
@@ -127,6 +134,7 @@ impl ChildSetup {
         Ok(ChildSetup {
             join: Join::None,
             setsid: options.setsid,
+            controlling_tty: false,
             groups: drops_privileges.then(|| options.groups.clone().unwrap_or_default()),
             gid,
             uid: options.uid,
@@ -178,6 +186,7 @@ impl ChildSetup {
                 Join::Cgroup(dir) => JoinView::Cgroup(dir.as_raw_fd()),
             },
             setsid: self.setsid,
+            controlling_tty: self.controlling_tty,
             groups: self.groups.as_deref(),
             gid: self.gid,
             uid: self.uid,
@@ -215,6 +224,7 @@ pub(crate) enum JoinView {
 pub(crate) struct SetupView<'a> {
     pub(crate) join: JoinView,
     pub(crate) setsid: bool,
+    pub(crate) controlling_tty: bool,
     pub(crate) groups: Option<&'a [libc::gid_t]>,
     pub(crate) gid: Option<libc::gid_t>,
     pub(crate) uid: Option<libc::uid_t>,
@@ -249,6 +259,9 @@ impl SetupView<'_> {
         if self.setsid {
             // SAFETY: setsid takes no arguments.
             check(unsafe { libc::setsid() }).map_err(at(Step::Setsid))?;
+        }
+        if self.controlling_tty {
+            take_terminal().map_err(at(Step::ControllingTerminal))?;
         }
         // Before the privilege drop: raising a hard limit or lowering the
         // nice value needs the privileges the parent may be giving up.
@@ -366,6 +379,16 @@ fn resource(limit: crate::rlimit::Rlimit) -> RlimitResource {
 type RlimitResource = libc::__rlimit_resource_t;
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 type RlimitResource = c_int;
+
+/// Makes the terminal the spawner wired to fd 0 the controlling terminal of
+/// the session this child just started: one `ioctl(TIOCSCTTY)` (rustix's
+/// wrapper makes exactly that syscall, with no allocation).
+fn take_terminal() -> Result<(), c_int> {
+    // SAFETY: fd 0 is open: the spawner wired the terminal there before the
+    // setup runs, and nothing closes it before exec.
+    let stdin = unsafe { std::os::fd::BorrowedFd::borrow_raw(0) };
+    rustix::process::ioctl_tiocsctty(stdin).map_err(|e| e.raw_os_error())
+}
 
 /// Moves the calling process into the cgroup whose directory is `dir`.
 #[cfg(target_os = "linux")]

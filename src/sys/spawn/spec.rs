@@ -212,6 +212,9 @@ pub(crate) struct SpawnSpec {
     /// Start suspended, so the slot places the child before it runs.
     #[cfg(windows)]
     pub(crate) start_suspended: bool,
+    /// Start the child on this pseudo console (the ConPTY spawner's job).
+    #[cfg(all(windows, feature = "pty"))]
+    pub(crate) conpty: Option<std::sync::Arc<crate::sys::windows::conpty::PseudoConsole>>,
 }
 
 /// Why a command was not spawned. Messages are built above `sys`.
@@ -313,6 +316,8 @@ impl SpawnSpec {
             raw_args: options.raw_args.clone(),
             #[cfg(windows)]
             start_suspended: false,
+            #[cfg(all(windows, feature = "pty"))]
+            conpty: None,
         })
     }
 

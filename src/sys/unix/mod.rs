@@ -1,10 +1,12 @@
 //! POSIX pieces shared by Linux, macOS and the BSDs: the process-group
-//! container and its leaders, guarded signal delivery and the pre-exec step.
+//! container and its leaders, guarded signal delivery, pseudo-terminals.
 
 #[cfg(not(target_os = "linux"))]
 pub(crate) mod backend;
 pub(crate) mod leader;
 pub(crate) mod pgroup;
+#[cfg(feature = "pty")]
+pub(crate) mod pty;
 pub(crate) mod signal;
 pub(crate) mod terminal;
 

@@ -172,7 +172,8 @@ impl SlotKind {
     /// resumes it.
     pub(crate) fn attach(&mut self, child: &Unclaimed) -> io::Result<()> {
         let SlotKind::Job(s) = self;
-        s.attach(child.std_child()?)
+        let (process, pid) = child.process()?;
+        s.attach(process, pid)
     }
 
     /// Whether the run's child was still running when its job was terminated.

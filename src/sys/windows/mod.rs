@@ -6,6 +6,8 @@
 #[cfg(feature = "stats")]
 pub(crate) mod accounting;
 pub(crate) mod backend;
+#[cfg(feature = "pty")]
+pub(crate) mod conpty;
 pub(crate) mod job;
 pub(crate) mod polite;
 pub(crate) mod process;
@@ -134,18 +136,8 @@ pub(crate) struct JobSlot {
 impl JobSlot {
     /// Places the suspended child in its job(s), then lets it run. If it cannot
     /// be contained it is terminated, never left running outside.
-    pub(crate) fn attach(&mut self, child: &tokio::process::Child) -> io::Result<()> {
-        let Some(raw) = child.raw_handle() else {
-            return Err(io::Error::other(
-                "the child was reaped before it was contained",
-            ));
-        };
-        // SAFETY: `child` owns this process handle and outlives the borrow.
-        let process = unsafe { BorrowedHandle::borrow_raw(raw) };
+    pub(crate) fn attach(&mut self, process: BorrowedHandle<'_>, pid: u32) -> io::Result<()> {
         let placed = self.place(process).and_then(|()| {
-            let pid = child
-                .id()
-                .ok_or_else(|| io::Error::other("the child has no pid"))?;
             match threads::apply(&[pid], ThreadAction::Resume)? {
                 0 => Err(io::Error::other("found no thread to resume in the child")),
                 _ => Ok(()),

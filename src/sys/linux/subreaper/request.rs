@@ -31,6 +31,8 @@ const CWD: u32 = 32;
 const OWNER_CWD: u32 = 64;
 const UMASK: u32 = 128;
 const PRIORITY: u32 = 256;
+/// The program takes its stdin (a pseudo-terminal) as its controlling terminal.
+const CONTROLLING_TTY: u32 = 512;
 
 /// The request for `spec`, or `None` when it is larger than `MAX_REQUEST`.
 /// `owner_cwd` is our working directory, which the shim enters so the
@@ -54,7 +56,8 @@ pub(super) fn encode(
         | flag(setup.cwd.is_some(), CWD)
         | flag(owner_cwd.is_some(), OWNER_CWD)
         | flag(setup.umask.is_some(), UMASK)
-        | flag(setup.priority.is_some(), PRIORITY);
+        | flag(setup.priority.is_some(), PRIORITY)
+        | flag(setup.controlling_tty, CONTROLLING_TTY);
     let limits_set = setup
         .rlimits
         .iter()
@@ -205,6 +208,7 @@ pub(super) fn decode<'a>(
         setup: SetupView {
             join: JoinView::None,
             setsid: flags & SETSID != 0,
+            controlling_tty: flags & CONTROLLING_TTY != 0,
             groups: (flags & GROUPS != 0).then_some(groups),
             gid: (flags & GID != 0).then(|| word(6).unwrap_or(0)),
             uid: (flags & UID != 0).then(|| word(7).unwrap_or(0)),
@@ -259,6 +263,7 @@ mod tests {
         let env = Environment::Exact(vec![c"A=1".into(), c"B=2".into()]);
         let mut plan = spec(c"/bin/echo", &[c"echo", c"hi"], env, Join::Subreaper);
         plan.setup.setsid = true;
+        plan.setup.controlling_tty = true;
         plan.setup.groups = Some(vec![5, 6]);
         plan.setup.uid = Some(1000);
         plan.setup.cwd = Some(c"/tmp".into());
@@ -284,7 +289,7 @@ mod tests {
         assert_eq!(read(decoded.candidates), ["/bin/echo"]);
         assert_eq!(read(decoded.script_argv.cast_const()), ["/bin/sh"]);
         let setup = decoded.setup;
-        assert!(setup.setsid);
+        assert!(setup.setsid && setup.controlling_tty);
         assert_eq!(setup.groups, Some(&[5, 6][..]));
         assert_eq!((setup.gid, setup.uid), (None, Some(1000)));
         assert_eq!(setup.cwd, Some(c"/tmp"));
