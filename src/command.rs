@@ -240,7 +240,7 @@ impl Command {
 
     /// The signal every graceful path sends this run's tree first
     /// (default [`Signal::Term`]): [`RunningProcess::stop`](crate::RunningProcess::stop),
-    /// [`timeout_grace`](Command::timeout_grace), [`cancel_grace`](Command::cancel_grace),
+    /// [`timeout_grace`](Command::timeout_grace), `cancel_grace` (feature `cancellation`),
     /// and a group's [`stop`](crate::ProcessGroup::stop) and
     /// [`shutdown`](crate::ProcessGroup::shutdown). Use [`Signal::Int`] for
     /// programs that treat Ctrl-C as "finish up", [`Signal::Quit`] or

@@ -16,7 +16,7 @@ mod scratch;
 mod tracing_capture;
 mod tree;
 
-pub use cmd::{sh, sh_as};
+pub use cmd::{sh, sh_as, sh_trapping};
 pub use git::git_repo;
 pub use helper::{HelperTree, act_as_tree_member};
 pub use poll::{eventually, eventually_async, wait_for_count, wait_for_settled, wait_gone};

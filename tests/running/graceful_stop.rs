@@ -40,7 +40,7 @@ fn handles(signal: &str, marker: &Path, token: &str) -> Command {
          {BG_SLEEP} echo ready; wait; : {token}",
         m = marker.display()
     );
-    sh(&script)
+    sh_trapping(&script)
 }
 
 /// A shell and its sleep that both ignore SIGTERM.
@@ -120,7 +120,7 @@ async fn stop_signal_chooses_what_is_sent() {
              {BG_SLEEP} echo ready; wait; : {token}",
             m = marker.display()
         );
-        let cmd = sh(&script).stop_signal(Signal::Int);
+        let cmd = sh_trapping(&script).stop_signal(Signal::Int);
         assert_eq!(cmd.get_stop_signal(), Signal::Int);
         let mut run = JobRunner::with_mechanism(mechanism)
             .start(&cmd)
@@ -240,9 +240,9 @@ async fn a_pipeline_stop_asks_every_stage() {
             "trap 'echo TERM > {m}; exit 0' TERM; while read l; do echo \"$l\"; done; : {token}",
             m = last.display()
         );
-        let mut run = sh(&producer)
+        let mut run = sh_trapping(&producer)
             .stop_signal(Signal::Int)
-            .pipe(sh(&consumer))
+            .pipe(sh_trapping(&consumer))
             .start()
             .await
             .unwrap();

@@ -104,6 +104,7 @@ impl PgroupContainer {
     }
 
     /// Every tracked pgid.
+    #[cfg_attr(not(any(target_os = "linux", feature = "stats")), allow(dead_code))]
     pub(crate) fn pgids(&self) -> Vec<i32> {
         lock(&self.groups)
             .list
