@@ -7,8 +7,10 @@ pub(crate) mod detach;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
 pub(crate) mod lookup;
+pub(crate) mod options;
 #[cfg(unix)]
 pub(crate) mod setup;
+pub(crate) use self::options::{PreExec, SpawnOptions};
 pub(crate) mod spec;
 mod std_spawn;
 
@@ -19,8 +21,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 pub(crate) use self::spec::{
-    EnvPlan, Invalid, OutputPlan, PreExec, SpawnError, SpawnOptions, SpawnSpec, StagePipe,
-    StdinPlan,
+    EnvPlan, Invalid, OutputPlan, SpawnError, SpawnSpec, StagePipe, StdinPlan,
 };
 use super::{Slot, SpawnGate};
 

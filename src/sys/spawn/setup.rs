@@ -12,7 +12,7 @@ use std::path::Path;
 #[cfg(target_os = "linux")]
 use std::sync::Arc;
 
-use super::spec::SpawnOptions;
+use super::options::SpawnOptions;
 
 /// How the child joins its slot before exec.
 #[derive(Debug, Clone, Default)]
