@@ -116,8 +116,19 @@ fn place(
     let SlotKind::Job(s) = slot;
     cmd.creation_flags(flags | CREATE_SUSPENDED);
     let child = spawn_own(cmd)?;
+    let unreaped = || io::Error::other("the child was reaped before it was contained");
+    let raw = child
+        .raw_handle()
+        .ok_or_else(unreaped)
+        .map_err(RawSpawnError::Contain)?;
+    let pid = child
+        .id()
+        .ok_or_else(unreaped)
+        .map_err(RawSpawnError::Contain)?;
+    // SAFETY: `child` owns this process handle and outlives the borrow.
+    let process = unsafe { std::os::windows::io::BorrowedHandle::borrow_raw(raw) };
     // Placed in the job(s) and resumed; terminated if it cannot be placed.
-    s.attach(&child).map_err(RawSpawnError::Contain)?;
+    s.attach(process, pid).map_err(RawSpawnError::Contain)?;
     Ok(child)
 }
 

@@ -112,9 +112,11 @@ async fn each_run_gets_its_own_stop_signal_from_stop_and_shutdown() {
                     d = dir.display()
                 )
             };
-            let _plain = start_ready(&group, &sh(&noting("plain"))).await;
-            let _int = start_ready(&group, &sh(&noting("int")).stop_signal(Signal::Int)).await;
-            let _hup = start_ready(&group, &sh(&noting("hup")).stop_signal(Signal::Hup)).await;
+            let _plain = start_ready(&group, &sh_trapping(&noting("plain"))).await;
+            let int = sh_trapping(&noting("int")).stop_signal(Signal::Int);
+            let _int = start_ready(&group, &int).await;
+            let hup = sh_trapping(&noting("hup")).stop_signal(Signal::Hup);
+            let _hup = start_ready(&group, &hup).await;
             if shutdown {
                 group.shutdown().await.unwrap();
             } else {

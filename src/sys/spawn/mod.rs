@@ -278,6 +278,7 @@ fn claim(child: Unclaimed, raw_stdout: bool) -> Result<StartedChild, SpawnError>
             stage_stdout: None,
             stderr: None,
             spawner: "conpty",
+            foreground: None,
         }),
     }
 }

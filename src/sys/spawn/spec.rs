@@ -7,7 +7,9 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::options::{PreExec, SpawnOptions};
+#[cfg(unix)]
+use super::options::PreExec;
+use super::options::SpawnOptions;
 
 #[cfg(unix)]
 use std::ffi::CString;
@@ -271,7 +273,8 @@ impl SpawnSpec {
             #[cfg(windows)]
             create_no_window: options.create_no_window,
             #[cfg(windows)]
-            creation_flags: options.creation_flags | options.priority.map_or(0, priority_class),
+            creation_flags: options.creation_flags
+                | options.priority.map_or(0, super::options::priority_class),
             #[cfg(windows)]
             raw_args: options.raw_args.clone(),
             #[cfg(windows)]
