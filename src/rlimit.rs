@@ -22,21 +22,3 @@ pub enum Rlimit {
     /// `RLIMIT_AS`: the whole address space, in bytes.
     AddressSpace,
 }
-
-impl Rlimit {
-    /// Every limit, in a fixed order (their index in a child's setup).
-    pub(crate) const ALL: [Rlimit; 7] = [
-        Rlimit::Core,
-        Rlimit::Cpu,
-        Rlimit::Data,
-        Rlimit::FileSize,
-        Rlimit::NoFile,
-        Rlimit::Stack,
-        Rlimit::AddressSpace,
-    ];
-
-    /// Its index in `ALL`.
-    pub(crate) fn index(self) -> usize {
-        Rlimit::ALL.iter().position(|&r| r == self).unwrap_or(0)
-    }
-}

@@ -39,6 +39,7 @@ pub(crate) struct SpawnOptions {
 /// A caller's pre-exec hook: runs in the forked child, so it must be
 /// async-signal-safe (the caller promised so through an `unsafe` call).
 #[derive(Clone)]
+#[cfg_attr(windows, allow(dead_code))]
 pub(crate) struct PreExec(pub(crate) std::sync::Arc<dyn Fn() -> io::Result<()> + Send + Sync>);
 
 impl std::fmt::Debug for PreExec {

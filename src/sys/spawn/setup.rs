@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use super::options::SpawnOptions;
+use crate::rlimit::Rlimit;
 
 /// How the child joins its slot before exec.
 #[derive(Debug, Clone, Default)]
@@ -56,12 +57,12 @@ pub(crate) struct ChildSetup {
     pub(crate) umask: Option<libc::mode_t>,
     /// The absolute nice value.
     pub(crate) priority: Option<c_int>,
-    /// `(soft, hard)` per limit, at the index of `Rlimit::ALL`.
+    /// `(soft, hard)` per limit, at its index in `LIMITS`.
     pub(crate) rlimits: Rlimits,
 }
 
 /// The resource limits a child sets, one optional `(soft, hard)` pair per
-/// limit in `Rlimit::ALL` order: plain data, copied into a forked shim.
+/// limit in `LIMITS` order: plain data, copied into a forked shim.
 pub(crate) type Rlimits = [Option<(u64, u64)>; 7];
 
 /// The step a child failed at (the clone child reports it; std's hook
@@ -199,11 +200,24 @@ impl ChildSetup {
     }
 }
 
+/// Every limit, at its index in `Rlimits`.
+const LIMITS: [Rlimit; 7] = [
+    Rlimit::Core,
+    Rlimit::Cpu,
+    Rlimit::Data,
+    Rlimit::FileSize,
+    Rlimit::NoFile,
+    Rlimit::Stack,
+    Rlimit::AddressSpace,
+];
+
 /// The limits as a child applies them: the last one set for a limit wins.
-fn rlimits(asked: &[(crate::rlimit::Rlimit, u64, u64)]) -> Rlimits {
+fn rlimits(asked: &[(Rlimit, u64, u64)]) -> Rlimits {
     let mut out: Rlimits = [None; 7];
     for &(limit, soft, hard) in asked {
-        out[limit.index()] = Some((soft, hard));
+        if let Some(i) = LIMITS.iter().position(|&l| l == limit) {
+            out[i] = Some((soft, hard));
+        }
     }
     out
 }
@@ -293,7 +307,7 @@ impl SetupView<'_> {
                 rlim_cur: soft as libc::rlim_t,
                 rlim_max: hard as libc::rlim_t,
             };
-            let resource = resource(crate::rlimit::Rlimit::ALL[i]);
+            let resource = resource(LIMITS[i]);
             // SAFETY: `value` is a valid rlimit on our stack for the call.
             check(unsafe { libc::setrlimit(resource, &value) })?;
         }
@@ -362,8 +376,7 @@ mod raw {
 }
 
 /// The platform's number for `limit` (its type differs between libcs).
-fn resource(limit: crate::rlimit::Rlimit) -> RlimitResource {
-    use crate::rlimit::Rlimit;
+fn resource(limit: Rlimit) -> RlimitResource {
     match limit {
         Rlimit::Core => libc::RLIMIT_CORE,
         Rlimit::Cpu => libc::RLIMIT_CPU,

@@ -17,7 +17,7 @@ pub(super) const MAX_POINTERS: usize = MAX_REQUEST / 2 + 8;
 
 const MAGIC: u32 = 0x706b_7332; // "pks2"
 /// The fixed words, then the resource limits: `(soft, hard)` as four words
-/// per limit in `Rlimit::ALL` order, whether set or not.
+/// per limit in the order of `setup::LIMITS`, whether set or not.
 const FIXED_WORDS: usize = 13;
 const LIMIT_WORDS: usize = 4 * 7;
 const HEADER_WORDS: usize = FIXED_WORDS + LIMIT_WORDS;
