@@ -120,7 +120,10 @@ impl Command {
     /// reaches it, and a read of the terminal stops it with SIGTTIN. With
     /// `foreground()` it becomes the terminal's foreground job, as a shell
     /// makes it: Ctrl-C and Ctrl-Z go to it (not to us), and it may read
-    /// the terminal. Under cgroup v2 a run stays in our process group and
+    /// the terminal. The terminal is handed over right after the spawn: a
+    /// program that touches it before that is stopped (SIGTTIN/SIGTTOU) and
+    /// continued once it holds it. Under cgroup v2 a run stays in our
+    /// process group and
     /// shares the terminal already, so this changes nothing; likewise when
     /// this process has no terminal or is not in its foreground. A `setsid`
     /// run has left our session, so it cannot take our terminal.

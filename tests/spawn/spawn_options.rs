@@ -135,9 +135,12 @@ fn helper_foreground() {
     if std::env::var_os("PK_FOREGROUND_HELPER").is_none() {
         return;
     }
-    // `$5` is the process group, `$8` the terminal's foreground group.
-    let check = "read -r stat < /proc/self/stat; set -- $stat; \
-                 if [ \"$5\" = \"$8\" ]; then echo foreground; else echo background; fi";
+    // `$5` is the process group, `$8` the terminal's foreground group. The
+    // terminal is handed over right after the spawn, so a check made at the
+    // child's very start may come first: look for up to a second.
+    let check = "i=0; while [ $i -lt 50 ]; do read -r stat < /proc/self/stat; set -- $stat; \
+                 if [ \"$5\" = \"$8\" ]; then echo foreground; exit; fi; \
+                 sleep 0.02; i=$((i+1)); done; echo background";
     let runtime = tokio::runtime::Runtime::new().unwrap();
     for mechanism in [Mechanism::ProcessGroup, Mechanism::Subreaper] {
         let runner = JobRunner::with_mechanism(mechanism);
