@@ -73,7 +73,7 @@ fn helper_detach_owner_entry_point() {
 async fn a_detached_child_outlives_its_owner() {
     let pidfile = PidFile::new("detach-owner");
     let mut owner = start_helper(
-        "helper_detach_owner_entry_point",
+        "escape_hatches::helper_detach_owner_entry_point",
         DETACH_OWNER_ENV,
         &pidfile,
     );
