@@ -61,7 +61,7 @@ pub(crate) mod raw_spawn;
 pub(crate) mod socket;
 pub(crate) mod spawn;
 mod spawn_gate;
-#[cfg(all(feature = "pty", any(not(target_os = "linux"), test)))]
+#[cfg(any(windows, all(feature = "pty", any(not(target_os = "linux"), test))))]
 pub(crate) mod thread_io;
 #[cfg(unix)]
 pub(crate) mod unix;

@@ -1,8 +1,8 @@
-//! A terminal's blocking descriptors as tokio reader and writer, one thread
-//! per direction: a ConPTY's anonymous pipes have no overlapped I/O for
-//! tokio to drive, and kqueue has not always reported a pty master's
-//! readiness or its slave's close on macOS. Neither thread outlives its
-//! descriptor's end.
+//! Blocking descriptors as tokio reader and writer, one thread per
+//! direction: Windows' anonymous pipes (a merged stdout, a ConPTY) have no
+//! overlapped I/O for tokio to drive, and kqueue has not always reported a
+//! pty master's readiness or its slave's close on macOS. Neither thread
+//! outlives its descriptor's end.
 
 use std::future::Future;
 use std::io::{self, Read, Write};
@@ -22,10 +22,14 @@ pub(crate) struct ThreadReader {
 }
 
 impl ThreadReader {
-    pub(crate) fn start(mut source: impl Read + Send + 'static) -> io::Result<ThreadReader> {
+    /// Starts the thread, named `name`, that drains `source`.
+    pub(crate) fn start(
+        mut source: impl Read + Send + 'static,
+        name: &str,
+    ) -> io::Result<ThreadReader> {
         let (tx, chunks) = mpsc::channel(4);
         std::thread::Builder::new()
-            .name("processkit-tty-out".into())
+            .name(name.into())
             .spawn(move || {
                 let mut buf = vec![0u8; 64 * 1024];
                 // A broken pipe or EIO (the other side is gone) ends it too.
@@ -67,15 +71,19 @@ impl AsyncRead for ThreadReader {
 }
 
 /// One write for the thread, and where it says how it went.
+#[cfg_attr(not(feature = "pty"), allow(dead_code))]
 type Job = (Vec<u8>, oneshot::Sender<io::Result<()>>);
 
 /// The bytes that end a terminal's input, asked for when input ends.
+// Without `pty`, only the merged Windows pipe uses this module (the reader).
+#[cfg_attr(not(feature = "pty"), allow(dead_code))]
 pub(crate) type EndOfInput = Box<dyn Fn() -> Vec<u8> + Send + Sync>;
 
 /// The terminal's input, written by a thread: one write in flight at a
 /// time, its result reported at the next write, flush or shutdown. Shutdown
 /// types the end-of-input bytes once and closes nothing (a terminal whose
 /// input closes hangs up or ends its clients).
+#[cfg_attr(not(feature = "pty"), allow(dead_code))]
 pub(crate) struct ThreadWriter {
     jobs: std::sync::mpsc::Sender<Job>,
     pending: Option<oneshot::Receiver<io::Result<()>>>,
@@ -83,6 +91,7 @@ pub(crate) struct ThreadWriter {
     eof_sent: bool,
 }
 
+#[cfg_attr(not(feature = "pty"), allow(dead_code))]
 impl ThreadWriter {
     pub(crate) fn start(
         mut sink: impl Write + Send + 'static,
@@ -202,7 +211,7 @@ mod tests {
             .unwrap();
         let sink = std::fs::File::from(master.try_clone().unwrap());
         let mut writer = ThreadWriter::start(sink, Box::new(|| vec![0x04])).unwrap();
-        let mut reader = ThreadReader::start(std::fs::File::from(master)).unwrap();
+        let mut reader = ThreadReader::start(std::fs::File::from(master), "test").unwrap();
         writer.write_all(b"hello\n").await.unwrap();
         if drop_writer {
             writer.flush().await.unwrap();

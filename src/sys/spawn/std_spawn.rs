@@ -314,63 +314,7 @@ pub(crate) fn merged_reader(
     }
     #[cfg(windows)]
     {
-        Ok(Ok(Box::new(ThreadReader::start(reader)?)))
-    }
-}
-
-/// A blocking reader drained by a thread into a channel, read asynchronously.
-#[cfg(windows)]
-struct ThreadReader {
-    chunks: tokio::sync::mpsc::Receiver<Vec<u8>>,
-    chunk: Vec<u8>,
-    at: usize,
-}
-
-#[cfg(windows)]
-impl ThreadReader {
-    fn start(mut reader: std::io::PipeReader) -> io::Result<ThreadReader> {
-        use std::io::Read;
-        let (tx, chunks) = tokio::sync::mpsc::channel(4);
-        std::thread::Builder::new()
-            .name("processkit-pipe".into())
-            .spawn(move || {
-                let mut buf = vec![0u8; 64 * 1024];
-                while let Ok(n @ 1..) = reader.read(&mut buf) {
-                    if tx.blocking_send(buf[..n].to_vec()).is_err() {
-                        return;
-                    }
-                }
-            })?;
-        Ok(ThreadReader {
-            chunks,
-            chunk: Vec::new(),
-            at: 0,
-        })
-    }
-}
-
-#[cfg(windows)]
-impl tokio::io::AsyncRead for ThreadReader {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        out: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        use std::task::Poll;
-        if self.at == self.chunk.len() {
-            match self.chunks.poll_recv(cx) {
-                Poll::Ready(Some(chunk)) => {
-                    self.chunk = chunk;
-                    self.at = 0;
-                }
-                Poll::Ready(None) => return Poll::Ready(Ok(())),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
-        let n = (self.chunk.len() - self.at).min(out.remaining());
-        let at = self.at;
-        out.put_slice(&self.chunk[at..at + n]);
-        self.at += n;
-        Poll::Ready(Ok(()))
+        let reader = crate::sys::thread_io::ThreadReader::start(reader, "processkit-pipe")?;
+        Ok(Ok(Box::new(reader)))
     }
 }

@@ -90,6 +90,7 @@ impl Terminal {
         #[cfg(not(target_os = "linux"))]
         return Ok(Box::new(crate::sys::thread_io::ThreadReader::start(
             std::fs::File::from(fd),
+            "processkit-tty-out",
         )?));
     }
 

@@ -175,7 +175,7 @@ impl Terminal {
     /// The console's output, read by a thread of its own.
     pub(crate) fn reader(&self) -> stdio::Result<ReadPipe> {
         let output = std::fs::File::from(self.output.try_clone()?);
-        Ok(Box::new(ThreadReader::start(output)?))
+        Ok(Box::new(ThreadReader::start(output, "processkit-tty-out")?))
     }
 
     /// The console's input, written by a thread of its own; shutting it
