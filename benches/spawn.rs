@@ -1,6 +1,7 @@
 //! Spawn + wait of a tiny static child: processkit (own cgroup, the
 //! subreaper and the process-group fallback) against `tokio::process` and std's posix_spawn,
-//! sequential and 64 concurrent tasks, then again with the parent at 1 GiB RSS.
+//! sequential and 64 concurrent tasks (on a current-thread and on the
+//! multi-thread runtime), then again with the parent at 1 GiB RSS.
 
 mod support;
 
@@ -82,6 +83,18 @@ fn main() {
     let big_rounds = size(60, 10);
     let tasks = 64;
     let big = size(1 << 30, 128 << 20);
+    // The 64-way case again on a current-thread runtime: every spawn and
+    // every wake-up shares one thread, so nothing may block it.
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("current-thread runtime")
+        .block_on(concurrent(
+            &format!("{tasks} concurrent spawn+wait, current-thread runtime, small parent"),
+            &tiny,
+            tasks,
+            size(30, 5),
+        ));
     let rt = support::runtime();
     rt.block_on(async {
         println!("parent RSS {} MiB", support::rss_mib());

@@ -1,7 +1,8 @@
 //! Where a contained spawn's time goes: the tiny child started by tokio
 //! plain (posix_spawn), with a no-op pre-exec hook (forces fork+exec), with a
 //! hook that joins an existing cgroup (fork + migration), next to a bare
-//! cgroup mkdir+rmdir and processkit's own start+wait and `exit_code`.
+//! cgroup mkdir+rmdir and processkit's own start+wait and `exit_code`, with
+//! and without the stdout/stderr pipes, in a cgroup and in a process group.
 
 mod support;
 
@@ -14,16 +15,33 @@ mod breakdown {
     use std::time::Instant;
 
     use super::support::{self, Contest, size};
-    use processkit::Command;
+    use processkit::{Command, JobRunner, Mechanism, Stdio};
 
-    const NAMES: [&str; 6] = [
+    const NAMES: [&str; 9] = [
         "tokio status (posix_spawn)",
         "tokio status + no-op pre_exec (fork)",
         "tokio status + pre_exec joins cgroup",
         "cgroup mkdir + rmdir only",
         "processkit start+wait (cgroup v2)",
         "processkit exit_code (cgroup v2)",
+        "processkit exit_code, no pipes (cgroup v2)",
+        "processkit start+wait (process group)",
+        "processkit start+wait, no pipes (pgroup)",
     ];
+
+    /// The tiny child with stdout and stderr sent to /dev/null: no pipes
+    /// to make, register and drain, as with tokio's `status()`.
+    fn without_pipes(tiny: &Path) -> Command {
+        Command::new(tiny)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+    }
+
+    async fn in_process_group(cmd: &Command) {
+        let runner = JobRunner::with_mechanism(Mechanism::ProcessGroup);
+        let mut run = runner.start(cmd).await.unwrap();
+        assert_eq!(run.wait().await.unwrap(), Some(0));
+    }
 
     /// A cgroup made by hand for the join contender, removed on drop.
     struct JoinCgroup {
@@ -78,7 +96,10 @@ mod breakdown {
                 let mut run = Command::new(tiny).start().await.unwrap();
                 assert_eq!(run.wait().await.unwrap(), Some(0));
             }
-            _ => assert_eq!(Command::new(tiny).exit_code().await.unwrap(), 0),
+            5 => assert_eq!(Command::new(tiny).exit_code().await.unwrap(), 0),
+            6 => assert_eq!(without_pipes(tiny).exit_code().await.unwrap(), 0),
+            7 => in_process_group(&Command::new(tiny)).await,
+            _ => in_process_group(&without_pipes(tiny)).await,
         }
     }
 

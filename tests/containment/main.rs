@@ -6,6 +6,7 @@
 mod common;
 mod groupctl_support;
 
+mod cgroup_reuse;
 mod group_control;
 mod group_stop;
 mod guardian;

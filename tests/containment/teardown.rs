@@ -121,22 +121,20 @@ async fn twenty_groups_in_a_row_leave_no_cgroups_behind() {
         assert_eq!(run.wait().await.unwrap(), None);
     }
     let root = own_root().expect("the per-process root exists once a cgroup group was made");
-    // Spares (`s<N>`) are fresh cgroups made ahead for the next run and handed
-    // out oldest first: the two highest-numbered may still wait, unused. Every
-    // other cgroup (groups, runs, spares that held a run) must be gone.
+    // Spares (`s<N>`) are cgroups kept for the next single runs: fresh ones
+    // made ahead, and emptied ones whose run ended without a kill. They hold
+    // no process. Every other cgroup (groups, their runs) must be gone.
     let used = || -> Vec<String> {
-        let mut spares: Vec<(u64, String)> = Vec::new();
-        let mut others = Vec::new();
-        for name in child_dirs(&root) {
-            match name.strip_prefix('s').and_then(|n| n.parse().ok()) {
-                Some(n) => spares.push((n, name)),
-                None => others.push(name),
-            }
-        }
-        spares.sort();
-        let handed_out = spares.len().saturating_sub(2);
-        others.extend(spares.into_iter().take(handed_out).map(|(_, name)| name));
-        others
+        child_dirs(&root)
+            .into_iter()
+            .filter(|name| {
+                let spare = name
+                    .strip_prefix('s')
+                    .is_some_and(|n| n.parse::<u64>().is_ok());
+                let events = std::fs::read_to_string(root.join(name).join("cgroup.events"));
+                !spare || events.is_ok_and(|e| e.contains("populated 1"))
+            })
+            .collect()
     };
     let empty = common::eventually(Duration::from_secs(10), || used().is_empty());
     assert!(empty, "cgroups left behind: {:?}", used());

@@ -245,7 +245,7 @@ impl ContainerKind {
     #[cfg(feature = "stats")]
     pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         match self {
-            ContainerKind::Cgroup(c) => super::usage::cgroup_stats(c.cgroup()),
+            ContainerKind::Cgroup(c) => super::usage::cgroup_stats(c.cgroup(), c.baseline()),
             ContainerKind::Subreaper(c) => Ok(super::usage::pid_stats(&c.members())),
             ContainerKind::Pgroup(c) => {
                 Ok(super::usage::pgroup_stats(&c.pgids(), &c.adopted_pids()))
@@ -259,7 +259,10 @@ impl ContainerKind {
         limits: &crate::sys::Limits,
     ) -> Result<(), crate::sys::LimitRefusal> {
         match self {
-            ContainerKind::Cgroup(c) => super::limits::apply(c.cgroup(), limits),
+            ContainerKind::Cgroup(c) => {
+                c.taint();
+                super::limits::apply(c.cgroup(), limits)
+            }
             ContainerKind::Subreaper(_) | ContainerKind::Pgroup(_) => {
                 Err(crate::sys::LimitRefusal::NoAccounting(self.mechanism()))
             }
@@ -361,7 +364,7 @@ impl SlotKind {
     #[cfg(feature = "stats")]
     pub(crate) fn usage(&self) -> io::Result<crate::sys::Usage> {
         match self {
-            SlotKind::Cgroup(s) => super::usage::cgroup_stats(s.cgroup()),
+            SlotKind::Cgroup(s) => super::usage::cgroup_stats(s.cgroup(), s.baseline()),
             SlotKind::Subreaper(s) => Ok(super::usage::pid_stats(&s.pids())),
             SlotKind::Pgroup(s) => Ok(super::usage::pgroup_stats(&[s.pgid()], &[])),
         }

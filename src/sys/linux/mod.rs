@@ -18,6 +18,7 @@ pub(crate) mod pidfd_child;
 pub(crate) mod pipe;
 pub(crate) mod procfs;
 pub(crate) mod reaper;
+mod run_end;
 mod spare;
 pub(crate) mod subreaper;
 #[cfg(feature = "stats")]
@@ -25,10 +26,10 @@ pub(crate) mod usage;
 
 use std::io;
 use std::os::fd::OwnedFd;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use cgroup::{Cgroup, KillSwitch};
+use cgroup::{Baseline, Cgroup, KillSwitch};
+use run_end::RunEnd;
 
 /// A cgroup holding one group's (or one run's) whole tree.
 #[derive(Debug)]
@@ -39,9 +40,10 @@ pub(crate) struct CgroupContainer {
     single_run: bool,
     /// The spare's directory, opened ahead of time for the single run's slot.
     ready_dir: Mutex<Option<OwnedFd>>,
-    /// Set once the single run's slot killed the whole cgroup: nothing can
-    /// enter it afterwards, so the container's own Drop need not kill again.
-    run_killed: Arc<AtomicBool>,
+    /// How the tree ended, shared with a single run's slot: once it is over
+    /// (killed, or emptied on its own) nothing can enter it, so Drop need
+    /// not kill; a single run's cgroup is removed or reused through it.
+    end: Arc<RunEnd>,
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     adopted: Mutex<Option<Cgroup>>,
     /// The runs whose graceful stop is not SIGTERM: cgroup path → signal.
@@ -60,12 +62,23 @@ impl CgroupContainer {
         let root = cgroup::root()?;
         #[cfg(feature = "stats")]
         usage::enable_accounting(&root.path);
-        let (cg, ready_dir, kill) = match single_run.then(|| spare::take(root)).flatten() {
-            Some(spare) => (spare.cg, Some(spare.dir), spare.kill),
+        let (cg, ready_dir, kill, end) = match single_run.then(|| spare::take(root)).flatten() {
+            Some(spare) => {
+                let end = RunEnd::single(spare.cg.clone(), Some(spare.events), spare.baseline);
+                (spare.cg, Some(spare.dir), spare.kill, end)
+            }
             None => {
-                let cg = root.create_child(if single_run { 'r' } else { 'g' })?;
+                let cg = root.create_child(if single_run { spare::PREFIX } else { 'g' })?;
                 match KillSwitch::open(&cg) {
-                    Ok(kill) => (cg, None, kill),
+                    Ok(kill) => {
+                        let end = if single_run {
+                            let events = cg.open_events().ok();
+                            RunEnd::single(cg.clone(), events, Baseline::default())
+                        } else {
+                            Arc::default()
+                        };
+                        (cg, None, kill, end)
+                    }
                     Err(e) => {
                         let _ = std::fs::remove_dir(cg.path());
                         return Err(e);
@@ -78,7 +91,7 @@ impl CgroupContainer {
             kill: Arc::new(kill),
             single_run,
             ready_dir: Mutex::new(ready_dir),
-            run_killed: Arc::default(),
+            end,
             adopted: Mutex::new(None),
             stops: Mutex::default(),
         })
@@ -110,6 +123,7 @@ impl CgroupContainer {
     /// Freezes or thaws the whole tree. A thaw also thaws the runs that a
     /// graceful stop froze one by one (to wake one run of a frozen group).
     pub(crate) fn set_frozen(&self, frozen: bool) -> io::Result<()> {
+        self.end.taint();
         self.cg.set_frozen(frozen)?;
         if !frozen && !self.single_run {
             for run in self.cg.children()? {
@@ -125,6 +139,18 @@ impl CgroupContainer {
         &self.cg
     }
 
+    /// What the cgroup had counted before this container's run (a reused one).
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    pub(crate) fn baseline(&self) -> &Baseline {
+        self.end.baseline()
+    }
+
+    /// Limits were written to the cgroup: it is never reused.
+    #[cfg_attr(not(feature = "limits"), allow(dead_code))]
+    pub(crate) fn taint(&self) {
+        self.end.taint();
+    }
+
     /// Sends `signal` to every process in the tree.
     pub(crate) fn signal(&self, signal: i32) -> io::Result<()> {
         signal_members(&self.cg, signal)
@@ -132,12 +158,14 @@ impl CgroupContainer {
 
     /// Kills the whole tree now, through the descriptor opened up front.
     pub(crate) fn kill(&self) -> io::Result<()> {
+        self.end.mark_killed();
         self.kill.kill()
     }
 
     /// Kills the whole tree; a failure is retried in the background until it
     /// succeeds (for teardown that has nobody to report to).
     pub(crate) fn kill_or_retry(&self) -> io::Result<()> {
+        self.end.mark_killed();
         kill_retry::kill_or_retry(&self.kill)
     }
 
@@ -166,12 +194,13 @@ impl CgroupContainer {
             nested,
             stop,
             dir: Some(dir),
+            attached: false,
             kill,
-            // A single run's slot is the whole container: they share one flag.
-            killed: if nested {
+            // A single run's slot is the whole container: they share its end.
+            end: if nested {
                 Arc::default()
             } else {
-                Arc::clone(&self.run_killed)
+                Arc::clone(&self.end)
             },
         })
     }
@@ -199,6 +228,7 @@ impl CgroupContainer {
     /// itself keeps no processes of its own).
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn adopt(&self, pid: u32) -> io::Result<()> {
+        self.end.taint();
         if self.single_run {
             return self.cg.add_pid(pid);
         }
@@ -212,10 +242,13 @@ impl CgroupContainer {
 
 impl Drop for CgroupContainer {
     fn drop(&mut self) {
-        if !self.run_killed.load(Ordering::Acquire) {
+        if !self.end.is_over() {
             let _ = self.kill_or_retry();
         }
-        reaper::remove_killed(self.cg.path().to_owned());
+        // A single run's cgroup goes once its slot is gone too (`RunEnd`).
+        if !self.single_run {
+            reaper::remove_killed(self.cg.path().to_owned());
+        }
     }
 }
 
@@ -228,13 +261,17 @@ pub(crate) struct CgroupSlot {
     stop: i32,
     /// The cgroup's directory, until a spawn takes it.
     dir: Option<OwnedFd>,
+    /// The child was spawned into the cgroup (so once it is empty, nothing
+    /// of the run is left and nothing can join it any more).
+    attached: bool,
     /// `cgroup.kill`, open from the start: a timeout or a dropped handle
     /// kills even when the process has no descriptor left.
     kill: Arc<KillSwitch>,
-    /// Set once this slot's cgroup was killed; no run spawns into a used slot,
-    /// so later kills are no-ops. A cancelled start's child that still joins
-    /// after the kill is killed when the cgroup is removed (`reaper::remove_killed`).
-    killed: Arc<AtomicBool>,
+    /// Over once this slot's cgroup was killed or emptied on its own; no run
+    /// spawns into a used slot, so later kills are no-ops. A cancelled
+    /// start's child that still joins after the kill is killed when the
+    /// cgroup is removed (`reaper::remove_killed`).
+    end: Arc<RunEnd>,
 }
 
 impl CgroupSlot {
@@ -249,8 +286,15 @@ impl CgroupSlot {
     }
 
     pub(crate) fn attach(&mut self) {
-        // The child has joined (or failed to spawn); the directory is no longer needed.
+        // The child has joined; the directory is no longer needed.
         self.dir = None;
+        self.attached = true;
+    }
+
+    /// What the cgroup had counted before this run (a reused one).
+    #[cfg_attr(not(feature = "stats"), allow(dead_code))]
+    pub(crate) fn baseline(&self) -> &Baseline {
+        self.end.baseline()
     }
 
     #[cfg_attr(not(feature = "stats"), allow(dead_code))]
@@ -283,15 +327,16 @@ impl CgroupSlot {
     }
 
     /// Kills this run's tree (for a single-run container: the whole
-    /// container), once: a finisher, a watchdog and Drop may all ask. A kill
-    /// that fails is retried in the background until it succeeds.
+    /// container), once: a finisher, a watchdog and Drop may all ask. A
+    /// single run whose tree already emptied on its own needs no kill (and
+    /// its cgroup can then be reused). A kill that fails is retried in the
+    /// background until it succeeds.
     pub(crate) fn kill(&self) -> io::Result<()> {
-        if self.killed.load(Ordering::Acquire) {
+        if self.end.is_over() || (self.attached && self.end.ended_clean()) {
             return Ok(());
         }
-        kill_retry::kill_or_retry(&self.kill)?;
-        self.killed.store(true, Ordering::Release);
-        Ok(())
+        self.end.mark_killed();
+        kill_retry::kill_or_retry(&self.kill)
     }
 }
 
@@ -301,7 +346,7 @@ impl Drop for CgroupSlot {
             return;
         }
         // A run its group still owns is left to the group's teardown.
-        if self.killed.load(Ordering::Acquire) {
+        if self.end.killed() {
             reaper::remove_killed(self.cg.path().to_owned());
         } else {
             reaper::remove_when_empty(self.cg.path().to_owned());

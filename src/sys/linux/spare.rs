@@ -1,37 +1,64 @@
-//! Fresh run cgroups made ahead of time by a background thread, so a
-//! contained spawn finds its cgroup (and open descriptors on it) ready
-//! instead of waiting for `mkdir`. A spare is never reused: it has held no
-//! process, so every counter in it starts at zero.
+//! Run cgroups ready before a spawn needs one, so it never waits for `mkdir`:
+//! fresh ones made ahead by a background thread, and emptied ones whose run
+//! ended without a kill, checked on that thread and handed out again.
 
+use std::fs::File;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
-use super::cgroup::{Cgroup, CgroupRoot, KillSwitch};
+use super::cgroup::{Baseline, Cgroup, CgroupRoot, KillSwitch};
+use super::reaper;
 
-/// How many spares to keep ready: enough for back-to-back runs, few enough
-/// that the empty directories left at exit do not matter.
+/// How many fresh spares to keep ready: enough for back-to-back runs, few
+/// enough that the empty directories left at exit do not matter.
 const KEEP: usize = 2;
 
-/// The name prefix of spares (runs made on demand are `r<N>`).
+/// How many emptied cgroups to keep for reuse (enough for a burst of
+/// concurrent runs; the rest are removed). Each holds three descriptors.
+const REUSE_MAX: usize = 64;
+
+/// An emptied cgroup nobody took for this long is removed: the pool shrinks
+/// back once a burst of runs is over.
+const IDLE: Duration = Duration::from_secs(2);
+
+/// The name prefix of every single run's cgroup, made ahead or on demand:
+/// any of them may be pooled (runs inside a group are `g<N>/r<M>`).
 pub(crate) const PREFIX: char = 's';
 
-/// A ready cgroup: its directory (for `CLONE_INTO_CGROUP`) and its kill switch.
+/// A ready cgroup: its directory (for `CLONE_INTO_CGROUP`), its kill
+/// switch, its `cgroup.events` and what it had counted before.
 pub(crate) struct Spare {
     pub(crate) cg: Cgroup,
     pub(crate) dir: OwnedFd,
     pub(crate) kill: KillSwitch,
+    pub(crate) events: File,
+    pub(crate) baseline: Baseline,
+    /// When it was last handed back (a fresh one: made).
+    since: Instant,
 }
 
-static READY: Mutex<Vec<Spare>> = Mutex::new(Vec::new());
+struct Pool {
+    fresh: Vec<Spare>,
+    reusable: Vec<Spare>,
+    /// Handed back, not yet checked.
+    returned: Vec<(Cgroup, File)>,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool {
+    fresh: Vec::new(),
+    reusable: Vec::new(),
+    returned: Vec::new(),
+});
 static WANTED: Condvar = Condvar::new();
 /// Counts `take` calls: after a failure the filler waits for the next one.
 static DEMAND: AtomicU64 = AtomicU64::new(0);
 /// Whether the filler thread runs.
 static FILLER: AtomicBool = AtomicBool::new(false);
 
-/// A ready cgroup below `root` with its descriptors open, if one is waiting;
-/// the background thread then makes the next one.
+/// A ready cgroup below `root` with its descriptors open, if one is waiting
+/// (a reused one first); the background thread then makes the next one.
 pub(crate) fn take(root: &'static CgroupRoot) -> Option<Spare> {
     if !FILLER.swap(true, Ordering::AcqRel) {
         let started = std::thread::Builder::new()
@@ -43,47 +70,110 @@ pub(crate) fn take(root: &'static CgroupRoot) -> Option<Spare> {
             return None;
         }
     }
-    // Oldest first, so every spare that was ever handed out has a lower
-    // number than the ones still waiting (tests rely on this to tell them apart).
     let spare = {
-        let mut ready = lock(&READY);
+        let mut pool = lock(&POOL);
         DEMAND.fetch_add(1, Ordering::AcqRel);
-        (!ready.is_empty()).then(|| ready.remove(0))
+        // Fresh ones oldest first, so every fresh spare that was ever handed
+        // out has a lower number than the ones still waiting.
+        let fresh = |pool: &mut Pool| (!pool.fresh.is_empty()).then(|| pool.fresh.remove(0));
+        pool.reusable.pop().or_else(|| fresh(&mut pool))
     };
     WANTED.notify_one();
     spare
 }
 
-/// Keeps `KEEP` spares ready. After a failure (out of descriptors, say) it
-/// waits for the next `take` and tries again: spawns meanwhile make their
-/// cgroup themselves, and report any error doing so.
+/// Takes back the cgroup of a single run that emptied without a kill: the
+/// background thread checks it and keeps it for reuse, or removes it.
+pub(crate) fn give_back(cg: Cgroup, events: File) {
+    if !FILLER.load(Ordering::Acquire) {
+        reaper::remove_killed(cg.path().to_owned());
+        return;
+    }
+    lock(&POOL).returned.push((cg, events));
+    WANTED.notify_one();
+}
+
+/// Checks what comes back and keeps `KEEP` fresh spares ready. After a
+/// failure to make one (out of descriptors, say) it waits for the next
+/// `take`: spawns meanwhile make their cgroup themselves, and report any
+/// error doing so.
 fn fill(root: &'static CgroupRoot) {
-    let mut ready = lock(&READY);
+    let mut pool = lock(&POOL);
     let mut failed_at = None;
     loop {
-        while ready.len() >= KEEP || failed_at == Some(DEMAND.load(Ordering::Acquire)) {
-            ready = WANTED.wait(ready).unwrap_or_else(|e| e.into_inner());
+        while pool.returned.is_empty()
+            && (pool.fresh.len() >= KEEP || failed_at == Some(DEMAND.load(Ordering::Acquire)))
+        {
+            if pool.reusable.is_empty() {
+                pool = WANTED.wait(pool).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            pool = WANTED
+                .wait_timeout(pool, IDLE / 2)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+            pool.reusable.retain(|spare| {
+                let keep = spare.since.elapsed() < IDLE;
+                if !keep {
+                    reaper::remove_killed(spare.cg.path().to_owned());
+                }
+                keep
+            });
         }
-        drop(ready);
+        if let Some((cg, events)) = pool.returned.pop() {
+            let full = pool.reusable.len() >= REUSE_MAX;
+            drop(pool);
+            let checked = (!full).then(|| reusable(cg.clone(), events)).flatten();
+            pool = lock(&POOL);
+            match checked {
+                Some(spare) => pool.reusable.push(spare),
+                None => reaper::remove_killed(cg.path().to_owned()),
+            }
+            continue;
+        }
+        drop(pool);
         let made = make(root);
-        ready = lock(&READY);
+        pool = lock(&POOL);
         match made {
             Some(spare) => {
                 failed_at = None;
-                ready.push(spare);
+                pool.fresh.push(spare);
             }
             None => failed_at = Some(DEMAND.load(Ordering::Acquire)),
         }
     }
 }
 
+/// An emptied cgroup as a spare, if it can serve another run honestly.
+fn reusable(cg: Cgroup, events: File) -> Option<Spare> {
+    let baseline = Baseline::of_reusable(&cg, &events).ok()??;
+    let dir = cg.dir_fd().ok()?;
+    let kill = KillSwitch::open(&cg).ok()?;
+    Some(Spare {
+        cg,
+        dir,
+        kill,
+        events,
+        baseline,
+        since: Instant::now(),
+    })
+}
+
 fn make(root: &'static CgroupRoot) -> Option<Spare> {
     let cg = root.create_child(PREFIX).ok()?;
-    let opened = cg
-        .dir_fd()
-        .and_then(|dir| Ok((dir, KillSwitch::open(&cg)?)));
+    let opened = cg.dir_fd().and_then(|dir| {
+        let kill = KillSwitch::open(&cg)?;
+        Ok((dir, kill, cg.open_events()?))
+    });
     match opened {
-        Ok((dir, kill)) => Some(Spare { cg, dir, kill }),
+        Ok((dir, kill, events)) => Some(Spare {
+            cg,
+            dir,
+            kill,
+            events,
+            baseline: Baseline::default(),
+            since: Instant::now(),
+        }),
         Err(_) => {
             let _ = std::fs::remove_dir(cg.path());
             None

@@ -6,22 +6,25 @@ use std::io;
 use std::path::Path;
 use std::time::Duration;
 
-use super::cgroup::Cgroup;
+use super::cgroup::{Baseline, Cgroup, keyed, number};
 use super::procfs;
 use crate::sys::Usage;
 
-/// Stats of everything in `cg` and below.
-pub(crate) fn cgroup_stats(cg: &Cgroup) -> io::Result<Usage> {
+/// Stats of everything in `cg` and below; cumulative counters count from
+/// `baseline` (what a reused cgroup had counted before this run).
+pub(crate) fn cgroup_stats(cg: &Cgroup, baseline: &Baseline) -> io::Result<Usage> {
     let pids = cg.pids()?;
     let mut stats = Usage {
         active_process_count: pids.len() as u64,
         ..Usage::default()
     };
     if let Ok(cpu) = cg.read("cpu.stat") {
-        let usec = |key| keyed(&cpu, key).map(Duration::from_micros);
-        stats.cpu_time = usec("usage_usec");
-        stats.user_cpu_time = usec("user_usec");
-        stats.system_cpu_time = usec("system_usec");
+        let usec = |key, since: u64| {
+            keyed(&cpu, key).map(|now| Duration::from_micros(now.saturating_sub(since)))
+        };
+        stats.cpu_time = usec("usage_usec", baseline.usage_usec);
+        stats.user_cpu_time = usec("user_usec", baseline.user_usec);
+        stats.system_cpu_time = usec("system_usec", baseline.system_usec);
     }
     stats.memory_bytes = cg.read("memory.current").ok().and_then(|t| number(&t));
     stats.peak_memory_bytes = cg.read("memory.peak").ok().and_then(|t| number(&t));
@@ -48,7 +51,14 @@ const ACCOUNTING: [&str; 2] = ["memory", "pids"];
 /// (charges made before a controller is enabled are never attributed). The
 /// root holds no processes, so the no-internal-process rule cannot object;
 /// `cpu` is left alone because enabling it changes scheduling between groups.
+/// Done once per process (the root is made once): every container used to
+/// read both files again.
 pub(crate) fn enable_accounting(root: &Path) {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    DONE.call_once(|| enable_accounting_now(root));
+}
+
+fn enable_accounting_now(root: &Path) {
     let offered = fs::read_to_string(root.join("cgroup.controllers")).unwrap_or_default();
     let enabled = fs::read_to_string(root.join("cgroup.subtree_control")).unwrap_or_default();
     for controller in ACCOUNTING {
@@ -82,33 +92,5 @@ fn from_tree(tree: procfs::TreeUsage) -> Usage {
         memory_bytes: tree.rss_bytes,
         peak_memory_bytes: tree.hwm_bytes,
         ..Usage::default()
-    }
-}
-
-/// A single number file such as `memory.current` (`max` is not a number).
-fn number(text: &str) -> Option<u64> {
-    text.trim().parse().ok()
-}
-
-/// The value of `key` in a flat-keyed file such as `cpu.stat`.
-fn keyed(text: &str, key: &str) -> Option<u64> {
-    text.lines().find_map(|line| {
-        let (k, v) = line.split_once(' ')?;
-        (k == key).then(|| v.trim().parse().ok())?
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reads_flat_keyed_and_single_value_files() {
-        let cpu = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n";
-        assert_eq!(keyed(cpu, "user_usec"), Some(1000));
-        assert_eq!(keyed(cpu, "usage"), None);
-        assert_eq!(keyed("low 0\noom_kill 2\n", "oom_kill"), Some(2));
-        assert_eq!(number("4096\n"), Some(4096));
-        assert_eq!(number("max\n"), None);
     }
 }

@@ -145,15 +145,23 @@ impl Unclaimed {
 
 /// Whether the current tokio runtime can register descriptors: one built
 /// without `enable_io` panics on the first registration, and tokio has no
-/// fallible way to ask, so a throwaway socket is registered first.
+/// fallible way to ask, so an eventfd is registered for a moment first (one
+/// descriptor, nothing kept: threads come and go, and so would their fds).
 pub(crate) fn io_driver_available() -> io::Result<()> {
     tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     #[cfg(unix)]
     {
-        let (probe, _peer) = std::os::unix::net::UnixStream::pair()?;
-        probe.set_nonblocking(true)?;
-        let registered =
-            std::panic::catch_unwind(move || tokio::net::UnixStream::from_std(probe).map(drop));
+        use tokio::io::{Interest, unix::AsyncFd};
+
+        let flags = rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK;
+        let probe = rustix::event::eventfd(0, flags)?;
+        // Deprecated for raw descriptors that may close early; an `OwnedFd`
+        // moved in stays open as long as the `AsyncFd`. Its replacement
+        // needs tokio 1.54.
+        #[allow(deprecated)]
+        let registered = std::panic::catch_unwind(move || {
+            AsyncFd::with_interest(probe, Interest::READABLE).map(drop)
+        });
         match registered {
             Ok(result) => result?,
             Err(_) => {

@@ -47,6 +47,14 @@ impl Cgroup {
         Ok(OwnedFd::from(dir))
     }
 
+    /// `cgroup.events`, open for reading (whether the cgroup is populated).
+    pub(crate) fn open_events(&self) -> io::Result<fs::File> {
+        fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(self.path.join("cgroup.events"))
+    }
+
     /// Moves an existing process into this cgroup.
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn add_pid(&self, pid: u32) -> io::Result<()> {
@@ -166,7 +174,7 @@ impl Cgroup {
 }
 
 impl CgroupRoot {
-    /// Creates a fresh child cgroup of the root (`g<N>` for groups, `r<N>` for runs).
+    /// Creates a fresh child cgroup of the root (`g<N>` for groups, `s<N>` for single runs).
     pub(crate) fn create_child(&self, prefix: char) -> io::Result<Cgroup> {
         Cgroup::create(self.path.join(self.next_name(prefix)))
     }
@@ -224,6 +232,17 @@ impl KillSwitch {
             }
         }
     }
+}
+
+/// Whether an open `cgroup.events` says the cgroup holds a process: one
+/// `pread`, for the checks on the spawn path.
+pub(crate) fn populated(events: &fs::File) -> io::Result<bool> {
+    use std::os::unix::fs::FileExt;
+    let mut text = [0u8; 64];
+    let n = events.read_at(&mut text, 0)?;
+    Ok(text[..n]
+        .split(|&b| b == b'\n')
+        .any(|l| l == b"populated 1"))
 }
 
 fn collect_pids(dir: &Path, out: &mut Vec<u32>) -> io::Result<()> {

@@ -2,13 +2,15 @@
 //! this module only; the files below split what `/proc` says (`mount`), the
 //! root's lifecycle (`root`, `sweep`) and the per-cgroup operations (`dir`).
 
+mod baseline;
 mod dir;
 mod files;
 mod mount;
 mod root;
 mod sweep;
 
-pub(crate) use dir::{Cgroup, KillSwitch};
+pub(crate) use baseline::{Baseline, keyed, number};
+pub(crate) use dir::{Cgroup, KillSwitch, populated};
 pub(crate) use files::remove_tree;
 pub(crate) use mount::{find_cgroup2_mount, own_cgroup, start_time};
 pub(crate) use root::{CgroupRoot, RootError, existing_root, root, root_name};

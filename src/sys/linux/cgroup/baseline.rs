@@ -1,0 +1,82 @@
+//! What a reused run cgroup's cumulative counters said when its last run
+//! ended: a later run's readings subtract it, so they count that run alone.
+//! Also decides whether an emptied cgroup may be reused at all.
+
+use std::fs::File;
+use std::io;
+use std::sync::OnceLock;
+
+use super::dir::Cgroup;
+
+/// Cumulative counters of an empty cgroup (all zero for a fresh one).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Baseline {
+    pub(crate) usage_usec: u64,
+    pub(crate) user_usec: u64,
+    pub(crate) system_usec: u64,
+}
+
+impl Baseline {
+    /// The counters of `cg`, if it can serve another run with honest
+    /// statistics: empty and without a peak the kernel cannot
+    /// reset (`memory.peak` at all, `pids.peak` above one process: the next
+    /// run has at least one, so a peak of one stays true). `None`: remove it.
+    /// Without a memory controller there are no OOM kills to carry over.
+    /// `events` is the cgroup's open `cgroup.events`.
+    pub(crate) fn of_reusable(cg: &Cgroup, events: &File) -> io::Result<Option<Baseline>> {
+        let populated = super::dir::populated(events)?;
+        // Which controllers run cgroups have is the same for all of them
+        // (the root's `subtree_control`, set once): asked of the first only.
+        static HAS: OnceLock<(bool, bool)> = OnceLock::new();
+        let &(memory, pids) = HAS.get_or_init(|| {
+            let has = |file| cg.path().join(file).exists();
+            (has("memory.peak"), has("pids.peak"))
+        });
+        if populated || memory {
+            return Ok(None);
+        }
+        if pids
+            && cg
+                .read("pids.peak")
+                .ok()
+                .and_then(|p| number(&p))
+                .is_none_or(|p| p > 1)
+        {
+            return Ok(None);
+        }
+        let cpu = cg.read("cpu.stat")?;
+        Ok(Some(Baseline {
+            usage_usec: keyed(&cpu, "usage_usec").unwrap_or(0),
+            user_usec: keyed(&cpu, "user_usec").unwrap_or(0),
+            system_usec: keyed(&cpu, "system_usec").unwrap_or(0),
+        }))
+    }
+}
+
+/// A single number file such as `memory.current` (`max` is not a number).
+pub(crate) fn number(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
+}
+
+/// The value of `key` in a flat-keyed file such as `cpu.stat`.
+pub(crate) fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|line| {
+        let (k, v) = line.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_flat_keyed_and_single_value_files() {
+        let cpu = "usage_usec 1500\nuser_usec 1000\nsystem_usec 500\n";
+        assert_eq!(keyed(cpu, "user_usec"), Some(1000));
+        assert_eq!(keyed(cpu, "usage"), None);
+        assert_eq!(keyed("low 0\noom_kill 2\n", "oom_kill"), Some(2));
+        assert_eq!(number("4096\n"), Some(4096));
+        assert_eq!(number("max\n"), None);
+    }
+}
