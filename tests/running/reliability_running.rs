@@ -439,3 +439,26 @@ fn a_runtime_without_timers_gets_a_typed_error_and_nothing_runs() {
     }
     assert!(pids_with_token(&token).is_empty(), "a child was started");
 }
+
+// ---- a runtime without an IO driver ----
+
+#[test]
+fn waiting_on_a_runtime_without_io_is_a_typed_error_and_the_handle_still_works() {
+    let io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let bare = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let mut run = io
+        .block_on(Command::new("sh").args(["-c", "sleep 0.2; exit 3"]).start())
+        .unwrap();
+    let error = bare
+        .block_on(run.wait())
+        .expect_err("waited on a runtime without an IO driver");
+    assert!(error.to_string().contains("enable_io"), "{error}");
+    // The child is still ours and still waitable where there is a driver.
+    assert_eq!(io.block_on(run.wait()).unwrap(), Some(3));
+}

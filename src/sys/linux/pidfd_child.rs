@@ -81,26 +81,31 @@ impl PidfdChild {
             let Some(plain) = self.pidfd.take().map(Pidfd::into_fd) else {
                 continue;
             };
-            // Only a definite "no IO driver" stops us: a probe that could not
-            // even make its socket (out of descriptors) says nothing, and the
-            // registration itself needs no descriptor.
-            if let Err(e) = crate::sys::spawn::io_driver_available()
-                && e.raw_os_error().is_none()
-            {
-                self.pidfd = Some(Pidfd::Plain(plain));
-                return Err(e);
-            }
             // Deprecated for raw descriptors that may close early; an `OwnedFd`
             // moved in stays open as long as the `AsyncFd`. Its replacement
-            // needs tokio 1.54.
+            // needs tokio 1.54. A runtime without an IO driver panics here
+            // (the spawn checked the runtime it ran on, not this one).
             #[allow(deprecated)]
-            match AsyncFd::try_with_interest(plain, tokio::io::Interest::READABLE) {
-                Ok(fd) => self.pidfd = Some(Pidfd::Registered(fd)),
-                Err(refused) => {
+            let registered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+                AsyncFd::try_with_interest(plain, tokio::io::Interest::READABLE)
+            }));
+            match registered {
+                Ok(Ok(fd)) => self.pidfd = Some(Pidfd::Registered(fd)),
+                Ok(Err(refused)) => {
                     // A runtime shutting down refuses; keep the pidfd.
                     let (plain, error) = refused.into_parts();
                     self.pidfd = Some(Pidfd::Plain(plain));
                     return Err(error);
+                }
+                Err(_) => {
+                    // The pidfd went down with the panic. The child is not
+                    // reaped, so its pid is still its own: pin it again.
+                    self.pidfd = Some(Pidfd::Plain(reopen(self.pid)?));
+                    return Err(io::Error::new(
+                        io::ErrorKind::Unsupported,
+                        "the tokio runtime has no IO driver: build it with `enable_io()` \
+                         (or `enable_all()`)",
+                    ));
                 }
             }
         }
@@ -115,6 +120,18 @@ impl Drop for PidfdChild {
             super::reaper::reap_orphan(pidfd.into_fd());
         }
     }
+}
+
+/// A new pidfd on our own unreaped child (its pid cannot be recycled yet).
+fn reopen(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| io::Error::from_raw_os_error(libc::ESRCH))?;
+    Ok(rustix::process::pidfd_open(
+        pid,
+        rustix::process::PidfdFlags::empty(),
+    )?)
 }
 
 /// Whether this kernel can wait on pidfds (5.4+): `waitid(P_PIDFD)` on a
