@@ -170,7 +170,8 @@ async fn a_thousand_runs_that_leave_orphans_leave_no_zombies() {
     }
     let none = eventually_async(LIMIT, || our_zombies().is_empty()).await;
     assert!(none, "zombies under us or our shims: {:?}", our_zombies());
-    // A shim whose tree is empty exits (and is reaped) while the group lives.
+    // A shim whose tree is empty exits (and is reaped) while the group lives,
+    // or waits idle for the next run as a `pk-spare`.
     let me = std::process::id();
     let idle = || -> Vec<u32> {
         let shims = shims_of(me);
