@@ -101,7 +101,8 @@ impl Shim {
         let Some(channel) = self.channel() else {
             return *reports;
         };
-        while !reports.hung_up {
+        // An idle shim sends nothing more until it has a request.
+        while !reports.hung_up && !reports.idle {
             match receive(channel, RecvFlags::DONTWAIT) {
                 Ok(Some((message, _))) => match wire::decode(&message) {
                     (EXITED, raw, idle) => {
@@ -210,7 +211,12 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<ShimSpawn> {
     drop(shim_end);
     let pidfd = adopt(pid)?;
     let (stdin, stdout, stderr) = prepared.into_parent_ends();
-    started(channel, Some(pidfd), (stdin, stdout, stderr), false)
+    started(
+        channel,
+        Some(pidfd),
+        (stdin, stdout, stderr),
+        (false, false),
+    )
 }
 
 /// A `SEQPACKET` pair: each message arrives whole.
@@ -226,14 +232,15 @@ pub(super) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 /// Reads the shim's first message on `channel`: the program runs (its pid
 /// and pidfd, the shim's pid and pidfd unless we hold `shim_pidfd` already),
 /// or why not. `reusable`: the shim can serve another run once its tree is
-/// empty (a zygote's).
+/// empty (a zygote's); `reused`: it came from the pool (its socket is
+/// non-blocking already).
 pub(super) fn started(
     channel: OwnedFd,
     shim_pidfd: Option<OwnedFd>,
     (stdin, stdout, stderr): ParentEnds,
-    reusable: bool,
+    (reusable, reused): (bool, bool),
 ) -> io::Result<ShimSpawn> {
-    let (message, [program, own]) = receive_blocking(&channel)?;
+    let (message, [program, own]) = receive_blocking(&channel, reused)?;
     let (kind, a, b) = wire::decode(&message);
     if kind == FAILED {
         return Err(failure_error(wire::failure(a, b)));
@@ -245,7 +252,9 @@ pub(super) fn started(
             "the shim ended before starting the program",
         ));
     };
-    rustix::io::ioctl_fionbio(&channel, true)?;
+    if !reused {
+        rustix::io::ioctl_fionbio(&channel, true)?;
+    }
     let reader = channel.try_clone()?;
     Ok(ShimSpawn {
         shim: Arc::new(Shim {
@@ -312,18 +321,23 @@ fn failure_error(failure: Failure) -> io::Error {
 }
 
 /// The shim's first message, waiting for it (all zeros at end-of-file).
-/// A reused shim's socket is non-blocking already.
-fn receive_blocking(channel: &OwnedFd) -> io::Result<(Message, [Option<OwnedFd>; 2])> {
+/// A `reused` shim's socket is non-blocking: it is polled first.
+fn receive_blocking(
+    channel: &OwnedFd,
+    reused: bool,
+) -> io::Result<(Message, [Option<OwnedFd>; 2])> {
+    let mut wait = reused;
     loop {
-        match receive(channel, RecvFlags::empty()) {
-            Err(Errno::INTR) => {}
-            Err(Errno::AGAIN) => {
-                let mut poll = [PollFd::new(channel, PollFlags::IN)];
-                match rustix::event::poll(&mut poll, None) {
-                    Ok(_) | Err(Errno::INTR) => {}
-                    Err(e) => return Err(e.into()),
-                }
+        if wait {
+            let mut poll = [PollFd::new(channel, PollFlags::IN)];
+            match rustix::event::poll(&mut poll, None) {
+                Ok(_) | Err(Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
             }
+        }
+        match receive(channel, RecvFlags::empty()) {
+            Err(Errno::INTR) => wait = false,
+            Err(Errno::AGAIN) => wait = true,
             Err(e) => return Err(e.into()),
             Ok(None) => return Ok(([0; 12], [None, None])),
             Ok(Some(received)) => return Ok(received),

@@ -145,7 +145,7 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
     while let Some(channel) = super::pool::take() {
         if send(&channel, &message, &prepared, None).is_ok() {
             let ends = prepared.into_parent_ends();
-            return Some(started(channel, None, ends, true));
+            return Some(started(channel, None, ends, (true, true)));
         }
     }
     let result = socket_pair().and_then(|(channel, shim_end)| {
@@ -155,7 +155,7 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
     match result {
         Ok(channel) => {
             let ends = prepared.into_parent_ends();
-            match started(channel, None, ends, true) {
+            match started(channel, None, ends, (true, false)) {
                 // Nobody took the request: the zygote (and its spare) died.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe && !alive(&zygote.pidfd) => {
                     GONE.store(true, Ordering::Relaxed);
