@@ -95,11 +95,17 @@ impl Shim {
         !matches!(rustix::event::poll(&mut poll, Some(&now)), Ok(1..))
     }
 
-    /// Reads what the shim has sent since (without waiting).
+    /// What the shim has reported so far, reading what it sent since
+    /// (without waiting); a failed read leaves the reports as they were.
     fn reports(&self) -> Reports {
+        self.read_reports().unwrap_or_else(|_| *lock(&self.reports))
+    }
+
+    /// Reads what the shim has sent since (without waiting), then the reports.
+    fn read_reports(&self) -> rustix::io::Result<Reports> {
         let mut reports = lock(&self.reports);
         let Some(channel) = self.channel() else {
-            return *reports;
+            return Ok(*reports);
         };
         // An idle shim sends nothing more until it has a request.
         while !reports.hung_up && !reports.idle {
@@ -114,12 +120,11 @@ impl Shim {
                 },
                 Ok(None) => reports.hung_up = true,
                 Err(Errno::INTR) => {}
-                // AGAIN: nothing more for now; any other error leaves the
-                // reports as they are (the waiter sees it on its own read).
-                Err(_) => break,
+                Err(Errno::AGAIN) => break,
+                Err(e) => return Err(e),
             }
         }
-        *reports
+        Ok(*reports)
     }
 }
 
@@ -400,7 +405,7 @@ impl ShimChild {
     pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
         let mut moved = false;
         loop {
-            let reports = self.shim.reports();
+            let reports = self.shim.read_reports()?;
             if let Some(status) = reports.status {
                 return Ok(status);
             }
