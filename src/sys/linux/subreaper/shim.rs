@@ -128,16 +128,16 @@ pub(super) fn serve(
     watch(channel, signals, pid, reuse);
 }
 
-/// Waits, idle with an empty tree, for the owner's next request on
-/// `channel`: its length, with its descriptors in `fds`. Exits when the
-/// owner's end closes (it dropped us, or died) or a stop signal comes.
+/// Waits, idle with an empty tree (named `pk-spare` again), for the owner's
+/// next request on `channel`: its length, with its descriptors in `fds`.
+/// Exits when the owner's end closes (it dropped us, or died) or a stop
+/// signal comes.
 pub(super) fn idle(
     prelude: &Prelude,
     channel: BorrowedFd<'_>,
     message: &mut [u8],
     fds: &mut [Option<OwnedFd>],
 ) -> usize {
-    let _ = rustix::thread::set_name(c"pk-spare");
     loop {
         let mut polled = [
             libc::pollfd {
@@ -234,6 +234,11 @@ fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32, reuse: bool) {
         }
         let empty = program.is_none() && !children_left;
         let idle = i32::from(empty && reuse);
+        if idle == 1 {
+            // Renamed before the report: whoever sees the run end sees no
+            // `pk-shim` without a tree.
+            let _ = rustix::thread::set_name(c"pk-spare");
+        }
         if let Some(status) = exited {
             send_plain(channel, &wire::encode(EXITED, status, idle));
         } else if idle == 1 {
