@@ -140,11 +140,22 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
         prepared.release();
         return None;
     }
-    let result = send(zygote, &message, &prepared);
+    // An idle shim of an earlier run first: no fork, no zygote. One whose
+    // socket refuses the request has gone (killed while idle): the next.
+    while let Some(channel) = super::pool::take() {
+        if send(&channel, &message, &prepared, None).is_ok() {
+            let ends = prepared.into_parent_ends();
+            return Some(started(channel, None, ends, (true, true)));
+        }
+    }
+    let result = socket_pair().and_then(|(channel, shim_end)| {
+        send(&zygote.channel, &message, &prepared, Some(shim_end.as_fd()))?;
+        Ok(channel)
+    });
     match result {
         Ok(channel) => {
             let ends = prepared.into_parent_ends();
-            match started(channel, None, ends) {
+            match started(channel, None, ends, (true, false)) {
                 // Nobody took the request: the zygote (and its spare) died.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe && !alive(&zygote.pidfd) => {
                     GONE.store(true, Ordering::Relaxed);
@@ -171,10 +182,15 @@ fn alive(pidfd: &OwnedFd) -> bool {
     crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), 0, 0).is_ok()
 }
 
-/// Sends the request with the shim's end of a new socket pair and the
-/// program's stdio; returns our end.
-fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<OwnedFd> {
-    let (channel, shim_end) = socket_pair()?;
+/// Sends the request with the program's stdio on `socket`: the zygote's,
+/// with `shim_end` (the shim's end of a new socket pair) first, or an idle
+/// shim's own.
+fn send(
+    socket: &OwnedFd,
+    message: &[u8],
+    prepared: &Prepared,
+    shim_end: Option<BorrowedFd<'_>>,
+) -> io::Result<()> {
     let [stdin, stdout, stderr] = prepared.child_ends();
     // SAFETY: the pipe ends stay open in `prepared` until it is consumed
     // after this call; fd 0 is borrowed only while it is open.
@@ -185,19 +201,21 @@ fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<Owne
     } else {
         rustix::io::fcntl_getfd(borrow(0)).ok().map(|_| borrow(0))
     };
-    let mut fds = vec![shim_end.as_fd(), borrow(stdout), borrow(stderr)];
+    let mut fds = Vec::with_capacity(4);
+    fds.extend(shim_end);
+    fds.extend([borrow(stdout), borrow(stderr)]);
     fds.extend(stdin);
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
     loop {
         match rustix::net::sendmsg(
-            &zygote.channel,
+            socket,
             &[IoSlice::new(message)],
             &mut control,
             SendFlags::NOSIGNAL,
         ) {
-            Ok(_) => return Ok(channel),
+            Ok(_) => return Ok(()),
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
