@@ -12,6 +12,7 @@ use crate::policy;
 use crate::result::ProcessResult;
 use crate::runner::{JobRunner, ProcessRunner};
 use crate::running::RunningProcess;
+use crate::stdio::{Stdio, StdioKind};
 
 /// Something the verbs can run: how to start it, and how to run it to the
 /// full outcome (which a double may answer without a live process).
@@ -165,15 +166,22 @@ impl Command {
     }
 
     /// Runs to completion and returns the exit code. A timed-out or killed
-    /// run is an error rather than an invented code.
+    /// run is an error rather than an invented code. Nothing reads stdout
+    /// here: unless something watches it (a line handler, an idle timeout,
+    /// a tee, `stderr_to_stdout`, a terminal) or it is routed elsewhere, it
+    /// goes to the null device instead of a pipe. stderr is still captured
+    /// for the error's tail.
     pub async fn exit_code(&self) -> Result<i32> {
-        exit_code_of(&self.on_job(&JobRunner::new())).await
+        let quiet = without_unread_stdout(self);
+        exit_code_of(&quiet.as_ref().unwrap_or(self).on_job(&JobRunner::new())).await
     }
 
     /// A yes/no question: exit 0 is `true`, exit 1 is `false`, anything else
-    /// (another code, a timeout, a signal) is an error.
+    /// (another code, a timeout, a signal) is an error. stdout is not read,
+    /// as with [`exit_code`](Command::exit_code).
     pub async fn probe(&self) -> Result<bool> {
-        probe_of(&self.on_job(&JobRunner::new())).await
+        let quiet = without_unread_stdout(self);
+        probe_of(&quiet.as_ref().unwrap_or(self).on_job(&JobRunner::new())).await
     }
 
     /// The first stdout line for which `pred` is true, or `None` when stdout
@@ -181,6 +189,22 @@ impl Command {
     pub async fn first_line(&self, pred: impl FnMut(&str) -> bool) -> Result<Option<String>> {
         first_line_of(&self.on_job(&JobRunner::new()), pred).await
     }
+}
+
+/// `cmd` with stdout sent to the null device, for a verb that returns only
+/// the exit code: no pipe to make, register and drain. `None` when something
+/// watches stdout or it is routed already.
+fn without_unread_stdout(cmd: &Command) -> Option<Command> {
+    #[cfg(feature = "pty")]
+    let on_terminal = cmd.pty.is_some();
+    #[cfg(not(feature = "pty"))]
+    let on_terminal = false;
+    let unwatched = matches!(cmd.stdout.0, StdioKind::Capture { tee: false })
+        && !cmd.stderr_to_stdout
+        && cmd.stdout_handler.is_none()
+        && cmd.idle_timeout.is_none()
+        && !on_terminal;
+    unwatched.then(|| cmd.clone().stdout(Stdio::null()))
 }
 
 /// Runs `program` with `args` and returns trimmed stdout (see [`Command::run`]).

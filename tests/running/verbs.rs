@@ -280,3 +280,33 @@ async fn wait_reports_none_for_a_killed_child() {
     run.kill().unwrap();
     assert_eq!(run.wait().await.unwrap(), None);
 }
+
+#[tokio::test]
+async fn exit_code_and_probe_do_not_pipe_a_stdout_nobody_reads() {
+    // The child's stdout is the null device, not a pipe to drain.
+    let is_null = r#"[ "$(readlink /proc/$$/fd/1)" = /dev/null ]"#;
+    assert_eq!(sh(is_null).exit_code().await.unwrap(), 0);
+    assert!(sh(is_null).probe().await.unwrap());
+    // stderr still goes to a pipe: its tail goes into a failure.
+    let is_pipe = r#"case "$(readlink /proc/$$/fd/2)" in pipe:*) exit 0;; esac; exit 1"#;
+    assert_eq!(
+        sh(is_pipe).exit_code().await.unwrap(),
+        0,
+        "stderr is still captured"
+    );
+}
+
+#[tokio::test]
+async fn exit_code_still_pipes_a_stdout_that_is_watched() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let cmd = sh("echo one; echo two; exit 3")
+        .on_stdout_line(move |line| sink.lock().unwrap().push(line.to_owned()));
+    assert_eq!(cmd.exit_code().await.unwrap(), 3);
+    assert_eq!(*seen.lock().unwrap(), ["one", "two"]);
+    let is_pipe = r#"case "$(readlink /proc/$$/fd/1)" in pipe:*) exit 0;; esac; exit 1"#;
+    let teed = sh(is_pipe).stdout(processkit::Stdio::capture().tee_inherit());
+    assert_eq!(teed.exit_code().await.unwrap(), 0);
+    let merged = sh(is_pipe).stderr_to_stdout();
+    assert_eq!(merged.exit_code().await.unwrap(), 0);
+}

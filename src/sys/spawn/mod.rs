@@ -58,8 +58,17 @@ impl OsChild {
         }
     }
 
-    /// Waits for the exit and reaps the child. Cancel-safe.
+    /// Waits for the exit and reaps the child. Cancel-safe. On a runtime
+    /// without an IO driver it is an error (tokio's child would wait forever,
+    /// a shim's socket would be lost to a panic); the pidfd path checks itself.
     pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
+        #[cfg(target_os = "linux")]
+        let needs_probe = !matches!(self, OsChild::Pidfd(_));
+        #[cfg(not(target_os = "linux"))]
+        let needs_probe = true;
+        if needs_probe {
+            io_driver_available()?;
+        }
         match self {
             OsChild::Std(child) => child.wait().await,
             #[cfg(target_os = "linux")]
@@ -145,16 +154,15 @@ impl Unclaimed {
 
 /// Whether the current tokio runtime can register descriptors: one built
 /// without `enable_io` panics on the first registration, and tokio has no
-/// fallible way to ask, so an eventfd is registered for a moment first (one
-/// descriptor, nothing kept: threads come and go, and so would their fds).
+/// fallible way to ask, so a descriptor is registered for a moment first
+/// (an eventfd on Linux: one descriptor, two fewer calls than a socket pair).
 pub(crate) fn io_driver_available() -> io::Result<()> {
     tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
     #[cfg(unix)]
     {
         use tokio::io::{Interest, unix::AsyncFd};
 
-        let flags = rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK;
-        let probe = rustix::event::eventfd(0, flags)?;
+        let probe = probe_fd()?;
         // Deprecated for raw descriptors that may close early; an `OwnedFd`
         // moved in stays open as long as the `AsyncFd`. Its replacement
         // needs tokio 1.54.
@@ -174,6 +182,23 @@ pub(crate) fn io_driver_available() -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// A pollable descriptor to register for a moment: an eventfd where there
+/// is one (a single descriptor), a socket elsewhere.
+#[cfg(unix)]
+fn probe_fd() -> io::Result<std::os::fd::OwnedFd> {
+    #[cfg(target_os = "linux")]
+    {
+        let flags = rustix::event::EventfdFlags::CLOEXEC | rustix::event::EventfdFlags::NONBLOCK;
+        Ok(rustix::event::eventfd(0, flags)?)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let (probe, _peer) = std::os::unix::net::UnixStream::pair()?;
+        probe.set_nonblocking(true)?;
+        Ok(probe.into())
+    }
 }
 
 /// Starts `spec` inside `slot`.

@@ -9,7 +9,9 @@ mod mount;
 mod root;
 mod sweep;
 
-pub(crate) use baseline::{Baseline, keyed, number};
+pub(crate) use baseline::Baseline;
+#[cfg(feature = "stats")]
+pub(crate) use baseline::{keyed, number};
 pub(crate) use dir::{Cgroup, KillSwitch, populated};
 pub(crate) use files::remove_tree;
 pub(crate) use mount::{find_cgroup2_mount, own_cgroup, start_time};
