@@ -141,12 +141,18 @@ fn fds_exhausted_before_start_give_typed_errors_and_start_nothing() {
     block_on(async {
         sh("true").run().await.expect("warm-up run");
         let group = ProcessGroup::new().expect("group");
-        let fds = exhaust_fds();
+        let mut fds = exhaust_fds();
         let cmd = sh("echo ran; exec sleep 30");
+        // A refused start closes what it had opened (a ready cgroup's
+        // descriptors among them): take those too before the next verb.
         let start = cmd.start().await.map(drop);
+        fds.extend(exhaust_fds());
         let output = cmd.output_string().await.map(drop);
+        fds.extend(exhaust_fds());
         let code = cmd.exit_code().await.map(drop);
+        fds.extend(exhaust_fds());
         let grouped = group.start(&cmd).await.map(drop);
+        fds.extend(exhaust_fds());
         let piped = (sh("echo ran") | sh("cat")).run().await.map(drop);
         let new_group = ProcessGroup::new().map(drop);
         for (verb, got) in [

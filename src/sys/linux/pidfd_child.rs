@@ -101,11 +101,7 @@ impl PidfdChild {
                     // The pidfd went down with the panic. The child is not
                     // reaped, so its pid is still its own: pin it again.
                     self.pidfd = Some(Pidfd::Plain(reopen(self.pid)?));
-                    return Err(io::Error::new(
-                        io::ErrorKind::Unsupported,
-                        "the tokio runtime has no IO driver: build it with `enable_io()` \
-                         (or `enable_all()`)",
-                    ));
+                    return Err(crate::sys::spawn::no_io_driver());
                 }
             }
         }

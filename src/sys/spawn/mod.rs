@@ -59,15 +59,15 @@ impl OsChild {
     }
 
     /// Waits for the exit and reaps the child. Cancel-safe. On a runtime
-    /// without an IO driver it is an error (tokio's child would wait forever,
-    /// a shim's socket would be lost to a panic); the pidfd path checks itself.
+    /// without an IO driver it is an error: the pidfd and shim paths find
+    /// out as they register, a std child is checked first (tokio's would
+    /// wait forever).
     pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
-        #[cfg(target_os = "linux")]
-        let needs_probe = !matches!(self, OsChild::Pidfd(_));
-        #[cfg(not(target_os = "linux"))]
-        let needs_probe = true;
-        if needs_probe {
-            io_driver_available()?;
+        if let OsChild::Std(_) = self
+            && let Err(e) = io_driver_available()
+            && e.kind() == io::ErrorKind::Unsupported
+        {
+            return Err(e);
         }
         match self {
             OsChild::Std(child) => child.wait().await,
@@ -172,16 +172,18 @@ pub(crate) fn io_driver_available() -> io::Result<()> {
         });
         match registered {
             Ok(result) => result?,
-            Err(_) => {
-                return Err(io::Error::new(
-                    io::ErrorKind::Unsupported,
-                    "the tokio runtime has no IO driver: build it with `enable_io()` \
-                     (or `enable_all()`)",
-                ));
-            }
+            Err(_) => return Err(no_io_driver()),
         }
     }
     Ok(())
+}
+
+/// The error for a runtime without an IO driver.
+pub(crate) fn no_io_driver() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::Unsupported,
+        "the tokio runtime has no IO driver: build it with `enable_io()` (or `enable_all()`)",
+    )
 }
 
 /// A pollable descriptor to register for a moment: an eventfd where there

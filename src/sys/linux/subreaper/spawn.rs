@@ -419,15 +419,26 @@ impl ShimChild {
                 };
                 // Deprecated for raw descriptors that may close early; an
                 // `OwnedFd` moved in stays open as long as the `AsyncFd`. Its
-                // replacement needs tokio 1.54.
+                // replacement needs tokio 1.54. A runtime without an IO
+                // driver panics here.
                 #[allow(deprecated)]
-                match AsyncFd::try_with_interest(plain, tokio::io::Interest::READABLE) {
-                    Ok(fd) => self.reader = Some(Reader::Registered(fd)),
-                    Err(refused) => {
+                let registered = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    AsyncFd::try_with_interest(plain, tokio::io::Interest::READABLE)
+                }));
+                match registered {
+                    Ok(Ok(fd)) => self.reader = Some(Reader::Registered(fd)),
+                    Ok(Err(refused)) => {
                         // A runtime shutting down refuses; keep the socket.
                         let (plain, error) = refused.into_parts();
                         self.reader = Some(Reader::Plain(plain));
                         return Err(error);
+                    }
+                    Err(_) => {
+                        // The copy went down with the panic: copy the shim's
+                        // socket again, for a wait on a runtime that can.
+                        let channel = self.shim.channel().ok_or_else(|| self.hung_up())?;
+                        self.reader = Some(Reader::Plain(channel.try_clone()?));
+                        return Err(crate::sys::spawn::no_io_driver());
                     }
                 }
                 // Read again: a report that came before the registration
