@@ -1,128 +1,49 @@
-//! Line splitting over a pipe: `\n` and `\r\n` end a line, an unterminated
-//! last line is still delivered, and a line longer than [`MAX_LINE`] is
-//! delivered in `MAX_LINE`-byte pieces rather than buffered without bound.
+//! `LineReader`: the lines of a pipe, read by the caller. Whole lines are
+//! checked as UTF-8 once per read and handed out as slices of that buffer;
+//! long lines, invalid UTF-8 and the unterminated tail go item by item.
 
 use std::io;
-use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::batch::{BatchBuilder, LineBatch};
-use super::pump::{READ_CHUNK, decode_line};
+use super::split::{MAX_LINE, find_newline, find_span};
 
-/// The longest line delivered in one piece (1 MiB).
-pub const MAX_LINE: usize = 1024 * 1024;
+/// How much the reader asks the pipe for at once: a whole (1 MiB) pipe's
+/// worth takes one read and one wakeup.
+const LINE_BUF: usize = 1024 * 1024;
 
-/// Below this much free space at the end of the buffer, compact or grow
-/// before reading, so reads stay large.
-const MIN_READ: usize = READ_CHUNK / 4;
+/// Below this much spare capacity, compact or grow before reading, so
+/// reads stay large.
+const MIN_READ: usize = LINE_BUF / 4;
 
 /// Reads lines from `R`, keeping unread bytes for whoever continues.
 ///
-/// Polling is cancel-safe: every byte read from the pipe stays in `buf`
+/// The unread bytes are `ready[pos..]` followed by `buf[start..]`. Polling
+/// is cancel-safe: every byte read from the pipe stays in one of the two
 /// until it has been returned as part of a line.
 #[derive(Debug)]
 pub(crate) struct LineReader<R> {
     reader: R,
-    /// Zero-initialised once; `start..end` holds the unread bytes.
+    /// Whole lines, each ending with `\n` and none needing a cut, checked
+    /// as UTF-8 when they moved here from `buf`; delivered up to `pos`.
+    ready: String,
+    pos: usize,
+    /// Bytes read and not moved to `ready`; `buf[..start]` is delivered.
     buf: Vec<u8>,
     start: usize,
-    end: usize,
-    /// How far past `start` we already searched for a newline.
+    /// Whether `buf` may hold whole lines that were not offered to `ready`.
+    fresh: bool,
+    /// The first `raw` unread bytes of `buf` are lines that failed the
+    /// UTF-8 check: each is decoded on its own, lossily.
+    raw: usize,
+    /// How far past `start` the search for a newline got.
     scanned: usize,
     eof: bool,
-    /// Bytes delivered as lines so far, over the reader's whole life.
+    /// Bytes delivered as lines before `ready` (over the reader's whole
+    /// life); `pos` more were delivered from it.
     delivered: u64,
-}
-
-/// The next item in the buffer: its bytes `start..content_end` (relative to
-/// the unread part), and where the item after it begins.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Span {
-    content_end: usize,
-    /// Where the item after this one begins.
-    pub(super) next: usize,
-    /// A piece cut from a long line keeps its bytes as they are; a whole
-    /// line loses one trailing `\r`.
-    piece: bool,
-}
-
-impl Span {
-    /// The first `MAX_LINE` bytes of a line that is longer than that.
-    fn piece() -> Span {
-        Span {
-            content_end: MAX_LINE,
-            next: MAX_LINE,
-            piece: true,
-        }
-    }
-}
-
-/// Where the next complete item of `unread` ends, if it holds one. A line
-/// whose content (without `\n` or `\r\n`) is longer than `MAX_LINE` is cut
-/// into `MAX_LINE`-byte pieces wherever the reads happened to end; the cut
-/// does not depend on how the bytes arrived. `scanned` remembers how far
-/// the search for a newline got, so each byte is searched once; reset it
-/// to 0 after consuming an item.
-#[inline]
-pub(super) fn find_span(unread: &[u8], scanned: &mut usize, eof: bool) -> Option<Span> {
-    // A newline further out than this ends a line that needs cutting.
-    let window = unread.len().min(MAX_LINE + 2);
-    let from = (*scanned).min(window);
-    if let Some(pos) = find_newline(&unread[from..window]) {
-        let pos = from + pos;
-        if pos <= MAX_LINE || unread[MAX_LINE] == b'\r' {
-            return Some(Span {
-                content_end: pos,
-                next: pos + 1,
-                piece: false,
-            });
-        }
-        return Some(Span::piece());
-    }
-    *scanned = window;
-    let len = unread.len();
-    // With exactly one byte past `MAX_LINE` and that byte `\r`, a `\n`
-    // may still follow and make it a whole line.
-    let too_long = len > MAX_LINE + 1 || (len == MAX_LINE + 1 && unread[MAX_LINE] != b'\r');
-    if too_long {
-        return Some(Span::piece());
-    }
-    if eof && len > 0 {
-        return Some(Span {
-            content_end: len,
-            next: len,
-            piece: false,
-        });
-    }
-    None
-}
-
-/// The first `\n` in `bytes`. Most lines are short: a plain look at the
-/// first few bytes finds their end before memchr's setup would pay off.
-#[inline]
-fn find_newline(bytes: &[u8]) -> Option<usize> {
-    const NEAR: usize = 16;
-    let near = &bytes[..bytes.len().min(NEAR)];
-    if let Some(pos) = near.iter().position(|&b| b == b'\n') {
-        return Some(pos);
-    }
-    memchr::memchr(b'\n', &bytes[near.len()..]).map(|pos| near.len() + pos)
-}
-
-impl Span {
-    /// The item's text: a piece as it is, a whole line without one trailing
-    /// `\r`; invalid UTF-8 replaced. `unread` starts where the item does.
-    #[inline]
-    pub(super) fn text(self, unread: &[u8]) -> String {
-        let bytes = &unread[..self.content_end];
-        if self.piece {
-            String::from_utf8_lossy(bytes).into_owned()
-        } else {
-            decode_line(bytes)
-        }
-    }
 }
 
 impl<R: AsyncRead + Unpin> LineReader<R> {
@@ -134,12 +55,14 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// A reader that first returns `buffered` (bytes already taken from
     /// `reader` by someone else), then continues with `reader`.
     pub(crate) fn with_buffered(buffered: Vec<u8>, reader: R) -> LineReader<R> {
-        let end = buffered.len();
         LineReader {
             reader,
+            ready: String::new(),
+            pos: 0,
+            fresh: !buffered.is_empty(),
             buf: buffered,
             start: 0,
-            end,
+            raw: 0,
             scanned: 0,
             eof: false,
             delivered: 0,
@@ -152,12 +75,27 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         std::future::poll_fn(|cx| self.poll_next_line(cx)).await
     }
 
+    /// The next line if one is checked and waiting: one slice, one copy.
+    /// The caller's fast path; `None` says "poll", not end-of-file.
+    #[inline]
+    pub(crate) fn take_ready_line(&mut self) -> Option<String> {
+        let rest = self.ready.get(self.pos..)?;
+        let end = find_newline(rest.as_bytes())?;
+        let line = rest.get(..end)?;
+        let line = line.strip_suffix('\r').unwrap_or(line).to_owned();
+        self.pos += end + 1;
+        Some(line)
+    }
+
     /// Polls for the next line; `Ok(None)` at end-of-file.
     pub(crate) fn poll_next_line(
         &mut self,
         cx: &mut Context<'_>,
     ) -> Poll<io::Result<Option<String>>> {
         loop {
+            if let Some(line) = self.take_ready_line() {
+                return Poll::Ready(Ok(Some(line)));
+            }
             if let Some(line) = self.take_line() {
                 return Poll::Ready(Ok(Some(line)));
             }
@@ -185,21 +123,44 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
-    /// A complete line from the buffer; at end-of-file also the unterminated rest.
-    #[inline]
+    /// With `ready` used up: moves the next whole lines from `buf` there,
+    /// or else takes the next item from `buf` on its own.
     fn take_line(&mut self) -> Option<String> {
-        let span = self.next_span()?;
-        let line = span.text(&self.buf[self.start..self.end]);
+        if self.fresh {
+            self.promote();
+            if let Some(line) = self.take_ready_line() {
+                return Some(line);
+            }
+        }
+        let unread = &self.buf[self.start..];
+        let span = find_span(unread, &mut self.scanned, self.eof)?;
+        let line = span.text(unread);
         self.consume(span.next);
         Some(line)
     }
 
-    /// Every complete line in the buffer as one batch (the same lines, in
-    /// the same order, as repeated `take_line` calls would return).
+    /// Every complete line that is buffered, as one batch (the same lines,
+    /// in the same order, as repeated `poll_next_line` calls would return).
     fn take_batch(&mut self) -> Option<LineBatch> {
-        let unread = &self.buf[self.start..self.end];
+        if self.pos == self.ready.len() && self.fresh {
+            self.promote();
+        }
+        if self.pos < self.ready.len() {
+            self.delivered += self.ready.len() as u64;
+            // The checked buffer itself becomes the batch: no copy.
+            let text = if self.pos == 0 {
+                std::mem::take(&mut self.ready)
+            } else {
+                self.ready[self.pos..].to_owned()
+            };
+            self.ready.clear();
+            self.pos = 0;
+            return Some(LineBatch::from_lines(text));
+        }
+        let unread = &self.buf[self.start..];
         // No line in a buffer this short can need cutting, so everything up
-        // to the last newline is whole lines, taken with one copy.
+        // to the last newline is whole lines, taken with one copy (here:
+        // lines that failed the UTF-8 check, decoded at once).
         if unread.len() <= MAX_LINE
             && let Some(pos) = memchr::memrchr(b'\n', &unread[self.scanned..])
         {
@@ -210,7 +171,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
         // A long line or the unterminated tail: item by item.
         let mut builder = BatchBuilder::default();
-        while let Some(span) = self.next_span() {
+        while let Some(span) = find_span(&self.buf[self.start..], &mut self.scanned, self.eof) {
             let bytes = &self.buf[self.start..self.start + span.content_end];
             if span.piece {
                 builder.push_exact(bytes);
@@ -222,15 +183,73 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         builder.finish()
     }
 
-    /// Where the next complete item ends, if the buffer holds one.
-    #[inline]
-    fn next_span(&mut self) -> Option<Span> {
-        find_span(&self.buf[self.start..self.end], &mut self.scanned, self.eof)
+    /// Moves the whole lines at the front of `buf` into `ready` (used up
+    /// by now), checking their UTF-8 once. The read buffer itself becomes
+    /// `ready`; only the unterminated rest is copied, into the old `ready`.
+    fn promote(&mut self) {
+        self.fresh = false;
+        if self.raw > 0 || self.pos < self.ready.len() {
+            return;
+        }
+        let unread = &self.buf[self.start..];
+        // A line ending within this window needs no cut.
+        let window = &unread[..unread.len().min(MAX_LINE + 1)];
+        let Some(last) = memchr::memrchr(b'\n', window) else {
+            return;
+        };
+        let cut = self.start + last + 1;
+        let mut next = std::mem::take(&mut self.ready).into_bytes();
+        next.clear();
+        next.extend_from_slice(&self.buf[cut..]);
+        let mut lines = std::mem::replace(&mut self.buf, next);
+        lines.truncate(cut);
+        lines.drain(..self.start);
+        self.delivered += self.pos as u64;
+        self.pos = 0;
+        self.start = 0;
+        self.scanned = 0;
+        match String::from_utf8(lines) {
+            Ok(text) => self.ready = text,
+            Err(e) => {
+                // The lines before the first invalid one are still fine; the
+                // rest go back in front of `buf`, to be decoded line by line.
+                let valid = e.utf8_error().valid_up_to();
+                let mut lines = e.into_bytes();
+                let good = memchr::memrchr(b'\n', &lines[..valid]).map_or(0, |p| p + 1);
+                let mut rest = lines.split_off(good);
+                self.raw = rest.len();
+                rest.extend_from_slice(&self.buf);
+                self.buf = rest;
+                lines.truncate(good);
+                self.ready = String::from_utf8(lines).unwrap_or_default();
+            }
+        }
+    }
+
+    /// Moves the unread part of `ready` back in front of `buf`, so the
+    /// unread bytes are one slice.
+    fn demote(&mut self) {
+        if self.pos == self.ready.len() {
+            return;
+        }
+        let mut unread =
+            Vec::with_capacity(self.ready.len() - self.pos + self.buf.len() - self.start);
+        unread.extend_from_slice(&self.ready.as_bytes()[self.pos..]);
+        unread.extend_from_slice(&self.buf[self.start..]);
+        self.delivered += self.pos as u64;
+        self.ready.clear();
+        self.pos = 0;
+        self.buf = unread;
+        self.start = 0;
+        self.scanned = 0;
+        self.raw = 0;
+        self.fresh = true;
     }
 
     /// The bytes read and not yet delivered, an unterminated tail included.
-    pub(crate) fn unread(&self) -> &[u8] {
-        &self.buf[self.start..self.end]
+    pub(crate) fn unread(&mut self) -> &[u8] {
+        self.demote();
+        &self.buf[self.start..]
     }
 
     /// Whether the pipe has reached end-of-file (or failed).
@@ -247,25 +266,30 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// Marks the first `n` unread bytes as delivered.
-    #[inline]
     pub(crate) fn consume(&mut self, n: usize) {
+        self.demote();
         self.start += n;
         self.delivered += n as u64;
+        self.raw = self.raw.saturating_sub(n);
         self.scanned = 0;
-        if self.start == self.end {
+        // What follows an item taken on its own may be whole lines again.
+        self.fresh = true;
+        if self.start == self.buf.len() {
             self.start = 0;
-            self.end = 0;
+            self.buf.clear();
         }
     }
 
+    /// Reads once from the pipe into the spare capacity of `buf` (no
+    /// zeroing, no intermediate copy).
     fn poll_fill(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         self.make_room();
-        let mut read_buf = ReadBuf::new(&mut self.buf[self.end..]);
-        match ready!(Pin::new(&mut self.reader).poll_read(cx, &mut read_buf)) {
-            Ok(()) => {
-                let n = read_buf.filled().len();
-                self.end += n;
+        // `read_buf` is cancel-safe: polled once and dropped, it loses nothing.
+        let read = std::pin::pin!(self.reader.read_buf(&mut self.buf)).poll(cx);
+        match ready!(read) {
+            Ok(n) => {
                 self.eof = n == 0;
+                self.fresh = n > 0;
                 Poll::Ready(Ok(()))
             }
             Err(e) => {
@@ -275,32 +299,31 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         }
     }
 
-    /// Ensures at least `MIN_READ` free bytes after `end`, moving the unread
-    /// part to the front before growing the buffer.
+    /// Ensures at least `MIN_READ` spare bytes after the unread ones,
+    /// dropping delivered bytes before growing the buffer.
     fn make_room(&mut self) {
-        if self.buf.len() - self.end >= MIN_READ {
+        if self.buf.capacity() - self.buf.len() >= MIN_READ {
             return;
         }
         if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
+            self.buf.drain(..self.start);
             self.start = 0;
         }
-        if self.buf.len() - self.end < MIN_READ {
-            let grown = (self.buf.len() * 2).max(READ_CHUNK);
-            self.buf.resize(grown, 0);
+        if self.buf.capacity() - self.buf.len() < MIN_READ {
+            let more = self.buf.len().max(LINE_BUF);
+            self.buf.reserve(more);
         }
     }
 
     /// How many bytes (counting the initially buffered ones) were delivered
     /// as lines so far.
     pub(crate) fn delivered(&self) -> u64 {
-        self.delivered
+        self.delivered + self.pos as u64
     }
 
     /// Unread buffered bytes and the reader, for draining what is left.
     pub(crate) fn into_parts(mut self) -> (Vec<u8>, R) {
-        self.buf.truncate(self.end);
+        self.demote();
         self.buf.drain(..self.start);
         (self.buf, self.reader)
     }
@@ -366,6 +389,8 @@ mod batches {
     //! that end anywhere (inside `\r\n`, inside a UTF-8 character, inside a
     //! long line).
     use super::*;
+    use std::pin::Pin;
+    use tokio::io::ReadBuf;
 
     /// Hands out `data` in reads of the given sizes, cycling through them.
     struct Chunked {

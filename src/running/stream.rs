@@ -46,14 +46,31 @@ pub struct LineStream<'a> {
 impl Stream for LineStream<'_> {
     type Item = String;
 
+    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = self.get_mut();
-        match this.source {
+        // Runs once per line: a line that is read and checked already is
+        // one slice and one copy away, without the layers below.
+        if this.source == Source::Stdout
+            && let Some(line) = this.run.stdout.ready_line()
+        {
+            return Poll::Ready(Some(line));
+        }
+        this.poll_line(cx)
+    }
+}
+
+impl LineStream<'_> {
+    /// The next line when none is waiting: reads, or takes the pipe back.
+    /// Kept out of line so the fast path above stays small enough to inline.
+    #[inline(never)]
+    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        match self.source {
             // stderr went back to its background drain when the stream was
             // made, and no stderr stream can exist while this one borrows
             // the run: straight to the next line.
-            Source::Stdout => this.run.stdout.poll_next_line(cx, false),
-            Source::Stderr => this.run.poll_stderr_line(cx),
+            Source::Stdout => self.run.stdout.poll_next_line(cx, false),
+            Source::Stderr => self.run.poll_stderr_line(cx),
         }
     }
 }
