@@ -8,11 +8,13 @@ use std::task::{Context, Poll, ready};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::batch::{BatchBuilder, LineBatch};
+use super::pump::READ_CHUNK;
 use super::split::{MAX_LINE, find_newline, find_span};
 
-/// How much the reader asks the pipe for at once: a whole (1 MiB) pipe's
-/// worth takes one read and one wakeup.
-const LINE_BUF: usize = 1024 * 1024;
+/// How much the reader asks the pipe for at once. A batch is at most one
+/// read's worth, and a buffer this size stays in the cache while its
+/// lines are checked, counted and sliced.
+const LINE_BUF: usize = READ_CHUNK;
 
 /// Below this much spare capacity, compact or grow before reading, so
 /// reads stay large.
@@ -366,6 +368,36 @@ mod tests {
         let (unread, rest) = reader.into_parts();
         assert_eq!(unread, b"three\nfo");
         assert!(rest.is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_invalid_line_among_checked_ones_is_decoded_on_its_own() {
+        let input = b"ok\r\nbad\xff\r\nfine\n\xe2\x82\nagain\ntail";
+        let mut reader = LineReader::new(&input[..]);
+        let mut got = Vec::new();
+        while let Some(line) = reader.next_line().await.unwrap() {
+            got.push(line);
+            assert!(reader.delivered() <= input.len() as u64);
+        }
+        assert_eq!(
+            got,
+            ["ok", "bad\u{fffd}", "fine", "\u{fffd}", "again", "tail"]
+        );
+        assert_eq!(reader.delivered(), input.len() as u64);
+    }
+
+    #[tokio::test]
+    async fn unread_bytes_are_one_slice_after_lines_were_taken() {
+        let input = b"one\ntwo\nthree\npart";
+        let mut reader = LineReader::new(&input[..]);
+        assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("one"));
+        assert_eq!(reader.delivered(), 4);
+        assert_eq!(reader.unread(), b"two\nthree\npart");
+        reader.consume(4);
+        assert_eq!(reader.delivered(), 8);
+        assert_eq!(reader.next_line().await.unwrap().as_deref(), Some("three"));
+        let (unread, _) = reader.into_parts();
+        assert_eq!(unread, b"part");
     }
 
     #[tokio::test]
