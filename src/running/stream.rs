@@ -46,7 +46,6 @@ pub struct LineStream<'a> {
 impl Stream for LineStream<'_> {
     type Item = String;
 
-    #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = self.get_mut();
         // Runs once per line: a line that is read and checked already is
@@ -62,7 +61,7 @@ impl Stream for LineStream<'_> {
 
 impl LineStream<'_> {
     /// The next line when none is waiting: reads, or takes the pipe back.
-    /// Kept out of line so the fast path above stays small enough to inline.
+    /// Kept out of line so the per-line path above stays short.
     #[inline(never)]
     fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
         match self.source {
@@ -81,7 +80,8 @@ impl LineStream<'_> {
     /// brings. Waits if there is none yet; `None` once the stream has ended.
     ///
     /// This is the fast way to consume a chatty child: a batch is one
-    /// buffer, filled with one copy and checked for UTF-8 once, and its
+    /// buffer (normally the read buffer itself, handed over without a
+    /// copy), checked for UTF-8 once, and its
     /// lines are `&str` slices of it, where [`next`](crate::StreamExt::next)
     /// allocates a `String` per line. The lines are exactly those `next()`
     /// would return, in the same order, and the two may be mixed on one
