@@ -199,17 +199,29 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         let Some(last) = memchr::memrchr(b'\n', window) else {
             return;
         };
-        let cut = self.start + last + 1;
-        let mut next = std::mem::take(&mut self.ready).into_bytes();
-        next.clear();
-        next.extend_from_slice(&self.buf[cut..]);
-        let mut lines = std::mem::replace(&mut self.buf, next);
-        lines.truncate(cut);
-        lines.drain(..self.start);
+        let taken = last + 1;
+        let rest_len = unread.len() - taken;
+        let mut spare = std::mem::take(&mut self.ready).into_bytes();
+        spare.clear();
         self.delivered += self.pos as u64;
         self.pos = 0;
-        self.start = 0;
         self.scanned = 0;
+        // Copy whichever part is smaller: normally the unterminated rest, but
+        // the lines when a large capture was handed over, so its bytes are
+        // not moved again for every megabyte taken from its front.
+        let copied_lines = rest_len > taken;
+        let lines = if copied_lines {
+            spare.extend_from_slice(&unread[..taken]);
+            self.start += taken;
+            spare
+        } else {
+            spare.extend_from_slice(&unread[taken..]);
+            let mut lines = std::mem::replace(&mut self.buf, spare);
+            lines.truncate(self.start + taken);
+            lines.drain(..self.start);
+            self.start = 0;
+            lines
+        };
         match String::from_utf8(lines) {
             Ok(text) => self.ready = text,
             Err(e) => {
@@ -218,11 +230,16 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
                 let valid = e.utf8_error().valid_up_to();
                 let mut lines = e.into_bytes();
                 let good = memchr::memrchr(b'\n', &lines[..valid]).map_or(0, |p| p + 1);
-                let mut rest = lines.split_off(good);
-                self.raw = rest.len();
-                rest.extend_from_slice(&self.buf);
-                self.buf = rest;
-                lines.truncate(good);
+                let bad = lines.split_off(good);
+                self.raw = bad.len();
+                if copied_lines {
+                    // Still in `buf`, right before `start`.
+                    self.start -= bad.len();
+                } else {
+                    let mut unread = bad;
+                    unread.extend_from_slice(&self.buf);
+                    self.buf = unread;
+                }
                 self.ready = String::from_utf8(lines).unwrap_or_default();
             }
         }
@@ -416,189 +433,7 @@ mod tests {
 }
 
 #[cfg(test)]
-mod batches {
-    //! Batches and single lines against a reference splitter, over reads
-    //! that end anywhere (inside `\r\n`, inside a UTF-8 character, inside a
-    //! long line).
-    use super::*;
-    use std::pin::Pin;
-    use tokio::io::ReadBuf;
-
-    /// Hands out `data` in reads of the given sizes, cycling through them.
-    struct Chunked {
-        data: Vec<u8>,
-        at: usize,
-        sizes: Vec<usize>,
-        turn: usize,
-    }
-
-    impl AsyncRead for Chunked {
-        fn poll_read(
-            self: Pin<&mut Self>,
-            _cx: &mut Context<'_>,
-            buf: &mut ReadBuf<'_>,
-        ) -> Poll<io::Result<()>> {
-            let this = self.get_mut();
-            let size = this.sizes[this.turn % this.sizes.len()];
-            this.turn += 1;
-            let n = size.min(buf.remaining()).min(this.data.len() - this.at);
-            buf.put_slice(&this.data[this.at..this.at + n]);
-            this.at += n;
-            Poll::Ready(Ok(()))
-        }
-    }
-
-    fn reader(data: &[u8], sizes: &[usize]) -> LineReader<Chunked> {
-        LineReader::new(Chunked {
-            data: data.to_vec(),
-            at: 0,
-            sizes: sizes.to_vec(),
-            turn: 0,
-        })
-    }
-
-    /// What the lines of `data` are, computed all at once: split at `\n`,
-    /// drop one trailing `\r`, cut content longer than `MAX_LINE` into
-    /// `MAX_LINE`-byte pieces, replace invalid UTF-8 piece by piece.
-    fn reference(data: &[u8]) -> Vec<String> {
-        let mut out = Vec::new();
-        let mut segments: Vec<&[u8]> = data.split(|&b| b == b'\n').collect();
-        if segments.last().is_some_and(|s| s.is_empty()) {
-            segments.pop();
-        }
-        for segment in segments {
-            let content = segment.strip_suffix(b"\r").unwrap_or(segment);
-            if content.is_empty() {
-                out.push(String::new());
-            }
-            for piece in content.chunks(MAX_LINE) {
-                out.push(String::from_utf8_lossy(piece).into_owned());
-            }
-        }
-        out
-    }
-
-    /// Reads every line, taking a batch where `pattern` says so.
-    async fn read_all(data: &[u8], sizes: &[usize], pattern: &[bool]) -> Vec<String> {
-        let mut reader = reader(data, sizes);
-        let mut out = Vec::new();
-        for turn in 0.. {
-            if pattern[turn % pattern.len()] {
-                let batch = std::future::poll_fn(|cx| reader.poll_next_batch(cx)).await;
-                match batch.unwrap() {
-                    Some(batch) => {
-                        assert!(!batch.is_empty());
-                        assert_eq!(batch.len(), batch.iter().count());
-                        out.extend(batch.iter().map(str::to_owned));
-                    }
-                    None => break,
-                }
-            } else {
-                match reader.next_line().await.unwrap() {
-                    Some(line) => out.push(line),
-                    None => break,
-                }
-            }
-        }
-        out
-    }
-
-    async fn check(data: &[u8], sizes: &[usize]) {
-        let expected = reference(data);
-        for pattern in [&[false][..], &[true], &[true, false], &[false, false, true]] {
-            let got = read_all(data, sizes, pattern).await;
-            assert_eq!(
-                got.len(),
-                expected.len(),
-                "reads {sizes:?}, batches {pattern:?}"
-            );
-            assert!(got == expected, "reads {sizes:?}, batches {pattern:?}");
-        }
-    }
-
-    #[tokio::test]
-    async fn short_lines_match_the_reference_for_any_read_sizes() {
-        let data = b"a\r\nb\n\n\r\n\r\r\nx\xe2\x82\xacy\n\xff\xfe\r\n\xe2\x82\nno end\r";
-        for sizes in [&[1usize][..], &[2], &[3, 1], &[7, 5, 2], &[1 << 20]] {
-            check(data, sizes).await;
-        }
-        check(b"", &[4]).await;
-        check(b"\n", &[4]).await;
-        check(b"tail without newline", &[3]).await;
-    }
-
-    #[tokio::test]
-    async fn long_lines_are_cut_the_same_way_whatever_the_reads() {
-        let m = MAX_LINE;
-        let mut data = Vec::new();
-        data.extend(std::iter::repeat_n(b'x', 2 * m + 10));
-        data.push(b'\n');
-        data.extend(std::iter::repeat_n(b'y', m));
-        data.extend(b"\r\n");
-        data.extend(std::iter::repeat_n(b'z', m));
-        data.extend(b"\n");
-        // A three-byte character straddling the cut, and a CR right at it.
-        data.extend(std::iter::repeat_n(b'w', m - 1));
-        data.extend("\u{20ac}".as_bytes());
-        data.extend(std::iter::repeat_n(b'v', m - 1));
-        data.extend(b"\r\rshort\n");
-        data.extend(std::iter::repeat_n(b'u', m));
-        data.push(b'\r');
-        for sizes in [&[1usize << 20][..], &[65_536, 3], &[m - 2, 5, 1]] {
-            check(&data, sizes).await;
-        }
-    }
-}
+mod batches;
 
 #[cfg(test)]
-mod throughput {
-    use super::*;
-    use std::time::Instant;
-    use tokio::io::AsyncBufReadExt;
-
-    #[tokio::test]
-    #[ignore = "a measurement; run in release mode"]
-    async fn in_memory_against_tokio_lines() {
-        for width in [2usize, 8, 71] {
-            let line = "x".repeat(width - 1) + "\n";
-            let text = line.repeat((200 << 20) / width);
-            let begun = Instant::now();
-            let mut reader = LineReader::new(text.as_bytes());
-            let mut n = 0u64;
-            while let Some(l) = reader.next_line().await.unwrap() {
-                n += 1;
-                std::hint::black_box(l);
-            }
-            let ours = begun.elapsed();
-            let begun = Instant::now();
-            let mut lines = tokio::io::BufReader::new(text.as_bytes()).lines();
-            let mut m = 0u64;
-            while let Some(l) = lines.next_line().await.unwrap() {
-                m += 1;
-                std::hint::black_box(l);
-            }
-            let theirs = begun.elapsed();
-            let begun = Instant::now();
-            let mut reader = LineReader::new(text.as_bytes());
-            let mut k = 0u64;
-            while let Some(batch) = std::future::poll_fn(|cx| reader.poll_next_batch(cx))
-                .await
-                .unwrap()
-            {
-                for l in &batch {
-                    k += 1;
-                    std::hint::black_box(l);
-                }
-            }
-            let batched = begun.elapsed();
-            assert_eq!(n, m);
-            assert_eq!(k, m);
-            eprintln!(
-                "{width}-byte lines: ours {ours:?}, batches {batched:?}, tokio {theirs:?}, \
-                 ratios {:.2} and {:.2}",
-                theirs.as_secs_f64() / ours.as_secs_f64(),
-                theirs.as_secs_f64() / batched.as_secs_f64()
-            );
-        }
-    }
-}
+mod throughput;
