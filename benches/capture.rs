@@ -1,6 +1,6 @@
 //! Capturing 1 GiB of stdout from `head -c 1G /dev/zero`: processkit's
 //! `output_bytes` against tokio's `output()` and a blocking `read_to_end`
-//! on the same kind of pipe.
+//! on the same kind of pipe, into a growing and into a pre-sized buffer.
 
 mod support;
 
@@ -11,10 +11,11 @@ use std::time::Instant;
 use processkit::Command;
 use support::{Contest, size};
 
-const NAMES: [&str; 3] = [
+const NAMES: [&str; 4] = [
     "blocking read_to_end (std pipe)",
     "processkit output_bytes",
     "tokio::process output",
+    "blocking read_to_end, pre-sized buffer",
 ];
 
 async fn once(which: usize, count: &str, expected: usize) {
@@ -38,6 +39,18 @@ async fn once(which: usize, count: &str, expected: usize) {
                 .unwrap();
             assert_eq!(result.code(), Some(0));
             result.stdout().len()
+        }
+        3 => {
+            let mut child = std::process::Command::new("head")
+                .args(["-c", count, "/dev/zero"])
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            // Knows the size up front, which a capture cannot.
+            let mut out = Vec::with_capacity(expected);
+            child.stdout.take().unwrap().read_to_end(&mut out).unwrap();
+            assert!(child.wait().unwrap().success());
+            out.len()
         }
         _ => {
             let out = tokio::process::Command::new("head")

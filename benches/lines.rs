@@ -1,6 +1,9 @@
 //! Line streaming of `yes` output (`y\n` lines): processkit's `stdout_lines`,
 //! one `String` per line and in batches (`next_batch`), against tokio's
-//! `BufReader::lines()` on the same child's pipe.
+//! `BufReader::lines()` on the same child's pipe. A second table has both
+//! `String` streams consumed by a loop that reads each line's length instead
+//! of handing the whole `String` to `black_box`: how the loop moves the
+//! returned `String` changes the cost per line by several nanoseconds.
 
 mod support;
 
@@ -25,6 +28,45 @@ async fn start(script: &str) -> processkit::RunningProcess {
         .start()
         .await
         .unwrap()
+}
+
+/// The contenders of the second table: 0 is tokio, 1 is processkit.
+const LEN_NAMES: [&str; 2] = [
+    "tokio BufReader::lines, line.len()",
+    "processkit stdout_lines, line.len()",
+];
+
+/// One run of a `String`-per-line stream whose consumer reads each line's
+/// length (the sum is checked, so no line can be skipped).
+async fn once_len(which: usize, count: &str, expected_lines: u64) {
+    let script = format!("yes | head -c {count}");
+    let mut total = 0usize;
+    let mut n = 0u64;
+    if which == 0 {
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", &script])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            total += line.len();
+            n += 1;
+        }
+        assert!(child.wait().await.unwrap().success());
+    } else {
+        let mut run = start(&script).await;
+        let mut lines = run.stdout_lines();
+        while let Some(line) = lines.next().await {
+            total += line.len();
+            n += 1;
+        }
+        assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
+    }
+    assert_eq!(
+        (n, std::hint::black_box(total) as u64),
+        (expected_lines, expected_lines)
+    );
 }
 
 async fn once(which: usize, count: &str, expected_lines: u64) {
@@ -109,6 +151,21 @@ fn main() {
             for which in contest.order(round) {
                 let begun = Instant::now();
                 once(which, &count, bytes as u64 / 2).await;
+                contest.record(which, begun.elapsed());
+            }
+        }
+        contest.report(0, Some(bytes as u64));
+        let mut contest = Contest::new(
+            format!(
+                "stream {} MiB of `yes` line by line, the loop reads each line's length",
+                bytes >> 20
+            ),
+            &LEN_NAMES,
+        );
+        for round in 0..rounds {
+            for which in contest.order(round) {
+                let begun = Instant::now();
+                once_len(which, &count, bytes as u64 / 2).await;
                 contest.record(which, begun.elapsed());
             }
         }

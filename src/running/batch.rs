@@ -31,6 +31,13 @@ impl LineBatch {
         }
     }
 
+    /// A batch of `text` that is complete lines: each ends with `\n`,
+    /// optionally preceded by `\r`.
+    pub(crate) fn from_lines(text: String) -> LineBatch {
+        let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+        LineBatch { text, lines }
+    }
+
     /// How many lines the batch holds.
     pub fn len(&self) -> usize {
         self.lines

@@ -19,6 +19,7 @@ mod pty;
 mod pump;
 mod raw;
 mod spawn;
+mod split;
 mod status;
 mod stdin;
 mod stop;
@@ -35,12 +36,12 @@ pub use batch::{LineBatch, LineBatchIter};
 pub(crate) use child::Sampled;
 pub(crate) use child::{Attribution, ChildExit, ChildWait, GoneFuture, WaitFuture};
 pub use events::{OutputEvent, OutputEvents};
-pub use lines::MAX_LINE;
 #[cfg(feature = "stats")]
 pub use profile::RunProfile;
 pub(crate) use pump::Capture;
 pub use raw::OutputReader;
 pub(crate) use spawn::{Placement, StageIo, spawn, spawn_with};
+pub use split::MAX_LINE;
 pub use stdin::StdinWriter;
 pub use stream::LineStream;
 

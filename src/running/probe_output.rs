@@ -75,8 +75,9 @@ impl RunningProcess {
         self.resume_stderr_capture();
         let reader = ready!(self.stdout.poll_line_reader(cx));
         loop {
+            let eof = reader.at_eof();
             let unread = reader.unread();
-            let shown = if reader.at_eof() {
+            let shown = if eof {
                 unread.len()
             } else {
                 complete_utf8(unread)

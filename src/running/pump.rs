@@ -15,7 +15,8 @@ use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use super::lines::{LineReader, find_span};
+use super::lines::LineReader;
+use super::split::find_span;
 use super::{LineBatch, OutputPipe};
 use crate::command::LineHandler;
 
@@ -259,6 +260,16 @@ impl Capture {
     ) -> Poll<Option<String>> {
         self.poll_line(cx, through_handler)
             .map(|line| line.ok().flatten())
+    }
+
+    /// The next line if the line reader has one checked and waiting, for a
+    /// caller that bypasses the handler; `None` says "poll", not the end.
+    #[inline]
+    pub(crate) fn ready_line(&mut self) -> Option<String> {
+        match &mut self.mode {
+            Mode::Lines { reader, .. } => reader.take_ready_line(),
+            _ => None,
+        }
     }
 
     /// `poll_next_line`, with a read error reported rather than taken as

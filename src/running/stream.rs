@@ -48,12 +48,28 @@ impl Stream for LineStream<'_> {
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = self.get_mut();
-        match this.source {
+        // Runs once per line: a line that is read and checked already is
+        // one slice and one copy away, without the layers below.
+        if this.source == Source::Stdout
+            && let Some(line) = this.run.stdout.ready_line()
+        {
+            return Poll::Ready(Some(line));
+        }
+        this.poll_line(cx)
+    }
+}
+
+impl LineStream<'_> {
+    /// The next line when none is waiting: reads, or takes the pipe back.
+    /// Kept out of line so the per-line path above stays short.
+    #[inline(never)]
+    fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
+        match self.source {
             // stderr went back to its background drain when the stream was
             // made, and no stderr stream can exist while this one borrows
             // the run: straight to the next line.
-            Source::Stdout => this.run.stdout.poll_next_line(cx, false),
-            Source::Stderr => this.run.poll_stderr_line(cx),
+            Source::Stdout => self.run.stdout.poll_next_line(cx, false),
+            Source::Stderr => self.run.poll_stderr_line(cx),
         }
     }
 }
@@ -64,7 +80,8 @@ impl LineStream<'_> {
     /// brings. Waits if there is none yet; `None` once the stream has ended.
     ///
     /// This is the fast way to consume a chatty child: a batch is one
-    /// buffer, filled with one copy and checked for UTF-8 once, and its
+    /// buffer (normally the read buffer itself, handed over without a
+    /// copy), checked for UTF-8 once, and its
     /// lines are `&str` slices of it, where [`next`](crate::StreamExt::next)
     /// allocates a `String` per line. The lines are exactly those `next()`
     /// would return, in the same order, and the two may be mixed on one
