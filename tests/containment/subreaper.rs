@@ -429,62 +429,6 @@ fn a_program_ignores_exactly_what_it_would_under_process_groups() {
     );
 }
 
-/// Two runs one after the other: the owner ignores SIGHUP for the first only.
-#[test]
-#[ignore = "helper process for the reused-shim test"]
-fn helper_reused_shim() {
-    if !common::privileges::acting_as("helper_reused_shim") {
-        return;
-    }
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    for (n, hup) in [(1, libc::SIG_IGN), (2, libc::SIG_DFL)] {
-        // SAFETY: this helper process runs nothing else that handles SIGHUP.
-        unsafe { libc::signal(libc::SIGHUP, hup) };
-        let runner = JobRunner::with_mechanism(Mechanism::Subreaper);
-        let status = runtime
-            .block_on(runner.output_string(&Command::new("cat").arg("/proc/self/status")))
-            .unwrap()
-            .into_stdout();
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .unwrap_or("?")
-                .trim()
-                .to_owned()
-        };
-        common::privileges::report(&format!("ignored{n}"), field("SigIgn:"));
-        common::privileges::report(&format!("parent{n}"), field("PPid:"));
-    }
-}
-
-/// A shim whose tree is empty serves the owner's next run (no fork), and
-/// that run's program inherits the owner's dispositions of now, not those
-/// the shim set up for the run before.
-#[test]
-fn a_reused_shim_gives_the_next_program_the_owners_dispositions_of_now() {
-    let helper = common::privileges::Helper::start("helper_reused_shim", &[]);
-    let hup = 1u64 << (libc::SIGHUP - 1);
-    let mask = |key: &str| u64::from_str_radix(&helper.value(key), 16).expect("a SigIgn mask");
-    // In the order the helper reports them.
-    let (first, parent1) = (mask("ignored1"), helper.value("parent1"));
-    let (second, parent2) = (mask("ignored2"), helper.value("parent2"));
-    assert_eq!(first & hup, hup, "the first run inherits SIGHUP ignored");
-    assert_eq!(
-        second & hup,
-        0,
-        "the second run gets SIGHUP back at default"
-    );
-    let zygote_off = std::env::var("PROCESSKIT_ZYGOTE")
-        .is_ok_and(|v| matches!(v.trim(), "0" | "off" | "false" | "no"));
-    if !zygote_off {
-        assert_eq!(
-            parent1, parent2,
-            "the second run is served by the first run's shim"
-        );
-    }
-}
-
 /// A member that signals its shim with anything but SIGKILL (a stray
 /// SIGUSR1, SIGALRM, a SIGSTOP) cannot free the tree: the shim reads every
 /// catchable signal, and teardown continues a stopped shim first.

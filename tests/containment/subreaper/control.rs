@@ -15,12 +15,6 @@ use common::privileges::{Helper, KillOnDrop, Proc, acting_as, park, report};
 use common::{Cleanup, TempDir, all_pids, eventually, eventually_async, read_pids, token};
 use processkit::Mechanism;
 
-/// `pid`'s command name.
-fn comm(pid: u32) -> Option<String> {
-    let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
-    Some(comm.trim().to_owned())
-}
-
 /// Live pk-shims whose parent is `owner`.
 fn shims_of(owner: u32) -> Vec<u32> {
     all_pids()
@@ -75,14 +69,6 @@ fn helper_owner_of_three_subreaper_groups() {
             let run = group.start(&cmd).await.expect("start");
             std::mem::forget((run, group));
         }
-        // One run that ends: its shim waits idle in the pool.
-        let runner = processkit::JobRunner::with_mechanism(Mechanism::Subreaper);
-        let mut run = runner
-            .start(&processkit::Command::new("true"))
-            .await
-            .expect("a short run");
-        assert_eq!(run.wait().await.expect("its exit"), Some(0));
-        drop((run, runner));
     });
     report("READY", 3);
     park();
@@ -144,23 +130,6 @@ fn sigkilled_owner_leaves_nothing(guardian: &str) {
         held()
     );
     all.extend(&shims);
-    // The idle shim of the run that ended, and the zygote's spares: they
-    // hold nothing, but must not outlive the owner either.
-    let spares_of = |owner: u32| -> Vec<u32> {
-        all_pids()
-            .into_iter()
-            .filter(|&pid| comm(pid).as_deref() == Some("pk-spare") && shim_of(pid, owner))
-            .collect()
-    };
-    // The zygote forks the taken spare's successor in its own time.
-    let all_there = eventually(LIMIT, || spares_of(owner.proc.pid).len() >= 3);
-    let spares: Vec<Proc> = spares_of(owner.proc.pid)
-        .into_iter()
-        .filter_map(Proc::of)
-        .map(|p| guard.add(p))
-        .collect();
-    assert!(all_there, "the idle shim and two spares: {spares:?}");
-    all.extend(&spares);
 
     let killed_at = Instant::now();
     owner.kill();
@@ -201,8 +170,7 @@ async fn a_thousand_runs_that_leave_orphans_leave_no_zombies() {
     }
     let none = eventually_async(LIMIT, || our_zombies().is_empty()).await;
     assert!(none, "zombies under us or our shims: {:?}", our_zombies());
-    // A shim whose tree is empty exits (and is reaped) while the group lives,
-    // or waits idle for the next run as a `pk-spare`.
+    // A shim whose tree is empty exits (and is reaped) while the group lives.
     let me = std::process::id();
     let idle = || -> Vec<u32> {
         let shims = shims_of(me);

@@ -3,7 +3,6 @@
 //! orphan of the run's tree re-parents to, so nothing leaves the tree while
 //! the shim lives; the shim kills the tree when its owner says so or dies.
 
-mod pool;
 mod request;
 mod shim;
 mod spawn;

@@ -1,24 +1,20 @@
 //! A shim's life after fork: a child subreaper in a process group of its
 //! own launches the program, reports its pid and exit, reaps every orphan
 //! that lands on it, and kills the whole tree once the owner's end of the
-//! socket closes or is shut down; a zygote's shim whose tree is empty waits
-//! for its owner's next request instead of exiting. This runs in a forked
-//! copy of a multi-threaded process: syscalls only, no allocation, no lock.
+//! socket closes or is shut down. This runs in a forked copy of a
+//! multi-threaded process: syscalls only, no allocation, no lock.
 
 use std::ffi::c_int;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::ptr;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
-use super::wire::{self, EXITED, Failure, IDLE, Message, STARTED};
+use super::wire::{self, EXITED, Failure, Message, STARTED};
 use crate::sys::spawn::linux::{LaunchFailure, Launched};
 
 /// Signals that ask the shim to kill its tree and exit (it reads every
@@ -64,31 +60,27 @@ pub(super) fn run(
     channel: RawFd,
     launch: impl FnOnce(libc::pid_t) -> Result<Launched, LaunchFailure>,
 ) -> ! {
-    serve(&prelude(false), channel, launch, None, false);
-    exit()
+    serve(prelude(false), channel, launch, None)
 }
 
-/// One run, once its request is here. `zygote` is told (one byte) once the
-/// program has started: the zygote forks the next spare then, not while
-/// this launch still needs the CPU. `reuse`: return once the run's tree is
-/// empty (the shim is then idle, see `idle`) instead of exiting; descriptors
-/// 0-2 (`/dev/null`, from the zygote) stay open for the next request.
+/// The shim's life once its request is here. `zygote` is told (one byte)
+/// once the program has started: the zygote forks the next spare then, not
+/// while this launch still needs the CPU.
 pub(super) fn serve(
-    prelude: &Prelude,
+    prelude: Prelude,
     channel: RawFd,
     launch: impl FnOnce(libc::pid_t) -> Result<Launched, LaunchFailure>,
     zygote: Option<(OwnedFd, u8)>,
-    reuse: bool,
-) {
+) -> ! {
     // SAFETY: the socket's descriptor stays open until this process exits.
     let channel = unsafe { BorrowedFd::borrow_raw(channel) };
     let _ = rustix::thread::set_name(c"pk-shim");
     let Prelude {
         signals,
         me,
-        ref own,
+        own,
         refused,
-    } = *prelude;
+    } = prelude;
     if let Some(errno) = refused {
         send_plain(channel, &wire::failed(Failure::Subreaper(errno)));
         exit();
@@ -105,16 +97,12 @@ pub(super) fn serve(
     // all, whose last writer must be the program) closes now.
     let own_fd = own.as_ref().map_or(-1, AsRawFd::as_raw_fd);
     let zygote_fd = zygote.as_ref().map_or(-1, |(fd, _)| fd.as_raw_fd());
-    let null = if reuse { [0, 1, 2] } else { [-1; 3] };
     let mut keep = [
         channel.as_raw_fd(),
         signals,
         launched.pidfd.as_raw_fd(),
         own_fd,
         zygote_fd,
-        null[0],
-        null[1],
-        null[2],
     ];
     close_all_except(&mut keep);
     let pid = launched.pid as i32;
@@ -122,82 +110,15 @@ pub(super) fn serve(
     let own_pidfd = own.as_ref().map(AsFd::as_fd);
     send(channel, &message, launched.pidfd.as_fd(), own_pidfd);
     drop(launched.pidfd);
+    drop(own);
     if let Some((fd, byte)) = zygote {
         let _ = rustix::io::write(&fd, &[byte]);
     }
-    watch(channel, signals, pid, reuse);
+    watch(channel, signals, pid)
 }
 
-/// Waits, idle with an empty tree (named `pk-spare` again), for the owner's
-/// next request on `channel`: its length, with its descriptors in `fds`.
-/// Exits when the owner's end closes (it dropped us, or died) or a stop
-/// signal comes.
-pub(super) fn idle(
-    prelude: &Prelude,
-    channel: BorrowedFd<'_>,
-    message: &mut [u8],
-    fds: &mut [Option<OwnedFd>],
-) -> usize {
-    loop {
-        let mut polled = [
-            libc::pollfd {
-                fd: channel.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: prelude.signals,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `polled` is an array of two pollfd structures on this stack.
-        if unsafe { libc::poll(polled.as_mut_ptr(), 2, -1) } < 0 {
-            continue; // EINTR
-        }
-        if polled[1].revents != 0 && drain_signals(prelude.signals) {
-            exit();
-        }
-        if polled[0].revents == 0 {
-            continue;
-        }
-        match receive_with_fds(channel, message, fds, RecvFlags::DONTWAIT) {
-            Ok(0) => exit(),
-            Ok(n) => return n,
-            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
-            Err(_) => exit(),
-        }
-    }
-}
-
-/// One message and its descriptors (as many as `fds` holds; more close).
-pub(super) fn receive_with_fds(
-    channel: BorrowedFd<'_>,
-    message: &mut [u8],
-    fds: &mut [Option<OwnedFd>],
-    flags: RecvFlags,
-) -> rustix::io::Result<usize> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received = rustix::net::recvmsg(
-        channel,
-        &mut [IoSliceMut::new(message)],
-        &mut control,
-        flags | RecvFlags::CMSG_CLOEXEC,
-    )?;
-    for cmsg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received_fds) = cmsg {
-            for (slot, fd) in fds.iter_mut().zip(received_fds) {
-                *slot = Some(fd);
-            }
-        }
-    }
-    Ok(received.bytes)
-}
-
-/// Reaps and reports until the tree is empty (then returns if `reuse`,
-/// having said so), or tears it down when told.
-fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32, reuse: bool) {
+/// Reaps and reports until the tree is empty, or tears it down when told.
+fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32) -> ! {
     let mut program = Some(program);
     loop {
         let mut fds = [
@@ -220,34 +141,14 @@ fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32, reuse: bool) {
             continue; // EINTR
         }
         let mut stop = fds[1].revents != 0 && drain_signals(signals);
-        // Before reporting: the owner sends nothing while the run lasts, so
-        // whatever is readable now is its end closing.
+        let children_left = reap(channel, &mut program);
         if fds[0].revents != 0 {
             stop |= told_to_stop(channel);
         }
-        let (exited, children_left) = reap(&mut program);
         if stop {
-            if let Some(status) = exited {
-                send_plain(channel, &wire::encode(EXITED, status, 0));
-            }
             tear_down(channel, &mut program);
         }
-        let empty = program.is_none() && !children_left;
-        let idle = i32::from(empty && reuse);
-        if idle == 1 {
-            // Renamed before the report: whoever sees the run end sees no
-            // `pk-shim` without a tree.
-            let _ = rustix::thread::set_name(c"pk-spare");
-        }
-        if let Some(status) = exited {
-            send_plain(channel, &wire::encode(EXITED, status, idle));
-        } else if idle == 1 {
-            send_plain(channel, &wire::encode(IDLE, 0, 0));
-        }
-        if empty {
-            if reuse {
-                return;
-            }
+        if program.is_none() && !children_left {
             exit();
         }
     }
@@ -272,40 +173,33 @@ fn tear_down(channel: BorrowedFd<'_>, program: &mut Option<i32>) -> ! {
             }
             exit(); // ECHILD: the tree is gone
         }
-        let mut exited = (*program == Some(reaped)).then_some(status);
-        if exited.is_some() {
-            *program = None;
-        }
-        let (later, children_left) = reap(program);
-        exited = exited.or(later);
-        if let Some(status) = exited {
-            send_plain(channel, &wire::encode(EXITED, status, 0));
-        }
-        if !children_left {
+        report(channel, program, reaped, status);
+        if !reap(channel, program) {
             exit();
         }
     }
 }
 
-/// Reaps every exited child without blocking: the program's wait status if
-/// it was among them, and whether children remain.
-fn reap(program: &mut Option<i32>) -> (Option<c_int>, bool) {
-    let mut exited = None;
+/// Reaps every exited child without blocking, reporting the program's end.
+/// Returns whether children remain.
+fn reap(channel: BorrowedFd<'_>, program: &mut Option<i32>) -> bool {
     loop {
         let mut status = 0;
         // SAFETY: waitpid writes the status into a local integer.
         let reaped = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
         match reaped {
-            0 => return (exited, true),
-            r if r > 0 => {
-                if *program == Some(r) {
-                    *program = None;
-                    exited = Some(status);
-                }
-            }
+            0 => return true,
+            r if r > 0 => report(channel, program, r, status),
             _ if errno() == libc::EINTR => {}
-            _ => return (exited, errno() != libc::ECHILD),
+            _ => return errno() != libc::ECHILD,
         }
+    }
+}
+
+fn report(channel: BorrowedFd<'_>, program: &mut Option<i32>, reaped: i32, status: c_int) {
+    if *program == Some(reaped) {
+        *program = None;
+        send_plain(channel, &wire::encode(EXITED, status, 0));
     }
 }
 
@@ -369,28 +263,20 @@ fn take_signals(handlers_reset: bool) -> RawFd {
 
 /// Ignores the signals set in `mask` (bit `n - 1` for signal `n`), as the
 /// owner does, so the program inherits them ignored exactly as it would
-/// from the owner itself. `current` is the mask in force (a reused shim's
-/// last request's), updated: only the signals that differ change.
-pub(super) fn ignore_like_owner(mask: u64, current: &mut u64) {
+/// from the owner itself.
+pub(super) fn ignore_like_owner(mask: u64) {
     // SAFETY: sigaction reads a structure zeroed on this stack.
     unsafe {
         let mut action: libc::sigaction = std::mem::zeroed();
         libc::sigemptyset(&mut action.sa_mask);
+        action.sa_sigaction = libc::SIG_IGN;
         for signal in 1..=64 {
-            let bit = 1 << (signal - 1);
             // Ignoring SIGCHLD would have the kernel reap the program for us.
-            if signal == libc::SIGCHLD || (mask ^ *current) & bit == 0 {
-                continue;
+            if signal != libc::SIGCHLD && mask & (1 << (signal - 1)) != 0 {
+                libc::sigaction(signal, &action, ptr::null_mut());
             }
-            action.sa_sigaction = if mask & bit != 0 {
-                libc::SIG_IGN
-            } else {
-                libc::SIG_DFL
-            };
-            libc::sigaction(signal, &action, ptr::null_mut());
         }
     }
-    *current = mask;
 }
 
 /// The signals this process ignores, as a mask for `ignore_like_owner`.

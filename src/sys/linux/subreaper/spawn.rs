@@ -1,7 +1,6 @@
 //! The owner's side of a shim: fork it with the program's spawn prepared,
 //! read back the program's pid and pidfd, then its exit status; shutting
-//! our end of the socket down tells the shim to kill the tree. A zygote's
-//! shim that reported its tree empty goes back to the `pool` when dropped.
+//! our end of the socket down tells the shim to kill the tree.
 
 use std::io;
 use std::io::IoSliceMut;
@@ -9,8 +8,7 @@ use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
@@ -22,7 +20,7 @@ use rustix::process::{Pid, PidfdFlags};
 use tokio::io::unix::AsyncFd;
 
 use super::shim;
-use super::wire::{self, EXITED, FAILED, Failure, IDLE, Message, STARTED};
+use super::wire::{self, EXITED, FAILED, Failure, Message, STARTED};
 use crate::sys::linux::reaper;
 use crate::sys::spawn::SpawnSpec;
 use crate::sys::spawn::linux::{LaunchFailure, ParentEnds, Prepared, child_error};
@@ -31,27 +29,9 @@ use crate::sys::spawn::linux::{LaunchFailure, ParentEnds, Prepared, child_error}
 #[derive(Debug)]
 pub(crate) struct Shim {
     pid: u32,
-    /// Readable once the shim is gone (it exits once its tree is gone,
-    /// unless it can serve another run: then it reports `idle`).
+    /// Our child's pidfd: readable once the shim (and so its tree) is gone.
     pidfd: OwnedFd,
-    /// `None` only once dropped.
-    channel: Option<OwnedFd>,
-    /// The shim can serve another run (the zygote's shims can).
-    reusable: bool,
-    /// What the shim reported, read by whoever looks first.
-    reports: Mutex<Reports>,
-    /// Our end was shut down: the shim tears down and exits.
-    killed: AtomicBool,
-}
-
-/// The shim's reports after `STARTED`.
-#[derive(Debug, Default, Clone, Copy)]
-struct Reports {
-    status: Option<ExitStatus>,
-    /// The tree is empty: the shim holds nothing and waits for a request.
-    idle: bool,
-    /// The shim closed its end (it exited).
-    hung_up: bool,
+    channel: OwnedFd,
 }
 
 impl Shim {
@@ -59,34 +39,17 @@ impl Shim {
         self.pid
     }
 
-    fn channel(&self) -> Option<&OwnedFd> {
-        self.channel.as_ref()
-    }
-
     /// Tells the shim to kill its whole tree and exit: our end of the socket
     /// shuts down, which the shim reads as end-of-file (as it would if we
-    /// died). Cannot fail for want of memory; repeating it is harmless. A
-    /// shim that reported its tree empty has nothing to kill (and nobody but
-    /// us can give it a program): it is left alone, to be reused.
+    /// died). Cannot fail for want of memory; repeating it is harmless.
     pub(crate) fn kill(&self) {
-        if self.reports().idle {
-            return;
-        }
-        self.killed.store(true, Ordering::Relaxed);
-        if let Some(channel) = self.channel() {
-            let _ = rustix::net::shutdown(channel, Shutdown::Write);
-        }
+        let _ = rustix::net::shutdown(&self.channel, Shutdown::Write);
         // A member may have stopped the shim (SIGSTOP cannot be blocked).
         let _ = crate::sys::linux::pidfd::send_signal(self.pidfd.as_fd(), libc::SIGCONT, 0);
     }
 
-    /// Whether the shim still holds a tree: it exits once its tree is empty,
-    /// or says so and waits for another run.
+    /// Whether the shim still runs: it exits only once its tree is empty.
     pub(crate) fn is_alive(&self) -> bool {
-        let reports = self.reports();
-        if reports.idle || reports.hung_up {
-            return false;
-        }
         let mut poll = [PollFd::new(&self.pidfd, PollFlags::IN)];
         let now = rustix::event::Timespec {
             tv_sec: 0,
@@ -94,55 +57,12 @@ impl Shim {
         };
         !matches!(rustix::event::poll(&mut poll, Some(&now)), Ok(1..))
     }
-
-    /// What the shim has reported so far, reading what it sent since
-    /// (without waiting); a failed read leaves the reports as they were.
-    fn reports(&self) -> Reports {
-        self.read_reports().unwrap_or_else(|_| *lock(&self.reports))
-    }
-
-    /// Reads what the shim has sent since (without waiting), then the reports.
-    fn read_reports(&self) -> rustix::io::Result<Reports> {
-        let mut reports = lock(&self.reports);
-        let Some(channel) = self.channel() else {
-            return Ok(*reports);
-        };
-        // An idle shim sends nothing more until it has a request.
-        while !reports.hung_up && !reports.idle {
-            match receive(channel, RecvFlags::DONTWAIT) {
-                Ok(Some((message, _))) => match wire::decode(&message) {
-                    (EXITED, raw, idle) => {
-                        reports.status = Some(ExitStatus::from_raw(raw));
-                        reports.idle |= idle == 1;
-                    }
-                    (IDLE, _, _) => reports.idle = true,
-                    _ => {}
-                },
-                Ok(None) => reports.hung_up = true,
-                Err(Errno::INTR) => {}
-                Err(Errno::AGAIN) => break,
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(*reports)
-    }
 }
 
 impl Drop for Shim {
     fn drop(&mut self) {
-        let reports = self.reports();
-        if self.reusable && reports.idle && !reports.hung_up && !*self.killed.get_mut() {
-            if let Some(channel) = self.channel.take() {
-                super::pool::put(channel);
-            }
-            return;
-        }
         self.kill();
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A program just started under its shim, until its run claims it; dropped
@@ -167,8 +87,9 @@ impl ShimSpawn {
         ShimChild {
             pid: self.pid,
             _pidfd: self.program.take(),
-            reader: self.reader.take().map(Reader::Plain),
             shim: Arc::clone(&self.shim),
+            reader: self.reader.take().map(Reader::Plain),
+            status: None,
         }
     }
 }
@@ -203,7 +124,7 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<ShimSpawn> {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         shim::run(shim_end.as_raw_fd(), |me| {
-            shim::ignore_like_owner(ignored, &mut 0);
+            shim::ignore_like_owner(ignored);
             let mut setup = setup;
             setup.parent_death = setup.parent_death.map(|_| me);
             prepared.launch(setup)
@@ -216,12 +137,7 @@ pub(crate) fn spawn(spec: &mut SpawnSpec) -> io::Result<ShimSpawn> {
     drop(shim_end);
     let pidfd = adopt(pid)?;
     let (stdin, stdout, stderr) = prepared.into_parent_ends();
-    started(
-        channel,
-        Some(pidfd),
-        (stdin, stdout, stderr),
-        (false, false),
-    )
+    started(channel, Some(pidfd), (stdin, stdout, stderr))
 }
 
 /// A `SEQPACKET` pair: each message arrives whole.
@@ -236,16 +152,13 @@ pub(super) fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
 
 /// Reads the shim's first message on `channel`: the program runs (its pid
 /// and pidfd, the shim's pid and pidfd unless we hold `shim_pidfd` already),
-/// or why not. `reusable`: the shim can serve another run once its tree is
-/// empty (a zygote's); `reused`: it came from the pool (its socket is
-/// non-blocking already).
+/// or why not.
 pub(super) fn started(
     channel: OwnedFd,
     shim_pidfd: Option<OwnedFd>,
     (stdin, stdout, stderr): ParentEnds,
-    (reusable, reused): (bool, bool),
 ) -> io::Result<ShimSpawn> {
-    let (message, [program, own]) = receive_blocking(&channel, reused)?;
+    let (message, [program, own]) = receive_blocking(&channel)?;
     let (kind, a, b) = wire::decode(&message);
     if kind == FAILED {
         return Err(failure_error(wire::failure(a, b)));
@@ -257,18 +170,13 @@ pub(super) fn started(
             "the shim ended before starting the program",
         ));
     };
-    if !reused {
-        rustix::io::ioctl_fionbio(&channel, true)?;
-    }
+    rustix::io::ioctl_fionbio(&channel, true)?;
     let reader = channel.try_clone()?;
     Ok(ShimSpawn {
         shim: Arc::new(Shim {
             pid: b as u32,
             pidfd,
-            channel: Some(channel),
-            reusable,
-            reports: Mutex::default(),
-            killed: AtomicBool::new(false),
+            channel,
         }),
         forked_here,
         pid: a as u32,
@@ -326,23 +234,10 @@ fn failure_error(failure: Failure) -> io::Error {
 }
 
 /// The shim's first message, waiting for it (all zeros at end-of-file).
-/// A `reused` shim's socket is non-blocking: it is polled first.
-fn receive_blocking(
-    channel: &OwnedFd,
-    reused: bool,
-) -> io::Result<(Message, [Option<OwnedFd>; 2])> {
-    let mut wait = reused;
+fn receive_blocking(channel: &OwnedFd) -> io::Result<(Message, [Option<OwnedFd>; 2])> {
     loop {
-        if wait {
-            let mut poll = [PollFd::new(channel, PollFlags::IN)];
-            match rustix::event::poll(&mut poll, None) {
-                Ok(_) | Err(Errno::INTR) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
         match receive(channel, RecvFlags::empty()) {
-            Err(Errno::INTR) => wait = false,
-            Err(Errno::AGAIN) => wait = true,
+            Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
             Ok(None) => return Ok(([0; 12], [None, None])),
             Ok(Some(received)) => return Ok(received),
@@ -382,18 +277,26 @@ pub(crate) struct ShimChild {
     pid: u32,
     /// Pins the program's pid while we hold the handle.
     _pidfd: Option<OwnedFd>,
-    /// A copy of the shim's socket, registered with a runtime only while
-    /// someone waits, for its readiness (`None` once the shim has hung up).
-    /// Declared before `shim`: it is deregistered before the shim may go
-    /// back to the pool.
-    reader: Option<Reader>,
     shim: Arc<Shim>,
+    /// Our copy of the socket, registered with a runtime only while someone
+    /// waits (`None` once the shim has hung up).
+    reader: Option<Reader>,
+    status: Option<ExitStatus>,
 }
 
 #[derive(Debug)]
 enum Reader {
     Plain(OwnedFd),
     Registered(AsyncFd<OwnedFd>),
+}
+
+impl Reader {
+    fn fd(&self) -> &OwnedFd {
+        match self {
+            Reader::Plain(fd) => fd,
+            Reader::Registered(fd) => fd.get_ref(),
+        }
+    }
 }
 
 impl ShimChild {
@@ -405,13 +308,28 @@ impl ShimChild {
     pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
         let mut moved = false;
         loop {
-            let reports = self.shim.read_reports()?;
-            if let Some(status) = reports.status {
+            if let Some(status) = self.status {
                 return Ok(status);
             }
-            if reports.hung_up || self.reader.is_none() {
-                self.reader = None;
+            let Some(reader) = self.reader.take() else {
                 return Err(self.hung_up());
+            };
+            let received = receive(reader.fd(), RecvFlags::DONTWAIT);
+            self.reader = Some(reader);
+            match received {
+                Ok(Some((message, _))) => {
+                    let (kind, raw, _) = wire::decode(&message);
+                    if kind == EXITED {
+                        self.status = Some(ExitStatus::from_raw(raw));
+                    }
+                    continue;
+                }
+                Ok(None) => {
+                    self.reader = None;
+                    return Err(self.hung_up());
+                }
+                Err(Errno::AGAIN | Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
             }
             if let Some(Reader::Plain(_)) = &self.reader {
                 let Some(Reader::Plain(plain)) = self.reader.take() else {
@@ -441,9 +359,6 @@ impl ShimChild {
                         return Err(crate::sys::spawn::no_io_driver());
                     }
                 }
-                // Read again: a report that came before the registration
-                // may have been taken by another reader since.
-                continue;
             }
             let Some(Reader::Registered(fd)) = &self.reader else {
                 continue;

@@ -1,7 +1,6 @@
 //! The messages a shim sends its owner over their `SEQPACKET` socket: three
 //! native-endian `i32`s, a kind and two values, read without allocating.
-//! While a run lasts the owner sends nothing: shutting its end down means
-//! "kill the tree"; to a shim that said it is idle it sends its next request.
+//! The owner sends nothing: shutting its end down means "kill the tree".
 
 use std::ffi::c_int;
 
@@ -15,12 +14,8 @@ pub(super) type Message = [u8; 12];
 pub(super) const STARTED: i32 = 1;
 /// Shim → owner: nothing was started (`Failure` in the values).
 pub(super) const FAILED: i32 = 2;
-/// Shim → owner: the program ended; its raw wait status, then `1` if the
-/// tree was empty with it (the shim is idle, as after `IDLE`), else `0`.
+/// Shim → owner: the program ended; its raw wait status.
 pub(super) const EXITED: i32 = 3;
-/// Shim → owner: the tree is empty now (after an `EXITED` with `0`); the
-/// shim waits for another request.
-pub(super) const IDLE: i32 = 4;
 
 /// Why a shim started nothing.
 #[derive(Debug, Clone, Copy)]

@@ -140,22 +140,11 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
         prepared.release();
         return None;
     }
-    // An idle shim of an earlier run first: no fork, no zygote. One whose
-    // socket refuses the request has gone (killed while idle): the next.
-    while let Some(channel) = super::pool::take() {
-        if send(&channel, &message, &prepared, None).is_ok() {
-            let ends = prepared.into_parent_ends();
-            return Some(started(channel, None, ends, (true, true)));
-        }
-    }
-    let result = socket_pair().and_then(|(channel, shim_end)| {
-        send(&zygote.channel, &message, &prepared, Some(shim_end.as_fd()))?;
-        Ok(channel)
-    });
+    let result = send(zygote, &message, &prepared);
     match result {
         Ok(channel) => {
             let ends = prepared.into_parent_ends();
-            match started(channel, None, ends, (true, false)) {
+            match started(channel, None, ends) {
                 // Nobody took the request: the zygote (and its spare) died.
                 Err(e) if e.kind() == io::ErrorKind::BrokenPipe && !alive(&zygote.pidfd) => {
                     GONE.store(true, Ordering::Relaxed);
@@ -182,15 +171,10 @@ fn alive(pidfd: &OwnedFd) -> bool {
     crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), 0, 0).is_ok()
 }
 
-/// Sends the request with the program's stdio on `socket`: the zygote's,
-/// with `shim_end` (the shim's end of a new socket pair) first, or an idle
-/// shim's own.
-fn send(
-    socket: &OwnedFd,
-    message: &[u8],
-    prepared: &Prepared,
-    shim_end: Option<BorrowedFd<'_>>,
-) -> io::Result<()> {
+/// Sends the request with the shim's end of a new socket pair and the
+/// program's stdio; returns our end.
+fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<OwnedFd> {
+    let (channel, shim_end) = socket_pair()?;
     let [stdin, stdout, stderr] = prepared.child_ends();
     // SAFETY: the pipe ends stay open in `prepared` until it is consumed
     // after this call; fd 0 is borrowed only while it is open.
@@ -201,21 +185,19 @@ fn send(
     } else {
         rustix::io::fcntl_getfd(borrow(0)).ok().map(|_| borrow(0))
     };
-    let mut fds = Vec::with_capacity(4);
-    fds.extend(shim_end);
-    fds.extend([borrow(stdout), borrow(stderr)]);
+    let mut fds = vec![shim_end.as_fd(), borrow(stdout), borrow(stderr)];
     fds.extend(stdin);
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
     loop {
         match rustix::net::sendmsg(
-            socket,
+            &zygote.channel,
             &[IoSlice::new(message)],
             &mut control,
             SendFlags::NOSIGNAL,
         ) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(channel),
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }

@@ -4,11 +4,13 @@
 //! A forked copy of a multi-threaded process: syscalls only, no allocation.
 
 use std::ffi::c_char;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
+use std::io::IoSliceMut;
+use std::mem::MaybeUninit;
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::ptr;
 
 use rustix::io::Errno;
-use rustix::net::RecvFlags;
+use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
 use rustix::process::{Pid, PidfdFlags};
 
 use super::request::{self, MAX_POINTERS, MAX_REQUEST};
@@ -123,9 +125,7 @@ const SPARES: usize = 2;
 /// the owner is gone.
 const OWNER_GONE: u8 = b'e';
 
-/// A spare shim: ready before its request arrives, then a shim for good,
-/// serving its owner's runs one after another (each once the last one's
-/// tree is empty, see `shim::idle`).
+/// A spare shim: ready before its request arrives, then a shim for good.
 fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! {
     let prelude = shim::prelude(true);
     // SAFETY: the socket stays open until the request is taken.
@@ -135,8 +135,8 @@ fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! 
     let message =
         unsafe { std::slice::from_raw_parts_mut(scratch.message.as_mut_ptr().cast::<u8>(), bytes) };
     let mut fds: [Option<OwnedFd>; FDS] = [None, None, None, None];
-    let mut received = loop {
-        match shim::receive_with_fds(requests, message, &mut fds, RecvFlags::empty()) {
+    let received = loop {
+        match receive(requests, message, &mut fds) {
             Ok(0) | Err(Errno::CONNRESET) => {
                 let _ = rustix::io::write(&notify, &[OWNER_GONE]);
                 exit(0);
@@ -152,56 +152,42 @@ fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! 
     // SAFETY: closing our copy of the request socket, which we no longer
     // use: the next spare reads the requests.
     unsafe { libc::close(channel) };
-    let [Some(shim_end), stdout, stderr, stdin] = fds else {
+    let [Some(shim_end), Some(stdout), Some(stderr), stdin] = fds else {
         exit(0); // not a request of ours: its descriptors close with us
     };
-    // Later requests come on our own socket: stdout, stderr, stdin.
-    let mut stdio_fds = [stdout, stderr, stdin];
-    let mut zygote = Some((notify, slot));
-    let mut ignored = 0;
-    loop {
-        let [Some(stdout), Some(stderr), stdin] = stdio_fds else {
-            exit(0);
-        };
-        // Given up here: the shim closes them (all but its own) once the
-        // program runs.
-        let stdio = [
-            stdin.map_or(-1, IntoRawFd::into_raw_fd),
-            stdout.into_raw_fd(),
-            stderr.into_raw_fd(),
-        ];
-        let request = &message[..received];
-        shim::serve(
-            &prelude,
-            shim_end.as_raw_fd(),
-            |me| {
-                let pointers = &mut scratch.pointers;
-                let Some(decoded) = request::decode(request, pointers, me) else {
-                    return Err(LaunchFailure::Clone(libc::EINVAL));
-                };
-                shim::ignore_like_owner(decoded.ignored, &mut ignored);
-                if let Some(dir) = decoded.owner_cwd {
-                    // SAFETY: chdir reads a NUL-terminated string in the message.
-                    if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
-                        return Err(LaunchFailure::Child(Step::Chdir, errno()));
-                    }
+    let stdio = [
+        stdin.as_ref().map_or(-1, AsRawFd::as_raw_fd),
+        stdout.as_raw_fd(),
+        stderr.as_raw_fd(),
+    ];
+    let message = &message[..received];
+    shim::serve(
+        prelude,
+        shim_end.as_raw_fd(),
+        |me| {
+            let pointers = &mut scratch.pointers;
+            let Some(decoded) = request::decode(message, pointers, me) else {
+                return Err(LaunchFailure::Clone(libc::EINVAL));
+            };
+            shim::ignore_like_owner(decoded.ignored);
+            if let Some(dir) = decoded.owner_cwd {
+                // SAFETY: chdir reads a NUL-terminated string in the message.
+                if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
+                    return Err(LaunchFailure::Child(Step::Chdir, errno()));
                 }
-                launch(&LaunchPlan {
-                    argv: decoded.argv,
-                    envp: decoded.envp,
-                    candidates: decoded.candidates,
-                    script_argv: decoded.script_argv,
-                    stdio,
-                    setup: decoded.setup,
-                    stack: &scratch.stack,
-                })
-            },
-            zygote.take(),
-            true,
-        );
-        stdio_fds = [None, None, None];
-        received = shim::idle(&prelude, shim_end.as_fd(), message, &mut stdio_fds);
-    }
+            }
+            launch(&LaunchPlan {
+                argv: decoded.argv,
+                envp: decoded.envp,
+                candidates: decoded.candidates,
+                script_argv: decoded.script_argv,
+                stdio,
+                setup: decoded.setup,
+                stack: &scratch.stack,
+            })
+        },
+        Some((notify, slot)),
+    )
 }
 
 fn nap() {
@@ -211,6 +197,31 @@ fn nap() {
     };
     // SAFETY: nanosleep reads a timespec on this stack.
     unsafe { libc::nanosleep(&pause, ptr::null_mut()) };
+}
+
+/// One request and its descriptors (a short or oversized one is dropped
+/// by the caller: its shim socket closes, which the owner reads as failure).
+fn receive(
+    channel: BorrowedFd<'_>,
+    message: &mut [u8],
+    fds: &mut [Option<OwnedFd>; FDS],
+) -> rustix::io::Result<usize> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        channel,
+        &mut [IoSliceMut::new(message)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC,
+    )?;
+    for cmsg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received_fds) = cmsg {
+            for (slot, fd) in fds.iter_mut().zip(received_fds) {
+                *slot = Some(fd);
+            }
+        }
+    }
+    Ok(received.bytes)
 }
 
 /// Out of the owner's process group and its signal handlers: terminal
