@@ -354,8 +354,7 @@ impl ShimChild {
                     Err(_) => {
                         // The copy went down with the panic: copy the shim's
                         // socket again, for a wait on a runtime that can.
-                        let channel = self.shim.channel().ok_or_else(|| self.hung_up())?;
-                        self.reader = Some(Reader::Plain(channel.try_clone()?));
+                        self.reader = Some(Reader::Plain(self.shim.channel.try_clone()?));
                         return Err(crate::sys::spawn::no_io_driver());
                     }
                 }
