@@ -346,6 +346,42 @@ fn wait_works_after_the_spawning_runtime_is_gone() {
 }
 
 #[test]
+fn a_runtime_without_the_io_driver_is_refused_after_one_with_it_on_the_same_thread() {
+    // Whether a runtime has an IO driver is remembered per thread: the answer
+    // for one runtime must not be taken for the next.
+    let token = token("no-io-after-io");
+    let _cleanup = Cleanup::token(&token);
+    let io = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let no_io = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let code = io.block_on(Command::new("true").exit_code()).unwrap();
+    assert_eq!(code, 0);
+    let cmd = Command::new("sh").args(["-c", &format!("sleep 30; : {token}")]);
+    for _ in 0..2 {
+        let started = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            no_io.block_on(cmd.start()).map(drop)
+        }));
+        let error = started
+            .expect("start() panicked on a runtime without the IO driver")
+            .expect_err("start() succeeded without an IO driver");
+        assert!(error.to_string().contains("enable_io"), "{error}");
+        // And the runtime with a driver still works in between.
+        assert_eq!(io.block_on(Command::new("true").exit_code()).unwrap(), 0);
+    }
+    assert!(
+        eventually(Duration::from_secs(5), || pids_with_token_or_zombie(&token)
+            .is_empty()),
+        "left behind: {:?}",
+        pids_with_token_or_zombie(&token)
+    );
+}
+
+#[test]
 fn a_runtime_without_the_io_driver_gets_a_typed_error_and_nothing_runs() {
     let token = token("no-io");
     let _cleanup = Cleanup::token(&token);

@@ -156,8 +156,19 @@ impl Unclaimed {
 /// without `enable_io` panics on the first registration, and tokio has no
 /// fallible way to ask, so a descriptor is registered for a moment first
 /// (an eventfd on Linux: one descriptor, two fewer calls than a socket pair).
+/// A runtime that passed is remembered per thread (a runtime keeps its
+/// drivers for life), so a spawn pays for the probe once, not every time.
 pub(crate) fn io_driver_available() -> io::Result<()> {
-    tokio::runtime::Handle::try_current().map_err(io::Error::other)?;
+    thread_local! {
+        static PASSED: std::cell::Cell<Option<tokio::runtime::Id>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(io::Error::other)?
+        .id();
+    if PASSED.get() == Some(runtime) {
+        return Ok(());
+    }
     #[cfg(unix)]
     {
         use tokio::io::{Interest, unix::AsyncFd};
@@ -175,6 +186,7 @@ pub(crate) fn io_driver_available() -> io::Result<()> {
             Err(_) => return Err(no_io_driver()),
         }
     }
+    PASSED.set(Some(runtime));
     Ok(())
 }
 
