@@ -8,7 +8,8 @@ use super::{ProcessGroup, ProcessGroupOptions};
 use crate::command::Command;
 use crate::error::{Error, Result};
 use crate::mechanism::Mechanism;
-use crate::running::{Placement, RunningProcess, spawn};
+use crate::result::ProcessResult;
+use crate::running::{Placement, RunningProcess, spawn, spawn_and_finish};
 use crate::sys::Container;
 use crate::trace::trace_event;
 
@@ -56,6 +57,11 @@ impl ProcessGroup {
     /// command's timeout and cancellation kill only this child's own tree.
     pub async fn start(&self, cmd: &Command) -> Result<RunningProcess> {
         spawn(cmd, Placement::Shared(Arc::clone(&self.container))).await
+    }
+
+    /// Runs `cmd` inside this group to its full outcome (the verbs' path).
+    pub(crate) async fn start_and_finish(&self, cmd: &Command) -> Result<ProcessResult<Vec<u8>>> {
+        spawn_and_finish(cmd, Placement::Shared(Arc::clone(&self.container))).await
     }
 
     /// The mechanism that contains this group.

@@ -83,6 +83,7 @@ async fn spawn_stages(
         let io = StageIo {
             stdin: upstream.take(),
             raw_stdout: i + 1 < stages.len(),
+            finished_at_once: false,
         };
         let (run, stdout) = spawn_with(cmd, Placement::Shared(Arc::clone(container)), io).await?;
         runs.push(run);

@@ -4,7 +4,8 @@ use super::{BoxFuture, ProcessRunner};
 use crate::command::Command;
 use crate::error::Result;
 use crate::mechanism::Mechanism;
-use crate::running::{Placement, RunningProcess, spawn};
+use crate::result::ProcessResult;
+use crate::running::{Placement, RunningProcess, spawn, spawn_and_finish};
 
 /// Runs each command in a container of its own: dropping the handle (or the
 /// verb's future) kills the command's whole tree. This is what the verbs on
@@ -36,5 +37,14 @@ impl JobRunner {
 impl ProcessRunner for JobRunner {
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
         Box::pin(JobRunner::start(self, cmd))
+    }
+
+    fn output_bytes<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
+        Box::pin(super::with_retries(cmd, move || {
+            spawn_and_finish(cmd, Placement::Own(self.mechanism))
+        }))
     }
 }

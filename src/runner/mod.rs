@@ -71,24 +71,39 @@ pub trait ProcessRunner: Send + Sync {
         &'a self,
         cmd: &'a Command,
     ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
-        let attempt = move || async move { finish::output_bytes(self.start(cmd).await?).await };
-        Box::pin(async move {
-            let program = cmd.display_name();
-            crate::policy::with_retries(
-                cmd.retry.as_ref(),
-                &cmd.cancel,
-                &program,
-                attempt,
-                ProcessResult::failure,
-            )
-            .await
-        })
+        Box::pin(with_retries(cmd, move || async move {
+            finish::output_bytes(self.start(cmd).await?).await
+        }))
     }
+}
+
+/// `cmd`'s retry policy around `attempt`, each attempt a complete run.
+async fn with_retries<F, Fut>(cmd: &Command, attempt: F) -> Result<ProcessResult<Vec<u8>>>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<ProcessResult<Vec<u8>>>>,
+{
+    let program = cmd.display_name();
+    crate::policy::with_retries(
+        cmd.retry.as_ref(),
+        &cmd.cancel,
+        &program,
+        attempt,
+        ProcessResult::failure,
+    )
+    .await
 }
 
 impl ProcessRunner for ProcessGroup {
     fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
         Box::pin(ProcessGroup::start(self, cmd))
+    }
+
+    fn output_bytes<'a>(
+        &'a self,
+        cmd: &'a Command,
+    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
+        Box::pin(with_retries(cmd, move || self.start_and_finish(cmd)))
     }
 }
 

@@ -40,7 +40,7 @@ pub use events::{OutputEvent, OutputEvents};
 pub use profile::RunProfile;
 pub(crate) use pump::Capture;
 pub use raw::OutputReader;
-pub(crate) use spawn::{Placement, StageIo, spawn, spawn_with};
+pub(crate) use spawn::{Placement, StageIo, spawn, spawn_and_finish, spawn_with};
 pub use split::MAX_LINE;
 pub use stdin::StdinWriter;
 pub use stream::LineStream;
@@ -322,7 +322,7 @@ impl RunningProcess {
     /// Ends the run: waits for exit, kills whatever the run left behind, and
     /// collects both streams. The core of every output verb.
     pub(crate) async fn finish_output(mut self) -> Result<ProcessResult<Vec<u8>>> {
-        let exit = self.wait_exit().await?;
+        let exit = self.wait_exit_draining().await?;
         let _ = self.kill();
         self.arbiter.end();
         let stdout = self.stdout.take();
@@ -350,6 +350,34 @@ impl RunningProcess {
             timeout: self.expired_timeout(),
             truncated,
         })
+    }
+}
+
+impl RunningProcess {
+    /// `wait_exit`, reading meanwhile the streams this task drains itself
+    /// (see `Capture::start_for_finisher`), so no child blocks on a full pipe.
+    async fn wait_exit_draining(&mut self) -> Result<Exit> {
+        let inline = |c: &Capture| c.drains_inline();
+        if !inline(&self.stdout) && !self.stderr.as_ref().is_some_and(inline) {
+            return self.wait_exit().await;
+        }
+        // Out of the handle while it waits: nothing else may move them to a task.
+        let mut stdout = self.stdout.take();
+        let mut stderr = self.stderr.take();
+        let exit = {
+            let mut wait = std::pin::pin!(self.wait_exit());
+            std::future::poll_fn(|cx| {
+                stdout.poll_inline(cx);
+                if let Some(stderr) = stderr.as_mut() {
+                    stderr.poll_inline(cx);
+                }
+                wait.as_mut().poll(cx)
+            })
+            .await
+        };
+        self.stdout = stdout;
+        self.stderr = stderr;
+        exit
     }
 }
 

@@ -37,12 +37,29 @@ pub(crate) struct StageIo {
     pub(crate) stdin: Option<StagePipe>,
     /// Hand stdout back raw (for the next stage) instead of to the handle.
     pub(crate) raw_stdout: bool,
+    /// The run is finished straight after its start by the same task, which
+    /// reads the captured streams while it waits (no pump task per stream).
+    pub(crate) finished_at_once: bool,
 }
 
 /// Starts `cmd` according to `placement`.
 pub(crate) async fn spawn(cmd: &Command, placement: Placement) -> Result<RunningProcess> {
     let (run, _) = spawn_with(cmd, placement, StageIo::default()).await?;
     Ok(run)
+}
+
+/// Runs `cmd` according to `placement` to its full outcome, the output
+/// read by this task while it waits.
+pub(crate) async fn spawn_and_finish(
+    cmd: &Command,
+    placement: Placement,
+) -> Result<crate::result::ProcessResult<Vec<u8>>> {
+    let io = StageIo {
+        finished_at_once: true,
+        ..StageIo::default()
+    };
+    let (run, _) = spawn_with(cmd, placement, io).await?;
+    run.finish_output().await
 }
 
 /// Starts `cmd` with its stdio partly wired by a pipeline; also returns the
@@ -112,16 +129,20 @@ pub(crate) async fn spawn_with(
     let stderr_tee = cmd.stderr.tees() && !cmd.stderr_to_stdout;
     // Drained from the start: a child nobody reads never blocks on a full
     // pipe, and a later line stream starts with what was kept.
+    let capture = |pipe, handler: &Option<_>| {
+        if io.finished_at_once {
+            Capture::start_for_finisher(pipe, handler.clone(), cmd.max_output)
+        } else {
+            Capture::start_bounded(Vec::new(), pipe, handler.clone(), cmd.max_output)
+        }
+    };
     let stdout = child
         .stdout
         .map(|pipe| watched(tee(pipe, stdout_tee, Forward::Stdout), activity.as_ref()))
-        .map_or_else(Capture::closed, |pipe| {
-            let handler = cmd.stdout_handler.clone();
-            Capture::start_bounded(Vec::new(), pipe, handler, cmd.max_output)
-        });
+        .map_or_else(Capture::closed, |pipe| capture(pipe, &cmd.stdout_handler));
     let stderr = child.stderr.map(|pipe| {
         let pipe = watched(tee(pipe, stderr_tee, Forward::Stderr), activity.as_ref());
-        Capture::start_bounded(Vec::new(), pipe, cmd.stderr_handler.clone(), cmd.max_output)
+        capture(pipe, &cmd.stderr_handler)
     });
 
     let watch = Watch {

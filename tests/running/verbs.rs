@@ -310,3 +310,26 @@ async fn exit_code_still_pipes_a_stdout_that_is_watched() {
     let merged = sh(is_pipe).stderr_to_stdout();
     assert_eq!(merged.exit_code().await.unwrap(), 0);
 }
+
+/// A verb's run is read by the verb's own task while it waits: no task per
+/// output stream (a task each costs wake-ups and a hand-over per run), yet
+/// both streams come back whole.
+#[tokio::test(flavor = "current_thread")]
+async fn a_verb_reads_its_output_on_its_own_task() {
+    let metrics = tokio::runtime::Handle::current().metrics();
+    let cmd = sh("echo out; echo err >&2; sleep 0.3; echo more; echo again >&2");
+    let run = cmd.output_string();
+    let sample = async {
+        let mut most = 0;
+        for _ in 0..10 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            most = most.max(metrics.num_alive_tasks());
+        }
+        most
+    };
+    let (result, most) = tokio::join!(run, sample);
+    let result = result.unwrap();
+    assert_eq!(result.stdout(), "out\nmore\n");
+    assert_eq!(result.stderr(), "err\nagain\n");
+    assert_eq!(most, 0, "tasks were spawned to read the output");
+}

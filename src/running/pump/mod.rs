@@ -54,6 +54,13 @@ enum Mode {
         task: JoinHandle<Drained>,
         stop: Option<oneshot::Sender<()>>,
     },
+    /// Drained like `Draining`, but by the task that finishes the run (a
+    /// verb that waits for the exit right after the start), without a task
+    /// of its own; anything else that wants the stream moves it to a task.
+    Inline {
+        drain: PumpFuture,
+        stop: Option<oneshot::Sender<()>>,
+    },
     /// The caller reads the stream line by line; `buf` was moved into the
     /// reader, whose first `handled` bytes the line handler already saw.
     Lines {
@@ -63,6 +70,9 @@ enum Mode {
     /// Nothing left to read.
     Closed,
 }
+
+/// A drain that has not been given a task.
+type PumpFuture = Pin<Box<dyn Future<Output = Drained> + Send>>;
 
 impl std::fmt::Debug for Capture {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -77,6 +87,7 @@ impl std::fmt::Debug for Mode {
         f.write_str(match self {
             Mode::Idle(_) => "Idle",
             Mode::Draining { .. } => "Draining",
+            Mode::Inline { .. } => "Inline",
             Mode::Lines { .. } => "Lines",
             Mode::Closed => "Closed",
         })
@@ -103,16 +114,37 @@ impl Capture {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
-        let mut capture = Capture {
+        let mut capture = Capture::collecting(initial, handler, max);
+        capture.drain_in_background(Box::new(reader), 0);
+        capture
+    }
+
+    /// `start_bounded` for a run that is finished right away: the pipe is
+    /// read by the finishing task while it waits (`poll_inline`), which
+    /// spares a task, its wake-ups and its hand-over per stream.
+    pub(crate) fn start_for_finisher(
+        pipe: OutputPipe,
+        handler: Option<LineHandler>,
+        max: Option<usize>,
+    ) -> Capture {
+        let mut capture = Capture::collecting(Vec::new(), handler, max);
+        let (drain, stop) = capture.pump(pipe, 0);
+        capture.mode = Mode::Inline {
+            drain,
+            stop: Some(stop),
+        };
+        capture
+    }
+
+    fn collecting(initial: Vec<u8>, handler: Option<LineHandler>, max: Option<usize>) -> Capture {
+        Capture {
             buf: Arc::new(Mutex::new(initial)),
             handler,
             mode: Mode::Closed,
             progress: Arc::default(),
             collects: true,
             bound: max.map(|max| Arc::new(Bound::new(max))),
-        };
-        capture.drain_in_background(Box::new(reader), 0);
-        capture
+        }
     }
 
     /// The bound, to ask after a finish whether bytes were dropped.
@@ -161,23 +193,68 @@ impl Capture {
 
     /// Drains `pipe` into `buf`; the handler starts at byte `handled` of `buf`.
     fn drain_in_background(&mut self, pipe: OutputPipe, handled: usize) {
+        let (drain, stop) = self.pump(pipe, handled);
+        self.mode = Mode::Draining {
+            task: tokio::spawn(drain),
+            stop: Some(stop),
+        };
+    }
+
+    /// The drain of `pipe` into `buf` (not yet running) and its stop switch.
+    fn pump(&self, pipe: OutputPipe, handled: usize) -> (PumpFuture, oneshot::Sender<()>) {
         let (stop, stopped) = oneshot::channel();
         let splitter = self
             .handler
             .clone()
             .map(|handler| Splitter::new(handler, handled));
-        let task = tokio::spawn(drain(
+        let drain = drain(
             pipe,
             Arc::clone(&self.buf),
             splitter,
             Arc::clone(&self.progress),
             self.bound.clone(),
             stopped,
-        ));
-        self.mode = Mode::Draining {
-            task,
-            stop: Some(stop),
+        );
+        (Box::pin(drain), stop)
+    }
+
+    /// Whether the finishing task drains this stream (see `start_for_finisher`).
+    pub(crate) fn drains_inline(&self) -> bool {
+        matches!(self.mode, Mode::Inline { .. })
+    }
+
+    /// Reads what the pipe has for an inline drain; called by the task
+    /// that waits for the run, every time it is polled.
+    pub(crate) fn poll_inline(&mut self, cx: &mut Context<'_>) {
+        let Mode::Inline { drain, .. } = &mut self.mode else {
+            return;
         };
+        if let Poll::Ready(drained) = drain.as_mut().poll(cx) {
+            self.drained(drained);
+        }
+    }
+
+    /// The next mode after a drain ended: a pipe handed back (stopped for a
+    /// line reader that let go of it again) drains on; at end-of-file, closed.
+    fn drained(&mut self, drained: Drained) {
+        match drained.pipe {
+            Some(pipe) => self.drain_in_background(pipe, drained.handled),
+            None => self.mode = Mode::Closed,
+        }
+    }
+
+    /// Gives an inline drain a task of its own, for anyone but the finisher.
+    fn move_to_task(&mut self) {
+        if let Mode::Inline { .. } = self.mode {
+            let Mode::Inline { drain, stop } = std::mem::replace(&mut self.mode, Mode::Closed)
+            else {
+                unreachable!("checked above")
+            };
+            self.mode = Mode::Draining {
+                task: tokio::spawn(drain),
+                stop,
+            };
+        }
     }
 
     /// The next line of the stream, taking the pipe back from the background
@@ -259,6 +336,7 @@ impl Capture {
 
     /// Takes the pipe back from the pump (or from nobody) for line reading.
     fn poll_switch_to_lines(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.move_to_task();
         loop {
             match &mut self.mode {
                 Mode::Lines { .. } => break,
@@ -280,6 +358,7 @@ impl Capture {
                     self.read_lines_from(pipe, handled);
                 }
                 Mode::Closed => self.read_lines_from(Box::new(tokio::io::empty()), 0),
+                Mode::Inline { .. } => unreachable!("moved to a task above"),
             }
         }
         Poll::Ready(())
@@ -340,15 +419,19 @@ impl Capture {
         let mut seen = self.progress.load(Ordering::Acquire);
         loop {
             self.resume();
-            let Mode::Draining { task, stop: _stop } = &mut self.mode else {
-                break;
+            // The stop switch stays in the mode, so the drain is not told to stop.
+            let ended = match &mut self.mode {
+                Mode::Draining { task, .. } => {
+                    tokio::time::timeout_at(deadline, async { task.await.ok() }).await
+                }
+                Mode::Inline { drain, .. } => {
+                    tokio::time::timeout_at(deadline, async { Some(drain.as_mut().await) }).await
+                }
+                _ => break,
             };
-            match tokio::time::timeout_at(deadline, &mut *task).await {
+            match ended {
                 // A line reader took the pipe back and let go of it: keep draining.
-                Ok(Ok(Drained {
-                    pipe: Some(pipe),
-                    handled,
-                })) => self.drain_in_background(pipe, handled),
+                Ok(Some(drained)) if drained.pipe.is_some() => self.drained(drained),
                 Ok(_) => {
                     self.mode = Mode::Closed;
                     break;
@@ -385,6 +468,7 @@ impl Capture {
     /// streams end, finishers get nothing). `None` when there is nothing to
     /// read: never captured and closed, or already taken.
     pub(crate) fn take_raw(&mut self) -> Option<RawParts> {
+        self.move_to_task();
         let collects = std::mem::replace(&mut self.collects, false);
         let collected = std::mem::take(&mut self.buf);
         let pipe = match std::mem::replace(&mut self.mode, Mode::Closed) {
@@ -402,6 +486,7 @@ impl Capture {
                 RawPipe::Ready(Some(pipe))
             }
             Mode::Closed if collects => RawPipe::Ready(None),
+            Mode::Inline { .. } => unreachable!("moved to a task above"),
             Mode::Closed => return None,
         };
         Some(RawParts { collected, pipe })
