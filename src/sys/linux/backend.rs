@@ -330,7 +330,7 @@ impl SlotKind {
     /// the spec now owns) or leads a process group of its own.
     pub(crate) fn prepare(&mut self, spec: &mut SpawnSpec) -> io::Result<()> {
         spec.setup.join = match self {
-            SlotKind::Cgroup(s) => Join::Cgroup(Arc::new(s.take_dir()?)),
+            SlotKind::Cgroup(s) => Join::Cgroup(s.take_dir()?),
             SlotKind::Subreaper(_) => Join::Subreaper,
             SlotKind::Pgroup(_) => Join::ProcessGroup,
         };

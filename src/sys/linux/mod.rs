@@ -39,7 +39,7 @@ pub(crate) struct CgroupContainer {
     kill: Arc<KillSwitch>,
     single_run: bool,
     /// The spare's directory, opened ahead of time for the single run's slot.
-    ready_dir: Mutex<Option<OwnedFd>>,
+    ready_dir: Mutex<Option<Arc<OwnedFd>>>,
     /// How the tree ended, shared with a single run's slot: once it is over
     /// (killed, or emptied on its own) nothing can enter it, so Drop need
     /// not kill; a single run's cgroup is removed or reused through it.
@@ -64,16 +64,22 @@ impl CgroupContainer {
         usage::enable_accounting(&root.path);
         let (cg, ready_dir, kill, end) = match single_run.then(|| spare::take(root)).flatten() {
             Some(spare) => {
-                let end = RunEnd::single(spare.cg.clone(), Some(spare.events), spare.baseline);
-                (spare.cg, Some(spare.dir), spare.kill, end)
+                let dir = Arc::new(spare.dir);
+                let kill = Arc::new(spare.kill);
+                let held = (Some(Arc::clone(&dir)), Arc::clone(&kill));
+                let end =
+                    RunEnd::single(spare.cg.clone(), Some(spare.events), spare.baseline, held);
+                (spare.cg, Some(dir), kill, end)
             }
             None => {
                 let cg = root.create_child(if single_run { spare::PREFIX } else { 'g' })?;
                 match KillSwitch::open(&cg) {
                     Ok(kill) => {
+                        let kill = Arc::new(kill);
                         let end = if single_run {
                             let events = cg.open_events().ok();
-                            RunEnd::single(cg.clone(), events, Baseline::default())
+                            let held = (None, Arc::clone(&kill));
+                            RunEnd::single(cg.clone(), events, Baseline::default(), held)
                         } else {
                             Arc::default()
                         };
@@ -88,7 +94,7 @@ impl CgroupContainer {
         };
         Ok(CgroupContainer {
             cg,
-            kill: Arc::new(kill),
+            kill,
             single_run,
             ready_dir: Mutex::new(ready_dir),
             end,
@@ -207,7 +213,7 @@ impl CgroupContainer {
 
     /// The directory and kill switch of a new slot: a single run's are the
     /// container's own (opened ahead of time by the spare thread).
-    fn open_slot(&self, cg: &Cgroup, nested: bool) -> io::Result<(OwnedFd, Arc<KillSwitch>)> {
+    fn open_slot(&self, cg: &Cgroup, nested: bool) -> io::Result<(Arc<OwnedFd>, Arc<KillSwitch>)> {
         if !nested {
             let ready = self
                 .ready_dir
@@ -216,11 +222,11 @@ impl CgroupContainer {
                 .take();
             let dir = match ready {
                 Some(dir) => dir,
-                None => cg.dir_fd()?,
+                None => Arc::new(cg.dir_fd()?),
             };
             return Ok((dir, Arc::clone(&self.kill)));
         }
-        let dir = cg.dir_fd()?;
+        let dir = Arc::new(cg.dir_fd()?);
         Ok((dir, Arc::new(KillSwitch::open(cg)?)))
     }
 
@@ -260,7 +266,7 @@ pub(crate) struct CgroupSlot {
     /// What a graceful stop sends the run's tree first.
     stop: i32,
     /// The cgroup's directory, until a spawn takes it.
-    dir: Option<OwnedFd>,
+    dir: Option<Arc<OwnedFd>>,
     /// The child was spawned into the cgroup (so once it is empty, nothing
     /// of the run is left and nothing can join it any more).
     attached: bool,
@@ -278,10 +284,10 @@ impl CgroupSlot {
     /// The open cgroup directory a child is to join (born there by
     /// `clone3`, or writing to its `cgroup.procs`): the spawn takes it, so it
     /// stays open for as long as the spawn may use it. Opened again if taken.
-    pub(crate) fn take_dir(&mut self) -> io::Result<OwnedFd> {
+    pub(crate) fn take_dir(&mut self) -> io::Result<Arc<OwnedFd>> {
         match self.dir.take() {
             Some(dir) => Ok(dir),
-            None => self.cg.dir_fd(),
+            None => Ok(Arc::new(self.cg.dir_fd()?)),
         }
     }
 

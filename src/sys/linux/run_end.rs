@@ -3,10 +3,11 @@
 //! once empty, never reused: a cgroup once killed may kill what is born in it).
 
 use std::fs::File;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use super::cgroup::{Baseline, Cgroup, populated};
+use super::cgroup::{Baseline, Cgroup, KillSwitch, populated};
 use super::{reaper, spare};
 
 const RUNNING: u8 = 0;
@@ -25,16 +26,28 @@ pub(crate) struct RunEnd {
     /// group or a nested run (their owners remove those).
     own: Option<(Cgroup, Option<File>)>,
     baseline: Baseline,
+    /// The single run's open directory and kill switch, handed back with
+    /// the cgroup so a reuse need not open them again.
+    held: Option<Held>,
 }
+
+/// A single run's directory (when it came from the pool) and kill switch.
+pub(crate) type Held = (Option<Arc<OwnedFd>>, Arc<KillSwitch>);
 
 impl RunEnd {
     /// For a single run's own cgroup.
-    pub(crate) fn single(cg: Cgroup, events: Option<File>, baseline: Baseline) -> Arc<RunEnd> {
+    pub(crate) fn single(
+        cg: Cgroup,
+        events: Option<File>,
+        baseline: Baseline,
+        held: Held,
+    ) -> Arc<RunEnd> {
         Arc::new(RunEnd {
             state: AtomicU8::new(RUNNING),
             tainted: AtomicBool::new(false),
             own: Some((cg, events)),
             baseline,
+            held: Some(held),
         })
     }
 
@@ -86,6 +99,7 @@ impl Default for RunEnd {
             tainted: AtomicBool::new(false),
             own: None,
             baseline: Baseline::default(),
+            held: None,
         }
     }
 }
@@ -97,7 +111,19 @@ impl Drop for RunEnd {
         };
         let clean = *self.state.get_mut() == CLEAN && !*self.tainted.get_mut();
         match events {
-            Some(events) if clean => spare::give_back(cg, events),
+            Some(events) if clean => {
+                // Whoever else still holds one (a stop in flight) keeps it;
+                // the pool then opens its own.
+                let (dir, kill) = self.held.take().unzip();
+                let dir = dir.flatten().and_then(|dir| Arc::try_unwrap(dir).ok());
+                let kill = kill.and_then(|kill| Arc::try_unwrap(kill).ok());
+                spare::give_back(spare::Returned {
+                    cg,
+                    events,
+                    dir,
+                    kill,
+                });
+            }
             _ => reaper::remove_killed(cg.path().to_owned()),
         }
     }

@@ -3,7 +3,7 @@
 //! ended without a kill, checked on that thread and handed out again.
 
 use std::fs::File;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -43,7 +43,7 @@ struct Pool {
     fresh: Vec<Spare>,
     reusable: Vec<Spare>,
     /// Handed back, not yet checked.
-    returned: Vec<(Cgroup, File)>,
+    returned: Vec<Returned>,
 }
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
@@ -82,14 +82,23 @@ pub(crate) fn take(root: &'static CgroupRoot) -> Option<Spare> {
     spare
 }
 
+/// A single run's cgroup that emptied without a kill, with the descriptors
+/// its run held (those nobody else holds any more).
+pub(crate) struct Returned {
+    pub(crate) cg: Cgroup,
+    pub(crate) events: File,
+    pub(crate) dir: Option<OwnedFd>,
+    pub(crate) kill: Option<KillSwitch>,
+}
+
 /// Takes back the cgroup of a single run that emptied without a kill: the
 /// background thread checks it and keeps it for reuse, or removes it.
-pub(crate) fn give_back(cg: Cgroup, events: File) {
+pub(crate) fn give_back(returned: Returned) {
     if !FILLER.load(Ordering::Acquire) {
-        reaper::remove_killed(cg.path().to_owned());
+        reaper::remove_killed(returned.cg.path().to_owned());
         return;
     }
-    lock(&POOL).returned.push((cg, events));
+    lock(&POOL).returned.push(returned);
     WANTED.notify_one();
 }
 
@@ -120,10 +129,11 @@ fn fill(root: &'static CgroupRoot) {
                 keep
             });
         }
-        if let Some((cg, events)) = pool.returned.pop() {
+        if let Some(returned) = pool.returned.pop() {
             let full = pool.reusable.len() >= REUSE_MAX;
             drop(pool);
-            let checked = (!full).then(|| reusable(cg.clone(), events)).flatten();
+            let cg = returned.cg.clone();
+            let checked = (!full).then(|| reusable(returned)).flatten();
             pool = lock(&POOL);
             match checked {
                 Some(spare) => pool.reusable.push(spare),
@@ -145,10 +155,23 @@ fn fill(root: &'static CgroupRoot) {
 }
 
 /// An emptied cgroup as a spare, if it can serve another run honestly.
-fn reusable(cg: Cgroup, events: File) -> Option<Spare> {
-    let baseline = Baseline::of_reusable(&cg, &events).ok()??;
-    let dir = cg.dir_fd().ok()?;
-    let kill = KillSwitch::open(&cg).ok()?;
+/// What its run no longer holds is opened again, through its directory.
+fn reusable(returned: Returned) -> Option<Spare> {
+    let Returned {
+        cg,
+        events,
+        dir,
+        kill,
+    } = returned;
+    let dir = match dir {
+        Some(dir) => dir,
+        None => cg.dir_fd().ok()?,
+    };
+    let baseline = Baseline::of_reusable(&cg, dir.as_fd(), &events).ok()??;
+    let kill = match kill {
+        Some(kill) => kill,
+        None => KillSwitch::open_in(&cg, dir.as_fd()).ok()?,
+    };
     Some(Spare {
         cg,
         dir,
@@ -162,7 +185,7 @@ fn reusable(cg: Cgroup, events: File) -> Option<Spare> {
 fn make(root: &'static CgroupRoot) -> Option<Spare> {
     let cg = root.create_child(PREFIX).ok()?;
     let opened = cg.dir_fd().and_then(|dir| {
-        let kill = KillSwitch::open(&cg)?;
+        let kill = KillSwitch::open_in(&cg, dir.as_fd())?;
         Ok((dir, kill, cg.open_events()?))
     });
     match opened {

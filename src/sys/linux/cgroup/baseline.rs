@@ -4,6 +4,7 @@
 
 use std::fs::File;
 use std::io;
+use std::os::fd::BorrowedFd;
 use std::sync::OnceLock;
 
 use super::dir::Cgroup;
@@ -22,8 +23,12 @@ impl Baseline {
     /// reset (`memory.peak` at all, `pids.peak` above one process: the next
     /// run has at least one, so a peak of one stays true). `None`: remove it.
     /// Without a memory controller there are no OOM kills to carry over.
-    /// `events` is the cgroup's open `cgroup.events`.
-    pub(crate) fn of_reusable(cg: &Cgroup, events: &File) -> io::Result<Option<Baseline>> {
+    /// `events` is the cgroup's open `cgroup.events`, `dir` its directory.
+    pub(crate) fn of_reusable(
+        cg: &Cgroup,
+        dir: BorrowedFd<'_>,
+        events: &File,
+    ) -> io::Result<Option<Baseline>> {
         let populated = super::dir::populated(events)?;
         // Which controllers run cgroups have is the same for all of them
         // (the root's `subtree_control`, set once): asked of the first only.
@@ -35,20 +40,21 @@ impl Baseline {
         if populated || memory {
             return Ok(None);
         }
-        if pids
-            && cg
-                .read("pids.peak")
-                .ok()
-                .and_then(|p| number(&p))
-                .is_none_or(|p| p > 1)
-        {
-            return Ok(None);
+        let mut buf = [0u8; 1024];
+        if pids {
+            let peak = Cgroup::read_in(dir, "pids.peak", &mut buf).ok();
+            let peak = peak.and_then(|p| number(std::str::from_utf8(p).ok()?));
+            if peak.is_none_or(|p| p > 1) {
+                return Ok(None);
+            }
         }
-        let cpu = cg.read("cpu.stat")?;
+        // `cpu.stat` is a few short lines: one read of 1 KiB takes it whole.
+        let cpu = Cgroup::read_in(dir, "cpu.stat", &mut buf)?;
+        let cpu = std::str::from_utf8(cpu).map_err(io::Error::other)?;
         Ok(Some(Baseline {
-            usage_usec: keyed(&cpu, "usage_usec").unwrap_or(0),
-            user_usec: keyed(&cpu, "user_usec").unwrap_or(0),
-            system_usec: keyed(&cpu, "system_usec").unwrap_or(0),
+            usage_usec: keyed(cpu, "usage_usec").unwrap_or(0),
+            user_usec: keyed(cpu, "user_usec").unwrap_or(0),
+            system_usec: keyed(cpu, "system_usec").unwrap_or(0),
         }))
     }
 }

@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{self, ErrorKind, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Component, Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -53,6 +53,19 @@ impl Cgroup {
             .read(true)
             .custom_flags(libc::O_CLOEXEC)
             .open(self.path.join("cgroup.events"))
+    }
+
+    /// Reads one interface file through the cgroup's open directory (no
+    /// walk of the whole path) into `buf`, with one read: the short files
+    /// the pool checks on every reuse fit. Returns the text read.
+    pub(crate) fn read_in<'b>(
+        dir: BorrowedFd<'_>,
+        file: &str,
+        buf: &'b mut [u8],
+    ) -> io::Result<&'b [u8]> {
+        let file = open_in(dir, file, rustix::fs::OFlags::RDONLY)?;
+        let n = rustix::io::read(&file, &mut *buf)?;
+        Ok(&buf[..n])
     }
 
     /// Moves an existing process into this cgroup.
@@ -199,6 +212,20 @@ pub(crate) struct KillSwitch {
 }
 
 impl KillSwitch {
+    /// `open`, through the cgroup's open directory `dir`.
+    pub(crate) fn open_in(cg: &Cgroup, dir: BorrowedFd<'_>) -> io::Result<KillSwitch> {
+        cg.assert_owned()?;
+        let file = match open_in(dir, "cgroup.kill", rustix::fs::OFlags::WRONLY) {
+            Ok(file) => Some(fs::File::from(file)),
+            Err(e) if e.kind() == ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        Ok(KillSwitch {
+            cg: cg.clone(),
+            file,
+        })
+    }
+
     pub(crate) fn open(cg: &Cgroup) -> io::Result<KillSwitch> {
         cg.assert_owned()?;
         let file = match fs::OpenOptions::new()
@@ -232,6 +259,17 @@ impl KillSwitch {
             }
         }
     }
+}
+
+/// `file` of the cgroup whose directory is open at `dir`.
+fn open_in(dir: BorrowedFd<'_>, file: &str, mode: rustix::fs::OFlags) -> io::Result<OwnedFd> {
+    let flags = mode | rustix::fs::OFlags::CLOEXEC;
+    Ok(rustix::fs::openat(
+        dir.as_fd(),
+        file,
+        flags,
+        rustix::fs::Mode::empty(),
+    )?)
 }
 
 /// Whether an open `cgroup.events` says the cgroup holds a process: one
