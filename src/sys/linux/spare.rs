@@ -70,15 +70,21 @@ pub(crate) fn take(root: &'static CgroupRoot) -> Option<Spare> {
             return None;
         }
     }
-    let spare = {
+    let (spare, reused) = {
         let mut pool = lock(&POOL);
         DEMAND.fetch_add(1, Ordering::AcqRel);
         // Fresh ones oldest first, so every fresh spare that was ever handed
         // out has a lower number than the ones still waiting.
         let fresh = |pool: &mut Pool| (!pool.fresh.is_empty()).then(|| pool.fresh.remove(0));
-        pool.reusable.pop().or_else(|| fresh(&mut pool))
+        match pool.reusable.pop() {
+            Some(spare) => (Some(spare), true),
+            None => (fresh(&mut pool), false),
+        }
     };
-    WANTED.notify_one();
+    // A reused cgroup leaves the fresh ones as they were: nothing to make.
+    if !reused {
+        WANTED.notify_one();
+    }
     spare
 }
 

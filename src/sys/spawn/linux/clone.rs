@@ -6,7 +6,7 @@
 use std::ffi::{CString, c_char, c_int, c_void};
 use std::io;
 use std::os::fd::{AsFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::ptr;
 
 use super::child::{Shared, child_main};
@@ -311,7 +311,9 @@ fn script_argv(argv: &[*const c_char]) -> Vec<*const c_char> {
 fn environment() -> Vec<CString> {
     std::env::vars_os()
         .filter_map(|(name, value)| {
-            let mut pair = name.into_vec();
+            // Sized once, with room for the NUL: no reallocation per variable.
+            let mut pair = Vec::with_capacity(name.len() + value.len() + 2);
+            pair.extend_from_slice(name.as_bytes());
             pair.push(b'=');
             pair.extend_from_slice(value.as_bytes());
             CString::new(pair).ok()
