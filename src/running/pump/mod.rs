@@ -421,11 +421,9 @@ impl Capture {
             self.resume();
             // The stop switch stays in the mode, so the drain is not told to stop.
             let ended = match &mut self.mode {
-                Mode::Draining { task, .. } => {
-                    tokio::time::timeout_at(deadline, async { task.await.ok() }).await
-                }
+                Mode::Draining { task, .. } => within(deadline, async { task.await.ok() }).await,
                 Mode::Inline { drain, .. } => {
-                    tokio::time::timeout_at(deadline, async { Some(drain.as_mut().await) }).await
+                    within(deadline, async { Some(drain.as_mut().await) }).await
                 }
                 _ => break,
             };
@@ -448,6 +446,25 @@ impl Capture {
         }
         std::mem::take(&mut *lock(&self.buf))
     }
+}
+
+/// `timeout_at(deadline, fut)`, arming no timer when `fut` is done by the
+/// runtime's next turn: after the exit, a pipe is mostly at end-of-file,
+/// which tokio learns at that turn (a timer per stream would cost a driver
+/// wake-up each).
+async fn within<F: Future>(
+    deadline: tokio::time::Instant,
+    fut: F,
+) -> Result<F::Output, tokio::time::error::Elapsed> {
+    let mut fut = std::pin::pin!(fut);
+    for _ in 0..2 {
+        let polled = std::future::poll_fn(|cx| Poll::Ready(fut.as_mut().poll(cx))).await;
+        if let Poll::Ready(out) = polled {
+            return Ok(out);
+        }
+        tokio::task::yield_now().await;
+    }
+    tokio::time::timeout_at(deadline, fut).await
 }
 
 /// A stream taken whole for raw reading: the bytes collected and not yet
