@@ -191,6 +191,7 @@ pub(crate) fn io_driver_available() -> io::Result<()> {
 }
 
 /// The error for a runtime without an IO driver.
+#[cfg(unix)]
 pub(crate) fn no_io_driver() -> io::Error {
     io::Error::new(
         io::ErrorKind::Unsupported,
