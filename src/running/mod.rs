@@ -366,12 +366,17 @@ impl RunningProcess {
         let mut stderr = self.stderr.take();
         let exit = {
             let mut wait = std::pin::pin!(self.wait_exit());
+            // The exit first: a child gone by now has left its output in the
+            // pipes, which the finish then reads without waiting for tokio.
             std::future::poll_fn(|cx| {
-                stdout.poll_inline(cx);
-                if let Some(stderr) = stderr.as_mut() {
-                    stderr.poll_inline(cx);
+                let exit = wait.as_mut().poll(cx);
+                if exit.is_pending() {
+                    stdout.poll_inline(cx);
+                    if let Some(stderr) = stderr.as_mut() {
+                        stderr.poll_inline(cx);
+                    }
                 }
-                wait.as_mut().poll(cx)
+                exit
             })
             .await
         };

@@ -12,6 +12,7 @@ mod child;
 mod clone;
 mod clone3;
 mod fds;
+mod output_pipe;
 pub(crate) mod thread;
 
 use self::clone::{CloneError, Spawned};
@@ -204,7 +205,7 @@ fn with_pipes(
     use tokio::net::unix::pipe;
     let reader = |fd| -> Result<ReadPipe, SpawnError> {
         let pipe = pipe::Receiver::from_owned_fd_unchecked(fd).map_err(SpawnError::Contain)?;
-        Ok(Box::new(pipe))
+        Ok(Box::new(output_pipe::OutputPipe::new(pipe)))
     };
     let stdin = match stdin {
         Some(fd) => {
