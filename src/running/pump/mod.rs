@@ -71,6 +71,10 @@ enum Mode {
     Closed,
 }
 
+/// How many reads (or handled lines) an inline drain makes before it moves
+/// to a task: a few for a quiet stream, not the thousands of a busy one.
+const INLINE_STEPS: u64 = 2;
+
 /// A drain that has not been given a task.
 type PumpFuture = Pin<Box<dyn Future<Output = Drained> + Send>>;
 
@@ -231,6 +235,14 @@ impl Capture {
         };
         if let Poll::Ready(drained) = drain.as_mut().poll(cx) {
             self.drained(drained);
+            return;
+        }
+        // A stream that keeps delivering gets a task of its own: driven from
+        // the finisher, every read would wait for that task to be woken,
+        // which costs a thread switch where it is not a runtime worker
+        // (the future a runtime's `block_on` drives).
+        if self.progress.load(Ordering::Acquire) > INLINE_STEPS {
+            self.move_to_task();
         }
     }
 
