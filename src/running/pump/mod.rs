@@ -1,7 +1,8 @@
 //! The one "reading output" state machine: a child's stdout or stderr is
-//! idle, drained by a background pump into a buffer (calling an optional line
-//! handler, so no child blocks on a full pipe), or read line by line by the
-//! caller; the handler sees each line once, however the reading moves.
+//! idle, drained into a buffer by a pump (a task of its own, or the task
+//! that finishes the run; it calls an optional line handler, so no child
+//! blocks on a full pipe), or read line by line by the caller; the handler
+//! sees each line once, however the reading moves.
 
 use std::future::Future;
 use std::io;
