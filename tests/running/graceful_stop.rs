@@ -232,8 +232,11 @@ async fn a_pipeline_stop_asks_every_stage() {
         let dir = TempDir::new("stop-pipe");
         let first = dir.join("first");
         let last = dir.join("last");
+        // The consumer may end first: a `tick` into its closed pipe must not
+        // kill the producer by SIGPIPE before its INT trap has run.
         let producer = format!(
-            "trap 'echo INT > {m}; exit 0' INT; while :; do echo tick; sleep 0.05; done; : {token}",
+            "trap 'echo INT > {m}; exit 0' INT; trap '' PIPE; \
+             while :; do echo tick; sleep 0.05; done; : {token}",
             m = first.display()
         );
         let consumer = format!(
