@@ -113,29 +113,36 @@ async fn a_reused_cgroup_counts_only_the_cpu_time_of_its_own_run() {
     let burnt = burner.cpu_time.expect("cgroup CPU time");
     let burner_cgroup = printed_cgroup(burner.output.stdout());
     assert!(burnt > Duration::from_millis(50), "burnt only {burnt:?}");
-    // Spares are handed out last-returned first: run a few at once to reach it.
-    let idle = || async {
-        cgroup_of("exec sleep 0.05")
-            .start()
-            .await
-            .unwrap()
-            .profile(Duration::from_millis(10))
-            .await
-            .unwrap()
-    };
-    for _ in 0..50 {
-        let (a, b, c) = tokio::join!(idle(), idle(), idle());
-        for run in [a, b, c] {
-            if printed_cgroup(run.output.stdout()) == burner_cgroup {
-                let cpu = run.cpu_time.expect("cgroup CPU time");
+    // Spares are handed out last-returned first, and other tests return
+    // theirs too: each round holds runs open until one lands in the burner's
+    // cgroup or the ones on top of it are used up.
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut held = Vec::new();
+        for _ in 0..16 {
+            let mut run = cgroup_of("exec sleep 0.3").start().await.unwrap();
+            let cgroup = run
+                .wait_for_line(|_| true, Duration::from_secs(10))
+                .await
+                .unwrap();
+            if cgroup == burner_cgroup {
+                let cpu = run
+                    .profile(Duration::from_millis(10))
+                    .await
+                    .unwrap()
+                    .cpu_time
+                    .expect("cgroup CPU time");
                 assert!(
                     cpu < burnt / 2,
                     "a run in the reused cgroup reports {cpu:?}, its predecessor burnt {burnt:?}"
                 );
                 return;
             }
+            held.push(run);
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        for mut run in held {
+            run.wait().await.unwrap();
+        }
     }
     panic!("the burner's cgroup {burner_cgroup} was never reused");
 }
