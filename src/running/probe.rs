@@ -6,6 +6,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use tokio::net::TcpStream;
@@ -38,27 +39,14 @@ impl RunningProcess {
     /// ```
     pub async fn wait_for_line(
         &mut self,
-        mut pred: impl FnMut(&str) -> bool,
+        pred: impl FnMut(&str) -> bool,
         deadline: Duration,
     ) -> Result<String> {
         let begun = Instant::now();
-        let search = async {
-            while let Some(line) = std::future::poll_fn(|cx| self.poll_stdout_line(cx, false)).await
-            {
-                if pred(&line) {
-                    return Some(line);
-                }
-            }
-            None
-        };
-        match tokio::time::timeout(deadline, search).await {
-            Ok(Some(line)) => Ok(line),
-            Ok(None) => {
-                self.check_cancelled()?;
-                Err(self.not_ready(NotReadyReason::StdoutClosed, begun))
-            }
-            Err(_) => Err(self.not_ready(NotReadyReason::DeadlineExpired, begun)),
-        }
+        let found = self
+            .search_lines(|run, cx| run.poll_stdout_line(cx, false), pred, deadline)
+            .await;
+        self.line_found(found, NotReadyReason::StdoutClosed, begun)
     }
 
     /// Reads stderr until a line satisfies `pred` and returns that line: the
@@ -83,26 +71,49 @@ impl RunningProcess {
     /// ```
     pub async fn wait_for_stderr_line(
         &mut self,
-        mut pred: impl FnMut(&str) -> bool,
+        pred: impl FnMut(&str) -> bool,
         deadline: Duration,
     ) -> Result<String> {
         let begun = Instant::now();
+        let found = self
+            .search_lines(|run, cx| run.poll_stderr_line(cx), pred, deadline)
+            .await;
+        // Whoever reads stderr next finds it drained in the background again.
+        self.resume_stderr_capture();
+        self.line_found(found, NotReadyReason::StderrClosed, begun)
+    }
+
+    /// Reads lines with `poll_line` until one satisfies `pred`: `None` when
+    /// the stream closed first, `Err` when `deadline` passed.
+    async fn search_lines(
+        &mut self,
+        mut poll_line: impl FnMut(&mut Self, &mut Context<'_>) -> Poll<Option<String>>,
+        mut pred: impl FnMut(&str) -> bool,
+        deadline: Duration,
+    ) -> std::result::Result<Option<String>, tokio::time::error::Elapsed> {
         let search = async {
-            while let Some(line) = std::future::poll_fn(|cx| self.poll_stderr_line(cx)).await {
+            while let Some(line) = std::future::poll_fn(|cx| poll_line(self, cx)).await {
                 if pred(&line) {
                     return Some(line);
                 }
             }
             None
         };
-        let found = tokio::time::timeout(deadline, search).await;
-        // Whoever reads stderr next finds it drained in the background again.
-        self.resume_stderr_capture();
+        tokio::time::timeout(deadline, search).await
+    }
+
+    /// What a line probe returns for what `search_lines` found.
+    fn line_found(
+        &self,
+        found: std::result::Result<Option<String>, tokio::time::error::Elapsed>,
+        closed: NotReadyReason,
+        begun: Instant,
+    ) -> Result<String> {
         match found {
             Ok(Some(line)) => Ok(line),
             Ok(None) => {
                 self.check_cancelled()?;
-                Err(self.not_ready(NotReadyReason::StderrClosed, begun))
+                Err(self.not_ready(closed, begun))
             }
             Err(_) => Err(self.not_ready(NotReadyReason::DeadlineExpired, begun)),
         }
