@@ -107,38 +107,21 @@ impl ProcessRunner for ProcessGroup {
     }
 }
 
-impl<R: ProcessRunner + ?Sized> ProcessRunner for &R {
-    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
-        (**self).start(cmd)
-    }
-    fn output_bytes<'a>(
-        &'a self,
-        cmd: &'a Command,
-    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
-        (**self).output_bytes(cmd)
-    }
+/// A reference or smart pointer to a runner is that runner.
+macro_rules! forward_runner {
+    ($($pointer:ty),*) => {$(
+        impl<R: ProcessRunner + ?Sized> ProcessRunner for $pointer {
+            fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
+                (**self).start(cmd)
+            }
+            fn output_bytes<'a>(
+                &'a self,
+                cmd: &'a Command,
+            ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
+                (**self).output_bytes(cmd)
+            }
+        }
+    )*};
 }
 
-impl<R: ProcessRunner + ?Sized> ProcessRunner for Box<R> {
-    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
-        (**self).start(cmd)
-    }
-    fn output_bytes<'a>(
-        &'a self,
-        cmd: &'a Command,
-    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
-        (**self).output_bytes(cmd)
-    }
-}
-
-impl<R: ProcessRunner + ?Sized> ProcessRunner for Arc<R> {
-    fn start<'a>(&'a self, cmd: &'a Command) -> BoxFuture<'a, Result<RunningProcess>> {
-        (**self).start(cmd)
-    }
-    fn output_bytes<'a>(
-        &'a self,
-        cmd: &'a Command,
-    ) -> BoxFuture<'a, Result<ProcessResult<Vec<u8>>>> {
-        (**self).output_bytes(cmd)
-    }
-}
+forward_runner!(&R, Box<R>, Arc<R>);
