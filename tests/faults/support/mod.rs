@@ -189,6 +189,26 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
 }
 
+/// What each open descriptor points at, for a failure's message.
+pub fn fd_targets() -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
+        return Vec::new();
+    };
+    let mut targets: Vec<String> = dir
+        .filter_map(|e| {
+            let e = e.ok()?;
+            let target = std::fs::read_link(e.path()).ok()?;
+            Some(format!(
+                "{}->{}",
+                e.file_name().to_string_lossy(),
+                target.display()
+            ))
+        })
+        .collect();
+    targets.sort();
+    targets
+}
+
 /// (pid, state, ppid) of every process in /proc.
 pub fn processes() -> Vec<(u32, char, u32)> {
     crate::common::all_pids()
