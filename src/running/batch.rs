@@ -4,6 +4,8 @@
 
 use std::iter::FusedIterator;
 
+use crate::sys::newlines::Newlines;
+
 /// Lines of a child's output that arrived together, in one buffer.
 ///
 /// Returned by [`LineStream::next_batch`](crate::LineStream::next_batch).
@@ -69,14 +71,10 @@ impl<'a> IntoIterator for &'a LineBatch {
 /// Iterator over the lines of a [`LineBatch`], from [`LineBatch::iter`].
 #[derive(Debug, Clone)]
 pub struct LineBatchIter<'a> {
-    text: &'a str,
-    /// Where the next line starts.
-    pos: usize,
-    /// `mask` marks the newlines among the 8 bytes from `word`: bit 7 of
-    /// byte `i` stands for `text[word + i]`. Short lines are found with a
-    /// few bit operations, long ones with one `memchr` each.
-    word: usize,
-    mask: u64,
+    lines: Newlines<'a>,
+    /// Whether any `\r` is in the batch: without one, no line needs its
+    /// end looked at.
+    has_cr: bool,
     left: usize,
 }
 
@@ -84,51 +82,11 @@ impl<'a> LineBatchIter<'a> {
     #[inline]
     fn new(text: &'a str, lines: usize) -> LineBatchIter<'a> {
         LineBatchIter {
-            text,
-            pos: 0,
-            word: 0,
-            mask: newlines_in_word(text.as_bytes(), 0),
+            lines: Newlines::new(text),
+            has_cr: memchr::memchr(b'\r', text.as_bytes()).is_some(),
             left: lines,
         }
     }
-
-    /// Finds the newline after the current word (there is one: every line
-    /// of a batch ends with `\n`) and loads the word that starts there.
-    #[inline]
-    fn skip_to_next_newline(&mut self) {
-        let bytes = self.text.as_bytes();
-        let from = (self.word + 8).min(bytes.len());
-        let ahead = newlines_in_word(bytes, from);
-        if ahead != 0 {
-            self.word = from;
-            self.mask = ahead;
-            return;
-        }
-        let found = memchr::memchr(b'\n', &bytes[from..]).map_or(bytes.len(), |p| from + p);
-        self.word = found;
-        self.mask = newlines_in_word(bytes, found);
-    }
-}
-
-/// The newline bytes among `bytes[at..at + 8]`, as a mask with bit 7 of
-/// byte `i` set when `bytes[at + i]` is `\n` (bytes past the end count as
-/// not newlines).
-#[inline]
-fn newlines_in_word(bytes: &[u8], at: usize) -> u64 {
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
-    let word = match bytes.get(at..at + 8) {
-        Some(eight) => u64::from_le_bytes(eight.try_into().unwrap_or([0; 8])),
-        None => {
-            let mut padded = [0u8; 8];
-            let tail = bytes.get(at..).unwrap_or_default();
-            padded[..tail.len()].copy_from_slice(tail);
-            u64::from_le_bytes(padded)
-        }
-    };
-    // A byte of `x` is zero exactly where `word` holds `\n`; the high bit
-    // of each byte of the result is set exactly for those zero bytes.
-    let x = word ^ 0x0a0a_0a0a_0a0a_0a0a;
-    !(((x & LOW7).wrapping_add(LOW7)) | x | LOW7)
 }
 
 impl<'a> Iterator for LineBatchIter<'a> {
@@ -139,16 +97,12 @@ impl<'a> Iterator for LineBatchIter<'a> {
         if self.left == 0 {
             return None;
         }
-        while self.mask == 0 {
-            self.skip_to_next_newline();
-        }
-        let newline = self.word + (self.mask.trailing_zeros() / 8) as usize;
-        self.mask &= self.mask - 1;
-        // `\n` is ASCII, so both ends fall on character boundaries.
-        let line = self.text.get(self.pos..newline).unwrap_or_default();
-        self.pos = newline + 1;
+        let line = self.lines.next_line()?;
         self.left -= 1;
-        Some(line.strip_suffix('\r').unwrap_or(line))
+        if self.has_cr {
+            return Some(line.strip_suffix('\r').unwrap_or(line));
+        }
+        Some(line)
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {

@@ -56,6 +56,7 @@ mod accounting;
 mod adopt;
 #[cfg(target_os = "linux")]
 pub(crate) mod linux;
+pub(crate) mod newlines;
 pub(crate) mod orphans;
 pub(crate) mod raw_spawn;
 pub(crate) mod socket;
