@@ -5,6 +5,7 @@
 #![cfg(target_os = "linux")]
 
 mod control;
+mod start;
 
 use crate::common;
 use crate::groupctl_support::{on_this_host, skip};

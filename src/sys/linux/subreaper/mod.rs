@@ -3,6 +3,7 @@
 //! orphan of the run's tree re-parents to, so nothing leaves the tree while
 //! the shim lives; the shim kills the tree when its owner says so or dies.
 
+mod child;
 mod request;
 mod shim;
 mod spawn;
@@ -13,7 +14,8 @@ mod zygote_process;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub(crate) use spawn::{ShimChild, ShimSpawn, spawn};
+pub(crate) use child::ShimChild;
+pub(crate) use spawn::{ShimSpawn, request};
 
 use self::spawn::Shim;
 use self::tree::Member;
@@ -38,6 +40,9 @@ pub(crate) struct SubreaperContainer {
     /// Each run's shim, with the signal a graceful stop sends its tree.
     shims: Mutex<Vec<(Arc<Shim>, i32)>>,
     adopted: Mutex<Vec<Member>>,
+    /// Whether the container is suspended, held for a whole suspend or
+    /// resume: a run attached meanwhile is stopped by `attach` or by it.
+    stopped: Mutex<bool>,
 }
 
 impl SubreaperContainer {
@@ -84,6 +89,8 @@ impl SubreaperContainer {
 
     /// Stops (SIGSTOP, until no new process appears) or continues every tree.
     pub(crate) fn set_stopped(&self, stopped: bool) {
+        let mut state = lock(&self.stopped);
+        *state = stopped;
         if stopped {
             tree::stop_all(&self.roots());
             for adopted in lock(&self.adopted).iter() {
@@ -114,10 +121,20 @@ impl SubreaperContainer {
         Ok(())
     }
 
+    /// Records a run that has just started. Its start was awaited outside
+    /// the spawn gate, so a suspend may have come meanwhile and walked the
+    /// trees without it: then it is stopped here. Either the suspend's walk
+    /// (under `stopped`) lists it, or this check (under `stopped`, after
+    /// the push) sees the suspend.
     fn attach(&self, shim: &Arc<Shim>, stop: i32) {
-        let mut shims = lock(&self.shims);
-        shims.retain(|(s, _)| s.is_alive());
-        shims.push((Arc::clone(shim), stop));
+        {
+            let mut shims = lock(&self.shims);
+            shims.retain(|(s, _)| s.is_alive());
+            shims.push((Arc::clone(shim), stop));
+        }
+        if *lock(&self.stopped) {
+            tree::stop_all(&[shim.pid()]);
+        }
     }
 
     /// The live runs' shims and stop signals, forgetting those that are gone.

@@ -16,7 +16,7 @@ use rustix::io::Errno;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use super::request;
-use super::spawn::{ShimSpawn, adopt, socket_pair, started};
+use super::spawn::{PendingShim, adopt, socket_pair};
 use super::zygote_process::{self, Scratch};
 use crate::sys::spawn::SpawnSpec;
 use crate::sys::spawn::linux::Prepared;
@@ -116,9 +116,10 @@ fn fork_zygote() -> io::Result<(Zygote, u32)> {
     ))
 }
 
-/// Has the zygote start `spec` under a new shim. `None`: no zygote, or this
-/// spawn is not for it (too large, our ids changed): fork from here.
-pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
+/// Sends the zygote a request to start `spec` under a new shim. `None`: no
+/// zygote, or this spawn is not for it (too large, our ids changed): fork
+/// from here.
+pub(super) fn send_request(spec: &SpawnSpec) -> Option<io::Result<PendingShim>> {
     let zygote = ZYGOTE.get()?.as_ref()?;
     if GONE.load(Ordering::Relaxed) || Credentials::now() != zygote.credentials {
         return None;
@@ -140,19 +141,8 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
         prepared.release();
         return None;
     }
-    let result = send(zygote, &message, &prepared);
-    match result {
-        Ok(channel) => {
-            let ends = prepared.into_parent_ends();
-            match started(channel, None, ends) {
-                // Nobody took the request: the zygote (and its spare) died.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && !alive(&zygote.pidfd) => {
-                    GONE.store(true, Ordering::Relaxed);
-                    None
-                }
-                other => Some(other),
-            }
-        }
+    match send(zygote, &message, &prepared) {
+        Ok(channel) => Some(PendingShim::sent(channel, prepared.into_parent_ends())),
         Err(e) => {
             prepared.release();
             match e.raw_os_error() {
@@ -167,8 +157,17 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
     }
 }
 
-fn alive(pidfd: &OwnedFd) -> bool {
-    crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), 0, 0).is_ok()
+/// Whether the zygote has exited (nobody took a request): from now on
+/// shims are forked here.
+pub(super) fn gone() -> bool {
+    let Some(Some(zygote)) = ZYGOTE.get() else {
+        return false;
+    };
+    let gone = crate::sys::linux::pidfd::send_signal(zygote.pidfd.as_fd(), 0, 0).is_err();
+    if gone {
+        GONE.store(true, Ordering::Relaxed);
+    }
+    gone
 }
 
 /// Sends the request with the shim's end of a new socket pair and the
