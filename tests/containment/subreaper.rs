@@ -5,6 +5,7 @@
 #![cfg(target_os = "linux")]
 
 mod control;
+mod reuse;
 mod start;
 
 use crate::common;

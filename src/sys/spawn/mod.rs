@@ -278,8 +278,9 @@ async fn spawn_under_shim(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Uncla
             "pre_exec under the subreaper mechanism",
         ));
     }
-    // A zygote found gone makes the second request fork its shim here.
-    for _ in 0..2 {
+    // An idle shim that ended meanwhile, or a zygote found gone, makes the
+    // next request go to another shim (forked here once the zygote is gone).
+    for _ in 0..4 {
         let pending = super::orphans::own_spawn(
             || {
                 let _entered = gate.enter()?;
@@ -294,7 +295,7 @@ async fn spawn_under_shim(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Uncla
     }
     let gone = io::Error::new(
         io::ErrorKind::BrokenPipe,
-        "the zygote ended before starting the program",
+        "every shim asked ended before starting the program",
     );
     Err(failed(&spec, gone))
 }

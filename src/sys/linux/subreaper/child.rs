@@ -21,10 +21,11 @@ pub(crate) struct ShimChild {
     pub(super) pid: u32,
     /// Pins the program's pid while we hold the handle.
     pub(super) _pidfd: Option<OwnedFd>,
-    pub(super) shim: Arc<Shim>,
     /// Our copy of the socket, registered with a runtime only while someone
-    /// waits (`None` once the shim has hung up).
+    /// waits (`None` once the shim has hung up). Closed before `shim` is
+    /// dropped, which may hand the socket to another run.
     pub(super) reader: Option<Reader>,
+    pub(super) shim: Arc<Shim>,
     pub(super) status: Option<ExitStatus>,
 }
 
@@ -97,9 +98,12 @@ impl ShimChild {
             self.reader = Some(reader);
             match received {
                 Ok(Some((message, _))) => {
-                    let (kind, raw, _) = wire::decode(&message);
+                    let (kind, raw, idle) = wire::decode(&message);
                     if kind == EXITED {
                         self.status = Some(ExitStatus::from_raw(raw));
+                        if idle == 1 {
+                            self.shim.mark_idle();
+                        }
                     }
                     continue;
                 }

@@ -4,6 +4,7 @@
 //! the shim lives; the shim kills the tree when its owner says so or dies.
 
 mod child;
+mod pool;
 mod request;
 mod shim;
 mod spawn;
@@ -58,6 +59,7 @@ impl SubreaperContainer {
     /// (and what is below them) SIGTERM.
     pub(crate) fn ask_all_to_stop(&self) {
         for (shim, stop) in self.live_runs() {
+            shim.taint();
             signal_below(shim.pid(), stop);
         }
         for adopted in lock(&self.adopted).iter() {
@@ -82,6 +84,7 @@ impl SubreaperContainer {
 
     /// Sends `signal` to every process of every tree (shims excluded).
     pub(crate) fn signal_all(&self, signal: i32) {
+        self.taint_all();
         for member in self.members_pinned() {
             member.signal(signal);
         }
@@ -91,6 +94,7 @@ impl SubreaperContainer {
     pub(crate) fn set_stopped(&self, stopped: bool) {
         let mut state = lock(&self.stopped);
         *state = stopped;
+        self.taint_all();
         if stopped {
             tree::stop_all(&self.roots());
             for adopted in lock(&self.adopted).iter() {
@@ -133,7 +137,15 @@ impl SubreaperContainer {
             shims.push((Arc::clone(shim), stop));
         }
         if *lock(&self.stopped) {
+            shim.taint();
             tree::stop_all(&[shim.pid()]);
+        }
+    }
+
+    /// Marks every live run as signalled: none of their shims is reused.
+    fn taint_all(&self) {
+        for shim in self.live_shims() {
+            shim.taint();
         }
     }
 
@@ -208,6 +220,7 @@ impl SubreaperSlot {
     /// Sends `signal` to every process of this run's tree.
     pub(crate) fn signal(&self, signal: i32) {
         if let Some(shim) = &self.shim {
+            shim.taint();
             for member in tree::descendants(shim.pid()) {
                 member.signal(signal);
             }

@@ -6,32 +6,43 @@ use std::io;
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
 
 use rustix::event::{PollFd, PollFlags};
 use rustix::io::Errno;
 use rustix::net::{
-    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, Shutdown, SocketFlags,
-    SocketType,
+    AddressFamily, RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendFlags, Shutdown,
+    SocketFlags, SocketType,
 };
 use rustix::process::{Pid, PidfdFlags};
 use tokio::io::unix::AsyncFd;
 
 use super::child::{Reader, Registration, ShimChild, register};
+use super::pool::{self, IdleShim};
 use super::shim;
 use super::wire::{self, FAILED, Failure, Message, STARTED};
 use crate::sys::linux::reaper;
 use crate::sys::spawn::SpawnSpec;
 use crate::sys::spawn::linux::{LaunchFailure, ParentEnds, Prepared, child_error};
 
-/// One run's shim, as its owner holds it.
+/// One run's shim, as its owner holds it. A zygote's shim whose run ended
+/// untouched goes back to the pool (`pool`) when this is dropped.
 #[derive(Debug)]
 pub(crate) struct Shim {
     pid: u32,
     /// Our child's pidfd, or one the shim sent: readable once the shim (and
-    /// so its tree) is gone.
-    pidfd: OwnedFd,
-    channel: OwnedFd,
+    /// so its tree) is gone. `None` only once dropped.
+    pidfd: Option<OwnedFd>,
+    channel: Option<OwnedFd>,
+    /// Can serve another run (a zygote's shim, with the buffers for it).
+    reusable: bool,
+    /// When the shim reported the program's exit with nothing left below it:
+    /// it now waits, idle, for another request or to be let go.
+    idle: OnceLock<Instant>,
+    /// The run was signalled, stopped or killed: never reused.
+    tainted: AtomicBool,
 }
 
 impl Shim {
@@ -39,34 +50,81 @@ impl Shim {
         self.pid
     }
 
-    /// Tells the shim to kill its whole tree and exit: our end of the socket
-    /// shuts down, which the shim reads as end-of-file (as it would if we
-    /// died). Cannot fail for want of memory; repeating it is harmless.
-    pub(crate) fn kill(&self) {
-        let _ = rustix::net::shutdown(&self.channel, Shutdown::Write);
-        // A member may have stopped the shim (SIGSTOP cannot be blocked).
-        let _ = crate::sys::linux::pidfd::send_signal(self.pidfd.as_fd(), libc::SIGCONT, 0);
+    fn channel(&self) -> Option<&OwnedFd> {
+        self.channel.as_ref()
     }
 
-    /// Whether the shim still runs: it exits only once its tree is empty.
+    /// Tells the shim to kill its whole tree and exit: our end of the socket
+    /// shuts down, which the shim reads as end-of-file (as it would if we
+    /// died). Cannot fail for want of memory; repeating it is harmless. An
+    /// idle shim's tree has ended: nothing is left to kill.
+    pub(crate) fn kill(&self) {
+        if self.idle.get().is_some() {
+            return;
+        }
+        self.tainted.store(true, Ordering::Relaxed);
+        self.shut_down();
+    }
+
+    fn shut_down(&self) {
+        if let Some(channel) = self.channel() {
+            let _ = rustix::net::shutdown(channel, Shutdown::Write);
+        }
+        // A member may have stopped the shim (SIGSTOP cannot be blocked).
+        if let Some(pidfd) = &self.pidfd {
+            let _ = crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), libc::SIGCONT, 0);
+        }
+    }
+
+    /// Marks the run as signalled or stopped: its shim is never reused, and
+    /// is told so (it exits once its tree is empty, as it would unshared).
+    pub(crate) fn taint(&self) {
+        if self.tainted.swap(true, Ordering::Relaxed) || !self.reusable {
+            return;
+        }
+        if let Some(channel) = self.channel() {
+            let flags = SendFlags::NOSIGNAL | SendFlags::DONTWAIT;
+            if rustix::net::send(channel, &wire::RETIRE, flags).is_err() {
+                self.shut_down();
+            }
+        }
+    }
+
+    /// Records the shim's report that the tree has ended and it is idle.
+    pub(super) fn mark_idle(&self) {
+        let _ = self.idle.set(Instant::now());
+    }
+
+    /// Whether the run's tree may still have processes: the shim runs and
+    /// has not reported it empty.
     pub(crate) fn is_alive(&self) -> bool {
-        let mut poll = [PollFd::new(&self.pidfd, PollFlags::IN)];
-        let now = rustix::event::Timespec {
-            tv_sec: 0,
-            tv_nsec: 0,
-        };
-        !matches!(rustix::event::poll(&mut poll, Some(&now)), Ok(1..))
+        self.idle.get().is_none() && self.pidfd.as_ref().is_some_and(pool::alive)
     }
 
     /// Another descriptor of our end of the socket.
     pub(super) fn copy_channel(&self) -> io::Result<OwnedFd> {
-        self.channel.try_clone()
+        match self.channel() {
+            Some(channel) => channel.try_clone(),
+            None => Err(io::Error::from_raw_os_error(libc::EBADF)),
+        }
     }
 }
 
 impl Drop for Shim {
     fn drop(&mut self) {
-        self.kill();
+        let untouched = !self.tainted.load(Ordering::Relaxed);
+        if let (true, true, Some(&since)) = (self.reusable, untouched, self.idle.get())
+            && let (Some(pidfd), Some(channel)) = (self.pidfd.take(), self.channel.take())
+        {
+            pool::give_back(pool::IdleShim {
+                pid: self.pid,
+                pidfd,
+                channel,
+                since,
+            });
+            return;
+        }
+        self.shut_down();
     }
 }
 
@@ -117,6 +175,8 @@ pub(crate) struct PendingShim {
     channel: Option<OwnedFd>,
     /// The shim's pid and pidfd when it was forked here (our child).
     forked: Option<(u32, OwnedFd)>,
+    /// The shim's pid and pidfd when it is an idle one, reused.
+    reused: Option<(u32, OwnedFd)>,
     ends: Option<ParentEnds>,
 }
 
@@ -159,6 +219,7 @@ pub(crate) fn request(spec: &mut SpawnSpec) -> io::Result<PendingShim> {
     let pending = PendingShim {
         channel: Some(channel),
         forked: Some((pid as u32, pidfd)),
+        reused: None,
         ends: Some(prepared.into_parent_ends()),
     };
     pending.nonblocking()?;
@@ -171,10 +232,22 @@ impl PendingShim {
         let pending = PendingShim {
             channel: Some(channel),
             forked: None,
+            reused: None,
             ends: Some(ends),
         };
         pending.nonblocking()?;
         Ok(pending)
+    }
+
+    /// A start whose request went to an idle shim (its socket is
+    /// non-blocking already).
+    pub(super) fn reused(shim: IdleShim, ends: ParentEnds) -> PendingShim {
+        PendingShim {
+            channel: Some(shim.channel),
+            forked: None,
+            reused: Some((shim.pid, shim.pidfd)),
+            ends: Some(ends),
+        }
     }
 
     fn nonblocking(&self) -> io::Result<()> {
@@ -218,9 +291,13 @@ impl PendingShim {
         }
         let forked = self.forked.take();
         let forked_here = forked.is_some();
-        let shim_pidfd = forked.map(|(_, pidfd)| pidfd).or(own);
+        let reused = self.reused.take();
+        let was_idle = reused.is_some();
+        let shim_pidfd = forked.or(reused).map(|(_, pidfd)| pidfd).or(own);
         let (STARTED, Some(program), Some(pidfd)) = (kind, program, shim_pidfd) else {
-            if !forked_here && super::zygote::gone() {
+            // An idle shim that ended as we asked it, or a zygote that is
+            // gone: ask again (a new spare, or a shim forked here).
+            if was_idle || (!forked_here && super::zygote::gone()) {
                 return Ok(None);
             }
             return Err(io::Error::new(
@@ -236,8 +313,11 @@ impl PendingShim {
         Ok(Some(ShimSpawn {
             shim: Arc::new(Shim {
                 pid: b as u32,
-                pidfd,
-                channel,
+                pidfd: Some(pidfd),
+                channel: Some(channel),
+                reusable: !forked_here,
+                idle: OnceLock::new(),
+                tainted: AtomicBool::new(false),
             }),
             forked_here,
             pid: a as u32,
@@ -255,7 +335,7 @@ impl Drop for PendingShim {
         if let Some(channel) = &self.channel {
             let _ = rustix::net::shutdown(channel, Shutdown::Write);
         }
-        if let Some((_, pidfd)) = &self.forked {
+        if let Some((_, pidfd)) = self.forked.as_ref().or(self.reused.as_ref()) {
             // A program that stopped its shim must not hold the teardown up.
             let _ = crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), libc::SIGCONT, 0);
         }

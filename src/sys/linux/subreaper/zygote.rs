@@ -15,6 +15,7 @@ use std::sync::{Mutex, OnceLock};
 use rustix::io::Errno;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
+use super::pool;
 use super::request;
 use super::spawn::{PendingShim, adopt, socket_pair};
 use super::zygote_process::{self, Scratch};
@@ -141,6 +142,13 @@ pub(super) fn send_request(spec: &SpawnSpec) -> Option<io::Result<PendingShim>> 
         prepared.release();
         return None;
     }
+    // An idle shim first: no process to make. One that cannot take the
+    // request is let go.
+    while let Some(idle) = pool::take() {
+        if send_on(&idle.channel, None, &message, &prepared).is_ok() {
+            return Some(Ok(PendingShim::reused(idle, prepared.into_parent_ends())));
+        }
+    }
     match send(zygote, &message, &prepared) {
         Ok(channel) => Some(PendingShim::sent(channel, prepared.into_parent_ends())),
         Err(e) => {
@@ -174,6 +182,18 @@ pub(super) fn gone() -> bool {
 /// program's stdio; returns our end.
 fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<OwnedFd> {
     let (channel, shim_end) = socket_pair()?;
+    send_on(&zygote.channel, Some(shim_end.as_fd()), message, prepared)?;
+    Ok(channel)
+}
+
+/// Sends the request with the program's stdio (after `shim_end`, if any)
+/// on `socket`.
+fn send_on(
+    socket: &OwnedFd,
+    shim_end: Option<BorrowedFd<'_>>,
+    message: &[u8],
+    prepared: &Prepared,
+) -> io::Result<()> {
     let [stdin, stdout, stderr] = prepared.child_ends();
     // SAFETY: the pipe ends stay open in `prepared` until it is consumed
     // after this call; fd 0 is borrowed only while it is open.
@@ -184,19 +204,20 @@ fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<Owne
     } else {
         rustix::io::fcntl_getfd(borrow(0)).ok().map(|_| borrow(0))
     };
-    let mut fds = vec![shim_end.as_fd(), borrow(stdout), borrow(stderr)];
+    let mut fds: Vec<BorrowedFd<'_>> = shim_end.into_iter().collect();
+    fds.extend([borrow(stdout), borrow(stderr)]);
     fds.extend(stdin);
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
     loop {
         match rustix::net::sendmsg(
-            &zygote.channel,
+            socket,
             &[IoSlice::new(message)],
             &mut control,
             SendFlags::NOSIGNAL,
         ) {
-            Ok(_) => return Ok(channel),
+            Ok(_) => return Ok(()),
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
