@@ -1,7 +1,8 @@
 //! A shim's life after fork: a child subreaper in a process group of its
 //! own launches the program, reports its pid and exit, reaps every orphan
 //! that lands on it, and kills the whole tree once the owner's end of the
-//! socket closes or is shut down. This runs in a forked copy of a
+//! socket closes or is shut down; a zygote's shim whose tree ended untouched
+//! waits, idle, for another run. This runs in a forked copy of a
 //! multi-threaded process: syscalls only, no allocation, no lock.
 
 use std::ffi::c_int;

@@ -1,7 +1,7 @@
-//! The zygote's life after fork: a small copy of its owner that keeps one
-//! spare shim forked ahead, so a spawn costs neither a fork of the owner
-//! (whose memory may have grown to gigabytes since) nor one of the zygote.
-//! A forked copy of a multi-threaded process: syscalls only, no allocation.
+//! The zygote's life after fork: a small copy of its owner that keeps spare
+//! shims forked ahead, so a spawn costs neither a fork of the owner (whose
+//! memory may have grown to gigabytes since) nor one of the zygote; a spare
+//! serves runs until one is touched. Syscalls only, no allocation.
 
 use std::ffi::c_char;
 use std::io::IoSliceMut;
