@@ -282,6 +282,7 @@ fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32, reusable: bool) 
         }
     }
 }
+
 /// Kills the tree layer by layer: every child of ours dies, its orphans
 /// land on us (we are their subreaper) and die in the next round, until
 /// nothing is left. Only our own unreaped children are signalled, whose
@@ -414,10 +415,14 @@ fn take_signals(handlers_reset: bool) -> RawFd {
 }
 
 /// Ignores the signals set in `mask` (bit `n - 1` for signal `n`), as the
-/// owner does, and sets every other back to its default (a reused shim may
-/// have ignored it for the last run), so the program inherits them exactly
-/// as it would from the owner itself.
-pub(super) fn ignore_like_owner(mask: u64) {
+/// owner does, so the program inherits them ignored exactly as it would
+/// from the owner itself. `was` is the mask set for the last run (0 at
+/// first: every disposition is the default): only the changes are made,
+/// and a signal the last run ignored goes back to its default. Returns the
+/// mask now set.
+pub(super) fn ignore_like_owner(mask: u64, was: u64) -> u64 {
+    // Ignoring SIGCHLD would have the kernel reap the program for us.
+    let mask = mask & !(1 << (libc::SIGCHLD - 1));
     // SAFETY: sigaction reads structures zeroed on this stack.
     unsafe {
         let mut ignore: libc::sigaction = std::mem::zeroed();
@@ -426,15 +431,14 @@ pub(super) fn ignore_like_owner(mask: u64) {
         ignore.sa_sigaction = libc::SIG_IGN;
         default.sa_sigaction = libc::SIG_DFL;
         for signal in 1..=64 {
-            // Ignoring SIGCHLD would have the kernel reap the program for us.
-            let action = if signal != libc::SIGCHLD && mask & (1 << (signal - 1)) != 0 {
-                &ignore
-            } else {
-                &default
-            };
-            libc::sigaction(signal, action, ptr::null_mut());
+            let bit = 1 << (signal - 1);
+            if (mask ^ was) & bit != 0 {
+                let action = if mask & bit != 0 { &ignore } else { &default };
+                libc::sigaction(signal, action, ptr::null_mut());
+            }
         }
     }
+    mask
 }
 
 /// The signals this process ignores, as a mask for `ignore_like_owner`.

@@ -203,7 +203,7 @@ pub(crate) fn request(spec: &mut SpawnSpec) -> io::Result<PendingShim> {
     let pid = unsafe { libc::fork() };
     if pid == 0 {
         shim::run(shim_end.as_raw_fd(), |me| {
-            shim::ignore_like_owner(ignored);
+            shim::ignore_like_owner(ignored, 0);
             let mut setup = setup;
             setup.parent_death = setup.parent_death.map(|_| me);
             prepared.launch(setup)

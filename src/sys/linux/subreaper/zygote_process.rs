@@ -163,10 +163,21 @@ fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! 
     };
     let channel = shim_end.as_raw_fd();
     let stdio = raw_stdio(stdin, stdout, stderr);
+    // The signals ignored for the last run (none yet: all are at default).
+    let mut ignored = 0;
     let idle = shim::serve(
         prelude,
         channel,
-        |me| launch_request(pointers, stack, &message[..received], stdio, me),
+        |me| {
+            launch_request(
+                pointers,
+                stack,
+                &message[..received],
+                stdio,
+                me,
+                &mut ignored,
+            )
+        },
         Some((notify, slot)),
         true,
     );
@@ -178,7 +189,8 @@ fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! 
             exit(0);
         };
         let stdio = raw_stdio(stdin, stdout, stderr);
-        let run = |me| launch_request(pointers, stack, &message[..received], stdio, me);
+        let request = &message[..received];
+        let run = |me| launch_request(pointers, stack, request, stdio, me, &mut ignored);
         shim::serve_again(idle, channel, run, None, None, true);
     }
 }
@@ -200,11 +212,12 @@ fn launch_request(
     message: &[u8],
     stdio: [RawFd; 3],
     me: libc::pid_t,
+    ignored: &mut u64,
 ) -> Result<Launched, LaunchFailure> {
     let Some(decoded) = request::decode(message, pointers, me) else {
         return Err(LaunchFailure::Clone(libc::EINVAL));
     };
-    shim::ignore_like_owner(decoded.ignored);
+    *ignored = shim::ignore_like_owner(decoded.ignored, *ignored);
     if let Some(dir) = decoded.owner_cwd {
         // SAFETY: chdir reads a NUL-terminated string in the message.
         if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
