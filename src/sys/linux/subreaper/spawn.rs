@@ -264,8 +264,9 @@ impl PendingShim {
 
     /// Awaits the shim's first message without holding a worker thread: the
     /// program runs (its pid and pidfd, the shim's pid and pidfd unless we
-    /// forked it), or why not. `None`: the zygote has gone away meanwhile;
-    /// ask again (the shim is forked here then).
+    /// forked it), or why not. `None`: the idle shim asked had ended, or the
+    /// zygote has gone away meanwhile; ask again (another idle shim, a new
+    /// spare, or a shim forked here once the zygote is gone).
     pub(crate) async fn started(mut self) -> io::Result<Option<ShimSpawn>> {
         let Some(channel) = &self.channel else {
             return Err(io::Error::other("a shim's start awaited twice"));
