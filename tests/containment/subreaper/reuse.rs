@@ -4,6 +4,7 @@
 
 use super::{LIMIT, is_shim, ppid, shim_of};
 use crate::common;
+use crate::groupctl_support::skip;
 
 use std::time::Duration;
 
@@ -14,6 +15,21 @@ use processkit::{Command, JobRunner, Mechanism, ProcessRunnerExt};
 /// Other tests share the pool: a shim given back may be taken by one of
 /// them first, so each property gets this many tries.
 const TRIES: usize = 20;
+
+/// Shims come from the zygote, and only its shims are reused: none with
+/// `PROCESSKIT_ZYGOTE=0` (says so and returns `true`).
+pub fn no_reuse_here() -> bool {
+    let off = std::env::var("PROCESSKIT_ZYGOTE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "0" | "off" | "false" | "no"
+        )
+    });
+    if off {
+        skip("PROCESSKIT_ZYGOTE is off: every shim is forked here, none reused");
+    }
+    off
+}
 
 fn runner() -> JobRunner {
     JobRunner::with_mechanism(Mechanism::Subreaper)
@@ -33,6 +49,9 @@ async fn shim_of_a_clean_run(token: &str) -> u32 {
 
 #[tokio::test]
 async fn a_run_that_ended_untouched_lends_its_shim_to_the_next_run() {
+    if no_reuse_here() {
+        return;
+    }
     let token = token("lend");
     let _cleanup = Cleanup::token(&token);
     let me = std::process::id();
@@ -90,6 +109,9 @@ async fn a_signalled_or_killed_run_never_lends_its_shim() {
 
 #[tokio::test]
 async fn a_reused_shims_run_is_killed_whole_on_drop() {
+    if no_reuse_here() {
+        return;
+    }
     let token = token("reused-tree");
     let _cleanup = Cleanup::token(&token);
     // The run's grandchild leaves its session: only the shim holds it. Both
@@ -155,6 +177,9 @@ fn helper_owner_with_idle_shims() {
 
 #[test]
 fn idle_shims_end_with_their_owner() {
+    if no_reuse_here() {
+        return;
+    }
     let scratch = TempDir::new("idle");
     let token = token("idle");
     let _cleanup = Cleanup::token(&token);
