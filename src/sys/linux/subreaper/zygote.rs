@@ -15,9 +15,8 @@ use std::sync::{Mutex, OnceLock};
 use rustix::io::Errno;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
-use super::pool;
 use super::request;
-use super::spawn::{PendingShim, adopt, socket_pair};
+use super::spawn::{ShimSpawn, adopt, socket_pair, started};
 use super::zygote_process::{self, Scratch};
 use crate::sys::spawn::SpawnSpec;
 use crate::sys::spawn::linux::Prepared;
@@ -117,10 +116,9 @@ fn fork_zygote() -> io::Result<(Zygote, u32)> {
     ))
 }
 
-/// Sends the zygote a request to start `spec` under a new shim. `None`: no
-/// zygote, or this spawn is not for it (too large, our ids changed): fork
-/// from here.
-pub(super) fn send_request(spec: &SpawnSpec) -> Option<io::Result<PendingShim>> {
+/// Has the zygote start `spec` under a new shim. `None`: no zygote, or this
+/// spawn is not for it (too large, our ids changed): fork from here.
+pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
     let zygote = ZYGOTE.get()?.as_ref()?;
     if GONE.load(Ordering::Relaxed) || Credentials::now() != zygote.credentials {
         return None;
@@ -142,15 +140,19 @@ pub(super) fn send_request(spec: &SpawnSpec) -> Option<io::Result<PendingShim>> 
         prepared.release();
         return None;
     }
-    // An idle shim first: no process to make. One that cannot take the
-    // request is let go.
-    while let Some(idle) = pool::take() {
-        if send_on(&idle.channel, None, &message, &prepared).is_ok() {
-            return Some(Ok(PendingShim::reused(idle, prepared.into_parent_ends())));
+    let result = send(zygote, &message, &prepared);
+    match result {
+        Ok(channel) => {
+            let ends = prepared.into_parent_ends();
+            match started(channel, None, ends) {
+                // Nobody took the request: the zygote (and its spare) died.
+                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && !alive(&zygote.pidfd) => {
+                    GONE.store(true, Ordering::Relaxed);
+                    None
+                }
+                other => Some(other),
+            }
         }
-    }
-    match send(zygote, &message, &prepared) {
-        Ok(channel) => Some(PendingShim::sent(channel, prepared.into_parent_ends())),
         Err(e) => {
             prepared.release();
             match e.raw_os_error() {
@@ -165,35 +167,14 @@ pub(super) fn send_request(spec: &SpawnSpec) -> Option<io::Result<PendingShim>> 
     }
 }
 
-/// Whether the zygote has exited (nobody took a request): from now on
-/// shims are forked here.
-pub(super) fn gone() -> bool {
-    let Some(Some(zygote)) = ZYGOTE.get() else {
-        return false;
-    };
-    let gone = crate::sys::linux::pidfd::send_signal(zygote.pidfd.as_fd(), 0, 0).is_err();
-    if gone {
-        GONE.store(true, Ordering::Relaxed);
-    }
-    gone
+fn alive(pidfd: &OwnedFd) -> bool {
+    crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), 0, 0).is_ok()
 }
 
 /// Sends the request with the shim's end of a new socket pair and the
 /// program's stdio; returns our end.
 fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<OwnedFd> {
     let (channel, shim_end) = socket_pair()?;
-    send_on(&zygote.channel, Some(shim_end.as_fd()), message, prepared)?;
-    Ok(channel)
-}
-
-/// Sends the request with the program's stdio (after `shim_end`, if any)
-/// on `socket`.
-fn send_on(
-    socket: &OwnedFd,
-    shim_end: Option<BorrowedFd<'_>>,
-    message: &[u8],
-    prepared: &Prepared,
-) -> io::Result<()> {
     let [stdin, stdout, stderr] = prepared.child_ends();
     // SAFETY: the pipe ends stay open in `prepared` until it is consumed
     // after this call; fd 0 is borrowed only while it is open.
@@ -204,20 +185,19 @@ fn send_on(
     } else {
         rustix::io::fcntl_getfd(borrow(0)).ok().map(|_| borrow(0))
     };
-    let mut fds: Vec<BorrowedFd<'_>> = shim_end.into_iter().collect();
-    fds.extend([borrow(stdout), borrow(stderr)]);
+    let mut fds = vec![shim_end.as_fd(), borrow(stdout), borrow(stderr)];
     fds.extend(stdin);
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
     loop {
         match rustix::net::sendmsg(
-            socket,
+            &zygote.channel,
             &[IoSlice::new(message)],
             &mut control,
             SendFlags::NOSIGNAL,
         ) {
-            Ok(_) => return Ok(()),
+            Ok(_) => return Ok(channel),
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }
