@@ -46,8 +46,8 @@ pub struct LineStream<'a> {
 impl Stream for LineStream<'_> {
     type Item = String;
 
-    // Inlined into the caller's loop: the line then comes back in
-    // registers rather than through memory.
+    // Inlined into the caller's crate: a waiting line is one call away
+    // from the caller's loop instead of two.
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = self.get_mut();
