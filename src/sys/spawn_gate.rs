@@ -7,7 +7,9 @@ use std::sync::{PoisonError, RwLock, RwLockReadGuard};
 /// freeze before exec and block the thread that spawns it (for
 /// `kill_on_parent_death`, the one process-wide spawner thread). A spawn holds
 /// the gate shared from its last check until the clone returns; suspend takes
-/// it exclusively just to close it, so it never freezes a spawn in flight.
+/// it exclusively just to close it, so it never freezes a spawn in flight. A
+/// subreaper start holds it only while it sends its request: a suspend that
+/// comes before the shim's report stops the run as it is attached.
 #[derive(Debug, Default)]
 pub(crate) struct SpawnGate {
     suspended: RwLock<bool>,

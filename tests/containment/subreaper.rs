@@ -5,6 +5,8 @@
 #![cfg(target_os = "linux")]
 
 mod control;
+mod reuse;
+mod start;
 
 use crate::common;
 use crate::groupctl_support::{on_this_host, skip};
@@ -395,20 +397,34 @@ fn helper_signal_dispositions() {
     // SAFETY: this helper process runs nothing else that handles SIGHUP.
     unsafe { libc::signal(libc::SIGHUP, libc::SIG_IGN) };
     let runtime = tokio::runtime::Runtime::new().unwrap();
-    for mechanism in [Mechanism::ProcessGroup, Mechanism::Subreaper] {
+    let status = |mechanism| {
         let runner = JobRunner::with_mechanism(mechanism);
         let status = runtime
             .block_on(runner.output_string(&Command::new("cat").arg("/proc/self/status")))
             .unwrap()
             .into_stdout();
-        let ignored = status
-            .lines()
-            .find_map(|l| l.strip_prefix("SigIgn:"))
-            .unwrap_or("?")
-            .trim()
-            .to_owned();
-        common::privileges::report(mechanism.name(), ignored);
-    }
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or("?")
+                .trim()
+                .to_owned()
+        };
+        (field("SigIgn:"), field("PPid:"))
+    };
+    let report = common::privileges::report;
+    report("process-group", status(Mechanism::ProcessGroup).0);
+    let (ignored, shim) = status(Mechanism::Subreaper);
+    report("subreaper", ignored);
+    report("subreaper-shim", shim);
+    // The next run takes the same shim, idle since: SIGHUP must not stay
+    // ignored there once we no longer ignore it.
+    // SAFETY: as above.
+    unsafe { libc::signal(libc::SIGHUP, libc::SIG_DFL) };
+    let (ignored, shim) = status(Mechanism::Subreaper);
+    report("reused", ignored);
+    report("reused-shim", shim);
 }
 
 #[test]
@@ -426,6 +442,17 @@ fn a_program_ignores_exactly_what_it_would_under_process_groups() {
         format!("{:x}", classic(&under_shim)),
         format!("{mask:x}"),
         "SigIgn (1-31) under the shim; raw: {under_shim} vs {under_groups}"
+    );
+    if reuse::no_reuse_here() {
+        return;
+    }
+    let (first, reused) = (helper.value("subreaper-shim"), helper.value("reused"));
+    let again = helper.value("reused-shim");
+    assert_eq!(first, again, "the second run did not reuse the shim");
+    assert_eq!(
+        classic(&reused) & hup,
+        0,
+        "SIGHUP stayed ignored in a reused shim: {reused}"
     );
 }
 

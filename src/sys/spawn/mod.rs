@@ -244,6 +244,12 @@ pub(crate) async fn start(
 /// the *thread* that started the child ends. The job owns the spec (and the
 /// descriptors in it): the caller may be gone by the time it runs.
 async fn spawn(spec: SpawnSpec, gate: &Arc<SpawnGate>) -> Result<Unclaimed, SpawnError> {
+    // The shim is the program's parent (its parent-death signal follows the
+    // shim), so any thread may send the request.
+    #[cfg(target_os = "linux")]
+    if matches!(spec.setup.join, setup::Join::Subreaper) {
+        return spawn_under_shim(spec, gate).await;
+    }
     #[cfg(target_os = "linux")]
     if spec.setup.parent_death.is_some() {
         let runtime = tokio::runtime::Handle::try_current()
@@ -259,6 +265,41 @@ async fn spawn(spec: SpawnSpec, gate: &Arc<SpawnGate>) -> Result<Unclaimed, Spaw
     spawn_now(spec, gate)
 }
 
+/// Sends the shim its request through `gate`, then awaits the program's
+/// start outside it, so no worker thread waits while the program execs. A
+/// group suspended meanwhile stops the run as it is attached (see
+/// `SubreaperContainer::attach`). Dropped at any point, the shim tears down.
+#[cfg(target_os = "linux")]
+async fn spawn_under_shim(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
+    use super::linux::subreaper;
+
+    if !spec.pre_exec.is_empty() {
+        return Err(SpawnError::Unsupported(
+            "pre_exec under the subreaper mechanism",
+        ));
+    }
+    // An idle shim that ended meanwhile, or a zygote found gone, makes the
+    // next request go to another shim (forked here once the zygote is gone).
+    for _ in 0..4 {
+        let pending = super::orphans::own_spawn(
+            || {
+                let _entered = gate.enter()?;
+                subreaper::request(&mut spec)
+            },
+            |p| p.as_ref().ok()?.direct_child(),
+        )
+        .map_err(|e| failed(&spec, e))?;
+        if let Some(spawned) = pending.started().await.map_err(|e| failed(&spec, e))? {
+            return Ok(Unclaimed::Shim(spawned));
+        }
+    }
+    let gone = io::Error::new(
+        io::ErrorKind::BrokenPipe,
+        "every shim asked ended before starting the program",
+    );
+    Err(failed(&spec, gone))
+}
+
 /// Spawns so the orphan reaper (`reap_orphans`) never takes the child's status.
 fn spawn_now(spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
     super::orphans::own_spawn(
@@ -272,17 +313,6 @@ fn spawn_now(spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError>
 /// has exec'd.
 fn spawn_child(mut spec: SpawnSpec, gate: &SpawnGate) -> Result<Unclaimed, SpawnError> {
     let _entered = gate.enter().map_err(|e| failed(&spec, e))?;
-    #[cfg(target_os = "linux")]
-    if matches!(spec.setup.join, setup::Join::Subreaper) {
-        if !spec.pre_exec.is_empty() {
-            return Err(SpawnError::Unsupported(
-                "pre_exec under the subreaper mechanism",
-            ));
-        }
-        return super::linux::subreaper::spawn(&mut spec)
-            .map(Unclaimed::Shim)
-            .map_err(|e| failed(&spec, e));
-    }
     #[cfg(all(windows, feature = "pty"))]
     if spec.conpty.is_some() {
         return super::windows::conpty::spawn(&mut spec)

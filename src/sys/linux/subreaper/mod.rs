@@ -3,6 +3,8 @@
 //! orphan of the run's tree re-parents to, so nothing leaves the tree while
 //! the shim lives; the shim kills the tree when its owner says so or dies.
 
+mod child;
+mod pool;
 mod request;
 mod shim;
 mod spawn;
@@ -13,7 +15,8 @@ mod zygote_process;
 
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub(crate) use spawn::{ShimChild, ShimSpawn, spawn};
+pub(crate) use child::ShimChild;
+pub(crate) use spawn::{ShimSpawn, request};
 
 use self::spawn::Shim;
 use self::tree::Member;
@@ -38,6 +41,9 @@ pub(crate) struct SubreaperContainer {
     /// Each run's shim, with the signal a graceful stop sends its tree.
     shims: Mutex<Vec<(Arc<Shim>, i32)>>,
     adopted: Mutex<Vec<Member>>,
+    /// Whether the container is suspended, held for a whole suspend or
+    /// resume: a run attached meanwhile is stopped by `attach` or by it.
+    stopped: Mutex<bool>,
 }
 
 impl SubreaperContainer {
@@ -53,6 +59,7 @@ impl SubreaperContainer {
     /// (and what is below them) SIGTERM.
     pub(crate) fn ask_all_to_stop(&self) {
         for (shim, stop) in self.live_runs() {
+            shim.taint();
             signal_below(shim.pid(), stop);
         }
         for adopted in lock(&self.adopted).iter() {
@@ -77,6 +84,7 @@ impl SubreaperContainer {
 
     /// Sends `signal` to every process of every tree (shims excluded).
     pub(crate) fn signal_all(&self, signal: i32) {
+        self.taint_all();
         for member in self.members_pinned() {
             member.signal(signal);
         }
@@ -84,6 +92,9 @@ impl SubreaperContainer {
 
     /// Stops (SIGSTOP, until no new process appears) or continues every tree.
     pub(crate) fn set_stopped(&self, stopped: bool) {
+        let mut state = lock(&self.stopped);
+        *state = stopped;
+        self.taint_all();
         if stopped {
             tree::stop_all(&self.roots());
             for adopted in lock(&self.adopted).iter() {
@@ -114,10 +125,28 @@ impl SubreaperContainer {
         Ok(())
     }
 
+    /// Records a run that has just started. Its start was awaited outside
+    /// the spawn gate, so a suspend may have come meanwhile and walked the
+    /// trees without it: then it is stopped here. Either the suspend's walk
+    /// (under `stopped`) lists it, or this check (under `stopped`, after
+    /// the push) sees the suspend.
     fn attach(&self, shim: &Arc<Shim>, stop: i32) {
-        let mut shims = lock(&self.shims);
-        shims.retain(|(s, _)| s.is_alive());
-        shims.push((Arc::clone(shim), stop));
+        {
+            let mut shims = lock(&self.shims);
+            shims.retain(|(s, _)| s.is_alive());
+            shims.push((Arc::clone(shim), stop));
+        }
+        if *lock(&self.stopped) {
+            shim.taint();
+            tree::stop_all(&[shim.pid()]);
+        }
+    }
+
+    /// Marks every live run as signalled: none of their shims is reused.
+    fn taint_all(&self) {
+        for shim in self.live_shims() {
+            shim.taint();
+        }
     }
 
     /// The live runs' shims and stop signals, forgetting those that are gone.
@@ -191,6 +220,7 @@ impl SubreaperSlot {
     /// Sends `signal` to every process of this run's tree.
     pub(crate) fn signal(&self, signal: i32) {
         if let Some(shim) = &self.shim {
+            shim.taint();
             for member in tree::descendants(shim.pid()) {
                 member.signal(signal);
             }

@@ -21,6 +21,8 @@ const MAGIC: u32 = 0x706b_7332; // "pks2"
 const FIXED_WORDS: usize = 13;
 const LIMIT_WORDS: usize = 4 * 7;
 const HEADER_WORDS: usize = FIXED_WORDS + LIMIT_WORDS;
+/// No request is shorter: a shorter message to an idle shim means "exit".
+pub(super) const MIN_REQUEST: usize = HEADER_WORDS * 4;
 
 const SETSID: u32 = 1;
 const GROUPS: u32 = 2;

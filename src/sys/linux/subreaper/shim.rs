@@ -1,18 +1,22 @@
 //! A shim's life after fork: a child subreaper in a process group of its
 //! own launches the program, reports its pid and exit, reaps every orphan
 //! that lands on it, and kills the whole tree once the owner's end of the
-//! socket closes or is shut down. This runs in a forked copy of a
+//! socket closes or is shut down; a zygote's shim whose tree ended untouched
+//! waits, idle, for another run. This runs in a forked copy of a
 //! multi-threaded process: syscalls only, no allocation, no lock.
 
 use std::ffi::c_int;
-use std::io::IoSlice;
+use std::io::{IoSlice, IoSliceMut};
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::ptr;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
-use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
+use rustix::net::{
+    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
+    SendAncillaryMessage, SendFlags,
+};
 
 use super::wire::{self, EXITED, Failure, Message, STARTED};
 use crate::sys::spawn::linux::{LaunchFailure, Launched};
@@ -55,25 +59,35 @@ pub(super) fn prelude(handlers_reset: bool) -> Prelude {
 }
 
 /// The shim's whole life: `launch` starts the program (given the shim's
-/// pid, its parent-death parent). Never returns.
+/// pid, its parent-death parent). Never returns: a shim forked by its owner
+/// serves one run.
 pub(super) fn run(
     channel: RawFd,
     launch: impl FnOnce(libc::pid_t) -> Result<Launched, LaunchFailure>,
 ) -> ! {
-    serve(prelude(false), channel, launch, None)
+    serve(prelude(false), channel, launch, None, false);
+    exit()
 }
 
-/// The shim's life once its request is here. `zygote` is told (one byte)
-/// once the program has started: the zygote forks the next spare then, not
-/// while this launch still needs the CPU.
+/// What a shim keeps between runs: its signalfd and pid.
+#[derive(Clone, Copy)]
+pub(super) struct Idle {
+    signals: RawFd,
+    me: libc::pid_t,
+}
+
+/// The shim's first run, once its request is here. `zygote` is told (one
+/// byte) once the program has started: the zygote forks the next spare
+/// then, not while this launch still needs the CPU. Returns only if
+/// `reusable` and the run's tree ended by itself, untouched (`Idle`): the
+/// shim then waits for another request (`next_request`); else it exits.
 pub(super) fn serve(
     prelude: Prelude,
     channel: RawFd,
     launch: impl FnOnce(libc::pid_t) -> Result<Launched, LaunchFailure>,
     zygote: Option<(OwnedFd, u8)>,
-) -> ! {
-    // SAFETY: the socket's descriptor stays open until this process exits.
-    let channel = unsafe { BorrowedFd::borrow_raw(channel) };
+    reusable: bool,
+) -> Idle {
     let _ = rustix::thread::set_name(c"pk-shim");
     let Prelude {
         signals,
@@ -82,9 +96,29 @@ pub(super) fn serve(
         refused,
     } = prelude;
     if let Some(errno) = refused {
+        // SAFETY: the socket's descriptor stays open until this process exits.
+        let channel = unsafe { BorrowedFd::borrow_raw(channel) };
         send_plain(channel, &wire::failed(Failure::Subreaper(errno)));
         exit();
     }
+    let idle = Idle { signals, me };
+    serve_again(idle, channel, launch, own, zygote, reusable);
+    idle
+}
+
+/// One run of the shim: launch, report, watch. Returns once its tree ended
+/// untouched if `reusable`; exits otherwise.
+pub(super) fn serve_again(
+    idle: Idle,
+    channel: RawFd,
+    launch: impl FnOnce(libc::pid_t) -> Result<Launched, LaunchFailure>,
+    own: Option<OwnedFd>,
+    zygote: Option<(OwnedFd, u8)>,
+    reusable: bool,
+) {
+    // SAFETY: the socket's descriptor stays open until this process exits.
+    let channel = unsafe { BorrowedFd::borrow_raw(channel) };
+    let Idle { signals, me } = idle;
     // The program's parent is this shim: its parent-death signal follows us.
     let launched = match launch(me) {
         Ok(launched) => launched,
@@ -94,15 +128,21 @@ pub(super) fn serve(
         }
     };
     // The program has exec'd: every other descriptor (its pipe ends above
-    // all, whose last writer must be the program) closes now.
+    // all, whose last writer must be the program) closes now. A reusable
+    // shim keeps 0-2 (the zygote's /dev/null) taken, so the next request's
+    // descriptors arrive above them, as the first one's did.
     let own_fd = own.as_ref().map_or(-1, AsRawFd::as_raw_fd);
     let zygote_fd = zygote.as_ref().map_or(-1, |(fd, _)| fd.as_raw_fd());
+    let low = |fd: RawFd| if reusable { fd } else { -1 };
     let mut keep = [
         channel.as_raw_fd(),
         signals,
         launched.pidfd.as_raw_fd(),
         own_fd,
         zygote_fd,
+        low(0),
+        low(1),
+        low(2),
     ];
     close_all_except(&mut keep);
     let pid = launched.pid as i32;
@@ -114,12 +154,92 @@ pub(super) fn serve(
     if let Some((fd, byte)) = zygote {
         let _ = rustix::io::write(&fd, &[byte]);
     }
-    watch(channel, signals, pid)
+    watch(channel, signals, pid, reusable);
+}
+
+/// How long an idle shim waits for another run before it exits by itself
+/// (its owner lets it go after 2 s; this bounds one nobody took back).
+const IDLE_FOR_MS: c_int = 10_000;
+
+/// Waits, idle, for the owner's next request on `channel` (into `message`,
+/// its descriptors into `fds`); returns its length. Exits at end-of-file,
+/// on a stop signal, on anything but a request, or after `IDLE_FOR_MS`.
+pub(super) fn next_request<const N: usize>(
+    idle: Idle,
+    channel: RawFd,
+    message: &mut [u8],
+    fds: &mut [Option<OwnedFd>; N],
+) -> usize {
+    // SAFETY: the socket's descriptor stays open until this process exits.
+    let channel = unsafe { BorrowedFd::borrow_raw(channel) };
+    loop {
+        let mut polled = [
+            libc::pollfd {
+                fd: channel.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            },
+            libc::pollfd {
+                fd: idle.signals,
+                events: libc::POLLIN,
+                revents: 0,
+            },
+        ];
+        // SAFETY: `polled` is an array of two pollfd structures on this stack.
+        let ready = unsafe { libc::poll(polled.as_mut_ptr(), 2, IDLE_FOR_MS) };
+        if ready == 0 {
+            exit();
+        }
+        if ready < 0 {
+            continue; // EINTR
+        }
+        if polled[1].revents != 0 && drain_signals(idle.signals) {
+            exit();
+        }
+        if polled[0].revents == 0 {
+            continue;
+        }
+        match receive(channel, message, fds) {
+            Ok(n) if n >= super::request::MIN_REQUEST => return n,
+            Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
+            // End-of-file, the owner's "retire", or a broken socket.
+            _ => exit(),
+        }
+    }
+}
+
+/// One message and its descriptors, without blocking or allocating.
+pub(super) fn receive<const N: usize>(
+    channel: BorrowedFd<'_>,
+    message: &mut [u8],
+    fds: &mut [Option<OwnedFd>; N],
+) -> rustix::io::Result<usize> {
+    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
+    let mut control = RecvAncillaryBuffer::new(&mut space);
+    let received = rustix::net::recvmsg(
+        channel,
+        &mut [IoSliceMut::new(message)],
+        &mut control,
+        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
+    )?;
+    for cmsg in control.drain() {
+        if let RecvAncillaryMessage::ScmRights(received_fds) = cmsg {
+            for (slot, fd) in fds.iter_mut().zip(received_fds) {
+                *slot = Some(fd);
+            }
+        }
+    }
+    Ok(received.bytes)
 }
 
 /// Reaps and reports until the tree is empty, or tears it down when told.
-fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32) -> ! {
+/// A `reusable` shim whose program ended with nothing left below it, and
+/// whose owner never said "retire", says so with its exit report and
+/// returns instead of exiting.
+fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32, reusable: bool) {
     let mut program = Some(program);
+    let mut reusable = reusable;
+    let mut idle = false;
     loop {
         let mut fds = [
             libc::pollfd {
@@ -141,14 +261,23 @@ fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32) -> ! {
             continue; // EINTR
         }
         let mut stop = fds[1].revents != 0 && drain_signals(signals);
-        let children_left = reap(channel, &mut program);
+        // A message read before the exit report can only be "retire" (or
+        // end-of-file): a request comes only after an idle report.
         if fds[0].revents != 0 {
-            stop |= told_to_stop(channel);
+            match told(channel) {
+                Told::Stop => stop = true,
+                Told::Retire => reusable = false,
+                Told::Nothing => {}
+            }
         }
+        let children_left = reap(channel, &mut program, reusable && !stop, &mut idle);
         if stop {
             tear_down(channel, &mut program);
         }
         if program.is_none() && !children_left {
+            if idle {
+                return;
+            }
             exit();
         }
     }
@@ -174,26 +303,42 @@ fn tear_down(channel: BorrowedFd<'_>, program: &mut Option<i32>) -> ! {
             exit(); // ECHILD: the tree is gone
         }
         report(channel, program, reaped, status);
-        if !reap(channel, program) {
+        if !reap(channel, program, false, &mut false) {
             exit();
         }
     }
 }
 
-/// Reaps every exited child without blocking, reporting the program's end.
-/// Returns whether children remain.
-fn reap(channel: BorrowedFd<'_>, program: &mut Option<i32>) -> bool {
-    loop {
+/// Reaps every exited child without blocking; the program's end is
+/// reported once no more can be reaped, saying whether the tree is empty
+/// then (the shim goes idle, if `may_idle`). Returns whether children remain.
+fn reap(
+    channel: BorrowedFd<'_>,
+    program: &mut Option<i32>,
+    may_idle: bool,
+    idle: &mut bool,
+) -> bool {
+    let mut ended = None;
+    let left = loop {
         let mut status = 0;
         // SAFETY: waitpid writes the status into a local integer.
         let reaped = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG | libc::__WALL) };
         match reaped {
-            0 => return true,
-            r if r > 0 => report(channel, program, r, status),
+            0 => break true,
+            r if r > 0 && *program == Some(r) => {
+                *program = None;
+                ended = Some(status);
+            }
+            r if r > 0 => {}
             _ if errno() == libc::EINTR => {}
-            _ => return errno() != libc::ECHILD,
+            _ => break errno() != libc::ECHILD,
         }
+    };
+    if let Some(status) = ended {
+        *idle = may_idle && !left;
+        send_plain(channel, &wire::encode(EXITED, status, i32::from(*idle)));
     }
+    left
 }
 
 fn report(channel: BorrowedFd<'_>, program: &mut Option<i32>, reaped: i32, status: c_int) {
@@ -203,15 +348,23 @@ fn report(channel: BorrowedFd<'_>, program: &mut Option<i32>, reaped: i32, statu
     }
 }
 
-/// Whether the owner's end has closed or been shut down (or the socket
-/// failed: blind, the shim tears down rather than hold a tree nobody owns).
-fn told_to_stop(channel: BorrowedFd<'_>) -> bool {
+/// What the owner said on the socket during a run.
+enum Told {
+    /// End-of-file (its end closed or shut down), or the socket failed:
+    /// blind, the shim tears down rather than hold a tree nobody owns.
+    Stop,
+    /// The run was signalled: the shim exits once its tree is empty.
+    Retire,
+    Nothing,
+}
+
+fn told(channel: BorrowedFd<'_>) -> Told {
     let mut message: Message = [0; 12];
     match rustix::net::recv(channel, &mut message, RecvFlags::DONTWAIT) {
-        Ok((0, _)) => true,
-        Ok(_) => false,
-        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => false,
-        Err(_) => true,
+        Ok((0, _)) => Told::Stop,
+        Ok(_) => Told::Retire,
+        Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => Told::Nothing,
+        Err(_) => Told::Stop,
     }
 }
 
@@ -263,20 +416,29 @@ fn take_signals(handlers_reset: bool) -> RawFd {
 
 /// Ignores the signals set in `mask` (bit `n - 1` for signal `n`), as the
 /// owner does, so the program inherits them ignored exactly as it would
-/// from the owner itself.
-pub(super) fn ignore_like_owner(mask: u64) {
-    // SAFETY: sigaction reads a structure zeroed on this stack.
+/// from the owner itself. `was` is the mask set for the last run (0 at
+/// first: every disposition is the default): only the changes are made,
+/// and a signal the last run ignored goes back to its default. Returns the
+/// mask now set.
+pub(super) fn ignore_like_owner(mask: u64, was: u64) -> u64 {
+    // Ignoring SIGCHLD would have the kernel reap the program for us.
+    let mask = mask & !(1 << (libc::SIGCHLD - 1));
+    // SAFETY: sigaction reads structures zeroed on this stack.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        libc::sigemptyset(&mut action.sa_mask);
-        action.sa_sigaction = libc::SIG_IGN;
+        let mut ignore: libc::sigaction = std::mem::zeroed();
+        libc::sigemptyset(&mut ignore.sa_mask);
+        let mut default = ignore;
+        ignore.sa_sigaction = libc::SIG_IGN;
+        default.sa_sigaction = libc::SIG_DFL;
         for signal in 1..=64 {
-            // Ignoring SIGCHLD would have the kernel reap the program for us.
-            if signal != libc::SIGCHLD && mask & (1 << (signal - 1)) != 0 {
-                libc::sigaction(signal, &action, ptr::null_mut());
+            let bit = 1 << (signal - 1);
+            if (mask ^ was) & bit != 0 {
+                let action = if mask & bit != 0 { &ignore } else { &default };
+                libc::sigaction(signal, action, ptr::null_mut());
             }
         }
     }
+    mask
 }
 
 /// The signals this process ignores, as a mask for `ignore_like_owner`.

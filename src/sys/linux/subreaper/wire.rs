@@ -1,6 +1,7 @@
 //! The messages a shim sends its owner over their `SEQPACKET` socket: three
 //! native-endian `i32`s, a kind and two values, read without allocating.
-//! The owner sends nothing: shutting its end down means "kill the tree".
+//! The owner sends an idle shim requests, "retire" (`RETIRE`) to a signalled
+//! run's; shutting its end down means "kill the tree".
 
 use std::ffi::c_int;
 
@@ -14,8 +15,12 @@ pub(super) type Message = [u8; 12];
 pub(super) const STARTED: i32 = 1;
 /// Shim → owner: nothing was started (`Failure` in the values).
 pub(super) const FAILED: i32 = 2;
-/// Shim → owner: the program ended; its raw wait status.
+/// Shim → owner: the program ended; its raw wait status, and 1 when the
+/// tree ended with it and the shim now waits, idle, for another request.
 pub(super) const EXITED: i32 = 3;
+/// Owner → shim: never go idle, exit once the tree is empty (the run was
+/// signalled or stopped); to an idle shim, exit now.
+pub(super) const RETIRE: [u8; 1] = [b'r'];
 
 /// Why a shim started nothing.
 #[derive(Debug, Clone, Copy)]

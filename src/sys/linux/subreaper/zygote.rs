@@ -15,8 +15,9 @@ use std::sync::{Mutex, OnceLock};
 use rustix::io::Errno;
 use rustix::net::{SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
+use super::pool;
 use super::request;
-use super::spawn::{ShimSpawn, adopt, socket_pair, started};
+use super::spawn::{PendingShim, adopt, socket_pair};
 use super::zygote_process::{self, Scratch};
 use crate::sys::spawn::SpawnSpec;
 use crate::sys::spawn::linux::Prepared;
@@ -116,9 +117,10 @@ fn fork_zygote() -> io::Result<(Zygote, u32)> {
     ))
 }
 
-/// Has the zygote start `spec` under a new shim. `None`: no zygote, or this
-/// spawn is not for it (too large, our ids changed): fork from here.
-pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
+/// Sends the zygote a request to start `spec` under a new shim. `None`: no
+/// zygote, or this spawn is not for it (too large, our ids changed): fork
+/// from here.
+pub(super) fn send_request(spec: &SpawnSpec) -> Option<io::Result<PendingShim>> {
     let zygote = ZYGOTE.get()?.as_ref()?;
     if GONE.load(Ordering::Relaxed) || Credentials::now() != zygote.credentials {
         return None;
@@ -140,19 +142,15 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
         prepared.release();
         return None;
     }
-    let result = send(zygote, &message, &prepared);
-    match result {
-        Ok(channel) => {
-            let ends = prepared.into_parent_ends();
-            match started(channel, None, ends) {
-                // Nobody took the request: the zygote (and its spare) died.
-                Err(e) if e.kind() == io::ErrorKind::BrokenPipe && !alive(&zygote.pidfd) => {
-                    GONE.store(true, Ordering::Relaxed);
-                    None
-                }
-                other => Some(other),
-            }
+    // An idle shim first: no process to make. One that cannot take the
+    // request is let go.
+    while let Some(idle) = pool::take() {
+        if send_on(&idle.channel, None, &message, &prepared).is_ok() {
+            return Some(Ok(PendingShim::reused(idle, prepared.into_parent_ends())));
         }
+    }
+    match send(zygote, &message, &prepared) {
+        Ok(channel) => Some(PendingShim::sent(channel, prepared.into_parent_ends())),
         Err(e) => {
             prepared.release();
             match e.raw_os_error() {
@@ -167,14 +165,35 @@ pub(super) fn spawn(spec: &SpawnSpec) -> Option<io::Result<ShimSpawn>> {
     }
 }
 
-fn alive(pidfd: &OwnedFd) -> bool {
-    crate::sys::linux::pidfd::send_signal(pidfd.as_fd(), 0, 0).is_ok()
+/// Whether the zygote has exited (nobody took a request): from now on
+/// shims are forked here.
+pub(super) fn gone() -> bool {
+    let Some(Some(zygote)) = ZYGOTE.get() else {
+        return false;
+    };
+    let gone = crate::sys::linux::pidfd::send_signal(zygote.pidfd.as_fd(), 0, 0).is_err();
+    if gone {
+        GONE.store(true, Ordering::Relaxed);
+    }
+    gone
 }
 
 /// Sends the request with the shim's end of a new socket pair and the
 /// program's stdio; returns our end.
 fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<OwnedFd> {
     let (channel, shim_end) = socket_pair()?;
+    send_on(&zygote.channel, Some(shim_end.as_fd()), message, prepared)?;
+    Ok(channel)
+}
+
+/// Sends the request with the program's stdio (after `shim_end`, if any)
+/// on `socket`.
+fn send_on(
+    socket: &OwnedFd,
+    shim_end: Option<BorrowedFd<'_>>,
+    message: &[u8],
+    prepared: &Prepared,
+) -> io::Result<()> {
     let [stdin, stdout, stderr] = prepared.child_ends();
     // SAFETY: the pipe ends stay open in `prepared` until it is consumed
     // after this call; fd 0 is borrowed only while it is open.
@@ -185,19 +204,20 @@ fn send(zygote: &Zygote, message: &[u8], prepared: &Prepared) -> io::Result<Owne
     } else {
         rustix::io::fcntl_getfd(borrow(0)).ok().map(|_| borrow(0))
     };
-    let mut fds = vec![shim_end.as_fd(), borrow(stdout), borrow(stderr)];
+    let mut fds: Vec<BorrowedFd<'_>> = shim_end.into_iter().collect();
+    fds.extend([borrow(stdout), borrow(stderr)]);
     fds.extend(stdin);
     let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
     let mut control = SendAncillaryBuffer::new(&mut space);
     control.push(SendAncillaryMessage::ScmRights(&fds));
     loop {
         match rustix::net::sendmsg(
-            &zygote.channel,
+            socket,
             &[IoSlice::new(message)],
             &mut control,
             SendFlags::NOSIGNAL,
         ) {
-            Ok(_) => return Ok(channel),
+            Ok(_) => return Ok(()),
             Err(Errno::INTR) => {}
             Err(e) => return Err(e.into()),
         }

@@ -1,12 +1,12 @@
-//! The zygote's life after fork: a small copy of its owner that keeps one
-//! spare shim forked ahead, so a spawn costs neither a fork of the owner
-//! (whose memory may have grown to gigabytes since) nor one of the zygote.
-//! A forked copy of a multi-threaded process: syscalls only, no allocation.
+//! The zygote's life after fork: a small copy of its owner that keeps spare
+//! shims forked ahead, so a spawn costs neither a fork of the owner (whose
+//! memory may have grown to gigabytes since) nor one of the zygote; a spare
+//! serves runs until one is touched. Syscalls only, no allocation.
 
 use std::ffi::c_char;
 use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr;
 
 use rustix::io::Errno;
@@ -15,7 +15,7 @@ use rustix::process::{Pid, PidfdFlags};
 
 use super::request::{self, MAX_POINTERS, MAX_REQUEST};
 use super::shim;
-use crate::sys::spawn::linux::{LaunchFailure, LaunchPlan, Stack, launch};
+use crate::sys::spawn::linux::{LaunchFailure, LaunchPlan, Launched, Stack, launch};
 use crate::sys::spawn::setup::Step;
 
 /// Memory the zygote works in, made by the owner before fork.
@@ -125,15 +125,21 @@ const SPARES: usize = 2;
 /// the owner is gone.
 const OWNER_GONE: u8 = b'e';
 
-/// A spare shim: ready before its request arrives, then a shim for good.
+/// A spare shim: ready before its request arrives, then a shim for good,
+/// serving one run after another while each ends untouched.
 fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! {
     let prelude = shim::prelude(true);
     // SAFETY: the socket stays open until the request is taken.
     let requests = unsafe { BorrowedFd::borrow_raw(channel) };
-    let bytes = scratch.message.len() * 8;
+    let Scratch {
+        message,
+        pointers,
+        stack,
+    } = scratch;
+    let bytes = message.len() * 8;
     // SAFETY: the vector's `u64`s are plain bytes to write into.
     let message =
-        unsafe { std::slice::from_raw_parts_mut(scratch.message.as_mut_ptr().cast::<u8>(), bytes) };
+        unsafe { std::slice::from_raw_parts_mut(message.as_mut_ptr().cast::<u8>(), bytes) };
     let mut fds: [Option<OwnedFd>; FDS] = [None, None, None, None];
     let received = loop {
         match receive(requests, message, &mut fds) {
@@ -155,39 +161,78 @@ fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! 
     let [Some(shim_end), Some(stdout), Some(stderr), stdin] = fds else {
         exit(0); // not a request of ours: its descriptors close with us
     };
-    let stdio = [
-        stdin.as_ref().map_or(-1, AsRawFd::as_raw_fd),
-        stdout.as_raw_fd(),
-        stderr.as_raw_fd(),
-    ];
-    let message = &message[..received];
-    shim::serve(
+    let channel = shim_end.as_raw_fd();
+    let stdio = raw_stdio(stdin, stdout, stderr);
+    // The signals ignored for the last run (none yet: all are at default).
+    let mut ignored = 0;
+    let idle = shim::serve(
         prelude,
-        shim_end.as_raw_fd(),
+        channel,
         |me| {
-            let pointers = &mut scratch.pointers;
-            let Some(decoded) = request::decode(message, pointers, me) else {
-                return Err(LaunchFailure::Clone(libc::EINVAL));
-            };
-            shim::ignore_like_owner(decoded.ignored);
-            if let Some(dir) = decoded.owner_cwd {
-                // SAFETY: chdir reads a NUL-terminated string in the message.
-                if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
-                    return Err(LaunchFailure::Child(Step::Chdir, errno()));
-                }
-            }
-            launch(&LaunchPlan {
-                argv: decoded.argv,
-                envp: decoded.envp,
-                candidates: decoded.candidates,
-                script_argv: decoded.script_argv,
+            launch_request(
+                pointers,
+                stack,
+                &message[..received],
                 stdio,
-                setup: decoded.setup,
-                stack: &scratch.stack,
-            })
+                me,
+                &mut ignored,
+            )
         },
         Some((notify, slot)),
-    )
+        true,
+    );
+    loop {
+        // Another run: its stdout, stderr and stdin when it has one.
+        let mut fds: [Option<OwnedFd>; 3] = [None, None, None];
+        let received = shim::next_request(idle, channel, message, &mut fds);
+        let [Some(stdout), Some(stderr), stdin] = fds else {
+            exit(0);
+        };
+        let stdio = raw_stdio(stdin, stdout, stderr);
+        let request = &message[..received];
+        let run = |me| launch_request(pointers, stack, request, stdio, me, &mut ignored);
+        shim::serve_again(idle, channel, run, None, None, true);
+    }
+}
+
+/// A run's stdio as raw descriptors: the shim closes them once the program
+/// has started (`close_all_except`), so nothing may close them again.
+fn raw_stdio(stdin: Option<OwnedFd>, stdout: OwnedFd, stderr: OwnedFd) -> [RawFd; 3] {
+    [
+        stdin.map_or(-1, IntoRawFd::into_raw_fd),
+        stdout.into_raw_fd(),
+        stderr.into_raw_fd(),
+    ]
+}
+
+/// Decodes a request and launches its program (given the shim's pid).
+fn launch_request(
+    pointers: &mut [*const c_char],
+    stack: &Stack,
+    message: &[u8],
+    stdio: [RawFd; 3],
+    me: libc::pid_t,
+    ignored: &mut u64,
+) -> Result<Launched, LaunchFailure> {
+    let Some(decoded) = request::decode(message, pointers, me) else {
+        return Err(LaunchFailure::Clone(libc::EINVAL));
+    };
+    *ignored = shim::ignore_like_owner(decoded.ignored, *ignored);
+    if let Some(dir) = decoded.owner_cwd {
+        // SAFETY: chdir reads a NUL-terminated string in the message.
+        if unsafe { libc::chdir(dir.as_ptr()) } != 0 {
+            return Err(LaunchFailure::Child(Step::Chdir, errno()));
+        }
+    }
+    launch(&LaunchPlan {
+        argv: decoded.argv,
+        envp: decoded.envp,
+        candidates: decoded.candidates,
+        script_argv: decoded.script_argv,
+        stdio,
+        setup: decoded.setup,
+        stack,
+    })
 }
 
 fn nap() {
