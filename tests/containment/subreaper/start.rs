@@ -20,6 +20,7 @@ async fn poll_once<F: Future>(start: &mut Pin<Box<F>>) -> Option<F::Output> {
     .await
 }
 
+#[cfg(feature = "process-control")]
 #[tokio::test]
 async fn a_suspend_while_a_start_is_in_flight_stops_the_run() {
     let group = group_on(Mechanism::Subreaper);
