@@ -42,7 +42,8 @@ fn the_std_spawner_fallback_is_said_once_in_tracing() {
 }
 
 fn runs_and_prints_events() {
-    let capture = CapturingSubscriber::default();
+    // The global default itself (not `default()`, which installs another).
+    let capture = CapturingSubscriber(std::sync::Arc::default());
     tracing::subscriber::set_global_default(capture.clone()).unwrap();
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
