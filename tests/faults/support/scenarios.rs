@@ -253,20 +253,38 @@ pub async fn recycled_pid_at_owner_death() {
     let mechanism = Mechanism::from_name(&std::env::var("PK_MECH").unwrap()).unwrap();
     let options = ProcessGroupOptions::default().mechanism(mechanism);
     let group = ProcessGroup::with_options(options).expect("group");
-    let mut member = group.start(&sh("exit 0")).await.expect("member");
-    let pid = member.id().expect("member pid");
-    assert_eq!(member.wait().await.expect("member exits"), Some(0));
-    let mut member = Some(member);
-    let mut stranger = take_pid(pid);
-    if stranger.is_none() {
-        member = None;
-        stranger = take_pid(pid);
+    // One of our own processes may take the freed pid first (a subreaper
+    // zygote forks its next spare shim while ns_last_pid points at it): that
+    // is no stranger, so a new member's pid is tried.
+    let mut taken_by_ours = Vec::new();
+    for _ in 0..5 {
+        let mut member = group.start(&sh("exit 0")).await.expect("member");
+        let pid = member.id().expect("member pid");
+        assert_eq!(member.wait().await.expect("member exits"), Some(0));
+        let mut member = Some(member);
+        let mut stranger = take_pid(pid);
+        if stranger.is_none() {
+            member = None;
+            stranger = take_pid(pid);
+        }
+        let Some(stranger) = stranger else {
+            let held = format!("{pid} ({})", holder(pid));
+            eprintln!("the member's pid {held} did not come free: another member");
+            taken_by_ours.push(held);
+            continue;
+        };
+        tell("STRANGER", stranger.id());
+        // The owner dies holding its group: only the guardian acts now.
+        std::mem::forget((member, group, stranger));
+        std::process::exit(0);
     }
-    let stranger = stranger.unwrap_or_else(|| panic!("could not make a stranger take pid {pid}"));
-    tell("STRANGER", stranger.id());
-    // The owner dies holding its group: only the guardian acts now.
-    std::mem::forget((member, group, stranger));
-    std::process::exit(0);
+    panic!("could not make a stranger take a member's pid; held by: {taken_by_ours:?}");
+}
+
+/// Who holds `pid` now (its command name), for a failure's message.
+fn holder(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map_or_else(|_| "nobody".to_owned(), |comm| comm.trim().to_owned())
 }
 
 /// Starts `sleep 30` as its own process group leader with pid `pid`, forced
