@@ -6,16 +6,16 @@
 //! (rustix's are direct syscalls), no allocation.
 
 use std::ffi::{CStr, CString};
-use std::io::IoSliceMut;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 
 use rustix::event::Timespec;
 use rustix::fs::{AtFlags, FileType, Mode, OFlags, RawDir, SeekFrom};
 use rustix::io::Errno;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::net::RecvFlags;
 use rustix::process::{Pid, Resource, Rlimit, Signal};
 
+use super::fd_message;
 use super::guardian::pgid_table::{CAPACITY, Entry, Message, PgidTable};
 use super::pidfd::{PIDFD_SIGNAL_PROCESS_GROUP, send_signal};
 
@@ -120,11 +120,15 @@ fn close_all_except(keep: RawFd) {
 fn watch(channel: BorrowedFd<'_>, table: &mut PgidTable) -> bool {
     let mut message: Message = [0; 12];
     loop {
-        match receive(channel, &mut message) {
-            Ok((12, pidfd)) => table.apply(message, pidfd, group_alive, &mut drop),
+        let mut pidfd = [None];
+        match fd_message::receive(channel, &mut message, &mut pidfd, RecvFlags::empty()) {
+            Ok(12) => {
+                let [pidfd] = pidfd;
+                table.apply(message, pidfd, group_alive, &mut drop);
+            }
             // End-of-file, or a short message that is not ours (its
             // descriptor, if any, closes here).
-            Ok((0, _)) => return true,
+            Ok(0) => return true,
             Ok(_) => {}
             Err(Errno::INTR | Errno::NOMEM | Errno::NOBUFS) => nap(),
             Err(Errno::CONNRESET) => return true,
@@ -132,30 +136,6 @@ fn watch(channel: BorrowedFd<'_>, table: &mut PgidTable) -> bool {
             Err(_) => return false,
         }
     }
-}
-
-/// One message and the first descriptor that came with it (others close).
-fn receive(
-    channel: BorrowedFd<'_>,
-    message: &mut Message,
-) -> rustix::io::Result<(usize, Option<OwnedFd>)> {
-    let mut space = [MaybeUninit::uninit(); 64];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received = rustix::net::recvmsg(
-        channel,
-        &mut [IoSliceMut::new(message)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )?;
-    let mut pidfd = None;
-    for cmsg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(fds) = cmsg {
-            for fd in fds {
-                pidfd.get_or_insert(fd);
-            }
-        }
-    }
-    Ok((received.bytes, pidfd))
 }
 
 /// The pidfd a table entry holds.

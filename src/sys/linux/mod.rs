@@ -6,6 +6,7 @@ pub(crate) mod ancestry;
 pub(crate) mod backend;
 pub(crate) mod cgroup;
 pub(crate) mod events;
+mod fd_message;
 pub(crate) mod guardian;
 mod guardian_process;
 mod kill_retry;

@@ -6,19 +6,17 @@
 //! multi-threaded process: syscalls only, no allocation, no lock.
 
 use std::ffi::c_int;
-use std::io::{IoSlice, IoSliceMut};
+use std::io::IoSlice;
 use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::ptr;
 
 use rustix::fd::OwnedFd;
 use rustix::fs::{Mode, OFlags};
-use rustix::net::{
-    RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags, SendAncillaryBuffer,
-    SendAncillaryMessage, SendFlags,
-};
+use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use super::wire::{self, EXITED, Failure, Message, STARTED};
+use crate::sys::linux::fd_message;
 use crate::sys::spawn::linux::{LaunchFailure, Launched};
 
 /// Signals that ask the shim to kill its tree and exit (it reads every
@@ -199,37 +197,13 @@ pub(super) fn next_request<const N: usize>(
         if polled[0].revents == 0 {
             continue;
         }
-        match receive(channel, message, fds) {
+        match fd_message::receive(channel, message, fds, RecvFlags::DONTWAIT) {
             Ok(n) if n >= super::request::MIN_REQUEST => return n,
             Err(rustix::io::Errno::AGAIN | rustix::io::Errno::INTR) => {}
             // End-of-file, the owner's "retire", or a broken socket.
             _ => exit(),
         }
     }
-}
-
-/// One message and its descriptors, without blocking or allocating.
-pub(super) fn receive<const N: usize>(
-    channel: BorrowedFd<'_>,
-    message: &mut [u8],
-    fds: &mut [Option<OwnedFd>; N],
-) -> rustix::io::Result<usize> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(4))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received = rustix::net::recvmsg(
-        channel,
-        &mut [IoSliceMut::new(message)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC | RecvFlags::DONTWAIT,
-    )?;
-    for cmsg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received_fds) = cmsg {
-            for (slot, fd) in fds.iter_mut().zip(received_fds) {
-                *slot = Some(fd);
-            }
-        }
-    }
-    Ok(received.bytes)
 }
 
 /// Reaps and reports until the tree is empty, or tears it down when told.

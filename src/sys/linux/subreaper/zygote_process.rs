@@ -4,17 +4,16 @@
 //! serves runs until one is touched. Syscalls only, no allocation.
 
 use std::ffi::c_char;
-use std::io::IoSliceMut;
-use std::mem::MaybeUninit;
 use std::os::fd::{AsRawFd, BorrowedFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr;
 
 use rustix::io::Errno;
-use rustix::net::{RecvAncillaryBuffer, RecvAncillaryMessage, RecvFlags};
+use rustix::net::RecvFlags;
 use rustix::process::{Pid, PidfdFlags};
 
 use super::request::{self, MAX_POINTERS, MAX_REQUEST};
 use super::shim;
+use crate::sys::linux::fd_message;
 use crate::sys::spawn::linux::{LaunchFailure, LaunchPlan, Launched, Stack, launch};
 use crate::sys::spawn::setup::Step;
 
@@ -142,7 +141,9 @@ fn spare(scratch: &mut Scratch, channel: RawFd, notify: OwnedFd, slot: u8) -> ! 
         unsafe { std::slice::from_raw_parts_mut(message.as_mut_ptr().cast::<u8>(), bytes) };
     let mut fds: [Option<OwnedFd>; FDS] = [None, None, None, None];
     let received = loop {
-        match receive(requests, message, &mut fds) {
+        // A short or oversized request is dropped below: its shim socket
+        // closes, which the owner reads as a failure.
+        match fd_message::receive(requests, message, &mut fds, RecvFlags::empty()) {
             Ok(0) | Err(Errno::CONNRESET) => {
                 let _ = rustix::io::write(&notify, &[OWNER_GONE]);
                 exit(0);
@@ -242,31 +243,6 @@ fn nap() {
     };
     // SAFETY: nanosleep reads a timespec on this stack.
     unsafe { libc::nanosleep(&pause, ptr::null_mut()) };
-}
-
-/// One request and its descriptors (a short or oversized one is dropped
-/// by the caller: its shim socket closes, which the owner reads as failure).
-fn receive(
-    channel: BorrowedFd<'_>,
-    message: &mut [u8],
-    fds: &mut [Option<OwnedFd>; FDS],
-) -> rustix::io::Result<usize> {
-    let mut space = [MaybeUninit::uninit(); rustix::cmsg_space!(ScmRights(FDS))];
-    let mut control = RecvAncillaryBuffer::new(&mut space);
-    let received = rustix::net::recvmsg(
-        channel,
-        &mut [IoSliceMut::new(message)],
-        &mut control,
-        RecvFlags::CMSG_CLOEXEC,
-    )?;
-    for cmsg in control.drain() {
-        if let RecvAncillaryMessage::ScmRights(received_fds) = cmsg {
-            for (slot, fd) in fds.iter_mut().zip(received_fds) {
-                *slot = Some(fd);
-            }
-        }
-    }
-    Ok(received.bytes)
 }
 
 /// Out of the owner's process group and its signal handlers: terminal
