@@ -20,6 +20,7 @@
 //! | `linux/pidfd_child.rs`, `linux/pipe.rs`, `spawn/linux/fds.rs` | `SUPPORTED`, `NO_SOFT_LIMIT`, `DEV_NULL`, thread-local `SPARE_STACK` | probed kernel facts, `/dev/null`, one clone stack per spawning thread |
 //! | `linux/own_children.rs`, `linux/orphans.rs` | `SPAWNS`, `ENABLED`, `OWN`, thread-local `INSIDE`; `STARTED`, `REAPED` | the registry of our own children (kept once `reap_orphans` is on) and the lock spawns share against the orphan reaper; whether it runs, its count |
 //! | `linux/subreaper/mod.rs`, `linux/subreaper/zygote.rs` | `REASON`; `ZYGOTE`, `STARTING`, `GONE` | why this kernel cannot host shims, if it cannot; the zygote's socket and the ids it was forked with, its start lock, whether it has gone away |
+//! | `linux/subreaper/pool.rs` | `POOL` | idle shims whose runs ended untouched, ready for the next run, and whether their trimming thread runs |
 //! | `unix/leader.rs` | `BY_PID`, `TICKETS`, `GROUP_FLAG` | the newest leader per pid (stale records lose), whether `pidfd_send_signal` takes the group flag |
 //! | `raw_spawn.rs` | thread-local `PENDING` | the cgroup directory a raw spawn on this thread joins, set only during that spawn |
 //!
@@ -37,12 +38,14 @@
 //!   while its socket is full.
 //! - `processkit-orphans` (`linux/orphans.rs`): reaps orphans re-parented to
 //!   this process, only once `reap_orphans` was called.
+//! - `processkit-shims` (`linux/subreaper/pool.rs`): lets idle shims go once
+//!   unused for 2 s.
 //! - The guardian process (`linux/guardian.rs`): forked with the first
 //!   container; it tears everything down if this process dies without `Drop`.
 //! - The zygote (`pk-zygote`, `linux/subreaper/zygote.rs`): forked with the
 //!   first subreaper container; it keeps one spare shim (`pk-spare`) ready.
 //!   Each subreaper run has a shim (`pk-shim`, `linux/subreaper/shim.rs`) that
-//!   holds its tree and ends with it.
+//!   holds its tree; a shim whose run ended untouched may serve the next run.
 //!
 //! macOS, the BSDs and Windows start no thread or process of their own,
 //! except for runs on a pseudo-terminal (feature `pty`): a thread per
