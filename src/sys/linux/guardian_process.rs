@@ -17,6 +17,7 @@ use rustix::process::{Pid, Resource, Rlimit, Signal};
 
 use super::fd_message;
 use super::guardian::pgid_table::{CAPACITY, Entry, Message, PgidTable};
+use super::helper_signals;
 use super::pidfd::{PIDFD_SIGNAL_PROCESS_GROUP, send_signal};
 
 /// Everything the guardian needs, built by the owner before fork.
@@ -52,33 +53,11 @@ pub(crate) fn run(plan: &Plan, channel: BorrowedFd<'_>) -> ! {
 /// terminal signals, and closes every descriptor but the socket.
 fn detach(keep: RawFd) {
     let _ = rustix::process::setsid();
-    // SAFETY: sigaction and sigprocmask (no safe wrapper) are
-    // async-signal-safe; they read zeroed structures on this stack.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        libc::sigemptyset(&mut action.sa_mask);
-        action.sa_sigaction = libc::SIG_DFL;
-        // Handlers copied from the owner would run the owner's code here.
-        for signal in 1..65 {
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-        action.sa_sigaction = libc::SIG_IGN;
-        let terminal = [
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGHUP,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-            libc::SIGPIPE,
-        ];
-        for signal in terminal {
-            libc::sigaction(signal, &action, std::ptr::null_mut());
-        }
-        let mut none: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut none);
-        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    helper_signals::default_every_handler();
+    for signal in helper_signals::TERMINAL_SIGNALS {
+        helper_signals::set_disposition(signal, libc::SIG_IGN, 0);
     }
+    helper_signals::block_only(&[]);
     let _ = rustix::thread::set_name(c"pk-guardian");
     let _ = rustix::process::chdir(c"/");
     // Room for a pidfd per tracked group, as far as the hard limit allows.

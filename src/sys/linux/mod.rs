@@ -9,6 +9,7 @@ pub(crate) mod events;
 mod fd_message;
 pub(crate) mod guardian;
 mod guardian_process;
+pub(crate) mod helper_signals;
 mod kill_retry;
 #[cfg(feature = "limits")]
 pub(crate) mod limits;

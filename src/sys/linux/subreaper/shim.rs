@@ -16,7 +16,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use super::wire::{self, EXITED, Failure, Message, STARTED};
-use crate::sys::linux::fd_message;
+use crate::sys::linux::{fd_message, helper_signals};
 use crate::sys::spawn::linux::{LaunchFailure, Launched};
 
 /// Signals that ask the shim to kill its tree and exit (it reads every
@@ -359,28 +359,22 @@ fn drain_signals(signals: RawFd) -> bool {
 }
 
 /// Resets the owner's handlers (they would run the owner's code here),
-/// ignores job-control signals, and turns the signals the shim acts on into
-/// a non-blocking signalfd. Returns its descriptor (-1 if none could be made:
+/// blocks every signal, and reads them all from a non-blocking signalfd. Returns its descriptor (-1 if none could be made:
 /// the shim then notices children and stop requests on the socket only).
 fn take_signals(handlers_reset: bool) -> RawFd {
-    // SAFETY: sigaction, sigprocmask and signalfd are async-signal-safe
-    // syscalls reading structures zeroed on this stack.
+    if handlers_reset {
+        // The zygote's SIGCHLD has SA_NOCLDWAIT: we reap our own.
+        helper_signals::set_disposition(libc::SIGCHLD, libc::SIG_DFL, 0);
+    } else {
+        helper_signals::default_every_handler();
+    }
+    // Nothing is ignored (the program would inherit that): every signal is
+    // blocked and read instead, job control and SIGPIPE included (only
+    // SIGKILL and SIGSTOP cannot be): a member that signals its shim must
+    // not free the tree.
+    // SAFETY: sigfillset, sigprocmask and signalfd are async-signal-safe
+    // syscalls on a set on this stack.
     unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        libc::sigemptyset(&mut action.sa_mask);
-        action.sa_sigaction = libc::SIG_DFL;
-        if handlers_reset {
-            // The zygote's SIGCHLD has SA_NOCLDWAIT: we reap our own.
-            libc::sigaction(libc::SIGCHLD, &action, ptr::null_mut());
-        } else {
-            for signal in 1..=libc::SIGRTMAX() {
-                libc::sigaction(signal, &action, ptr::null_mut());
-            }
-        }
-        // Nothing is ignored (the program would inherit that): every signal
-        // is blocked and read instead, job control and SIGPIPE included.
-        // Every signal is blocked and read (only SIGKILL and SIGSTOP cannot
-        // be): a member that signals its shim must not free the tree.
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigfillset(&mut set);
         libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut());
@@ -397,19 +391,15 @@ fn take_signals(handlers_reset: bool) -> RawFd {
 pub(super) fn ignore_like_owner(mask: u64, was: u64) -> u64 {
     // Ignoring SIGCHLD would have the kernel reap the program for us.
     let mask = mask & !(1 << (libc::SIGCHLD - 1));
-    // SAFETY: sigaction reads structures zeroed on this stack.
-    unsafe {
-        let mut ignore: libc::sigaction = std::mem::zeroed();
-        libc::sigemptyset(&mut ignore.sa_mask);
-        let mut default = ignore;
-        ignore.sa_sigaction = libc::SIG_IGN;
-        default.sa_sigaction = libc::SIG_DFL;
-        for signal in 1..=64 {
-            let bit = 1 << (signal - 1);
-            if (mask ^ was) & bit != 0 {
-                let action = if mask & bit != 0 { &ignore } else { &default };
-                libc::sigaction(signal, action, ptr::null_mut());
-            }
+    for signal in 1..=64 {
+        let bit = 1 << (signal - 1);
+        if (mask ^ was) & bit != 0 {
+            let handler = if mask & bit != 0 {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            helper_signals::set_disposition(signal, handler, 0);
         }
     }
     mask

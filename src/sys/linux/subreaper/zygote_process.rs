@@ -13,7 +13,7 @@ use rustix::process::{Pid, PidfdFlags};
 
 use super::request::{self, MAX_POINTERS, MAX_REQUEST};
 use super::shim;
-use crate::sys::linux::fd_message;
+use crate::sys::linux::{fd_message, helper_signals};
 use crate::sys::spawn::linux::{LaunchFailure, LaunchPlan, Launched, Stack, launch};
 use crate::sys::spawn::setup::Step;
 
@@ -249,36 +249,13 @@ fn nap() {
 /// signals aimed at the owner miss the zygote; shims are reaped by the
 /// kernel (SIGCHLD ignored); every descriptor but the socket closes.
 fn detach(keep: RawFd) {
-    // SAFETY: sigaction, sigprocmask and setpgid are async-signal-safe
-    // syscalls on structures zeroed on this stack.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        libc::sigemptyset(&mut action.sa_mask);
-        action.sa_sigaction = libc::SIG_DFL;
-        for signal in 1..=libc::SIGRTMAX() {
-            libc::sigaction(signal, &action, ptr::null_mut());
-        }
-        // Shims are reaped by the kernel; nothing is ignored (shims and
-        // programs would inherit it): terminal signals are blocked instead.
-        action.sa_flags = libc::SA_NOCLDWAIT;
-        libc::sigaction(libc::SIGCHLD, &action, ptr::null_mut());
-        let mut blocked: libc::sigset_t = std::mem::zeroed();
-        libc::sigemptyset(&mut blocked);
-        let terminal = [
-            libc::SIGINT,
-            libc::SIGQUIT,
-            libc::SIGHUP,
-            libc::SIGTSTP,
-            libc::SIGTTIN,
-            libc::SIGTTOU,
-            libc::SIGPIPE,
-        ];
-        for signal in terminal {
-            libc::sigaddset(&mut blocked, signal);
-        }
-        libc::sigprocmask(libc::SIG_SETMASK, &blocked, ptr::null_mut());
-        libc::setpgid(0, 0);
-    }
+    helper_signals::default_every_handler();
+    // Shims are reaped by the kernel; nothing is ignored (shims and
+    // programs would inherit it): terminal signals are blocked instead.
+    helper_signals::set_disposition(libc::SIGCHLD, libc::SIG_DFL, libc::SA_NOCLDWAIT);
+    helper_signals::block_only(&helper_signals::TERMINAL_SIGNALS);
+    // SAFETY: setpgid takes integers only.
+    unsafe { libc::setpgid(0, 0) };
     let _ = rustix::thread::set_name(c"pk-zygote");
     let _ = rustix::process::chdir(c"/");
     shim::close_all_except(&mut [keep]);
