@@ -209,20 +209,11 @@ pub async fn recycled_pid() {
         .await
         .expect("keeper up");
     let keeper_proc = Proc::of(keeper.id().unwrap()).expect("keeper alive");
-    let mut member = group.start(&sh("exit 0")).await.expect("member");
-    let pid = member.id().expect("member pid");
-    assert_eq!(member.wait().await.expect("member exits"), Some(0));
-    let mut member = Some(member);
-    let mut stranger = take_pid(pid);
-    if stranger.is_none() {
-        say(&format!(
-            "{mechanism}: pid {pid} stays taken while its handle lives"
-        ));
-        member = None;
-        stranger = take_pid(pid);
-    }
-    let mut stranger =
-        stranger.unwrap_or_else(|| panic!("could not make a stranger take pid {pid}"));
+    let Recycled {
+        member,
+        mut stranger,
+        pid,
+    } = stranger_on_a_members_pid(&group).await;
     let pinned = Proc::of(pid).expect("stranger alive");
     let survives = |after: &str| {
         std::thread::sleep(Duration::from_millis(300));
@@ -253,9 +244,30 @@ pub async fn recycled_pid_at_owner_death() {
     let mechanism = Mechanism::from_name(&std::env::var("PK_MECH").unwrap()).unwrap();
     let options = ProcessGroupOptions::default().mechanism(mechanism);
     let group = ProcessGroup::with_options(options).expect("group");
-    // One of our own processes may take the freed pid first (a subreaper
-    // zygote forks its next spare shim while ns_last_pid points at it): that
-    // is no stranger, so a new member's pid is tried.
+    let Recycled {
+        member, stranger, ..
+    } = stranger_on_a_members_pid(&group).await;
+    tell("STRANGER", stranger.id());
+    // The owner dies holding its group: only the guardian acts now.
+    std::mem::forget((member, group, stranger));
+    std::process::exit(0);
+}
+
+/// A member's pid, freed and taken by a stranger.
+struct Recycled {
+    /// The member's handle, or `None` when the pid came free only once the
+    /// handle was dropped.
+    member: Option<processkit::RunningProcess>,
+    /// `sleep 30`, its own process group leader, carrying the mark.
+    stranger: std::process::Child,
+    pid: u32,
+}
+
+/// Starts a member that exits at once and makes a stranger take its pid.
+/// One of our own processes may take the freed pid first (a subreaper
+/// zygote forks its next spare shim while ns_last_pid points at it): that is
+/// no stranger, so a new member's pid is tried, up to five times.
+async fn stranger_on_a_members_pid(group: &ProcessGroup) -> Recycled {
     let mut taken_by_ours = Vec::new();
     for _ in 0..5 {
         let mut member = group.start(&sh("exit 0")).await.expect("member");
@@ -264,19 +276,24 @@ pub async fn recycled_pid_at_owner_death() {
         let mut member = Some(member);
         let mut stranger = take_pid(pid);
         if stranger.is_none() {
+            // Some mechanisms keep the pid until the handle lets it go.
             member = None;
             stranger = take_pid(pid);
         }
-        let Some(stranger) = stranger else {
-            let held = format!("{pid} ({})", holder(pid));
-            eprintln!("the member's pid {held} did not come free: another member");
-            taken_by_ours.push(held);
-            continue;
-        };
-        tell("STRANGER", stranger.id());
-        // The owner dies holding its group: only the guardian acts now.
-        std::mem::forget((member, group, stranger));
-        std::process::exit(0);
+        match stranger {
+            Some(stranger) => {
+                return Recycled {
+                    member,
+                    stranger,
+                    pid,
+                };
+            }
+            None => {
+                let held = format!("{pid} ({})", holder(pid));
+                say(&format!("the member's pid {held} did not come free"));
+                taken_by_ours.push(held);
+            }
+        }
     }
     panic!("could not make a stranger take a member's pid; held by: {taken_by_ours:?}");
 }
