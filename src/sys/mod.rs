@@ -11,7 +11,7 @@
 //! | Where | Statics | What they hold |
 //! |---|---|---|
 //! | `linux/cgroup/root.rs` | `ROOT`, `MISSING`, `CREATING`, `NONCE` | the per-process cgroup root (or why there is none, for good), its creation lock, its name's nonce |
-//! | `linux/spare.rs` | `READY`, `WANTED`, `DEMAND`, `FILLER` | single-run cgroups made ahead of time, and their filler thread's state |
+//! | `linux/spare.rs` | `POOL`, `WANTED`, `DEMAND`, `FILLER` | single-run cgroups made ahead of time or handed back for reuse, and their filler thread's state |
 //! | `linux/kill_retry.rs` | `PENDING`, `ADDED`, `RUNNING` | failed kills waiting to be retried |
 //! | `linux/reaper.rs` | `QUEUE`, `ORPHANS` | cgroups to remove once empty; abandoned children to reap |
 //! | `linux/guardian.rs`, `linux/guardian/send.rs` | `STATE`, `RETRY`, `OUTBOX` | the guardian's state, why its last start failed, messages waiting for its socket |
@@ -30,7 +30,8 @@
 //!
 //! - `processkit-reaper` (`linux/reaper.rs`): removes emptied cgroups.
 //! - `processkit-pidfd-reaper` (`linux/reaper.rs`): reaps children nobody waits for.
-//! - `processkit-cgroups` (`linux/spare.rs`): makes single-run cgroups ahead of time.
+//! - `processkit-cgroups` (`linux/spare.rs`): makes single-run cgroups ahead of time and
+//!   drops reusable ones left idle for 2 s.
 //! - `processkit-killer` (`linux/kill_retry.rs`): retries a failed kill until it lands.
 //! - `processkit-spawner` (`spawn/linux/thread.rs`): starts every child that must die
 //!   with this process (parent-death follows the thread that forked).

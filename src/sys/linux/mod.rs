@@ -69,8 +69,13 @@ impl CgroupContainer {
                 let dir = Arc::new(spare.dir);
                 let kill = Arc::new(spare.kill);
                 let held = (Some(Arc::clone(&dir)), Arc::clone(&kill));
-                let end =
-                    RunEnd::single(spare.cg.clone(), Some(spare.events), spare.baseline, held);
+                let end = RunEnd::single(
+                    spare.cg.clone(),
+                    Some(spare.events),
+                    Some(spare.cpu_stat),
+                    spare.baseline,
+                    held,
+                );
                 (spare.cg, Some(dir), kill, end)
             }
             None => {
@@ -81,7 +86,7 @@ impl CgroupContainer {
                         let end = if single_run {
                             let events = cg.open_events().ok();
                             let held = (None, Arc::clone(&kill));
-                            RunEnd::single(cg.clone(), events, Baseline::default(), held)
+                            RunEnd::single(cg.clone(), events, None, Baseline::default(), held)
                         } else {
                             Arc::default()
                         };

@@ -29,6 +29,9 @@ pub(crate) struct RunEnd {
     /// The single run's open directory and kill switch, handed back with
     /// the cgroup so a reuse need not open them again.
     held: Option<Held>,
+    /// The single run's open `cpu.stat` (when it came from the pool), for
+    /// the reuse's baseline.
+    cpu_stat: Option<File>,
 }
 
 /// A single run's directory (when it came from the pool) and kill switch.
@@ -39,6 +42,7 @@ impl RunEnd {
     pub(crate) fn single(
         cg: Cgroup,
         events: Option<File>,
+        cpu_stat: Option<File>,
         baseline: Baseline,
         held: Held,
     ) -> Arc<RunEnd> {
@@ -48,6 +52,7 @@ impl RunEnd {
             own: Some((cg, events)),
             baseline,
             held: Some(held),
+            cpu_stat,
         })
     }
 
@@ -100,6 +105,7 @@ impl Default for RunEnd {
             own: None,
             baseline: Baseline::default(),
             held: None,
+            cpu_stat: None,
         }
     }
 }
@@ -122,6 +128,7 @@ impl Drop for RunEnd {
                     events,
                     dir,
                     kill,
+                    cpu_stat: self.cpu_stat.take(),
                 });
             }
             _ => reaper::remove_killed(cg.path().to_owned()),

@@ -1,6 +1,7 @@
 //! Run cgroups ready before a spawn needs one, so it never waits for `mkdir`:
 //! fresh ones made ahead by a background thread, and emptied ones whose run
-//! ended without a kill, checked on that thread and handed out again.
+//! ended without a kill, checked where they are handed back and handed out
+//! again.
 
 use std::fs::File;
 use std::os::fd::{AsFd, OwnedFd};
@@ -16,7 +17,7 @@ use super::reaper;
 const KEEP: usize = 2;
 
 /// How many emptied cgroups to keep for reuse (enough for a burst of
-/// concurrent runs; the rest are removed). Each holds three descriptors.
+/// concurrent runs; the rest are removed). Each holds four descriptors.
 const REUSE_MAX: usize = 64;
 
 /// An emptied cgroup nobody took for this long is removed: the pool shrinks
@@ -28,12 +29,13 @@ const IDLE: Duration = Duration::from_secs(2);
 pub(crate) const PREFIX: char = 's';
 
 /// A ready cgroup: its directory (for `CLONE_INTO_CGROUP`), its kill
-/// switch, its `cgroup.events` and what it had counted before.
+/// switch, its `cgroup.events` and `cpu.stat`, and what it had counted before.
 pub(crate) struct Spare {
     pub(crate) cg: Cgroup,
     pub(crate) dir: OwnedFd,
     pub(crate) kill: KillSwitch,
     pub(crate) events: File,
+    pub(crate) cpu_stat: File,
     pub(crate) baseline: Baseline,
     /// When it was last handed back (a fresh one: made).
     since: Instant,
@@ -42,14 +44,15 @@ pub(crate) struct Spare {
 struct Pool {
     fresh: Vec<Spare>,
     reusable: Vec<Spare>,
-    /// Handed back, not yet checked.
-    returned: Vec<Returned>,
+    /// The filler sleeps with a timeout, to remove reusable cgroups left
+    /// idle: a cgroup handed back need not wake it.
+    trimming: bool,
 }
 
 static POOL: Mutex<Pool> = Mutex::new(Pool {
     fresh: Vec::new(),
     reusable: Vec::new(),
-    returned: Vec::new(),
+    trimming: false,
 });
 static WANTED: Condvar = Condvar::new();
 /// Counts `take` calls: after a failure the filler waits for the next one.
@@ -95,38 +98,41 @@ pub(crate) struct Returned {
     pub(crate) events: File,
     pub(crate) dir: Option<OwnedFd>,
     pub(crate) kill: Option<KillSwitch>,
+    pub(crate) cpu_stat: Option<File>,
 }
 
-/// Takes back the cgroup of a single run that emptied without a kill: the
-/// background thread checks it and keeps it for reuse, or removes it.
+/// Takes back the cgroup of a single run that emptied without a kill and
+/// keeps it for reuse, or has it removed. Checked here, by the run's last
+/// owner (one `pread` of `cpu.stat` where the descriptors are still open):
+/// waking the filler for every run cost more, on the critical path and in
+/// the CPU it took from the next run.
 pub(crate) fn give_back(returned: Returned) {
-    if !FILLER.load(Ordering::Acquire) {
+    let full = lock(&POOL).reusable.len() >= REUSE_MAX;
+    if full || !FILLER.load(Ordering::Acquire) {
         reaper::remove_killed(returned.cg.path().to_owned());
         return;
     }
-    lock(&POOL).returned.push(returned);
-    WANTED.notify_one();
+    let path = returned.cg.path().to_owned();
+    let Some(spare) = reusable(returned) else {
+        reaper::remove_killed(path);
+        return;
+    };
+    let mut pool = lock(&POOL);
+    pool.reusable.push(spare);
+    if !pool.trimming {
+        WANTED.notify_one();
+    }
 }
 
-/// Checks what comes back and keeps `KEEP` fresh spares ready. After a
-/// failure to make one (out of descriptors, say) it waits for the next
-/// `take`: spawns meanwhile make their cgroup themselves, and report any
+/// Keeps `KEEP` fresh spares ready and removes reusable ones left idle.
+/// After a failure to make one (out of descriptors, say) it waits for the
+/// next `take`: spawns meanwhile make their cgroup themselves, and report any
 /// error doing so.
 fn fill(root: &'static CgroupRoot) {
     let mut pool = lock(&POOL);
     let mut failed_at = None;
     loop {
-        while pool.returned.is_empty()
-            && (pool.fresh.len() >= KEEP || failed_at == Some(DEMAND.load(Ordering::Acquire)))
-        {
-            if pool.reusable.is_empty() {
-                pool = WANTED.wait(pool).unwrap_or_else(|e| e.into_inner());
-                continue;
-            }
-            pool = WANTED
-                .wait_timeout(pool, IDLE / 2)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+        while pool.fresh.len() >= KEEP || failed_at == Some(DEMAND.load(Ordering::Acquire)) {
             pool.reusable.retain(|spare| {
                 let keep = spare.since.elapsed() < IDLE;
                 if !keep {
@@ -134,18 +140,15 @@ fn fill(root: &'static CgroupRoot) {
                 }
                 keep
             });
-        }
-        if let Some(returned) = pool.returned.pop() {
-            let full = pool.reusable.len() >= REUSE_MAX;
-            drop(pool);
-            let cg = returned.cg.clone();
-            let checked = (!full).then(|| reusable(returned)).flatten();
-            pool = lock(&POOL);
-            match checked {
-                Some(spare) => pool.reusable.push(spare),
-                None => reaper::remove_killed(cg.path().to_owned()),
-            }
-            continue;
+            pool.trimming = !pool.reusable.is_empty();
+            pool = if pool.trimming {
+                WANTED
+                    .wait_timeout(pool, IDLE / 2)
+                    .unwrap_or_else(|e| e.into_inner())
+                    .0
+            } else {
+                WANTED.wait(pool).unwrap_or_else(|e| e.into_inner())
+            };
         }
         drop(pool);
         let made = make(root);
@@ -168,12 +171,17 @@ fn reusable(returned: Returned) -> Option<Spare> {
         events,
         dir,
         kill,
+        cpu_stat,
     } = returned;
     let dir = match dir {
         Some(dir) => dir,
         None => cg.dir_fd().ok()?,
     };
-    let baseline = Baseline::of_reusable(&cg, dir.as_fd(), &events).ok()??;
+    let cpu_stat = match cpu_stat {
+        Some(file) => file,
+        None => Cgroup::open_cpu_stat(dir.as_fd()).ok()?,
+    };
+    let baseline = Baseline::of_emptied(&cg, dir.as_fd(), &cpu_stat).ok()??;
     let kill = match kill {
         Some(kill) => kill,
         None => KillSwitch::open_in(&cg, dir.as_fd()).ok()?,
@@ -183,6 +191,7 @@ fn reusable(returned: Returned) -> Option<Spare> {
         dir,
         kill,
         events,
+        cpu_stat,
         baseline,
         since: Instant::now(),
     })
@@ -192,14 +201,16 @@ fn make(root: &'static CgroupRoot) -> Option<Spare> {
     let cg = root.create_child(PREFIX).ok()?;
     let opened = cg.dir_fd().and_then(|dir| {
         let kill = KillSwitch::open_in(&cg, dir.as_fd())?;
-        Ok((dir, kill, cg.open_events()?))
+        let cpu_stat = Cgroup::open_cpu_stat(dir.as_fd())?;
+        Ok((dir, kill, cg.open_events()?, cpu_stat))
     });
     match opened {
-        Ok((dir, kill, events)) => Some(Spare {
+        Ok((dir, kill, events, cpu_stat)) => Some(Spare {
             cg,
             dir,
             kill,
             events,
+            cpu_stat,
             baseline: Baseline::default(),
             since: Instant::now(),
         }),

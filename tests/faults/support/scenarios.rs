@@ -45,8 +45,8 @@ pub fn owner_of_three_groups() {
 }
 
 /// Two fresh spare cgroups at rest, each open as a directory, its kill
-/// switch and its `cgroup.events`.
-const POOL_FDS_AT_REST: usize = 6;
+/// switch, its `cgroup.events` and its `cpu.stat`.
+const POOL_FDS_AT_REST: usize = 8;
 
 /// Descriptors open on processkit's run cgroups (below its own cgroup,
 /// which stays open for good).

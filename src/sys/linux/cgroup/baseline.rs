@@ -18,18 +18,18 @@ pub(crate) struct Baseline {
 }
 
 impl Baseline {
-    /// The counters of `cg`, if it can serve another run with honest
-    /// statistics: empty and without a peak the kernel cannot
-    /// reset (`memory.peak` at all, `pids.peak` above one process: the next
-    /// run has at least one, so a peak of one stays true). `None`: remove it.
+    /// The counters of `cg`, emptied by its own run, if it can serve another
+    /// run with honest statistics: without a peak the kernel cannot reset
+    /// (`memory.peak` at all, `pids.peak` above one process: the next run
+    /// has at least one, so a peak of one stays true). `None`: remove it.
     /// Without a memory controller there are no OOM kills to carry over.
-    /// `events` is the cgroup's open `cgroup.events`, `dir` its directory.
-    pub(crate) fn of_reusable(
+    /// `dir` is the cgroup's open directory, `cpu_stat` its open `cpu.stat`.
+    pub(crate) fn of_emptied(
         cg: &Cgroup,
         dir: BorrowedFd<'_>,
-        events: &File,
+        cpu_stat: &File,
     ) -> io::Result<Option<Baseline>> {
-        let populated = super::dir::populated(events)?;
+        use std::os::unix::fs::FileExt;
         // Which controllers run cgroups have is the same for all of them
         // (the root's `subtree_control`, set once): asked of the first only.
         static HAS: OnceLock<(bool, bool)> = OnceLock::new();
@@ -37,7 +37,7 @@ impl Baseline {
             let has = |file| cg.path().join(file).exists();
             (has("memory.peak"), has("pids.peak"))
         });
-        if populated || memory {
+        if memory {
             return Ok(None);
         }
         let mut buf = [0u8; 1024];
@@ -49,8 +49,8 @@ impl Baseline {
             }
         }
         // `cpu.stat` is a few short lines: one read of 1 KiB takes it whole.
-        let cpu = Cgroup::read_in(dir, "cpu.stat", &mut buf)?;
-        let cpu = std::str::from_utf8(cpu).map_err(io::Error::other)?;
+        let n = cpu_stat.read_at(&mut buf, 0)?;
+        let cpu = std::str::from_utf8(&buf[..n]).map_err(io::Error::other)?;
         Ok(Some(Baseline {
             usage_usec: keyed(cpu, "usage_usec").unwrap_or(0),
             user_usec: keyed(cpu, "user_usec").unwrap_or(0),

@@ -68,6 +68,12 @@ impl Cgroup {
         Ok(&buf[..n])
     }
 
+    /// `cpu.stat`, opened through the cgroup's open directory and kept open,
+    /// so a reuse reads the counters with one `pread` instead of an open.
+    pub(crate) fn open_cpu_stat(dir: BorrowedFd<'_>) -> io::Result<fs::File> {
+        Ok(open_in(dir, "cpu.stat", rustix::fs::OFlags::RDONLY)?.into())
+    }
+
     /// Moves an existing process into this cgroup.
     #[cfg_attr(not(feature = "process-control"), allow(dead_code))]
     pub(crate) fn add_pid(&self, pid: u32) -> io::Result<()> {
