@@ -166,21 +166,22 @@ impl Command {
     }
 
     /// Runs to completion and returns the exit code. A timed-out or killed
-    /// run is an error rather than an invented code. Nothing reads stdout
-    /// here: unless something watches it (a line handler, an idle timeout,
-    /// a tee, `stderr_to_stdout`, a terminal) or it is routed elsewhere, it
-    /// goes to the null device instead of a pipe. stderr is still captured
-    /// for the error's tail.
+    /// run is an error rather than an invented code. Nothing reads the
+    /// output here (none of these errors quotes it): unless something
+    /// watches a stream (a line handler, an idle timeout, a tee,
+    /// `stderr_to_stdout`, a terminal) or it is routed elsewhere, stdout and
+    /// stderr go to the null device instead of a pipe.
     pub async fn exit_code(&self) -> Result<i32> {
-        let quiet = without_unread_stdout(self);
+        let quiet = without_unread_output(self, Keep::Nothing);
         exit_code_of(&quiet.as_ref().unwrap_or(self).on_job(&JobRunner::new())).await
     }
 
     /// A yes/no question: exit 0 is `true`, exit 1 is `false`, anything else
     /// (another code, a timeout, a signal) is an error. stdout is not read,
-    /// as with [`exit_code`](Command::exit_code).
+    /// as with [`exit_code`](Command::exit_code); stderr is, for the tail
+    /// that [`Error::NonZeroExit`](crate::Error::NonZeroExit) quotes.
     pub async fn probe(&self) -> Result<bool> {
-        let quiet = without_unread_stdout(self);
+        let quiet = without_unread_output(self, Keep::Stderr);
         probe_of(&quiet.as_ref().unwrap_or(self).on_job(&JobRunner::new())).await
     }
 
@@ -191,20 +192,44 @@ impl Command {
     }
 }
 
-/// `cmd` with stdout sent to the null device, for a verb that returns only
-/// the exit code: no pipe to make, register and drain. `None` when something
-/// watches stdout or it is routed already.
-fn without_unread_stdout(cmd: &Command) -> Option<Command> {
+/// What a verb that returns only the exit code still reads.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Keep {
+    Nothing,
+    /// stderr, for the tail a failure quotes.
+    Stderr,
+}
+
+/// `cmd` with the output nobody reads sent to the null device, for a verb
+/// that returns only the exit code: no pipe to make, register and drain.
+/// `None` when every stream is watched, routed already, or kept.
+fn without_unread_output(cmd: &Command, keep: Keep) -> Option<Command> {
     #[cfg(feature = "pty")]
     let on_terminal = cmd.pty.is_some();
     #[cfg(not(feature = "pty"))]
     let on_terminal = false;
-    let unwatched = matches!(cmd.stdout.0, StdioKind::Capture { tee: false })
+    let unwatched = !on_terminal && cmd.idle_timeout.is_none();
+    let plain_capture = |stdio: &Stdio| matches!(stdio.0, StdioKind::Capture { tee: false });
+    let stdout_unread = unwatched
+        && plain_capture(&cmd.stdout)
         && !cmd.stderr_to_stdout
-        && cmd.stdout_handler.is_none()
-        && cmd.idle_timeout.is_none()
-        && !on_terminal;
-    unwatched.then(|| cmd.clone().stdout(Stdio::null()))
+        && cmd.stdout_handler.is_none();
+    let stderr_unread = unwatched
+        && keep == Keep::Nothing
+        && plain_capture(&cmd.stderr)
+        && !cmd.stderr_to_stdout
+        && cmd.stderr_handler.is_none();
+    if !stdout_unread && !stderr_unread {
+        return None;
+    }
+    let mut quiet = cmd.clone();
+    if stdout_unread {
+        quiet = quiet.stdout(Stdio::null());
+    }
+    if stderr_unread {
+        quiet = quiet.stderr(Stdio::null());
+    }
+    Some(quiet)
 }
 
 /// Runs `program` with `args` and returns trimmed stdout (see [`Command::run`]).

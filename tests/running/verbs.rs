@@ -287,13 +287,30 @@ async fn exit_code_and_probe_do_not_pipe_a_stdout_nobody_reads() {
     let is_null = r#"[ "$(readlink /proc/$$/fd/1)" = /dev/null ]"#;
     assert_eq!(sh(is_null).exit_code().await.unwrap(), 0);
     assert!(sh(is_null).probe().await.unwrap());
-    // stderr still goes to a pipe: its tail goes into a failure.
-    let is_pipe = r#"case "$(readlink /proc/$$/fd/2)" in pipe:*) exit 0;; esac; exit 1"#;
-    assert_eq!(
-        sh(is_pipe).exit_code().await.unwrap(),
-        0,
-        "stderr is still captured"
-    );
+}
+
+#[tokio::test]
+async fn exit_code_does_not_pipe_a_stderr_nobody_reads_but_probe_does() {
+    let stderr_is =
+        |what| format!(r#"case "$(readlink /proc/$$/fd/2)" in {what}) exit 0;; esac; exit 1"#);
+    // No error of exit_code() quotes stderr: it goes to the null device.
+    assert_eq!(sh(&stderr_is("/dev/null")).exit_code().await.unwrap(), 0);
+    // probe()'s NonZeroExit quotes the stderr tail, so it still reads it.
+    assert!(sh(&stderr_is("pipe:*")).probe().await.unwrap());
+    let Err(Error::NonZeroExit { stderr_tail, .. }) = sh("echo why >&2; exit 2").probe().await
+    else {
+        panic!("exit 2 is not a yes/no answer");
+    };
+    assert_eq!(stderr_tail.trim(), "why");
+    // A stderr that something watches is still piped.
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = seen.clone();
+    let watched = sh("echo oops >&2; exit 4")
+        .on_stderr_line(move |line| sink.lock().unwrap().push(line.to_owned()));
+    assert_eq!(watched.exit_code().await.unwrap(), 4);
+    assert_eq!(*seen.lock().unwrap(), ["oops"]);
+    let idle = sh(&stderr_is("pipe:*")).idle_timeout(Duration::from_secs(30));
+    assert_eq!(idle.exit_code().await.unwrap(), 0);
 }
 
 #[tokio::test]
