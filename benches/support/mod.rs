@@ -80,11 +80,22 @@ impl Contest {
         }
     }
 
-    /// The order to run contenders in round `round`: rotated each round, so
-    /// none always goes first (warm caches) or last.
+    /// The order to run contenders in round `round`: shuffled each round
+    /// (the same shuffle on every run), so none always goes first (warm
+    /// caches) or last, and none always follows the same other one (whose
+    /// leftover work, a reaped child's cleanup or a helper thread's, would
+    /// land in its time every round, as a plain rotation does).
     pub fn order(&self, round: usize) -> Vec<usize> {
-        let n = self.names.len();
-        (0..n).map(|i| (i + round) % n).collect()
+        let mut order: Vec<usize> = (0..self.names.len()).collect();
+        // A small xorshift seeded by the round: no dependency, reproducible.
+        let mut state = (round as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        for i in (1..order.len()).rev() {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            order.swap(i, (state % (i as u64 + 1)) as usize);
+        }
+        order
     }
 
     pub fn record(&mut self, contender: usize, sample: Duration) {
