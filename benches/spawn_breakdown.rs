@@ -1,8 +1,8 @@
 //! Where a contained spawn's time goes: the tiny child started by tokio
 //! plain (posix_spawn), with a no-op pre-exec hook (forces fork+exec), with a
 //! hook that joins an existing cgroup (fork + migration), next to a bare
-//! cgroup mkdir+rmdir and processkit's own start+wait and `exit_code`, with
-//! and without the stdout/stderr pipes, in a cgroup and in a process group.
+//! cgroup mkdir+rmdir and processkit's own start+wait, `probe` (stderr
+//! piped) and `exit_code` (no pipes), in a cgroup and in a process group.
 
 mod support;
 
@@ -23,7 +23,7 @@ mod breakdown {
         "tokio status + pre_exec joins cgroup",
         "cgroup mkdir + rmdir only",
         "processkit start+wait (cgroup v2)",
-        "processkit exit_code (cgroup v2)",
+        "processkit probe, stderr piped (cgroup v2)",
         "processkit exit_code, no pipes (cgroup v2)",
         "processkit start+wait (process group)",
         "processkit start+wait, no pipes (pgroup)",
@@ -96,8 +96,8 @@ mod breakdown {
                 let mut run = Command::new(tiny).start().await.unwrap();
                 assert_eq!(run.wait().await.unwrap(), Some(0));
             }
-            5 => assert_eq!(Command::new(tiny).exit_code().await.unwrap(), 0),
-            6 => assert_eq!(without_pipes(tiny).exit_code().await.unwrap(), 0),
+            5 => assert!(Command::new(tiny).probe().await.unwrap()),
+            6 => assert_eq!(Command::new(tiny).exit_code().await.unwrap(), 0),
             7 => in_process_group(&Command::new(tiny)).await,
             _ => in_process_group(&without_pipes(tiny)).await,
         }
