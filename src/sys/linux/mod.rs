@@ -19,6 +19,7 @@ pub(crate) mod pidfd;
 pub(crate) mod pidfd_child;
 pub(crate) mod pipe;
 pub(crate) mod procfs;
+mod readable;
 pub(crate) mod reaper;
 mod run_end;
 mod spare;

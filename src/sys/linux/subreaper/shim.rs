@@ -16,6 +16,7 @@ use rustix::fs::{Mode, OFlags};
 use rustix::net::{RecvFlags, SendAncillaryBuffer, SendAncillaryMessage, SendFlags};
 
 use super::wire::{self, EXITED, Failure, Message, STARTED};
+use crate::sys::linux::readable::wait_readable;
 use crate::sys::linux::{fd_message, helper_signals};
 use crate::sys::spawn::linux::{LaunchFailure, Launched};
 
@@ -171,30 +172,19 @@ pub(super) fn next_request<const N: usize>(
     // SAFETY: the socket's descriptor stays open until this process exits.
     let channel = unsafe { BorrowedFd::borrow_raw(channel) };
     loop {
-        let mut polled = [
-            libc::pollfd {
-                fd: channel.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: idle.signals,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
-        // SAFETY: `polled` is an array of two pollfd structures on this stack.
-        let ready = unsafe { libc::poll(polled.as_mut_ptr(), 2, IDLE_FOR_MS) };
-        if ready == 0 {
+        // EINTR: wait again.
+        let Some([request, signal]) =
+            wait_readable([channel.as_raw_fd(), idle.signals], IDLE_FOR_MS)
+        else {
+            continue;
+        };
+        if !request && !signal {
+            exit(); // idle for too long
+        }
+        if signal && drain_signals(idle.signals) {
             exit();
         }
-        if ready < 0 {
-            continue; // EINTR
-        }
-        if polled[1].revents != 0 && drain_signals(idle.signals) {
-            exit();
-        }
-        if polled[0].revents == 0 {
+        if !request {
             continue;
         }
         match fd_message::receive(channel, message, fds, RecvFlags::DONTWAIT) {
@@ -215,29 +205,17 @@ fn watch(channel: BorrowedFd<'_>, signals: RawFd, program: i32, reusable: bool) 
     let mut reusable = reusable;
     let mut idle = false;
     loop {
-        let mut fds = [
-            libc::pollfd {
-                fd: channel.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            },
-            libc::pollfd {
-                fd: signals,
-                events: libc::POLLIN,
-                revents: 0,
-            },
-        ];
         // Without a signalfd (none could be made) children are looked for
         // every 100 ms instead.
         let timeout = if signals < 0 { 100 } else { -1 };
-        // SAFETY: `fds` is an array of two pollfd structures on this stack.
-        if unsafe { libc::poll(fds.as_mut_ptr(), 2, timeout) } < 0 {
-            continue; // EINTR
-        }
-        let mut stop = fds[1].revents != 0 && drain_signals(signals);
+        // EINTR: wait again.
+        let Some([message, signal]) = wait_readable([channel.as_raw_fd(), signals], timeout) else {
+            continue;
+        };
+        let mut stop = signal && drain_signals(signals);
         // A message read before the exit report can only be "retire" (or
         // end-of-file): a request comes only after an idle report.
-        if fds[0].revents != 0 {
+        if message {
             match told(channel) {
                 Told::Stop => stop = true,
                 Told::Retire => reusable = false,

@@ -13,6 +13,7 @@ use rustix::process::{Pid, PidfdFlags};
 
 use super::request::{self, MAX_POINTERS, MAX_REQUEST};
 use super::shim;
+use crate::sys::linux::readable::wait_readable;
 use crate::sys::linux::{fd_message, helper_signals};
 use crate::sys::spawn::linux::{LaunchFailure, LaunchPlan, Launched, Stack, launch};
 use crate::sys::spawn::setup::Step;
@@ -78,22 +79,15 @@ pub(super) fn run(scratch: &mut Scratch, channel: RawFd) -> ! {
             Some(Some(pidfd)) => pidfd.as_raw_fd(),
             _ => -1,
         };
-        let poll = |fd: RawFd| libc::pollfd {
-            fd,
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        let mut fds = [
-            poll(taken.as_raw_fd()),
-            poll(watched(&slots[0])),
-            poll(watched(&slots[1])),
-        ];
-        // SAFETY: `fds` is an array of three pollfd structures on this stack.
-        if unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) } < 0 {
+        // EINTR: wait again.
+        let Some([taken_ready, spares_ended @ ..]) = wait_readable(
+            [taken.as_raw_fd(), watched(&slots[0]), watched(&slots[1])],
+            -1,
+        ) else {
             continue;
-        }
+        };
         // The pipe first: a spare says it was taken before it can end.
-        if fds[0].revents != 0 {
+        if taken_ready {
             let mut bytes = [0u8; 16];
             if let Ok(n) = rustix::io::read(&taken, &mut bytes) {
                 for &byte in &bytes[..n] {
@@ -109,8 +103,8 @@ pub(super) fn run(scratch: &mut Scratch, channel: RawFd) -> ! {
             }
         }
         // A spare that ended without taking a request (killed).
-        for (slot, fd) in slots.iter_mut().zip(&fds[1..]) {
-            if fd.fd >= 0 && fd.revents != 0 {
+        for (slot, ended) in slots.iter_mut().zip(spares_ended) {
+            if ended {
                 *slot = None;
             }
         }
