@@ -208,16 +208,12 @@ fn without_unread_output(cmd: &Command, keep: Keep) -> Option<Command> {
     let on_terminal = cmd.pty.is_some();
     #[cfg(not(feature = "pty"))]
     let on_terminal = false;
-    let unwatched = !on_terminal && cmd.idle_timeout.is_none();
+    let unwatched = !on_terminal && cmd.idle_timeout.is_none() && !cmd.stderr_to_stdout;
     let plain_capture = |stdio: &Stdio| matches!(stdio.0, StdioKind::Capture { tee: false });
-    let stdout_unread = unwatched
-        && plain_capture(&cmd.stdout)
-        && !cmd.stderr_to_stdout
-        && cmd.stdout_handler.is_none();
+    let stdout_unread = unwatched && plain_capture(&cmd.stdout) && cmd.stdout_handler.is_none();
     let stderr_unread = unwatched
         && keep == Keep::Nothing
         && plain_capture(&cmd.stderr)
-        && !cmd.stderr_to_stdout
         && cmd.stderr_handler.is_none();
     if !stdout_unread && !stderr_unread {
         return None;
