@@ -14,6 +14,7 @@ mod idle_timeout;
 mod interactive_stdin;
 mod line_batches;
 mod probe_kinds;
+mod probe_support;
 mod probes;
 mod pty;
 mod raw_output;

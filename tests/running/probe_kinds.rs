@@ -9,39 +9,11 @@ use crate::common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{KillPidOnDrop, TempDir, is_alive, sh};
-use processkit::{Command, Error, NotReadyReason, RunningProcess, StreamExt};
+use crate::probe_support::{PATIENT, SHORT, assert_survived, prompt, reason, start};
+use common::{TempDir, sh};
+use processkit::{Command, Error, NotReadyReason, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-
-const PATIENT: Duration = Duration::from_secs(30);
-const SHORT: Duration = Duration::from_millis(300);
-
-fn reason(err: Error) -> NotReadyReason {
-    match err {
-        Error::NotReady { reason, .. } => reason,
-        other => panic!("expected NotReady, got {other:?}"),
-    }
-}
-
-async fn start(cmd: Command) -> (RunningProcess, KillPidOnDrop) {
-    let run = cmd.start().await.unwrap();
-    let guard = KillPidOnDrop(run.id());
-    (run, guard)
-}
-
-fn assert_survived(run: &RunningProcess) {
-    let pid = run.id().expect("the child was not reaped");
-    assert!(is_alive(pid), "a failed probe must not kill the child");
-}
-
-/// Fails unless `err` came well before `PATIENT`: a probe on an exited
-/// child must not sit out its deadline.
-fn prompt(err: &Error) {
-    if let Error::NotReady { waited, .. } = err {
-        assert!(*waited < PATIENT / 2, "took {waited:?}");
-    }
-}
 
 // --- wait_for_stderr_line ---
 

@@ -10,31 +10,9 @@ use crate::common;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{KillPidOnDrop, TempDir, free_port, is_alive, sh};
-use processkit::{Command, Error, NotReadyReason, RunningProcess, StreamExt};
-
-const PATIENT: Duration = Duration::from_secs(30);
-const SHORT: Duration = Duration::from_millis(300);
-
-fn reason(err: Error) -> NotReadyReason {
-    match err {
-        Error::NotReady { reason, .. } => reason,
-        other => panic!("expected NotReady, got {other:?}"),
-    }
-}
-
-/// Starts `cmd` and returns the handle with a guard that kills its pid.
-async fn start(cmd: Command) -> (RunningProcess, KillPidOnDrop) {
-    let run = cmd.start().await.unwrap();
-    let guard = KillPidOnDrop(run.id());
-    (run, guard)
-}
-
-/// The probe failed but the child is still there and still usable.
-fn assert_survived(run: &RunningProcess) {
-    let pid = run.id().expect("the child was not reaped");
-    assert!(is_alive(pid), "a failed probe must not kill the child");
-}
+use crate::probe_support::{PATIENT, SHORT, assert_survived, reason, start};
+use common::{TempDir, free_port, sh};
+use processkit::{Command, Error, NotReadyReason, StreamExt};
 
 #[tokio::test]
 async fn wait_for_line_returns_the_match_and_leaves_the_rest() {
