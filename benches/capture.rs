@@ -1,6 +1,9 @@
 //! Capturing 1 GiB of stdout from `head -c 1G /dev/zero`: processkit's
 //! `output_bytes` against tokio's `output()` and a blocking `read_to_end`
 //! on the same kind of pipe, into a growing and into a pre-sized buffer.
+//! A last row writes a fresh buffer of the same size without any pipe: what
+//! the page faults of a new gigabyte cost on this machine, which every
+//! contender pays too.
 
 mod support;
 
@@ -11,11 +14,12 @@ use std::time::Instant;
 use processkit::Command;
 use support::{Contest, size};
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "blocking read_to_end (std pipe)",
     "processkit output_bytes",
     "tokio::process output",
     "blocking read_to_end, pre-sized buffer",
+    "fresh buffer filled, no pipe (memory)",
 ];
 
 async fn once(which: usize, count: &str, expected: usize) {
@@ -52,6 +56,14 @@ async fn once(which: usize, count: &str, expected: usize) {
             assert!(child.wait().unwrap().success());
             out.len()
         }
+        4 => {
+            // Written byte by byte, as a reader fills it: `vec![0; n]` would
+            // map zero pages lazily and fault nothing in.
+            let mut out: Vec<u8> = Vec::with_capacity(expected);
+            out.resize(expected, 0xa5);
+            std::hint::black_box(&mut out);
+            out.len()
+        }
         _ => {
             let out = tokio::process::Command::new("head")
                 .args(["-c", count, "/dev/zero"])
@@ -69,7 +81,7 @@ fn main() {
     support::header("capture");
     let bytes = size(1 << 30, 64 << 20);
     let count = bytes.to_string();
-    let rounds = size(9, 3);
+    let rounds = size(15, 3);
     let rt = support::runtime();
     rt.block_on(async {
         let mut contest = Contest::new(

@@ -4,6 +4,9 @@
 //! `String` streams consumed by a loop that reads each line's length instead
 //! of handing the whole `String` to `black_box`: how the loop moves the
 //! returned `String` changes the cost per line by several nanoseconds.
+//! A last row of the first table splits the same lines out of memory in a
+//! plain loop, one `String` each, with no pipe and no stream: the least any
+//! `String`-per-line reader can cost on this machine.
 
 mod support;
 
@@ -14,11 +17,12 @@ use processkit::{Command, StreamExt};
 use support::{Contest, size};
 use tokio::io::AsyncBufReadExt;
 
-const NAMES: [&str; 4] = [
+const NAMES: [&str; 5] = [
     "tokio BufReader::lines",
     "processkit stdout_lines",
     "processkit stdout_lines, next_batch",
     "raw pipe read, no splitting (ceiling)",
+    "String per line from memory (floor)",
 ];
 
 /// `sh -c script` started by processkit, stdout unread so far.
@@ -69,6 +73,21 @@ async fn once_len(which: usize, count: &str, expected_lines: u64) {
     );
 }
 
+/// `expected_lines` lines of `y`, split out of a 64 KiB chunk of `y\n`
+/// (checked as UTF-8 once, like a read) one `String` each.
+fn in_memory(expected_lines: u64) -> u64 {
+    let chunk = "y\n".repeat(32 * 1024);
+    let mut n = 0u64;
+    while n < expected_lines {
+        let text = std::str::from_utf8(std::hint::black_box(chunk.as_bytes())).unwrap();
+        for line in text.lines() {
+            std::hint::black_box(line.to_owned());
+            n += 1;
+        }
+    }
+    n
+}
+
 async fn once(which: usize, count: &str, expected_lines: u64) {
     let script = format!("yes | head -c {count}");
     let lines = match which {
@@ -112,6 +131,7 @@ async fn once(which: usize, count: &str, expected_lines: u64) {
             assert_eq!(run.finish_streamed().await.unwrap().0, Some(0));
             n
         }
+        4 => in_memory(expected_lines),
         _ => {
             use tokio::io::AsyncReadExt;
             let mut child = tokio::process::Command::new("sh")
