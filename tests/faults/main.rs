@@ -146,13 +146,13 @@ fn fds_exhausted_before_start_give_typed_errors_and_start_nothing() {
         // A refused start closes what it had opened (a ready cgroup's
         // descriptors among them): take those too before the next verb.
         let start = cmd.start().await.map(drop);
-        fds.extend(exhaust_fds());
+        exhaust_more(&mut fds);
         let output = cmd.output_string().await.map(drop);
-        fds.extend(exhaust_fds());
+        exhaust_more(&mut fds);
         let code = cmd.exit_code().await.map(drop);
-        fds.extend(exhaust_fds());
+        exhaust_more(&mut fds);
         let grouped = group.start(&cmd).await.map(drop);
-        fds.extend(exhaust_fds());
+        exhaust_more(&mut fds);
         let piped = (sh("echo ran") | sh("cat")).run().await.map(drop);
         let new_group = ProcessGroup::new().map(drop);
         for (verb, got) in [

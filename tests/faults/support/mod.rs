@@ -174,14 +174,57 @@ impl Drop for Scenario {
 /// Opens /dev/null until the fd table is full; dropping the result frees them.
 pub fn exhaust_fds() -> Vec<File> {
     let mut held = Vec::new();
+    exhaust_more(&mut held);
+    held
+}
+
+/// Fills the fd table again after a verb, adding to `held`. processkit's
+/// background threads (the one that makes cgroups ahead, the one that makes
+/// shims ahead) run beside the caller: one that took a freed descriptor and
+/// then failed closes it after we looked. So this keeps taking until each of
+/// them is asleep, holding nothing half made.
+pub fn exhaust_more(held: &mut Vec<File>) {
+    take_free_fds(held);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        // Looking at our threads needs two descriptors of our own.
+        held.truncate(held.len().saturating_sub(2));
+        let asleep = helper_threads_asleep();
+        take_free_fds(held);
+        if asleep || Instant::now() > deadline {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn take_free_fds(held: &mut Vec<File>) {
     loop {
         match File::open("/dev/null") {
             Ok(f) => held.push(f),
-            Err(e) if e.raw_os_error() == Some(24) => return held, // EMFILE
+            Err(e) if e.raw_os_error() == Some(24) => return, // EMFILE
             Err(e) => panic!("exhausting fds: unexpected {e}"),
         }
         assert!(held.len() < 1 << 20, "RLIMIT_NOFILE is not low");
     }
+}
+
+/// Whether every `processkit-*` thread of ours is sleeping (state S), so
+/// none is between opening and closing a descriptor.
+fn helper_threads_asleep() -> bool {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return false;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            return false;
+        };
+        // "tid (comm) S ...": comm may hold spaces and parentheses.
+        let Some((head, tail)) = stat.rsplit_once(") ") else {
+            return false;
+        };
+        !head.contains("(processkit-") || tail.starts_with('S')
+    })
 }
 
 /// Our open fd count (needs one free fd itself).
