@@ -29,8 +29,6 @@ mod tee;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::io::AsyncRead;
-
 pub use batch::{LineBatch, LineBatchIter};
 #[cfg(feature = "stats")]
 pub(crate) use child::Sampled;
@@ -82,7 +80,7 @@ pub(crate) fn check_runtime(program: &str) -> Result<()> {
 }
 
 /// A readable output stream: a child's pipe, or canned bytes from a double.
-pub(crate) type OutputPipe = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type OutputPipe = crate::sys::spawn::ReadPipe;
 
 /// How the child exited.
 #[derive(Debug, Clone, Copy)]

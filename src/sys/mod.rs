@@ -41,6 +41,8 @@
 //!   this process, only once `reap_orphans` was called.
 //! - `processkit-shims` (`linux/subreaper/pool.rs`): lets idle shims go once
 //!   unused for 2 s.
+//! - `processkit-drain` (`spawn/linux/pipe_thread.rs`): one per plain capture
+//!   past 4 MiB, reading its pipe until end-of-file or until the pump stops it.
 //! - The guardian process (`linux/guardian.rs`): forked with the first
 //!   container; it tears everything down if this process dies without `Drop`.
 //! - The zygote (`pk-zygote`, `linux/subreaper/zygote.rs`): forked with the

@@ -6,6 +6,7 @@ mod common;
 
 mod bad_input;
 mod capture_path;
+mod capture_thread;
 mod detached;
 mod privileges;
 mod program_lookup;

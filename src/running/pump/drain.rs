@@ -3,6 +3,7 @@
 //! within its bound.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
@@ -14,6 +15,8 @@ use super::super::OutputPipe;
 use super::super::split::find_span;
 use super::{READ_CHUNK, lock};
 use crate::command::LineHandler;
+use crate::sys::spawn::PipeThread;
+
 /// Below this much spare capacity, a capture buffer grows before the next
 /// read, so a read can take a whole (1 MiB) pipe's worth at once.
 const MIN_SPARE: usize = 1024 * 1024;
@@ -21,6 +24,11 @@ const MIN_SPARE: usize = 1024 * 1024;
 /// The most a capture buffer grows by at once, so a huge capture does not
 /// double its reservation at the very end.
 const MAX_GROWTH: usize = 256 * 1024 * 1024;
+
+/// A plain capture (no line handler, no bound) that has read this much
+/// moves to a thread of its own where the platform offers one: a busy
+/// stream then costs one read per pipe's worth, not a task wake-up too.
+const THREAD_AFTER: usize = 4 * 1024 * 1024;
 
 /// What a bounded capture keeps: the first half of `max` bytes and the
 /// most recent rest, with `MARKER` between them once bytes were dropped.
@@ -145,6 +153,8 @@ pub(super) async fn drain(
     };
     tokio::pin!(stop);
     let handled = |s: &Option<Splitter>| s.as_ref().map_or(0, |s| s.at);
+    let mut unthreaded = splitter.is_none() && bound.is_none();
+    let mut read_here = 0;
     loop {
         // Reading a pipe is cancel-safe: a stop loses no bytes.
         let read = tokio::select! {
@@ -154,15 +164,24 @@ pub(super) async fn drain(
             }
             read = std::future::poll_fn(|cx| poll_append(&mut reader, &buf, cx)) => read,
         };
-        if read.is_none() {
+        let Some(range) = read else {
             break;
-        }
+        };
         progress.fetch_add(1, Ordering::Release);
         if let Some(splitter) = splitter.as_mut() {
             splitter.emit(&buf, false, &progress);
         }
         if let Some(bound) = &bound {
             bound.compact(&buf, &mut splitter);
+        }
+        read_here += range.len();
+        if unthreaded && read_here >= THREAD_AFTER {
+            unthreaded = false;
+            let (buf, progress) = (Arc::clone(&buf), Arc::clone(&progress));
+            match crate::sys::spawn::read_on_thread(reader, buf, progress, reserve_for_read) {
+                Ok(thread) => return on_thread(thread, stop).await,
+                Err(pipe) => reader = pipe,
+            }
         }
     }
     if let Some(splitter) = splitter.as_mut() {
@@ -171,6 +190,33 @@ pub(super) async fn drain(
     Drained {
         pipe: None,
         handled: handled(&splitter),
+    }
+}
+
+/// Waits for a capture read by its own thread to reach end-of-file, or
+/// takes the pipe back from it on a stop.
+async fn on_thread(mut thread: PipeThread, stop: Pin<&mut impl Future<Output = ()>>) -> Drained {
+    let stopped = tokio::select! {
+        biased;
+        () = stop => None,
+        pipe = thread.ended() => Some(pipe),
+    };
+    let pipe = match stopped {
+        Some(pipe) => pipe,
+        None => {
+            thread.stop();
+            thread.ended().await
+        }
+    };
+    Drained { pipe, handled: 0 }
+}
+
+/// Makes room for a read of a whole pipe's worth.
+fn reserve_for_read(buf: &mut Vec<u8>) {
+    if buf.capacity() - buf.len() < MIN_SPARE {
+        // Doubling keeps the number of copies logarithmic in the output size.
+        let more = buf.len().clamp(READ_CHUNK, MAX_GROWTH);
+        buf.reserve(more);
     }
 }
 
@@ -184,11 +230,7 @@ fn poll_append(
     cx: &mut Context<'_>,
 ) -> Poll<Option<std::ops::Range<usize>>> {
     let mut buf = lock(buf);
-    if buf.capacity() - buf.len() < MIN_SPARE {
-        // Doubling keeps the number of copies logarithmic in the output size.
-        let more = buf.len().clamp(READ_CHUNK, MAX_GROWTH);
-        buf.reserve(more);
-    }
+    reserve_for_read(&mut buf);
     let start = buf.len();
     // `read_buf` fills the spare capacity in place; polling it once and
     // dropping it loses nothing, as no bytes are taken before it is ready.

@@ -106,21 +106,19 @@ impl Capture {
     where
         R: AsyncRead + Unpin + Send + 'static,
     {
-        Capture::start_bounded(initial, reader, handler, None)
+        Capture::start_bounded(initial, Box::new(reader), handler, None)
     }
 
-    /// `start`, keeping at most about `max` bytes (see `Bound`).
-    pub(crate) fn start_bounded<R>(
+    /// `start` for a pipe, keeping at most about `max` bytes (see `Bound`).
+    /// The pipe is not boxed again: the platform must see its own type.
+    pub(crate) fn start_bounded(
         initial: Vec<u8>,
-        reader: R,
+        pipe: OutputPipe,
         handler: Option<LineHandler>,
         max: Option<usize>,
-    ) -> Capture
-    where
-        R: AsyncRead + Unpin + Send + 'static,
-    {
+    ) -> Capture {
         let mut capture = Capture::collecting(initial, handler, max);
-        capture.drain_in_background(Box::new(reader), 0);
+        capture.drain_in_background(pipe, 0);
         capture
     }
 

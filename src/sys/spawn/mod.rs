@@ -28,7 +28,49 @@ use super::{Slot, SpawnGate};
 /// The parent's end of a child's stdin.
 pub(crate) type InputPipe = Box<dyn AsyncWrite + Send + Unpin>;
 /// The parent's end of a child's stdout or stderr.
-pub(crate) type ReadPipe = Box<dyn AsyncRead + Send + Unpin>;
+pub(crate) type ReadPipe = Box<dyn OutputSource>;
+
+/// What a child's output is read from: anything tokio can read, which the
+/// platform may recognise as its own pipe (to read it on a thread).
+pub(crate) trait OutputSource: AsyncRead + Send + Unpin + std::any::Any {}
+
+impl<T: AsyncRead + Send + Unpin + std::any::Any> OutputSource for T {}
+
+/// A pipe read into a capture buffer by a thread of its own.
+#[cfg(target_os = "linux")]
+pub(crate) use self::linux::pipe_thread::PipeThread;
+
+/// Where no platform thread reader exists: never made.
+#[cfg(not(target_os = "linux"))]
+pub(crate) enum PipeThread {}
+
+#[cfg(not(target_os = "linux"))]
+impl PipeThread {
+    pub(crate) async fn ended(&mut self) -> Option<ReadPipe> {
+        match *self {}
+    }
+
+    pub(crate) fn stop(&self) {
+        match *self {}
+    }
+}
+
+/// Moves `pipe` to a thread that appends it to `buf` until end-of-file or a
+/// stop; hands it back where that cannot be done.
+pub(crate) fn read_on_thread(
+    pipe: ReadPipe,
+    buf: Arc<std::sync::Mutex<Vec<u8>>>,
+    progress: Arc<std::sync::atomic::AtomicU64>,
+    grow: fn(&mut Vec<u8>),
+) -> Result<PipeThread, ReadPipe> {
+    #[cfg(target_os = "linux")]
+    return linux::pipe_thread::start(pipe, buf, progress, grow);
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (buf, progress, grow);
+        Err(pipe)
+    }
+}
 
 /// A started child process, however it was spawned.
 #[derive(Debug)]

@@ -13,6 +13,7 @@ mod clone;
 mod clone3;
 mod fds;
 mod output_pipe;
+pub(crate) mod pipe_thread;
 pub(crate) mod thread;
 
 use self::clone::{CloneError, Spawned};

@@ -4,7 +4,7 @@
 //! next turn. Every later read goes through tokio's readiness as usual.
 
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -12,7 +12,8 @@ use tokio::io::{AsyncRead, ReadBuf};
 use tokio::net::unix::pipe;
 
 pub(crate) struct OutputPipe {
-    pipe: pipe::Receiver,
+    /// `None` once handed to a reader thread (reads then see end-of-file).
+    pipe: Option<pipe::Receiver>,
     /// Not read yet: the next read asks the pipe itself first.
     fresh: bool,
 }
@@ -20,16 +21,31 @@ pub(crate) struct OutputPipe {
 impl OutputPipe {
     /// `pipe` is registered with tokio already (its errors belong to the spawn).
     pub(crate) fn new(pipe: pipe::Receiver) -> OutputPipe {
-        OutputPipe { pipe, fresh: true }
+        OutputPipe {
+            pipe: Some(pipe),
+            fresh: true,
+        }
+    }
+
+    /// The pipe's descriptor, no longer registered with tokio (whose
+    /// reactor would otherwise wake for every write while a thread reads).
+    pub(crate) fn detach(&mut self) -> Option<io::Result<OwnedFd>> {
+        self.pipe.take().map(pipe::Receiver::into_nonblocking_fd)
+    }
+
+    /// A descriptor from `detach`, registered with tokio again (within a
+    /// runtime); its first read goes to the pipe itself.
+    pub(crate) fn attach(fd: OwnedFd) -> io::Result<OutputPipe> {
+        pipe::Receiver::from_owned_fd_unchecked(fd).map(OutputPipe::new)
     }
 
     /// One non-blocking read into the unfilled part of `buf`; `None` when
     /// the pipe is empty but open.
-    fn read_now(&self, buf: &mut ReadBuf<'_>) -> Option<io::Result<()>> {
+    fn read_now(fd: BorrowedFd<'_>, buf: &mut ReadBuf<'_>) -> Option<io::Result<()>> {
         // SAFETY: the read only writes bytes into the slice, and only the
         // `n` bytes it wrote are marked initialised below.
         let unfilled = unsafe { buf.unfilled_mut() };
-        match rustix::io::read(self.pipe.as_fd(), unfilled) {
+        match rustix::io::read(fd, unfilled) {
             Ok((read, _)) => {
                 let n = read.len();
                 // SAFETY: the kernel initialised the first `n` unfilled bytes.
@@ -38,7 +54,7 @@ impl OutputPipe {
                 Some(Ok(()))
             }
             Err(rustix::io::Errno::AGAIN) => None,
-            Err(rustix::io::Errno::INTR) => self.read_now(buf),
+            Err(rustix::io::Errno::INTR) => Self::read_now(fd, buf),
             Err(e) => Some(Err(e.into())),
         }
     }
@@ -50,13 +66,17 @@ impl AsyncRead for OutputPipe {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        if std::mem::take(&mut self.fresh)
+        let this = &mut *self;
+        let Some(pipe) = this.pipe.as_mut() else {
+            return Poll::Ready(Ok(()));
+        };
+        if std::mem::take(&mut this.fresh)
             && buf.remaining() > 0
-            && let Some(read) = self.read_now(buf)
+            && let Some(read) = Self::read_now(pipe.as_fd(), buf)
         {
             return Poll::Ready(read);
         }
-        Pin::new(&mut self.pipe).poll_read(cx, buf)
+        Pin::new(pipe).poll_read(cx, buf)
     }
 }
 

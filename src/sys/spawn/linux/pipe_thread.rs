@@ -1,0 +1,181 @@
+//! A big capture read by a thread of its own: past a few MiB, waking a tokio
+//! task for every read of the pipe costs more than the read, so a thread
+//! reads it straight into the capture buffer until end-of-file or a stop.
+//! The pipe leaves tokio's reactor meanwhile, which would wake for every write.
+
+use std::any::Any;
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::task::{Context, Poll};
+
+use rustix::event::{EventfdFlags, PollFd, PollFlags};
+use rustix::io::Errno;
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::sync::oneshot;
+
+use super::output_pipe::OutputPipe;
+use crate::sys::spawn::ReadPipe;
+
+/// A pipe being read into a buffer by its own thread. Dropping it stops the
+/// thread, which then closes the pipe.
+pub(crate) struct PipeThread {
+    stop: Arc<StopSwitch>,
+    /// The pipe back after a stop; `None` at end-of-file or a read error.
+    done: oneshot::Receiver<Option<OwnedFd>>,
+}
+
+struct StopSwitch {
+    stopped: AtomicBool,
+    /// Written once to wake the thread from `poll`.
+    wake: OwnedFd,
+}
+
+impl StopSwitch {
+    fn stop(&self) {
+        if !self.stopped.swap(true, Ordering::AcqRel) {
+            let _ = rustix::io::write(&self.wake, &1u64.to_ne_bytes());
+        }
+    }
+}
+
+/// Moves `pipe` to a thread that appends what it reads to `buf` (calling
+/// `grow` before each read, bumping `progress` after it). The pipe comes
+/// back when it is not one of ours or no thread can be had (descriptors or
+/// threads exhausted): the caller reads it on as before.
+pub(crate) fn start(
+    mut pipe: ReadPipe,
+    buf: Arc<Mutex<Vec<u8>>>,
+    progress: Arc<AtomicU64>,
+    grow: fn(&mut Vec<u8>),
+) -> Result<PipeThread, ReadPipe> {
+    let Some(ours) = (&mut *pipe as &mut dyn Any).downcast_mut::<OutputPipe>() else {
+        return Err(pipe);
+    };
+    let Ok(wake) = rustix::event::eventfd(0, EventfdFlags::CLOEXEC | EventfdFlags::NONBLOCK) else {
+        return Err(pipe);
+    };
+    let stop = Arc::new(StopSwitch {
+        stopped: AtomicBool::new(false),
+        wake,
+    });
+    let (reply, done) = oneshot::channel();
+    // The pipe goes over once the thread exists, so a failed spawn keeps it.
+    let (hand_over, handed) = mpsc::channel::<OwnedFd>();
+    let thread_stop = Arc::clone(&stop);
+    let spawned = std::thread::Builder::new()
+        .name("processkit-drain".into())
+        .stack_size(64 * 1024)
+        .spawn(move || {
+            if let Ok(fd) = handed.recv() {
+                let _ = reply.send(read_all(fd, &buf, &progress, grow, &thread_stop));
+            }
+        });
+    if spawned.is_err() {
+        return Err(pipe);
+    }
+    match ours.detach() {
+        Some(Ok(fd)) => {
+            // The thread is waiting for it: this cannot fail.
+            let _ = hand_over.send(fd);
+            Ok(PipeThread { stop, done })
+        }
+        // Leaving tokio failed, which closed the pipe: a read error, as if
+        // the pump had read it. The idle thread ends with `hand_over`.
+        Some(Err(e)) => Err(Box::new(Failed(Some(e)))),
+        None => Err(pipe),
+    }
+}
+
+impl PipeThread {
+    /// Waits for the thread to end: `None` at end-of-file (or a read
+    /// error), the pipe, registered with tokio again, after `stop`.
+    pub(crate) async fn ended(&mut self) -> Option<ReadPipe> {
+        let fd = (&mut self.done).await.ok().flatten()?;
+        Some(match OutputPipe::attach(fd) {
+            Ok(pipe) => Box::new(pipe),
+            Err(e) => Box::new(Failed(Some(e))),
+        })
+    }
+
+    /// Asks the thread to hand the pipe back; `ended` returns it.
+    pub(crate) fn stop(&self) {
+        self.stop.stop();
+    }
+}
+
+impl Drop for PipeThread {
+    fn drop(&mut self) {
+        self.stop.stop();
+    }
+}
+
+/// A pipe lost on its way between tokio and a thread: its first read
+/// reports why, later ones end-of-file.
+struct Failed(Option<io::Error>);
+
+impl AsyncRead for Failed {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        _: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Poll::Ready(self.0.take().map_or(Ok(()), Err))
+    }
+}
+
+/// Reads until end-of-file (`None`) or a stop (the pipe).
+fn read_all(
+    fd: OwnedFd,
+    buf: &Mutex<Vec<u8>>,
+    progress: &AtomicU64,
+    grow: fn(&mut Vec<u8>),
+    stop: &StopSwitch,
+) -> Option<OwnedFd> {
+    loop {
+        if stop.stopped.load(Ordering::Acquire) {
+            return Some(fd);
+        }
+        match read_once(fd.as_fd(), buf, grow) {
+            Ok(0) => return None,
+            Ok(_) => {
+                progress.fetch_add(1, Ordering::Release);
+            }
+            Err(Errno::INTR) => {}
+            Err(Errno::AGAIN) => {
+                if !wait_readable(fd.as_fd(), stop) {
+                    return Some(fd);
+                }
+            }
+            Err(_) => return None,
+        }
+    }
+}
+
+/// One non-blocking read into the spare capacity of `buf`, under its lock.
+fn read_once(
+    fd: BorrowedFd<'_>,
+    buf: &Mutex<Vec<u8>>,
+    grow: fn(&mut Vec<u8>),
+) -> Result<usize, Errno> {
+    let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
+    grow(&mut buf);
+    rustix::io::read(fd, rustix::buffer::spare_capacity(&mut *buf))
+}
+
+/// Sleeps until the pipe is readable (`true`) or the stop switch fires.
+fn wait_readable(fd: BorrowedFd<'_>, stop: &StopSwitch) -> bool {
+    loop {
+        let mut fds = [
+            PollFd::new(&fd, PollFlags::IN),
+            PollFd::new(&stop.wake, PollFlags::IN),
+        ];
+        match rustix::event::poll(&mut fds, None) {
+            Err(Errno::INTR) => continue,
+            // A poll that fails lets the next read report what is wrong.
+            _ => return !stop.stopped.load(Ordering::Acquire),
+        }
+    }
+}
