@@ -24,7 +24,7 @@ pub use procs::{
     Cleanup, KillPidOnDrop, all_pids, argv_of, is_alive, kill_pid, pids_with_token,
     pids_with_token_or_zombie, signal, token,
 };
-pub use rerun::test_named;
+pub use rerun::{run_alone, test_named};
 pub use scratch::{TempDir, fixture, free_port, line_count, read_pids};
 #[cfg(feature = "tracing")]
 pub use tracing_capture::CapturingSubscriber;

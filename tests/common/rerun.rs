@@ -31,3 +31,24 @@ pub fn test_named(name: &str) -> String {
         _ => panic!("test {name:?}: {} matches in this binary", found.len()),
     }
 }
+
+/// Runs this binary's test `name` alone in a fresh process with `env` added,
+/// and fails unless it ran and passed (its output goes into the message).
+pub fn run_alone(name: &str, env: &[(&str, &str)]) {
+    let out = std::process::Command::new(std::env::current_exe().expect("current_exe"))
+        .args([
+            "--exact",
+            &test_named(name),
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .envs(env.iter().copied())
+        .output()
+        .expect("re-run this test binary");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let errors = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "{name} {env:?}:\n{text}\n{errors}"
+    );
+}

@@ -453,17 +453,7 @@ mod every_mechanism {
             "a_pty_run_and_its_grandchild_die_with_the_handle",
             "a_pty_run_answers_and_resizes_under_every_mechanism",
         ] {
-            let out = std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", &test_named(test), "--test-threads=1"])
-                .env("PROCESSKIT_ZYGOTE", "0")
-                .output()
-                .unwrap();
-            let text = String::from_utf8_lossy(&out.stdout);
-            let errors = String::from_utf8_lossy(&out.stderr);
-            assert!(
-                out.status.success() && text.contains("1 passed"),
-                "{test}: {text}\n{errors}"
-            );
+            run_alone(test, &[("PROCESSKIT_ZYGOTE", "0")]);
         }
     }
 

@@ -39,22 +39,7 @@ fn lifecycle_events_name_the_program_but_never_argv_or_env_values() {
             .unwrap();
         return runtime.block_on(events_carry_no_argv_or_env_values());
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &common::test_named(TEST),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(IN_CHILD, "1")
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    let errors = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "{text}\n{errors}"
-    );
+    common::run_alone(TEST, &[(IN_CHILD, "1")]);
 }
 
 async fn events_carry_no_argv_or_env_values() {

@@ -82,17 +82,7 @@ fn the_reader_thread_ends_with_its_runtime_while_the_pipe_stays_open() {
     use crate::common::eventually;
     use std::time::Duration;
     if std::env::var_os(IN_CHILD).is_none() {
-        let out = std::process::Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", &crate::common::test_named(TEST), "--nocapture"])
-            .env(IN_CHILD, "1")
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout);
-        let errors = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{text}\n{errors}"
-        );
+        crate::common::run_alone(TEST, &[(IN_CHILD, "1")]);
         return;
     }
     if std::env::var("PROCESSKIT_SPAWNER").as_deref() == Ok("std") {
