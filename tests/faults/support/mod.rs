@@ -179,10 +179,10 @@ pub fn exhaust_fds() -> Vec<File> {
 }
 
 /// Fills the fd table again after a verb, adding to `held`. processkit's
-/// background threads (the one that makes cgroups ahead, the one that makes
-/// shims ahead) run beside the caller: one that took a freed descriptor and
-/// then failed closes it after we looked. So this keeps taking until each of
-/// them is asleep, holding nothing half made.
+/// background threads run beside the caller: the one that makes cgroups
+/// ahead may take a descriptor a failed verb freed, fail halfway and close
+/// it after we looked. So this keeps taking until every one of them is
+/// asleep, holding nothing half made.
 pub fn exhaust_more(held: &mut Vec<File>) {
     take_free_fds(held);
     let deadline = Instant::now() + Duration::from_secs(10);
