@@ -51,25 +51,9 @@ async fn also_under_other_mechanisms(test: &str) {
             ProcessGroup::with_options(ProcessGroupOptions::default().mechanism(m)).is_ok()
         });
     for mechanism in others {
-        let name = common::test_named(test);
-        let out = tokio::task::spawn_blocking(move || {
-            std::process::Command::new(std::env::current_exe().unwrap())
-                .args(["--exact", &name, "--nocapture", "--test-threads=1"])
-                .env("PROCESSKIT_MECHANISM", mechanism.name())
-                .output()
-                .expect("re-run this test binary")
-        })
-        .await
-        .unwrap();
-        let text = format!(
-            "{}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert!(
-            out.status.success() && text.contains("1 passed"),
-            "{test} under {mechanism}:\n{text}"
-        );
+        let test = test.to_owned();
+        let rerun = move || common::run_alone(&test, &[("PROCESSKIT_MECHANISM", mechanism.name())]);
+        tokio::task::spawn_blocking(rerun).await.unwrap();
     }
 }
 

@@ -25,24 +25,7 @@ const INNER: &str = "PK_RELIABILITY_SPAWN_INNER";
 /// Runs test `name` of this binary again in a child process with `envs` set,
 /// so process-wide settings read once (the spawner choice) can differ.
 fn rerun(name: &str, envs: &[(&str, &str)]) {
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            &crate::common::test_named(name),
-            "--nocapture",
-            "--test-threads=1",
-        ])
-        .env(INNER, "1")
-        .envs(envs.iter().copied())
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{name} with {envs:?} failed:\n{text}");
-    assert!(text.contains("1 passed"), "{name} did not run:\n{text}");
+    common::run_alone(name, &[&[(INNER, "1")], envs].concat());
 }
 
 /// The cgroup2 directory this test process lives in, if we can find it.
