@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use common::{TempDir, eventually, read_pids};
 use privileges_support::{KillOnDrop, Proc, is_root};
-use processkit::{Mechanism, ProcessGroup, ProcessGroupOptions, guardian_status};
+use processkit::{Mechanism, ProcessGroup, ProcessGroupOptions, StreamExt, guardian_status};
 use support::*;
 
 /// The mechanisms this host offers, each with the env value that forces it.
@@ -214,6 +214,31 @@ fn fds_exhausted_after_start_still_end_the_run_and_its_tree() {
         let finished = finished.expect("finish_streamed hung with fds exhausted");
         say(&format!("finish_streamed out of fds: {finished:?}"));
         look_now("a capture out of fds", fds);
+
+        // A capture that grows past the size where a reader thread takes it
+        // over, with no descriptor left for that thread: read on as before.
+        let mut run = sh("echo go >&2; sleep 1; seq 1200000")
+            .start()
+            .await
+            .expect("start");
+        let mut errs = run.stderr_lines();
+        assert_eq!(errs.next().await.as_deref(), Some("go"));
+        drop(errs);
+        let fds = exhaust_fds();
+        let exited = tokio::time::timeout(Duration::from_secs(30), run.wait()).await;
+        drop(fds);
+        let exited = exited.expect("a big capture out of fds hung");
+        assert_eq!(exited.expect("wait"), Some(0), "the child lost its stdout");
+        let mut out = Vec::new();
+        let mut stdout = run.stdout_reader().expect("stdout not taken yet");
+        tokio::io::AsyncReadExt::read_to_end(&mut stdout, &mut out)
+            .await
+            .expect("read the capture");
+        let expected: String = (1..=1_200_000).map(|i| format!("{i}\n")).collect();
+        assert!(
+            out == expected.as_bytes(),
+            "a big capture out of fds lost bytes"
+        );
     });
 }
 
