@@ -27,7 +27,8 @@ const MAX_GROWTH: usize = 256 * 1024 * 1024;
 
 /// A plain capture (no line handler, no bound) that has read this much
 /// moves to a thread of its own where the platform offers one: a busy
-/// stream then costs one read per pipe's worth, not a task wake-up too.
+/// stream then costs no task wake-up per read and no reactor wake-up per
+/// write of the child.
 const THREAD_AFTER: usize = 4 * 1024 * 1024;
 
 /// What a bounded capture keeps: the first half of `max` bytes and the
