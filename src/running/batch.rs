@@ -15,9 +15,9 @@ use crate::sys::newlines::Newlines;
 /// returned one `String` at a time.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LineBatch {
-    /// Every line followed by `\n`; one `\r` right before a `\n` is part of
-    /// the terminator, not of the line (a line that really ends in `\r` is
-    /// stored with `\r\r\n`).
+    /// Every line exactly as delivered, each followed by `\n`: the `\r` of
+    /// a `\r\n` ending is dropped when the batch is made, so iterating
+    /// only cuts at `\n`.
     text: String,
     lines: usize,
 }
@@ -25,8 +25,9 @@ pub struct LineBatch {
 impl LineBatch {
     /// A batch of `bytes` that are complete lines as read from the pipe:
     /// each ends with `\n`, optionally preceded by `\r`.
-    pub(crate) fn from_terminated(bytes: Vec<u8>) -> LineBatch {
+    pub(crate) fn from_terminated(mut bytes: Vec<u8>) -> LineBatch {
         let lines = memchr::memchr_iter(b'\n', &bytes).count();
+        drop_crlf_returns(&mut bytes);
         LineBatch {
             text: decode(bytes),
             lines,
@@ -37,7 +38,15 @@ impl LineBatch {
     /// optionally preceded by `\r`.
     pub(crate) fn from_lines(text: String) -> LineBatch {
         let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
-        LineBatch { text, lines }
+        if memchr::memchr(b'\r', text.as_bytes()).is_none() {
+            return LineBatch { text, lines };
+        }
+        let mut bytes = text.into_bytes();
+        drop_crlf_returns(&mut bytes);
+        LineBatch {
+            text: decode(bytes),
+            lines,
+        }
     }
 
     /// How many lines the batch holds.
@@ -72,9 +81,7 @@ impl<'a> IntoIterator for &'a LineBatch {
 #[derive(Debug, Clone)]
 pub struct LineBatchIter<'a> {
     lines: Newlines<'a>,
-    /// Whether any `\r` is in the batch: without one, no line needs its
-    /// end looked at.
-    has_cr: bool,
+    /// Lines not yet returned: the `\n`s left in the text.
     left: usize,
 }
 
@@ -83,7 +90,6 @@ impl<'a> LineBatchIter<'a> {
     fn new(text: &'a str, lines: usize) -> LineBatchIter<'a> {
         LineBatchIter {
             lines: Newlines::new(text),
-            has_cr: memchr::memchr(b'\r', text.as_bytes()).is_some(),
             left: lines,
         }
     }
@@ -94,14 +100,8 @@ impl<'a> Iterator for LineBatchIter<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<&'a str> {
-        if self.left == 0 {
-            return None;
-        }
         let line = self.lines.next_line()?;
         self.left -= 1;
-        if self.has_cr {
-            return Some(line.strip_suffix('\r').unwrap_or(line));
-        }
         Some(line)
     }
 
@@ -124,17 +124,12 @@ pub(crate) struct BatchBuilder {
 impl BatchBuilder {
     /// A line as read, without its `\n`: one trailing `\r` is dropped.
     pub(crate) fn push_line(&mut self, raw: &[u8]) {
-        self.bytes.extend_from_slice(raw);
-        self.bytes.push(b'\n');
-        self.lines += 1;
+        self.push_exact(raw.strip_suffix(b"\r").unwrap_or(raw));
     }
 
     /// A line whose bytes are all kept, even a trailing `\r`.
     pub(crate) fn push_exact(&mut self, content: &[u8]) {
         self.bytes.extend_from_slice(content);
-        if content.ends_with(b"\r") {
-            self.bytes.push(b'\r');
-        }
         self.bytes.push(b'\n');
         self.lines += 1;
     }
@@ -145,6 +140,22 @@ impl BatchBuilder {
             text: decode(self.bytes),
             lines: self.lines,
         })
+    }
+}
+
+/// Drops the `\r` of every `\r\n`, in place (`\r\r\n` keeps one).
+fn drop_crlf_returns(bytes: &mut Vec<u8>) {
+    let crlf = memchr::memmem::Finder::new(b"\r\n");
+    // `bytes[..kept]` is done; `bytes[from..]` is still to be looked at.
+    let (mut kept, mut from) = (0, 0);
+    while let Some(at) = crlf.find(&bytes[from..]).map(|i| from + i) {
+        bytes.copy_within(from..at, kept);
+        kept += at - from;
+        from = at + 1;
+    }
+    if from > 0 {
+        bytes.copy_within(from.., kept);
+        bytes.truncate(kept + (bytes.len() - from));
     }
 }
 
@@ -173,6 +184,17 @@ mod tests {
         assert_eq!(batch.len(), 5);
         assert_eq!(batch.iter().len(), 5);
         assert!(!batch.is_empty());
+    }
+
+    #[test]
+    fn checked_lines_lose_only_the_return_of_a_crlf_ending() {
+        let batch = LineBatch::from_lines("one\r\ntwo\rthree\r\r\n\r\nfour\n".to_owned());
+        assert_eq!(lines(&batch), ["one", "two\rthree\r", "", "four"]);
+        let mut iter = batch.iter();
+        iter.next();
+        assert_eq!(iter.len(), 3);
+        let plain = LineBatch::from_lines("a\nb\n".to_owned());
+        assert_eq!(lines(&plain), ["a", "b"]);
     }
 
     #[test]
