@@ -37,16 +37,11 @@ impl LineBatch {
     /// A batch of `text` that is complete lines: each ends with `\n`,
     /// optionally preceded by `\r`.
     pub(crate) fn from_lines(text: String) -> LineBatch {
+        if memchr::memchr(b'\r', text.as_bytes()).is_some() {
+            return LineBatch::from_terminated(text.into_bytes());
+        }
         let lines = memchr::memchr_iter(b'\n', text.as_bytes()).count();
-        if memchr::memchr(b'\r', text.as_bytes()).is_none() {
-            return LineBatch { text, lines };
-        }
-        let mut bytes = text.into_bytes();
-        drop_crlf_returns(&mut bytes);
-        LineBatch {
-            text: decode(bytes),
-            lines,
-        }
+        LineBatch { text, lines }
     }
 
     /// How many lines the batch holds.
