@@ -80,11 +80,11 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     /// The next line if one is checked and waiting: one slice, one copy.
     /// The caller's fast path; `None` says "poll", not end-of-file.
     #[inline]
-    pub(crate) fn take_ready_line(&mut self) -> Option<String> {
+    pub(crate) fn take_ready_line(&mut self) -> Option<Box<str>> {
         let rest = self.ready.get(self.pos..)?;
         let end = find_newline(rest.as_bytes())?;
         let line = rest.get(..end)?;
-        let line = line.strip_suffix('\r').unwrap_or(line).to_owned();
+        let line = Box::from(line.strip_suffix('\r').unwrap_or(line));
         self.pos += end + 1;
         Some(line)
     }
@@ -96,7 +96,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     ) -> Poll<io::Result<Option<String>>> {
         loop {
             if let Some(line) = self.take_ready_line() {
-                return Poll::Ready(Ok(Some(line)));
+                return Poll::Ready(Ok(Some(line.into())));
             }
             if let Some(line) = self.take_line() {
                 return Poll::Ready(Ok(Some(line)));
@@ -131,7 +131,7 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
         if self.fresh {
             self.promote();
             if let Some(line) = self.take_ready_line() {
-                return Some(line);
+                return Some(line.into());
             }
         }
         let unread = &self.buf[self.start..];

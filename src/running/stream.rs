@@ -41,31 +41,50 @@ enum Source {
 pub struct LineStream<'a> {
     run: &'a mut RunningProcess,
     source: Source,
+    /// Set by `next_line` when it returns no line: whether that is the end.
+    ended: bool,
 }
 
 impl Stream for LineStream<'_> {
     type Item = String;
 
-    // Inlined into the caller's crate: a waiting line is one call away
-    // from the caller's loop instead of two.
+    // Inlined into the caller's crate: the line reaches the caller's loop
+    // in registers (a `String` returned through memory and read back at
+    // once costs a store-forwarding stall every line).
     #[inline]
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<String>> {
         let this = self.get_mut();
-        // Runs once per line: a line that is read and checked already is
-        // one slice and one copy away, without the layers below.
-        if this.source == Source::Stdout
-            && let Some(line) = this.run.stdout.ready_line()
-        {
-            return Poll::Ready(Some(line));
+        match this.next_line(cx) {
+            Some(line) => Poll::Ready(Some(line.into_string())),
+            None if this.ended => Poll::Ready(None),
+            None => Poll::Pending,
         }
-        this.poll_line(cx)
     }
 }
 
 impl LineStream<'_> {
-    /// The next line when none is waiting: reads, or takes the pipe back.
-    /// Kept out of line so the per-line path above stays short.
+    /// The next line, or `None` with `ended` saying whether the stream
+    /// ended or is pending. Out of line, but its result comes back in two
+    /// registers, so the caller's loop gets each line without a trip
+    /// through memory.
     #[inline(never)]
+    fn next_line(&mut self, cx: &mut Context<'_>) -> Option<Box<str>> {
+        // Once per line: a line that is read and checked already is one
+        // slice and one copy away, without the layers below.
+        if self.source == Source::Stdout
+            && let Some(line) = self.run.stdout.ready_line()
+        {
+            return Some(line);
+        }
+        let polled = self.poll_line(cx);
+        self.ended = matches!(polled, Poll::Ready(None));
+        match polled {
+            Poll::Ready(Some(line)) => Some(line.into_boxed_str()),
+            _ => None,
+        }
+    }
+
+    /// The next line when none is waiting: reads, or takes the pipe back.
     fn poll_line(&mut self, cx: &mut Context<'_>) -> Poll<Option<String>> {
         match self.source {
             // stderr went back to its background drain when the stream was
@@ -140,6 +159,7 @@ impl RunningProcess {
         LineStream {
             run: self,
             source: Source::Stdout,
+            ended: false,
         }
     }
 
@@ -163,6 +183,7 @@ impl RunningProcess {
         LineStream {
             run: self,
             source: Source::Stderr,
+            ended: false,
         }
     }
 

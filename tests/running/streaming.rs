@@ -39,6 +39,7 @@ async fn first_line_arrives_while_the_child_still_runs() {
     std::fs::write(&flag, b"").unwrap();
     assert_eq!(lines.next().await.as_deref(), Some("second"));
     assert_eq!(lines.next().await, None);
+    assert_eq!(lines.next().await, None, "an ended stream stays ended");
     let (code, stderr) = run.finish_streamed().await.unwrap();
     assert_eq!(code, Some(0));
     assert_eq!(stderr, "warn\n");

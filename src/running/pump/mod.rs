@@ -286,7 +286,7 @@ impl Capture {
     /// The next line if the line reader has one checked and waiting, for a
     /// caller that bypasses the handler; `None` says "poll", not the end.
     #[inline]
-    pub(crate) fn ready_line(&mut self) -> Option<String> {
+    pub(crate) fn ready_line(&mut self) -> Option<Box<str>> {
         match &mut self.mode {
             Mode::Lines { reader, .. } => reader.take_ready_line(),
             _ => None,
