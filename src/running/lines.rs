@@ -78,7 +78,8 @@ impl<R: AsyncRead + Unpin> LineReader<R> {
     }
 
     /// The next line if one is checked and waiting: one slice, one copy.
-    /// The caller's fast path; `None` says "poll", not end-of-file.
+    /// The caller's fast path; `None` says "poll", not end-of-file. A
+    /// `Box<str>` is two words, so it comes back from a call in registers.
     #[inline]
     pub(crate) fn take_ready_line(&mut self) -> Option<Box<str>> {
         let rest = self.ready.get(self.pos..)?;
