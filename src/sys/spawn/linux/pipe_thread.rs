@@ -189,7 +189,7 @@ fn populate_ahead(buf: &mut Vec<u8>) {
     // zeroed, so no value anyone can observe changes.
     let _ = unsafe {
         rustix::mm::madvise(
-            first as *mut std::ffi::c_void,
+            spare.as_mut_ptr().wrapping_add(first - start).cast(),
             last - first,
             rustix::mm::Advice::LinuxPopulateWrite,
         )
