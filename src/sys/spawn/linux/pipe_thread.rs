@@ -134,11 +134,12 @@ fn read_all(
     grow: fn(&mut Vec<u8>),
     stop: &StopSwitch,
 ) -> Option<OwnedFd> {
+    let mut mapped = Mapped::default();
     loop {
         if stop.stopped.load(Ordering::Acquire) {
             return Some(fd);
         }
-        match read_once(fd.as_fd(), buf, grow) {
+        match read_once(fd.as_fd(), buf, grow, &mut mapped) {
             Ok(0) => return None,
             Ok(_) => {
                 progress.fetch_add(1, Ordering::Release);
@@ -159,30 +160,48 @@ fn read_once(
     fd: BorrowedFd<'_>,
     buf: &Mutex<Vec<u8>>,
     grow: fn(&mut Vec<u8>),
+    mapped: &mut Mapped,
 ) -> Result<usize, Errno> {
     let mut buf = buf.lock().unwrap_or_else(|e| e.into_inner());
     grow(&mut buf);
-    populate_ahead(&mut buf);
+    populate_ahead(&mut buf, mapped);
     rustix::io::read(fd, rustix::buffer::spare_capacity(&mut *buf))
 }
 
 /// How much of the spare capacity `populate_ahead` maps: one full pipe.
 const POPULATE_AHEAD: usize = 1024 * 1024;
 
-/// Has the kernel map the pages the next read will fill, before the read.
+/// The addresses `populate_ahead` last had mapped. Most reads bring a few
+/// KiB, so it maps again only once half a window is used up (or the buffer
+/// moved: a buffer that moved onto the old addresses only loses the head
+/// start).
+#[derive(Debug, Default, PartialEq)]
+struct Mapped {
+    from: usize,
+    to: usize,
+}
+
+/// Has the kernel map the pages the next reads will fill, before they read.
 /// A read into unmapped pages takes their faults while it holds the pipe's
 /// lock, and the child's writes wait all that time; one `madvise` also maps
 /// a window for less than a fault a page costs. Best effort (Linux 5.14+).
-fn populate_ahead(buf: &mut Vec<u8>) {
+fn populate_ahead(buf: &mut Vec<u8>, mapped: &mut Mapped) {
     let page = rustix::param::page_size();
     let spare = buf.spare_capacity_mut();
     let start = spare.as_mut_ptr() as usize;
     let end = start + spare.len().min(POPULATE_AHEAD);
+    if mapped.from <= start && end.min(start + POPULATE_AHEAD / 2) <= mapped.to {
+        return;
+    }
     let first = start.next_multiple_of(page);
     let last = end - end % page;
     if last <= first {
         return;
     }
+    *mapped = Mapped {
+        from: first,
+        to: last,
+    };
     // SAFETY: `first..last` lies inside the vector's spare capacity: memory
     // the vector owns and nothing reads. MADV_POPULATE_WRITE only maps its
     // pages writable; a page already mapped keeps its bytes and a new one is
@@ -220,7 +239,7 @@ mod tests {
         let mut buf = Vec::with_capacity(3 * POPULATE_AHEAD);
         buf.extend((0..5000u32).map(|i| i as u8));
         let before = buf.clone();
-        populate_ahead(&mut buf);
+        populate_ahead(&mut buf, &mut Mapped::default());
         assert_eq!(buf, before);
         buf.resize(buf.capacity(), 7);
         assert!(buf[5000..].iter().all(|&b| b == 7));
@@ -230,10 +249,34 @@ mod tests {
     #[test]
     fn populating_ahead_of_less_than_a_page_changes_nothing() {
         let mut short = vec![1u8; 10];
-        populate_ahead(&mut short);
+        let mut mapped = Mapped::default();
+        populate_ahead(&mut short, &mut mapped);
         assert_eq!(short, [1; 10]);
         let mut empty: Vec<u8> = Vec::new();
-        populate_ahead(&mut empty);
+        populate_ahead(&mut empty, &mut mapped);
         assert!(empty.is_empty());
+        assert_eq!(mapped, Mapped::default(), "nothing was mapped");
+    }
+
+    #[test]
+    fn a_window_is_mapped_again_only_once_half_of_it_is_used() {
+        let mut buf: Vec<u8> = Vec::with_capacity(4 * POPULATE_AHEAD);
+        let mut mapped = Mapped::default();
+        populate_ahead(&mut buf, &mut mapped);
+        let first = Mapped {
+            from: mapped.from,
+            to: mapped.to,
+        };
+        assert!(first.to - first.from > POPULATE_AHEAD / 2);
+        buf.resize(POPULATE_AHEAD / 4, 0);
+        populate_ahead(&mut buf, &mut mapped);
+        assert_eq!(mapped.from, first.from, "a quarter used: not mapped again");
+        buf.resize(POPULATE_AHEAD / 2 + 4096, 0);
+        populate_ahead(&mut buf, &mut mapped);
+        assert!(
+            mapped.from > first.from,
+            "past half: the next window is mapped"
+        );
+        assert!(mapped.to > first.to);
     }
 }
